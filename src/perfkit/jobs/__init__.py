@@ -1,0 +1,3 @@
+"""perfkit.jobs (see docs/jobs.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""perfkit.metrics (see docs/metrics.md)."""
+
+__all__: list[str] = []

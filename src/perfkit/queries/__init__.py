@@ -1,0 +1,3 @@
+"""perfkit.queries (see docs/queries.md)."""
+
+__all__: list[str] = []

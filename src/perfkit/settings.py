@@ -1,0 +1,92 @@
+"""perfkit's settings, read from the environment in this one place.
+
+Every field is read from the upper-cased environment variable of the same name
+(``cache_default_ttl`` from ``CACHE_DEFAULT_TTL``). Durations are seconds, except
+the variables the seed guide defines in minutes (``CACHE_WARMUP_INTERVAL``,
+``PERFORMANCE_LOG_INTERVAL``), which are converted to seconds on reading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from perfkit._errors import ConfigError
+
+__all__ = ["Settings"]
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+# Variables given in minutes in the environment (as in the seed guide), kept in seconds.
+_MINUTE_VARIABLES = frozenset({"CACHE_WARMUP_INTERVAL", "PERFORMANCE_LOG_INTERVAL"})
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """All of perfkit's configuration. Build it with :meth:`from_env` or by keyword."""
+
+    # Cache (perfkit.cache)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_default_ttl: NonNegativeInt = 5 * 60
+    cache_namespace: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^*?\[\]\s]+$")] = (
+        "perfkit"
+    )
+    cache_warmup_interval: Seconds = 30 * 60
+    cache_warmup_delay: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    cache_fallback_max_entries: PositiveInt = 10_000
+    cache_fallback_ttl: Seconds = 60.0
+    cache_lock_ttl: Seconds = 10.0
+    cache_lock_wait: Seconds = 5.0
+    redis_socket_timeout: Seconds = 0.5
+    redis_connect_timeout: Seconds = 0.5
+    redis_retry_max_delay: Seconds = 30.0
+
+    # Queries (perfkit.queries)
+    database_url: str | None = None
+    db_pool_max: PositiveInt = 20
+    db_pool_min: NonNegativeInt = 2
+    db_pool_idle_timeout: Seconds = 30.0
+    db_pool_timeout: Seconds = 30.0
+    slow_query_ms: Annotated[float, msgspec.Meta(ge=0)] = 100.0
+
+    # Jobs (perfkit.jobs)
+    job_retry_attempts: NonNegativeInt = 3
+    job_retry_backoff: Literal["exponential", "fixed"] = "exponential"
+    job_retry_base_delay: Seconds = 1.0
+    failed_job_ttl: PositiveInt = 7 * 24 * 3600
+
+    # Metrics (perfkit.metrics)
+    slow_request_ms: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
+    performance_log_interval: Seconds = 15 * 60
+
+    def __post_init__(self) -> None:
+        if self.db_pool_min > self.db_pool_max:
+            raise ConfigError(
+                f"DB_POOL_MIN={self.db_pool_min} is larger than DB_POOL_MAX={self.db_pool_max}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``).
+
+        Raises :class:`ConfigError` naming the variable and its value when one is bad.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in msgspec.structs.fields(cls):
+            variable = field.name.upper()
+            raw = env.get(variable)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                value = msgspec.convert(raw.strip(), field.type, strict=False)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"{variable}={raw!r} is not valid: {exc}") from exc
+            if variable in _MINUTE_VARIABLES:
+                value = value * 60
+            values[field.name] = value
+        return cls(**values)

@@ -1,0 +1,122 @@
+"""Fixtures that give each test a real Redis and a real PostgreSQL.
+
+A server is found in this order: ``PERFKIT_TEST_REDIS_URL`` / ``PERFKIT_TEST_DATABASE_URL``
+(then ``REDIS_URL`` / ``DATABASE_URL``), then 127.0.0.1:6379 / 127.0.0.1:5432 (database
+``test``), then an embedded server started once for the session. With
+``PERFKIT_REQUIRE_SERVICES=1`` a server that cannot be had fails the test instead of
+skipping it. Tests own their data: their own Redis DB number and key namespace, their own
+PostgreSQL schema, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, postgres_answers, redis_answers
+from tests._servers import PrivateRedis, env_first
+
+# The Redis DB number the tests use on a shared server (never 0, where apps live).
+TEST_REDIS_DB = int(os.environ.get("PERFKIT_TEST_REDIS_DB", "9"))
+LOOPBACK_REDIS = "redis://127.0.0.1:6379/0"
+LOOPBACK_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"no {what} for the tests: {why}"
+    if os.environ.get("PERFKIT_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (PERFKIT_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(message)
+
+
+def with_db(url: str, db: int) -> str:
+    """``url`` with its Redis DB number replaced by ``db``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """The URL (DB 0) of a real Redis server for the whole session."""
+    candidate = env_first("PERFKIT_TEST_REDIS_URL", "REDIS_URL")
+    for url in ([candidate] if candidate else []) + [LOOPBACK_REDIS]:
+        if redis_answers(url):
+            yield url
+            return
+    try:
+        server = EmbeddedRedis()
+    except Exception as exc:
+        _unavailable("Redis server", f"none answers and the embedded one failed: {exc}")
+        return
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """URL of the tests' own DB number on the session's Redis server."""
+    return with_db(redis_server_url, TEST_REDIS_DB)
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A key namespace of this test's own; its keys are deleted afterwards."""
+    name = f"pktest-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{name}:*", count=1000):
+            client.unlink(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py client on the tests' DB."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A Redis server of this test's own on a free port, which the test may kill."""
+    server = PrivateRedis()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def database_server_url() -> Iterator[str]:
+    """The URL of a real PostgreSQL server for the whole session."""
+    candidate = env_first("PERFKIT_TEST_DATABASE_URL", "DATABASE_URL")
+    for url in ([candidate] if candidate else []) + [LOOPBACK_POSTGRES]:
+        if postgres_answers(url):
+            yield url
+            return
+    try:
+        server = EmbeddedPostgres()
+    except Exception as exc:
+        _unavailable("PostgreSQL server", f"none answers and the embedded one failed: {exc}")
+        return
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def database_url(database_server_url: str) -> Iterator[str]:
+    """A conninfo whose ``search_path`` is a schema of this test's own, dropped afterwards."""
+    schema = f"pktest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    yield psycopg.conninfo.make_conninfo(database_server_url, options=f"-csearch_path={schema}")
+    with psycopg.connect(database_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

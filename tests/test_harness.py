@@ -1,0 +1,55 @@
+"""The fixtures hand out real, working servers."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, redis_answers
+from tests._servers import PrivateRedis
+
+
+def test_redis_fixture_is_a_real_server(redis_client: redis.Redis, namespace: str) -> None:
+    redis_client.set(f"{namespace}:k", b"v")
+    assert redis_client.get(f"{namespace}:k") == b"v"
+    assert redis_client.connection_pool.connection_kwargs.get("db") != 0
+
+
+def test_database_fixture_is_a_real_server_with_own_schema(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        assert schema is not None and schema[0].startswith("pktest_")
+        conn.execute("CREATE TABLE t (id int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+def test_private_redis_can_be_killed_and_restarted(private_redis: PrivateRedis) -> None:
+    assert redis_answers(private_redis.url)
+    private_redis.kill()
+    assert not redis_answers(private_redis.url, timeout=0.2)
+    private_redis.start()
+    assert redis_answers(private_redis.url)
+
+
+def test_embedded_redis_starts_and_stops() -> None:
+    server = EmbeddedRedis()
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert client.ping()
+        client.close()
+    finally:
+        server.stop()
+    assert not redis_answers(server.url, timeout=0.2)
+
+
+@pytest.mark.slow
+def test_embedded_postgres_starts_and_stops() -> None:
+    server = EmbeddedPostgres()
+    try:
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+    assert not server.data_dir.exists()

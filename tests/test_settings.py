@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from perfkit import ConfigError, Settings
+
+
+def test_defaults_follow_the_seed_guide() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.cache_default_ttl == 300
+    assert settings.cache_namespace == "perfkit"
+    assert settings.cache_warmup_interval == 30 * 60
+    assert settings.cache_warmup_delay == 10
+    assert (settings.db_pool_max, settings.db_pool_min) == (20, 2)
+    assert settings.job_retry_attempts == 3
+    assert settings.job_retry_backoff == "exponential"
+    assert settings.performance_log_interval == 15 * 60
+
+
+def test_values_are_read_and_minutes_converted() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://example:6380/2",
+            "CACHE_DEFAULT_TTL": " 60 ",
+            "CACHE_WARMUP_INTERVAL": "2",
+            "REDIS_SOCKET_TIMEOUT": "0.25",
+            "JOB_RETRY_BACKOFF": "fixed",
+            "CACHE_NAMESPACE": "shop",
+        }
+    )
+    assert settings.redis_url == "redis://example:6380/2"
+    assert settings.cache_default_ttl == 60
+    assert settings.cache_warmup_interval == 120
+    assert settings.redis_socket_timeout == 0.25
+    assert settings.job_retry_backoff == "fixed"
+    assert settings.cache_namespace == "shop"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CACHE_DEFAULT_TTL", "abc"),
+        ("CACHE_DEFAULT_TTL", "-1"),
+        ("CACHE_FALLBACK_MAX_ENTRIES", "0"),
+        ("REDIS_SOCKET_TIMEOUT", "fast"),
+        ("JOB_RETRY_BACKOFF", "linear"),
+        ("CACHE_NAMESPACE", "shop*"),
+        ("DB_POOL_MAX", "1.5"),
+    ],
+)
+def test_bad_value_names_variable_and_value(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+    assert variable in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+def test_pool_min_above_max_is_refused() -> None:
+    with pytest.raises(ConfigError, match="DB_POOL_MIN"):
+        Settings.from_env({"DB_POOL_MIN": "30", "DB_POOL_MAX": "20"})
