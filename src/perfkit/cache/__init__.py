@@ -1,3 +1,22 @@
-"""perfkit.cache (see docs/cache.md)."""
+"""perfkit.cache: a Redis cache with TTLs, race-free tags, stampede protection and memory
+fallback (:class:`RedisService`, :class:`AsyncRedisService`), the :func:`cached_query`
+decorator, and cache warming. See docs/cache.md."""
 
-__all__: list[str] = []
+from perfkit.cache._aio import AsyncRedisService
+from perfkit.cache._stats import CacheMetrics
+from perfkit.cache._sync import RedisService
+from perfkit.cache.decorator import cached_query, get_default_cache, set_default_cache
+from perfkit.cache.warmer import CacheWarmer, WarmResult, default_warmer, register_warmer
+
+__all__ = [
+    "AsyncRedisService",
+    "CacheMetrics",
+    "CacheWarmer",
+    "RedisService",
+    "WarmResult",
+    "cached_query",
+    "default_warmer",
+    "get_default_cache",
+    "register_warmer",
+    "set_default_cache",
+]

@@ -1,0 +1,465 @@
+"""AsyncRedisService: the cache on redis.asyncio. Its sync twin ``_sync.py`` is generated from
+this file by ``tools/async_to_sync.py``: edit this one, then run that script."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import redis
+import redis.asyncio as driver
+
+from perfkit.cache import _codec, _scripts
+from perfkit.cache._base import (
+    CONNECTION_ERRORS,
+    EXACT_KEY_COUNT_LIMIT,
+    KEY_SAMPLE,
+    MISSING,
+    BaseCacheService,
+    Payload,
+    client_kwargs,
+    resolve_ttl,
+    validate_tags,
+)
+from perfkit.cache._fallback import Pending
+from perfkit.cache._flight import AsyncFlights, acall_loader
+from perfkit.cache._stats import CacheMetrics
+from perfkit.settings import Settings
+
+_UNLINK_BATCH = 500
+_SCAN_COUNT = 1000
+
+
+class AsyncRedisService(BaseCacheService):
+    """A namespaced Redis cache with TTLs, tags, stampede protection and memory fallback.
+
+    ``client`` is a Redis URL, an existing client (not closed by :meth:`close`), or ``None``
+    for ``REDIS_URL``. ``namespace`` and ``default_ttl`` (seconds) default to the settings'
+    ``CACHE_NAMESPACE`` and ``CACHE_DEFAULT_TTL``.
+    """
+
+    def __init__(
+        self,
+        client: str | driver.Redis | None = None,
+        *,
+        namespace: str | None = None,
+        default_ttl: int | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = settings if settings is not None else Settings.from_env()
+        owns = not isinstance(client, driver.Redis)
+        if not isinstance(client, driver.Redis):
+            url = settings.redis_url if client is None else client
+            client = driver.Redis.from_url(url, **client_kwargs(settings))
+        super().__init__(
+            client=client,
+            owns_client=owns,
+            namespace=namespace,
+            default_ttl=default_ttl,
+            settings=settings,
+        )
+        self._read = client.register_script(_scripts.READ)
+        self._claim = client.register_script(_scripts.CLAIM)
+        self._store_tagged = client.register_script(_scripts.STORE_TAGGED)
+        self._release = client.register_script(_scripts.RELEASE)
+        self._flights = AsyncFlights()
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> AsyncRedisService:
+        """A service configured from the environment (``REDIS_URL``, ``CACHE_*``)."""
+        return cls(settings=Settings.from_env(), **kwargs)
+
+    async def close(self) -> None:
+        """Close the client if the service created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key``, or ``default`` when there is none (a cached None is None)."""
+        full = self._key(key)
+        start = time.perf_counter()
+        payload = (await self._lookup([full]))[0]
+        value = MISSING if payload is None else self._decode(payload, None, key)
+        self._stats.lookup(value is not MISSING, time.perf_counter() - start)
+        return default if value is MISSING else value
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The values of those ``keys`` that are cached, in one round trip (missing omitted)."""
+        names = list(keys)
+        fulls = self._keys(names)
+        if not fulls:
+            return {}
+        start = time.perf_counter()
+        payloads = await self._lookup(fulls)
+        found: dict[str, Any] = {}
+        for name, payload in zip(names, payloads, strict=True):
+            value = MISSING if payload is None else self._decode(payload, None, name)
+            if value is not MISSING:
+                found[name] = value
+        elapsed = (time.perf_counter() - start) / len(fulls)
+        for name in names:
+            self._stats.lookup(name in found, elapsed)
+        return found
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a value that may be served (its tags still current)."""
+        return (await self._lookup([self._key(key)]))[0] is not None
+
+    async def _lookup(self, fulls: list[str], tagged: bool = False) -> list[Payload | None]:
+        """The payload of each key, or None. ``tagged``: go straight to the checking script."""
+        if await self._use_memory():
+            return [self._memory.get(full) for full in fulls]
+        try:
+            if tagged:
+                return [p or None for p in await self._read(keys=fulls, args=[self._tag_prefix])]
+            raws: list[bytes | None] = (
+                [await self._client.get(fulls[0])]
+                if len(fulls) == 1
+                else await self._client.mget(fulls)
+            )
+            payloads: list[Payload | None] = [None] * len(raws)
+            guarded: list[int] = []
+            for index, raw in enumerate(raws):
+                if raw is None:
+                    continue
+                if raw[0] == _codec.UNTAGGED:
+                    payloads[index] = memoryview(raw)[1:]
+                else:
+                    guarded.append(index)
+            if guarded:
+                # Tagged entries: let the script check their generations atomically.
+                checked = await self._read(
+                    keys=[fulls[i] for i in guarded], args=[self._tag_prefix]
+                )
+                for index, payload in zip(guarded, checked, strict=True):
+                    payloads[index] = payload or None
+            return payloads
+        except CONNECTION_ERRORS as exc:
+            self._fall_back(exc)
+            return [self._memory.get(full) for full in fulls]
+        except redis.RedisError as exc:
+            self._error("get", exc)
+            return [None] * len(fulls)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def set(
+        self, key: str, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> None:
+        """Cache ``value`` at ``key`` for ``ttl`` seconds (None: the default, 0: no expiry),
+        guarded by ``tags``. A value msgspec cannot encode raises ``TypeError``; nothing is
+        written then."""
+        await self.set_many({key: value}, ttl, tags)
+
+    async def set_many(
+        self, mapping: Mapping[str, Any], ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> None:
+        """Cache every item of ``mapping`` in one round trip, as :meth:`set` does.
+
+        All values are encoded first: if one cannot be, ``TypeError`` names it and nothing
+        is written."""
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        checked_tags = validate_tags(tags)
+        payloads = self._encode_many(mapping)
+        if payloads:
+            await self._store(payloads, ttl_ms, checked_tags, ())
+
+    async def _store(
+        self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[str]
+    ) -> None:
+        """Write encoded entries. ``gens``: the tag generations read before the values were
+        computed (empty: take the current ones)."""
+        if not await self._use_memory():
+            try:
+                if tags:
+                    written = await self._store_tagged(
+                        keys=list(payloads),
+                        args=self._store_args(
+                            ttl_ms, tags, gens or [""] * len(tags), payloads.values()
+                        ),
+                    )
+                else:
+                    pipe = self._client.pipeline(transaction=False)
+                    for full, payload in payloads.items():
+                        pipe.set(full, _codec.untagged_entry(payload), px=ttl_ms or None)
+                    await pipe.execute()
+                    written = 1
+                if written:
+                    self._stats.count(sets=len(payloads))
+                return
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except redis.RedisError as exc:
+                self._error("set", exc)
+                return
+        for full, payload in payloads.items():
+            self._memory.set(full, payload, ttl_ms / 1000, tags)
+        self._stats.count(sets=len(payloads))
+
+    async def delete(self, *keys: str) -> int:
+        """Remove ``keys``; returns how many existed."""
+        fulls = self._keys(keys)
+        if not fulls:
+            return 0
+        if not await self._use_memory():
+            try:
+                removed: int = await self._client.unlink(*fulls)
+                self._stats.count(deletes=removed)
+                return removed
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except redis.RedisError as exc:
+                self._error("delete", exc)
+                return 0
+        removed = self._memory.delete(fulls)
+        self._stats.count(deletes=removed)
+        return removed
+
+    # -- invalidation -----------------------------------------------------------------------
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> None:
+        """Make every entry guarded by any of ``tags`` a miss, in O(1) per tag.
+
+        After this returns, no reader in any process gets a value filled before it, even one
+        whose loader started earlier and finishes later."""
+        checked = validate_tags(tags)
+        if not checked:
+            return
+        if not await self._use_memory():
+            try:
+                await self._client.delete(*[self._tag_prefix + tag for tag in checked])
+                return
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+        self._memory.invalidate_tags(checked)
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
+        batches); returns how many. Keys outside the namespace are never reached."""
+        full_pattern = self._pattern(pattern)
+        if not await self._use_memory():
+            try:
+                removed = await self._unlink_matching(full_pattern, keep_internal=True)
+                self._stats.count(deletes=removed)
+                return removed
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+        removed = self._memory.invalidate_pattern(full_pattern)
+        self._stats.count(deletes=removed)
+        return removed
+
+    async def _unlink_matching(self, full_pattern: str, *, keep_internal: bool) -> int:
+        removed = 0
+        batch: list[bytes] = []
+        async for key in self._client.scan_iter(match=full_pattern, count=_SCAN_COUNT):
+            if keep_internal and self._is_internal(key):
+                continue
+            batch.append(key)
+            if len(batch) >= _UNLINK_BATCH:
+                removed += await self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += await self._client.unlink(*batch)
+        return removed
+
+    # -- get or load ------------------------------------------------------------------------
+
+    async def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+    ) -> Any:
+        """The cached value at ``key``; on a miss, ``loader()``'s value, cached.
+
+        Concurrent misses run the loader once per process, and across processes a short Redis
+        lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
+        return await self._load(key, loader, ttl, tags, None)
+
+    async def cached_query(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+    ) -> Any:
+        """The seed guide's ``cachedQuery(key, loader, ttl, tags)``: same as :meth:`get_or_set`."""
+        return await self._load(key, loader, ttl, tags, None)
+
+    async def _load(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        tags: Iterable[str],
+        type_: Any,
+        refresh: bool = False,
+    ) -> Any:
+        """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit."""
+        full = self._key(key)
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        checked_tags = validate_tags(tags)
+        if not refresh:
+            start = time.perf_counter()
+            payload = (await self._lookup([full], tagged=bool(checked_tags)))[0]
+            if payload is not None:
+                value = self._decode(payload, type_, key)
+                if value is not MISSING:
+                    self._stats.lookup(True, time.perf_counter() - start)
+                    return value
+            self._stats.lookup(False, time.perf_counter() - start)
+
+        async def fill() -> tuple[Any, Payload | None]:
+            return await self._fill(full, key, loader, ttl_ms, checked_tags, refresh)
+
+        led, value, shared = await self._flights.run(full, fill)
+        if led and value is not MISSING:
+            return value
+        value = MISSING if shared is None else self._decode(shared, type_, key)
+        if value is MISSING:
+            value = await acall_loader(loader)
+        return value
+
+    async def _fill(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl_ms: int,
+        tags: tuple[str, ...],
+        refresh: bool,
+    ) -> tuple[Any, Payload | None]:
+        """Run the loader under the cross-process lock and store its value.
+
+        Returns ``(value, payload)``, or ``(MISSING, payload)`` when another process filled
+        the key while this one waited (unless ``refresh``, which always recomputes)."""
+        token = secrets.token_hex(16)
+        lock_key = self._lock_key(full)
+        locked = False
+        gens: list[bytes] = []
+        if not await self._use_memory():
+            deadline = time.monotonic() + self.settings.cache_lock_wait
+            pause = 0.005
+            try:
+                while True:
+                    found, taken, *gens = await self._claim(
+                        keys=[full, lock_key],
+                        args=[
+                            self._tag_prefix,
+                            self._seq_key,
+                            token,
+                            round(self.settings.cache_lock_ttl * 1000),
+                            *tags,
+                        ],
+                    )
+                    if found and not refresh:
+                        return MISSING, found
+                    locked = bool(taken)
+                    if locked or time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+                gens = []
+        try:
+            value = await acall_loader(loader)
+            payload = _codec.encode(value, key=key)
+            await self._store({full: payload}, ttl_ms, tags, [g.decode() for g in gens])
+            return value, payload
+        finally:
+            if locked:
+                await self._unlock(lock_key, token)
+
+    async def _unlock(self, lock_key: str, token: str) -> None:
+        with contextlib.suppress(redis.RedisError):  # else the lease expires by itself
+            await self._release(keys=[lock_key], args=[token])
+
+    # -- fallback ---------------------------------------------------------------------------
+
+    async def _use_memory(self) -> bool:
+        """Whether to serve from memory now; in fallback, probes Redis when a probe is due."""
+        if self._fallback_since is None or not self._probe_due():
+            return self._fallback_since is not None
+        try:
+            await self._client.ping()
+            await self._replay(self._memory.take_pending())
+            self._recovered()
+            # Changes made in memory while the first replay ran.
+            await self._replay(self._memory.take_pending())
+        except CONNECTION_ERRORS as exc:
+            self._fall_back(exc)
+            return True
+        return False
+
+    async def _replay(self, pending: Pending) -> None:
+        """Apply to Redis what this process changed while it was away (or, if that was too
+        much to remember, drop the whole namespace)."""
+        if not pending:
+            return
+        try:
+            if pending.overflow:
+                await self._unlink_matching(self._prefix + "*", keep_internal=False)
+                return
+            keys = sorted(pending.keys)
+            for start in range(0, len(keys), _UNLINK_BATCH):
+                await self._client.unlink(*keys[start : start + _UNLINK_BATCH])
+            if pending.tags:
+                await self._client.delete(*[self._tag_prefix + tag for tag in pending.tags])
+            for pattern in pending.patterns:
+                await self._unlink_matching(pattern, keep_internal=True)
+        except BaseException:
+            self._memory.give_back(pending)
+            raise
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    async def metrics(self) -> CacheMetrics:
+        """Counters of this service, the fallback state, and Redis's memory, key count and
+        clients (``None`` while Redis is away)."""
+        used_memory = keys = clients = None
+        estimated = False
+        if not await self._use_memory():
+            try:
+                used_memory = int((await self._client.info("memory"))["used_memory"])
+                clients = int((await self._client.info("clients"))["connected_clients"])
+                keys, estimated = await self._count_keys()
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except redis.RedisError as exc:
+                self._error("metrics", exc)
+        return self._metrics(used_memory, keys, estimated, clients)
+
+    async def _count_keys(self) -> tuple[int, bool]:
+        total: int = await self._client.dbsize()
+        if total <= EXACT_KEY_COUNT_LIMIT:
+            count = 0
+            async for key in self._client.scan_iter(match=self._prefix + "*", count=_SCAN_COUNT):
+                count += not self._is_internal(key)
+            return count, False
+        seen = ours = 0
+        async for key in self._client.scan_iter(count=_SCAN_COUNT):
+            seen += 1
+            ours += key.startswith(self._prefix.encode()) and not self._is_internal(key)
+            if seen >= KEY_SAMPLE:
+                break
+        return round(total * ours / max(seen, 1)), True

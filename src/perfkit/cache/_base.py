@@ -1,0 +1,274 @@
+"""Everything a cache service does that is not I/O, shared by the sync and async services."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import redis
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from perfkit._errors import ConfigError
+from perfkit.cache import _codec
+from perfkit.cache._fallback import MemoryStore
+from perfkit.cache._stats import CacheMetrics, CacheStats
+from perfkit.settings import Settings
+
+log = structlog.get_logger("perfkit.cache")
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+# An encoded value, possibly a view into the bytes Redis returned.
+Payload = bytes | memoryview
+
+# "Not in the cache": distinct from None, which is a value that can be cached.
+MISSING: Final = _Missing()
+
+# Errors that mean Redis is unreachable: the service falls back to memory on these.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+)
+
+# Internal keys live under "<namespace>:__perfkit__:", which user keys may not start with.
+_INTERNAL = "__perfkit__"
+_FORBIDDEN_TAG_CHARS = frozenset(chr(c) for c in range(32)) | {"\x7f"}
+_PROBE_FIRST_DELAY = 0.25
+
+
+def validate_namespace(namespace: str) -> str:
+    if (
+        not isinstance(namespace, str)
+        or not namespace
+        or any(c in namespace for c in "*?[]\\: \t\r\n")
+    ):
+        raise ConfigError(
+            f"cache namespace {namespace!r} must be a non-empty string without glob "
+            "characters, ':' or whitespace"
+        )
+    return namespace
+
+
+def resolve_ttl(ttl: float | None, default: int) -> int:
+    """Milliseconds to keep an entry (0 = no expiry) from a ``ttl`` in seconds."""
+    if ttl is None:
+        return default * 1000
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+        raise ValueError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
+    return round(ttl * 1000) if ttl else 0
+
+
+def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+    checked = tuple(dict.fromkeys(tags))
+    for tag in checked:
+        if not isinstance(tag, str) or not tag or _FORBIDDEN_TAG_CHARS.intersection(tag):
+            raise ValueError(f"tag {tag!r} must be a non-empty string without control characters")
+    return checked
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Options for clients the service creates: short timeouts, one quick retry.
+
+    The retry survives a pooled connection that went stale (a server restart); more retries
+    would only make an outage slower to detect before falling back to memory.
+    """
+    return {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+class BaseCacheService:
+    """Keys, tags, serialization, stats and fallback state of a cache service."""
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        owns_client: bool,
+        namespace: str | None,
+        default_ttl: int | None,
+        settings: Settings | None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.namespace = validate_namespace(
+            namespace if namespace is not None else self.settings.cache_namespace
+        )
+        self.default_ttl = self.settings.cache_default_ttl if default_ttl is None else default_ttl
+        resolve_ttl(self.default_ttl, 0)
+        kwargs = getattr(client, "connection_pool", None)
+        if kwargs is not None and kwargs.connection_kwargs.get("decode_responses"):
+            raise ConfigError(
+                "the Redis client given to the cache has decode_responses=True; the cache "
+                "stores bytes: pass a client created without it"
+            )
+        self._client = client
+        self._owns_client = owns_client
+        self._prefix = f"{self.namespace}:"
+        self._internal = f"{self.namespace}:{_INTERNAL}:"
+        self._tag_prefix = f"{self._internal}tag:"
+        self._lock_prefix = f"{self._internal}lock:"
+        self._seq_key = f"{self._internal}seq"
+        self._stats = CacheStats()
+        self._memory = MemoryStore(
+            self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
+        )
+        self._state_lock = threading.Lock()
+        self._fallback_since: float | None = None
+        self._probe_delay = _PROBE_FIRST_DELAY
+        self._next_probe = 0.0
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client the service talks through."""
+        return self._client
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"cache key must be a non-empty string, got {key!r}")
+        if key.startswith(_INTERNAL):
+            raise ValueError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
+        return self._prefix + key
+
+    def _keys(self, keys: Iterable[str]) -> list[str]:
+        if isinstance(keys, str):
+            raise TypeError(f"expected a list of keys, not the string {keys!r}")
+        return [self._key(key) for key in keys]
+
+    def _pattern(self, pattern: str) -> str:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"pattern must be a non-empty glob string, got {pattern!r}")
+        return self._prefix + pattern
+
+    def _is_internal(self, full_key: bytes | str) -> bool:
+        text = full_key.decode() if isinstance(full_key, bytes) else full_key
+        return text.startswith(self._internal)
+
+    def _lock_key(self, full_key: str) -> str:
+        return self._lock_prefix + full_key[len(self._prefix) :]
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _encode_many(self, mapping: Mapping[str, object]) -> dict[str, bytes]:
+        """Full key -> payload, all encoded before anything is written."""
+        return {self._key(key): _codec.encode(value, key=key) for key, value in mapping.items()}
+
+    def _store_args(
+        self, ttl_ms: int, tags: Sequence[str], gens: Sequence[str], payloads: Iterable[bytes]
+    ) -> list[Any]:
+        return [self._tag_prefix, self._seq_key, ttl_ms, len(tags), *tags, *gens, *payloads]
+
+    def _decode(self, payload: Payload, type_: Any, key: str) -> Any:
+        """The value in ``payload``, or MISSING when it no longer fits ``type_``."""
+        try:
+            return _codec.decode(payload, type_)
+        except Exception as exc:  # msgspec.DecodeError / ValidationError
+            self._stats.count(errors=1)
+            log.warning("cache.decode_failed", key=key, error=str(exc))
+            return MISSING
+
+    # -- fallback state ---------------------------------------------------------------------
+
+    @property
+    def fallback_active(self) -> bool:
+        """True while the service serves from memory because Redis is unreachable."""
+        return self._fallback_since is not None
+
+    def _fall_back(self, exc: BaseException) -> None:
+        self._stats.count(errors=1)
+        with self._state_lock:
+            now = time.monotonic()
+            self._next_probe = now + self._probe_delay
+            self._probe_delay = min(self._probe_delay * 2, self.settings.redis_retry_max_delay)
+            if self._fallback_since is not None:
+                return
+            self._fallback_since = time.time()
+        log.warning(
+            "cache.fallback.activated",
+            namespace=self.namespace,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
+    def _probe_due(self) -> bool:
+        """In fallback, whether it is time to try Redis again (claims the probe)."""
+        with self._state_lock:
+            if self._fallback_since is None or time.monotonic() < self._next_probe:
+                return False
+            # Claim this probe: other callers keep using memory until it is decided.
+            self._next_probe = time.monotonic() + self.settings.redis_socket_timeout * 4
+            return True
+
+    def _recovered(self) -> None:
+        with self._state_lock:
+            since = self._fallback_since
+            self._fallback_since = None
+            self._probe_delay = _PROBE_FIRST_DELAY
+        self._memory.clear()
+        if since is not None:
+            log.info(
+                "cache.fallback.recovered",
+                namespace=self.namespace,
+                outage_seconds=round(time.time() - since, 3),
+            )
+
+    def _error(self, operation: str, exc: BaseException) -> None:
+        """A Redis error that is not an outage: counted and logged, never raised."""
+        self._stats.count(errors=1)
+        log.error("cache.redis_error", operation=operation, error=f"{type(exc).__name__}: {exc}")
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def reset_metrics(self) -> None:
+        """Zero the hit/miss/set/delete/error counters and the latency histogram."""
+        self._stats.reset()
+
+    def _metrics(
+        self,
+        used_memory: int | None,
+        keys: int | None,
+        keys_estimated: bool,
+        connected_clients: int | None,
+    ) -> CacheMetrics:
+        stats = self._stats
+        lookups = stats.hits + stats.misses
+        avg, p95 = stats.latency()
+        return CacheMetrics(
+            hits=stats.hits,
+            misses=stats.misses,
+            hit_rate=stats.hits / lookups if lookups else 0.0,
+            sets=stats.sets,
+            deletes=stats.deletes,
+            errors=stats.errors,
+            avg_latency_ms=round(avg, 4),
+            p95_latency_ms=p95,
+            fallback_active=self._fallback_since is not None,
+            fallback_since=self._fallback_since,
+            fallback_entries=len(self._memory),
+            used_memory=used_memory,
+            keys=keys,
+            keys_estimated=keys_estimated,
+            connected_clients=connected_clients,
+        )
+
+
+# Above this many keys in the DB, ``keys`` is estimated from a sample instead of counted.
+EXACT_KEY_COUNT_LIMIT = 10_000
+KEY_SAMPLE = 2_000

@@ -1,0 +1,47 @@
+"""Values in Redis: msgspec MessagePack behind a one-byte header that says whether tags guard it.
+
+An untagged entry is ``b"\\x00" + payload``. A tagged entry is ``b"\\x01"``, then for each tag
+``tag \\x1f generation`` separated by ``\\x1e``, then ``\\x1d`` and the payload. The header is
+written and checked by the Lua scripts in ``_scripts.py``; Python only strips the untagged byte.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+
+UNTAGGED = 0
+TAGGED = 1
+_UNTAGGED_PREFIX = b"\x00"
+
+_encoder = msgspec.msgpack.Encoder()
+_plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
+
+
+def encode(value: object, *, key: str) -> bytes:
+    """MessagePack of ``value``; ``TypeError`` naming the type (and key) when it can't be."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, OverflowError) as exc:
+        raise TypeError(
+            f"cannot cache a value of type {type(value).__name__} for key {key!r}: {exc}"
+        ) from exc
+
+
+def untagged_entry(payload: bytes) -> bytes:
+    return _UNTAGGED_PREFIX + payload
+
+
+@lru_cache(maxsize=256)
+def decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
+    """A decoder that builds ``type_`` (one per type, reused)."""
+    return msgspec.msgpack.Decoder(type_)
+
+
+def decode(payload: bytes | memoryview, type_: Any = None) -> Any:
+    """The value in ``payload``, built as ``type_`` when one is given."""
+    if type_ is None:
+        return _plain_decoder.decode(payload)
+    return decoder_for(type_).decode(payload)

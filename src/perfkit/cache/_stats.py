@@ -1,0 +1,87 @@
+"""Counters of a cache service, and the ``CacheMetrics`` struct that reports them."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+
+import msgspec
+
+# Upper bounds (ms) of the latency buckets: fixed, so memory never grows.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+)  # fmt: skip
+
+
+class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
+    """What a cache service has done since it was created (or :meth:`reset_metrics`).
+
+    ``keys`` is exact when the Redis DB holds at most 10 000 keys, else an estimate from a
+    sample (``keys_estimated`` says which). Redis fields are ``None`` while Redis is away.
+    """
+
+    hits: int
+    misses: int
+    hit_rate: float
+    sets: int
+    deletes: int
+    errors: int
+    avg_latency_ms: float
+    p95_latency_ms: float
+    fallback_active: bool
+    fallback_since: float | None
+    fallback_entries: int
+    used_memory: int | None
+    keys: int | None
+    keys_estimated: bool
+    connected_clients: int | None
+
+
+class CacheStats:
+    """Thread-safe counters and a fixed-bucket latency histogram."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits = 0
+            self.misses = 0
+            self.sets = 0
+            self.deletes = 0
+            self.errors = 0
+            self._latency_total_ms = 0.0
+            self._latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+
+    def lookup(self, hit: bool, seconds: float) -> None:
+        ms = seconds * 1000.0
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+            self._latency_total_ms += ms
+            self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+
+    def count(self, *, sets: int = 0, deletes: int = 0, errors: int = 0) -> None:
+        with self._lock:
+            self.sets += sets
+            self.deletes += deletes
+            self.errors += errors
+
+    def latency(self) -> tuple[float, float]:
+        """Average and 95th percentile (bucket upper bound) lookup latency, in ms."""
+        with self._lock:
+            total = sum(self._latency_counts)
+            if total == 0:
+                return 0.0, 0.0
+            rank = 0.95 * total
+            seen = 0
+            p95 = LATENCY_BUCKETS_MS[-1]
+            for index, count in enumerate(self._latency_counts):
+                seen += count
+                if seen >= rank:
+                    p95 = LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
+                    break
+            return self._latency_total_ms / total, p95

@@ -1,0 +1,177 @@
+"""``@cached_query``: cache what a function returns, keyed by its arguments."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import threading
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import msgspec
+
+from perfkit.cache._aio import AsyncRedisService
+from perfkit.cache._sync import RedisService
+
+__all__ = ["cached_query", "get_default_cache", "set_default_cache"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_defaults: dict[bool, RedisService | AsyncRedisService] = {}
+_defaults_lock = threading.Lock()
+_encoder = msgspec.msgpack.Encoder()
+# Leading parameters left out of the key: the instance or class of a method.
+_RECEIVERS = ("self", "cls")
+
+
+def get_default_cache(*, asynchronous: bool = False) -> RedisService | AsyncRedisService:
+    """The service ``cached_query`` uses when given none: created from the environment on
+    first use (one sync and one async service per process)."""
+    with _defaults_lock:
+        service = _defaults.get(asynchronous)
+        if service is None:
+            service = AsyncRedisService.from_env() if asynchronous else RedisService.from_env()
+            _defaults[asynchronous] = service
+        return service
+
+
+def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
+    """Replace the default service of its kind (sync or async); ``None`` resets both."""
+    with _defaults_lock:
+        if service is None:
+            _defaults.clear()
+        else:
+            _defaults[isinstance(service, AsyncRedisService)] = service
+
+
+def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
+    try:
+        encoded = _encoder.encode(list(arguments.items()))
+    except (TypeError, OverflowError):
+        for argument, value in arguments.items():
+            try:
+                _encoder.encode(value)
+            except (TypeError, OverflowError) as exc:
+                raise TypeError(
+                    f"cached_query({name}): argument {argument!r} of type "
+                    f"{type(value).__name__} cannot be part of a cache key ({exc}); "
+                    "pass key='...' with a template to build the key yourself"
+                ) from exc
+        raise
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+def cached_query(
+    ttl: float | None = None,
+    tags: Sequence[str] = (),
+    *,
+    cache: RedisService | AsyncRedisService | None = None,
+    key: str | None = None,
+) -> Callable[[F], F]:
+    """Cache the results of a sync or async function.
+
+    The key is the function's module and qualified name plus its arguments bound to its
+    signature (defaults applied), msgspec-encoded and hashed, or ``key`` formatted with the
+    arguments (``"products:{category}:{page}"``). ``tags`` are templates filled the same
+    way. Hits are decoded into the return annotation when there is one. The function gains
+    ``.invalidate(*args, **kwargs)`` and ``.refresh(*args, **kwargs)``.
+    """
+    if isinstance(tags, str):
+        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+    tag_templates = tuple(tags)
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func)
+        is_async = inspect.iscoroutinefunction(func)
+        name = f"{func.__module__}.{func.__qualname__}"
+        skip = next(iter(signature.parameters), None)
+        skip = skip if skip in _RECEIVERS else None
+        if cache is not None and isinstance(cache, AsyncRedisService) != is_async:
+            kind = "an async" if is_async else "a sync"
+            raise TypeError(
+                f"cached_query({name}): {kind} function needs "
+                f"{'AsyncRedisService' if is_async else 'RedisService'}, got "
+                f"{type(cache).__name__}"
+            )
+        return_type: list[Any] = []
+
+        def decode_type() -> Any:
+            # Resolved on first call, so annotations may name types defined later.
+            if not return_type:
+                hint = typing.get_type_hints(func).get("return", Any)
+                return_type.append(None if hint is Any or hint is type(None) else hint)
+            return return_type[0]
+
+        def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, list[str]]:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{name}(): {exc}") from exc
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            if skip is not None:
+                arguments.pop(skip, None)
+            try:
+                cache_key = (
+                    key.format(**arguments)
+                    if key is not None
+                    else f"cq:{name}:{_argument_digest(name, arguments)}"
+                )
+                filled = [template.format(**arguments) for template in tag_templates]
+            except (KeyError, IndexError, AttributeError) as exc:
+                raise ValueError(
+                    f"cached_query({name}): template refers to {exc} which is not an argument"
+                ) from exc
+            return cache_key, filled
+
+        def service() -> Any:
+            return cache if cache is not None else get_default_cache(asynchronous=is_async)
+
+        if is_async:
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                cache_key, filled = resolve(args, kwargs)
+                return await service()._load(
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type()
+                )
+
+            async def async_invalidate(*args: Any, **kwargs: Any) -> None:
+                await service().delete(resolve(args, kwargs)[0])
+
+            async def async_refresh(*args: Any, **kwargs: Any) -> Any:
+                cache_key, filled = resolve(args, kwargs)
+                return await service()._load(
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, None, refresh=True
+                )
+
+            wrapper: Any = async_wrapper
+            wrapper.invalidate = async_invalidate
+            wrapper.refresh = async_refresh
+        else:
+
+            @functools.wraps(func)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                cache_key, filled = resolve(args, kwargs)
+                return service()._load(
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type()
+                )
+
+            def sync_invalidate(*args: Any, **kwargs: Any) -> None:
+                service().delete(resolve(args, kwargs)[0])
+
+            def sync_refresh(*args: Any, **kwargs: Any) -> Any:
+                cache_key, filled = resolve(args, kwargs)
+                return service()._load(
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, None, refresh=True
+                )
+
+            wrapper = sync_wrapper
+            wrapper.invalidate = sync_invalidate
+            wrapper.refresh = sync_refresh
+        wrapper.cache_key = lambda *args, **kwargs: resolve(args, kwargs)[0]
+        return cast(F, wrapper)
+
+    return decorate

@@ -1,0 +1,212 @@
+"""Cache warming: named warmers run CACHE_WARMUP_DELAY after start, then every
+CACHE_WARMUP_INTERVAL, and on demand; one failing warmer never stops the others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+
+from perfkit.settings import Settings
+
+__all__ = ["CacheWarmer", "WarmResult", "default_warmer", "register_warmer"]
+
+log = structlog.get_logger("perfkit.cache")
+
+# A warmer takes no arguments and returns how many keys it wrote (None counts as 0);
+# it may be a coroutine function.
+Warmer = Callable[[], int | Awaitable[int | None] | None]
+
+
+class WarmResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one warmer run."""
+
+    name: str
+    ok: bool
+    duration_ms: float
+    keys_written: int
+    error: str | None = None
+
+
+class CacheWarmer:
+    """A set of named warmers and the schedule that runs them.
+
+    ``delay`` and ``interval`` (seconds) default to CACHE_WARMUP_DELAY and
+    CACHE_WARMUP_INTERVAL. Run the schedule in a thread with :meth:`start`/:meth:`stop`, or
+    in the running event loop with :meth:`astart`/:meth:`astop`.
+    """
+
+    def __init__(
+        self,
+        *,
+        delay: float | None = None,
+        interval: float | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = settings if settings is not None else Settings.from_env()
+        self.delay = settings.cache_warmup_delay if delay is None else delay
+        self.interval = settings.cache_warmup_interval if interval is None else interval
+        if self.delay < 0 or self.interval <= 0:
+            raise ValueError(
+                f"warm-up delay must be >= 0 and interval > 0, got {self.delay}, {self.interval}"
+            )
+        self._warmers: dict[str, Warmer] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.last_results: list[WarmResult] = []
+
+    @property
+    def names(self) -> list[str]:
+        """The registered warmers' names, in registration order."""
+        return list(self._warmers)
+
+    def register(self, name: str, func: Warmer | None = None) -> Any:
+        """Register ``func`` as warmer ``name``; without ``func``, a decorator."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"warmer name must be a non-empty string, got {name!r}")
+
+        def add(target: Warmer) -> Warmer:
+            self._warmers[name] = target
+            return target
+
+        return add if func is None else add(func)
+
+    def _selected(self, names: Sequence[str] | None) -> list[tuple[str, Warmer]]:
+        if names is None:
+            return list(self._warmers.items())
+        if isinstance(names, str):
+            names = [names]
+        unknown = [name for name in names if name not in self._warmers]
+        if unknown:
+            raise ValueError(f"unknown warmer(s) {unknown}; registered: {self.names}")
+        return [(name, self._warmers[name]) for name in names]
+
+    def warm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
+        """Run the warmers (all, or those named) now; one result each."""
+        results = [self._run(name, func) for name, func in self._selected(names)]
+        self.last_results = results
+        return results
+
+    async def awarm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
+        """As :meth:`warm`, awaiting async warmers in the running loop (sync ones run in a
+        worker thread so they do not block it)."""
+        results = []
+        for name, func in self._selected(names):
+            if inspect.iscoroutinefunction(func):
+                results.append(await self._arun(name, func))
+            else:
+                results.append(await asyncio.to_thread(self._run, name, func))
+        self.last_results = results
+        return results
+
+    def _run(self, name: str, func: Warmer) -> WarmResult:
+        start = time.perf_counter()
+        try:
+            written = func()
+            if inspect.isawaitable(written):
+                written = asyncio.run(_awaited(written))
+        except Exception as exc:
+            return self._result(name, start, None, exc)
+        return self._result(name, start, written, None)
+
+    async def _arun(self, name: str, func: Warmer) -> WarmResult:
+        start = time.perf_counter()
+        try:
+            written = func()
+            if inspect.isawaitable(written):
+                written = await written
+        except Exception as exc:
+            return self._result(name, start, None, exc)
+        return self._result(name, start, written, None)
+
+    @staticmethod
+    def _result(name: str, start: float, written: Any, exc: Exception | None) -> WarmResult:
+        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        if exc is not None:
+            log.error("cache.warm.failed", warmer=name, error=f"{type(exc).__name__}: {exc}")
+            return WarmResult(
+                name=name,
+                ok=False,
+                duration_ms=duration_ms,
+                keys_written=0,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        keys = written if isinstance(written, int) and not isinstance(written, bool) else 0
+        log.info("cache.warm.done", warmer=name, duration_ms=duration_ms, keys_written=keys)
+        return WarmResult(name=name, ok=True, duration_ms=duration_ms, keys_written=keys)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the schedule in a daemon thread: first after ``delay``, then every
+        ``interval``. Calling it twice does nothing more."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="perfkit-cache-warmer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (a warmer that is running finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        wait = self.delay
+        while not self._stop.wait(wait):
+            self.warm()
+            wait = self.interval
+
+    async def astart(self) -> None:
+        """Run the schedule as a task of the running event loop."""
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.create_task(self._aloop(), name="perfkit-cache-warmer")
+
+    async def astop(self) -> None:
+        """Cancel the task and wait for it to end."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _aloop(self) -> None:
+        await asyncio.sleep(self.delay)
+        while True:
+            await self.awarm()
+            await asyncio.sleep(self.interval)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+_default: CacheWarmer | None = None
+_default_lock = threading.Lock()
+
+
+def default_warmer() -> CacheWarmer:
+    """The process-wide warmer that :func:`register_warmer` adds to (settings from the
+    environment, created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = CacheWarmer()
+        return _default
+
+
+def register_warmer(name: str) -> Callable[[Warmer], Warmer]:
+    """Decorator: register a function as warmer ``name`` on :func:`default_warmer`."""
+    decorator: Callable[[Warmer], Warmer] = default_warmer().register(name)
+    return decorator
