@@ -59,3 +59,8 @@ def test_bad_value_names_variable_and_value(variable: str, value: str) -> None:
 def test_pool_min_above_max_is_refused() -> None:
     with pytest.raises(ConfigError, match="DB_POOL_MIN"):
         Settings.from_env({"DB_POOL_MIN": "30", "DB_POOL_MAX": "20"})
+
+
+def test_job_export_dir_is_read() -> None:
+    assert Settings.from_env({}).job_export_dir == "exports"
+    assert Settings.from_env({"JOB_EXPORT_DIR": "/srv/exports"}).job_export_dir == "/srv/exports"

@@ -58,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     job_retry_backoff: Literal["exponential", "fixed"] = "exponential"
     job_retry_base_delay: Seconds = 1.0
     failed_job_ttl: PositiveInt = 7 * 24 * 3600
+    job_export_dir: Annotated[str, msgspec.Meta(min_length=1)] = "exports"
 
     # Metrics (perfkit.metrics)
     slow_request_ms: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
