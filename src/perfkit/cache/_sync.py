@@ -102,8 +102,8 @@ class RedisService(BaseCacheService):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of those ``keys`` that are cached, in one round trip (missing omitted)."""
-        names = list(keys)
-        fulls = self._keys(names)
+        names = keys if isinstance(keys, str) else list(keys)
+        fulls = self._keys(names)  # refuses a lone string
         if not fulls:
             return {}
         start = time.perf_counter()

@@ -1,0 +1,122 @@
+"""Tag invalidation: O(1) per tag, and race-free against loaders that straddle it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import redis
+
+from perfkit.cache import AsyncRedisService, RedisService
+
+
+def test_invalidating_a_tag_misses_every_entry_it_guards(cache: RedisService) -> None:
+    cache.set("p1", 1, tags=["products", "category:1"])
+    cache.set("p2", 2, tags=["products", "category:2"])
+    cache.set("u1", 3, tags=["users"])
+    cache.set("plain", 4)
+    cache.invalidate_tags(["category:1"])
+    assert cache.get_many(["p1", "p2", "u1", "plain"]) == {"p2": 2, "u1": 3, "plain": 4}
+    cache.invalidate_tags(["products"])
+    assert cache.get_many(["p1", "p2", "u1", "plain"]) == {"u1": 3, "plain": 4}
+    # A new value under the same tag is served again.
+    cache.set("p1", 10, tags=["products"])
+    assert cache.get("p1") == 10
+
+
+def test_invalidation_cost_does_not_depend_on_tagged_keys(
+    cache: RedisService, redis_client: redis.Redis, namespace: str
+) -> None:
+    cache.set_many({f"k{i}": i for i in range(5_000)}, tags=["big"])
+    commands_before = redis_client.info("commandstats").get("cmdstat_del", {}).get("calls", 0)
+    keys_before = redis_client.dbsize()
+    cache.invalidate_tags(["big"])
+    commands_after = redis_client.info("commandstats").get("cmdstat_del", {}).get("calls", 0)
+    # One DEL of the tag's generation key, nothing per tagged entry.
+    assert commands_after - commands_before <= 2  # other tests may DEL concurrently
+    assert redis_client.dbsize() >= keys_before - 1 - 10
+    assert cache.get_many([f"k{i}" for i in range(0, 5_000, 250)]) == {}
+
+
+def test_stale_entries_are_removed_when_read(
+    cache: RedisService, redis_client: redis.Redis, namespace: str
+) -> None:
+    cache.set("p", 1, tags=["t"])
+    cache.invalidate_tags(["t"])
+    assert cache.get("p") is None
+    assert redis_client.exists(f"{namespace}:p") == 0
+
+
+def test_lost_generation_key_never_revives_old_entries(
+    cache: RedisService, redis_client: redis.Redis, namespace: str
+) -> None:
+    cache.set("p", 1, tags=["t"])
+    # As if Redis evicted the tag's generation key under memory pressure.
+    redis_client.delete(f"{namespace}:__perfkit__:tag:t")
+    assert cache.get("p") is None
+    cache.set("p", 2, tags=["t"])
+    assert cache.get("p") == 2
+
+
+def test_slow_loader_racing_invalidation_is_not_served(cache: RedisService) -> None:
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def slow_loader() -> str:
+        started.set()
+        release.wait(5)
+        return "filled before the invalidation"
+
+    worker = threading.Thread(
+        target=lambda: results.append(cache.get_or_set("p", slow_loader, tags=["products"]))
+    )
+    worker.start()
+    assert started.wait(5)
+    cache.invalidate_tags(["products"])  # while the loader runs
+    release.set()
+    worker.join(5)
+    assert results == ["filled before the invalidation"]  # its caller gets what it computed
+    # ...but no later reader may: the next read misses and loads afresh.
+    assert cache.get("p", "miss") == "miss"
+    assert cache.get_or_set("p", lambda: "fresh", tags=["products"]) == "fresh"
+    assert cache.get("p") == "fresh"
+
+
+def test_plain_set_after_invalidation_is_served(cache: RedisService) -> None:
+    cache.invalidate_tags(["t"])
+    cache.set("k", "v", tags=["t"])
+    assert cache.get("k") == "v"
+
+
+async def test_async_slow_loader_racing_invalidation(acache: AsyncRedisService) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_loader() -> str:
+        started.set()
+        await release.wait()
+        return "old"
+
+    task = asyncio.create_task(acache.get_or_set("p", slow_loader, tags=["products"]))
+    await asyncio.wait_for(started.wait(), 5)
+    await acache.invalidate_tags(["products"])
+    release.set()
+    assert await task == "old"
+    assert await acache.get("p", "miss") == "miss"
+
+
+@pytest.mark.parametrize("other_process_writes", [False, True])
+def test_invalidation_reaches_other_services(
+    cache: RedisService, redis_url: str, namespace: str, other_process_writes: bool
+) -> None:
+    from tests.cache.conftest import TEST_SETTINGS
+
+    other = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
+    try:
+        writer, reader = (other, cache) if other_process_writes else (cache, other)
+        writer.set("p", 1, tags=["t"])
+        assert reader.get("p") == 1
+        writer.invalidate_tags(["t"])
+        assert reader.get("p") is None
+    finally:
+        other.close()
