@@ -1,3 +1,45 @@
-"""perfkit.queries (see docs/queries.md)."""
+"""perfkit.queries: timed PostgreSQL pools, statement statistics, pagination helpers.
 
-__all__: list[str] = []
+See docs/queries.md. ``TimedPool`` / ``AsyncTimedPool`` wrap psycopg_pool's pools and time
+every statement run through their connections; ``pool.get_stats()`` returns a
+:class:`TimedPoolStats`.
+"""
+
+from perfkit.queries._cursor import (
+    AsyncTimedCursor,
+    AsyncTimedServerCursor,
+    TimedCursor,
+    TimedServerCursor,
+)
+from perfkit.queries._fingerprint import Fingerprint, normalize_sql
+from perfkit.queries._pagination import KeysetPage, KeysetPagination, OffsetPage, OffsetPagination
+from perfkit.queries._pool import (
+    AsyncTimedPool,
+    BaseTimedPool,
+    PoolStats,
+    TimedPool,
+    TimedPoolStats,
+)
+from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, SlowQuery, StatementStats
+
+__all__ = [
+    "AsyncTimedCursor",
+    "AsyncTimedPool",
+    "AsyncTimedServerCursor",
+    "BaseTimedPool",
+    "Fingerprint",
+    "KeysetPage",
+    "KeysetPagination",
+    "OffsetPage",
+    "OffsetPagination",
+    "PoolStats",
+    "QueryStats",
+    "QueryStatsSnapshot",
+    "SlowQuery",
+    "StatementStats",
+    "TimedCursor",
+    "TimedPool",
+    "TimedPoolStats",
+    "TimedServerCursor",
+    "normalize_sql",
+]

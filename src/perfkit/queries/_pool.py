@@ -1,0 +1,368 @@
+"""TimedPool and AsyncTimedPool: psycopg_pool pools whose every statement is timed.
+
+The pools are psycopg_pool's own (``pool.pool``); perfkit only adds a ``configure`` step
+that installs timed cursor factories on each new connection, and counts acquisitions that
+time out. Handing out a connection costs nothing more than psycopg_pool does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+from psycopg import AsyncConnection, Connection
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from perfkit._errors import ConfigError
+from perfkit.queries._cursor import timed_cursor_class
+from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
+from perfkit.settings import Settings
+
+__all__ = ["AsyncTimedPool", "PoolStats", "TimedPool", "TimedPoolStats"]
+
+_names = itertools.count(1)
+
+
+class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A pool's connections and acquisitions (psycopg_pool's counters plus perfkit's)."""
+
+    name: str
+    min_size: int
+    max_size: int
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+    utilization_pct: float
+    requests: int
+    requests_queued: int
+    requests_errors: int
+    timeouts: int
+    acquire_wait_ms: int
+    acquire_wait_mean_ms: float
+    usage_ms: int
+    connections: int
+    connections_ms: int
+    connection_errors: int
+    connections_lost: int
+    returns_bad: int
+
+
+class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``pool.get_stats()`` returns: the pool, and the statements run through it."""
+
+    pool: PoolStats
+    queries: QueryStatsSnapshot
+
+
+def _check_sizes(min_size: int, max_size: int, max_idle: float, timeout: float) -> None:
+    if min_size < 0:
+        raise ConfigError(f"min_size={min_size!r} must be >= 0 (DB_POOL_MIN)")
+    if max_size < max(1, min_size):
+        raise ConfigError(
+            f"max_size={max_size!r} must be >= 1 and >= min_size={min_size!r} (DB_POOL_MAX)"
+        )
+    if max_idle <= 0:
+        raise ConfigError(f"max_idle={max_idle!r} must be > 0 (DB_POOL_IDLE_TIMEOUT)")
+    if timeout <= 0:
+        raise ConfigError(f"timeout={timeout!r} must be > 0 (DB_POOL_TIMEOUT)")
+
+
+def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, Any]]:
+    settings = Settings.from_env(environ)
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set: the pool has no database to connect to")
+    arguments: dict[str, Any] = {
+        "min_size": settings.db_pool_min,
+        "max_size": settings.db_pool_max,
+        "max_idle": settings.db_pool_idle_timeout,
+        "timeout": settings.db_pool_timeout,
+        "stats": QueryStats(slow_query_ms=settings.slow_query_ms),
+    }
+    return settings.database_url, arguments
+
+
+class _CountingPool(ConnectionPool[Any]):
+    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+
+    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
+        self.on_timeout = on_timeout
+        super().__init__(*args, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> Any:
+        try:
+            return super().getconn(timeout)
+        except PoolTimeout:
+            self.on_timeout()
+            raise
+
+
+class _AsyncCountingPool(AsyncConnectionPool[Any]):
+    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+
+    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
+        self.on_timeout = on_timeout
+        super().__init__(*args, **kwargs)
+
+    async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
+        try:
+            return await super().getconn(timeout)
+        except PoolTimeout:
+            self.on_timeout()
+            raise
+
+
+class BaseTimedPool:
+    """What the sync and async pools share: stats, cursor classes, configuration."""
+
+    pool: ConnectionPool[Any] | AsyncConnectionPool[Any]
+    _pool_class: type[_CountingPool] | type[_AsyncCountingPool]
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        stats: QueryStats | None = None,
+        min_size: int = 2,
+        max_size: int = 20,
+        max_idle: float = 30.0,
+        timeout: float = 30.0,
+        name: str | None = None,
+        open: bool = False,
+        configure: Callable[[Any], Any] | None = None,
+        **pool_kwargs: Any,
+    ) -> None:
+        _check_sizes(min_size, max_size, max_idle, timeout)
+        self.stats = stats if stats is not None else QueryStats()
+        self.name = name or f"perfkit-pool-{next(_names)}"
+        self._cursor_classes: dict[type[Any], type[Any]] = {}
+        self._timeouts = 0
+        self._configure_first = configure
+        self.pool = self._pool_class(
+            conninfo,
+            on_timeout=self._count_timeout,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=max_idle,
+            timeout=timeout,
+            name=self.name,
+            open=open,
+            configure=self._configure,
+            **pool_kwargs,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """A pool configured from DATABASE_URL, DB_POOL_* and SLOW_QUERY_MS.
+
+        Keyword arguments override those settings or reach psycopg_pool's pool.
+        """
+        conninfo, arguments = _env_arguments(environ)
+        return cls(conninfo, **(arguments | overrides))
+
+    def _configure(self, conn: Any) -> Any:
+        raise NotImplementedError
+
+    def _instrument(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
+        """Swap the connection's cursor factories for timed subclasses of them."""
+        conn.cursor_factory = self._timed(conn.cursor_factory)
+        conn.server_cursor_factory = self._timed(conn.server_cursor_factory)
+
+    def _timed(self, base: type[Any]) -> type[Any]:
+        found = self._cursor_classes.get(base)
+        if found is None:
+            found = timed_cursor_class(base, self.stats, self.name)
+            found = self._cursor_classes.setdefault(base, found)
+        return found
+
+    def _count_timeout(self) -> None:
+        self._timeouts += 1
+
+    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+        """Pool and statement statistics (``top`` cuts the per-fingerprint list)."""
+        raw = self.pool.get_stats()
+        size = raw.get("pool_size", 0)
+        idle = raw.get("pool_available", 0)
+        in_use = max(size - idle, 0)
+        requests = raw.get("requests_num", 0)
+        wait_ms = raw.get("requests_wait_ms", 0)
+        pool = PoolStats(
+            name=self.name,
+            min_size=raw.get("pool_min", 0),
+            max_size=raw.get("pool_max", 0),
+            size=size,
+            idle=idle,
+            in_use=in_use,
+            waiting=raw.get("requests_waiting", 0),
+            utilization_pct=100.0 * in_use / self.pool.max_size,
+            requests=requests,
+            requests_queued=raw.get("requests_queued", 0),
+            requests_errors=raw.get("requests_errors", 0),
+            timeouts=self._timeouts,
+            acquire_wait_ms=wait_ms,
+            acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
+            usage_ms=raw.get("usage_ms", 0),
+            connections=raw.get("connections_num", 0),
+            connections_ms=raw.get("connections_ms", 0),
+            connection_errors=raw.get("connections_errors", 0),
+            connections_lost=raw.get("connections_lost", 0),
+            returns_bad=raw.get("returns_bad", 0),
+        )
+        return TimedPoolStats(pool=pool, queries=self.stats.get_stats(top))
+
+    def reset_stats(self) -> None:
+        """Zero the pool's counters and the statement stats (shared by every pool using them)."""
+        self.pool.pop_stats()
+        self._timeouts = 0
+        self.stats.reset()
+
+    @property
+    def closed(self) -> bool:
+        """True once the pool is closed (or before it is opened)."""
+        return self.pool.closed
+
+    @property
+    def min_size(self) -> int:
+        """Connections kept open even when idle."""
+        return self.pool.min_size
+
+    @property
+    def max_size(self) -> int:
+        """Most connections the pool will open."""
+        return self.pool.max_size
+
+
+class TimedPool(BaseTimedPool):
+    """A ``psycopg_pool.ConnectionPool`` whose connections time every statement.
+
+    :param conninfo: a libpq conninfo string or ``postgresql://`` URL.
+    :param stats: where statements are recorded (shareable); a new one by default.
+    :param min_size: connections kept open (``DB_POOL_MIN``).
+    :param max_size: most connections (``DB_POOL_MAX``).
+    :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).
+    :param timeout: seconds to wait for a connection before ``PoolTimeout`` (``DB_POOL_TIMEOUT``).
+    :param configure: run on each new connection, before perfkit installs its cursors.
+    :param pool_kwargs: passed to ``ConnectionPool`` unchanged (``check``, ``kwargs``,
+        ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
+    """
+
+    pool: ConnectionPool[Any]
+    _pool_class = _CountingPool
+
+    def _configure(self, conn: Connection[Any]) -> None:
+        if self._configure_first is not None:
+            self._configure_first(conn)
+        self._instrument(conn)
+
+    def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        """Open the pool (start connecting); with ``wait``, until ``min_size`` are ready."""
+        self.pool.open(wait=wait, timeout=timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the pool and its connections."""
+        self.pool.close(timeout=timeout)
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait until ``min_size`` connections are ready (``PoolTimeout`` otherwise)."""
+        self.pool.wait(timeout=timeout)
+
+    def connection(self, timeout: float | None = None) -> AbstractContextManager[Connection[Any]]:
+        """``with pool.connection() as conn:`` — a connection whose statements are timed."""
+        return self.pool.connection(timeout)
+
+    def getconn(self, timeout: float | None = None) -> Connection[Any]:
+        """Take a connection; give it back with :meth:`putconn`."""
+        conn: Connection[Any] = self.pool.getconn(timeout)
+        return conn
+
+    def putconn(self, conn: Connection[Any]) -> None:
+        """Give back a connection taken with :meth:`getconn`."""
+        self.pool.putconn(conn)
+
+    def check(self) -> None:
+        """Check the idle connections, replacing broken ones."""
+        self.pool.check()
+
+    def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the pool's size limits."""
+        self.pool.resize(min_size, max_size)
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncTimedPool(BaseTimedPool):
+    """The asyncio twin of :class:`TimedPool`, wrapping ``AsyncConnectionPool``.
+
+    Same parameters; ``configure`` is a coroutine function. Open it with
+    ``await pool.open()`` or ``async with pool:`` (``open=True`` is deprecated by
+    psycopg_pool for async pools).
+    """
+
+    pool: AsyncConnectionPool[Any]
+    _pool_class = _AsyncCountingPool
+
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+        if self._configure_first is not None:
+            await self._configure_first(conn)
+        self._instrument(conn)
+
+    async def open(self, wait: bool = False, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Open the pool (start connecting); with ``wait``, until ``min_size`` are ready."""
+        await self.pool.open(wait=wait, timeout=timeout)
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Close the pool and its connections."""
+        await self.pool.close(timeout=timeout)
+
+    async def wait(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Wait until ``min_size`` connections are ready (``PoolTimeout`` otherwise)."""
+        await self.pool.wait(timeout=timeout)
+
+    def connection(
+        self, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """``async with pool.connection() as conn:`` — statements on it are timed."""
+        return self.pool.connection(timeout)
+
+    async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Take a connection; give it back with :meth:`putconn`."""
+        conn: AsyncConnection[Any] = await self.pool.getconn(timeout)
+        return conn
+
+    async def putconn(self, conn: AsyncConnection[Any]) -> None:
+        """Give back a connection taken with :meth:`getconn`."""
+        await self.pool.putconn(conn)
+
+    async def check(self) -> None:
+        """Check the idle connections, replacing broken ones."""
+        await self.pool.check()
+
+    async def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the pool's size limits."""
+        await self.pool.resize(min_size, max_size)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

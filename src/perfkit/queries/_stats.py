@@ -1,0 +1,318 @@
+"""Statement statistics by fingerprint, in bounded memory, shareable by several pools.
+
+Durations go into fixed logarithmic buckets (8 per doubling, 10 µs to ~22 min), so a
+percentile is known to within ±4.5 % and an entry costs the same however many samples it
+has seen. The fingerprint table and the SQL-text → fingerprint cache are both LRUs with a
+cap, so memory stays flat however many distinct statements run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from math import log
+from time import time
+from typing import Any
+
+import msgspec
+import structlog
+from psycopg import sql
+
+from perfkit._errors import ConfigError
+from perfkit.queries._fingerprint import Fingerprint
+
+__all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
+
+_log = structlog.get_logger("perfkit.queries")
+
+# Bucket i holds durations in [BUCKET_MIN * GROWTH**i, BUCKET_MIN * GROWTH**(i+1)).
+BUCKET_MIN = 10e-6
+BUCKETS_PER_DOUBLING = 8
+GROWTH = 2 ** (1 / BUCKETS_PER_DOUBLING)
+BUCKET_COUNT = 27 * BUCKETS_PER_DOUBLING  # up to 10 µs * 2**27 ≈ 22 minutes
+_SCALE = BUCKETS_PER_DOUBLING / log(2)
+_OFFSET = log(BUCKET_MIN) * _SCALE
+
+# SQL texts longer than this are normalized on every run instead of being cached, so
+# that a few huge statements (inlined literals) cannot fill memory.
+MAX_CACHED_SQL = 8192
+
+
+def bucket_of(seconds: float) -> int:
+    """The histogram bucket a duration falls in."""
+    if seconds <= BUCKET_MIN:
+        return 0
+    index = int(log(seconds) * _SCALE - _OFFSET)
+    return index if index < BUCKET_COUNT else BUCKET_COUNT - 1
+
+
+def bucket_value(index: int) -> float:
+    """The representative duration (geometric middle, seconds) of a bucket."""
+    return float(BUCKET_MIN * GROWTH ** (index + 0.5))
+
+
+class StatementStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What is known about one statement fingerprint. Times in milliseconds."""
+
+    fingerprint: str
+    fingerprint_id: str
+    count: int
+    errors: int
+    slow: int
+    rows: int
+    total_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    last_seen: float
+
+
+class SlowQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """One statement that took at least ``slow_query_ms``; ``at`` is Unix time (seconds)."""
+
+    fingerprint: str
+    fingerprint_id: str
+    duration_ms: float
+    at: float
+    pool: str
+
+
+class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """All statement statistics at one moment (see docs/queries.md for every field)."""
+
+    since: float
+    slow_query_ms: float
+    count: int
+    errors: int
+    slow: int
+    slow_pct: float
+    rows: int
+    total_ms: float
+    mean_ms: float
+    fingerprints_tracked: int
+    fingerprints_evicted: int
+    by_fingerprint: list[StatementStats]
+    slowest: list[SlowQuery]
+
+
+class _Entry:
+    __slots__ = (
+        "buckets",
+        "count",
+        "errors",
+        "fingerprint",
+        "last_seen",
+        "max",
+        "min",
+        "rows",
+        "slow",
+        "total",
+    )
+
+    def __init__(self, fingerprint: Fingerprint) -> None:
+        self.fingerprint = fingerprint
+        self.count = self.errors = self.slow = self.rows = 0
+        self.total = self.max = 0.0
+        self.min = float("inf")
+        self.last_seen = 0.0
+        self.buckets = [0] * BUCKET_COUNT
+
+    def percentile(self, fraction: float) -> float:
+        rank = max(1, round(fraction * self.count))
+        seen = 0
+        for index, number in enumerate(self.buckets):
+            seen += number
+            if seen >= rank:
+                return min(max(bucket_value(index), self.min), self.max)
+        return self.max  # pragma: no cover - rank never exceeds count
+
+    def snapshot(self) -> StatementStats:
+        return StatementStats(
+            fingerprint=self.fingerprint.text,
+            fingerprint_id=self.fingerprint.id,
+            count=self.count,
+            errors=self.errors,
+            slow=self.slow,
+            rows=self.rows,
+            total_ms=self.total * 1000,
+            mean_ms=self.total * 1000 / self.count,
+            min_ms=self.min * 1000,
+            max_ms=self.max * 1000,
+            p50_ms=self.percentile(0.50) * 1000,
+            p95_ms=self.percentile(0.95) * 1000,
+            p99_ms=self.percentile(0.99) * 1000,
+            last_seen=self.last_seen,
+        )
+
+
+def _sql_key(query: Any, context: Any) -> str | bytes:
+    if isinstance(query, str | bytes):
+        return query
+    if isinstance(query, sql.Composable):
+        try:
+            return query.as_string(context)
+        except Exception:  # a statement that cannot render fails in psycopg, not here
+            return repr(query)
+    return str(query)
+
+
+class QueryStats:
+    """Collects statement timings by fingerprint; one instance may serve several pools.
+
+    :param slow_query_ms: statements taking at least this long are slow (counted, kept
+        in the slow list, logged).
+    :param max_fingerprints: statement shapes kept; the least recently seen is evicted.
+    :param slowest: how many slow statements :meth:`get_stats` lists, slowest first.
+    :param slow_history: how many recent slow statements the slowest are chosen from.
+    :param sql_cache_size: distinct SQL texts whose fingerprint is remembered.
+    """
+
+    def __init__(
+        self,
+        *,
+        slow_query_ms: float = 100.0,
+        max_fingerprints: int = 1000,
+        slowest: int = 10,
+        slow_history: int = 100,
+        sql_cache_size: int = 4096,
+    ) -> None:
+        for name, value in (
+            ("max_fingerprints", max_fingerprints),
+            ("slowest", slowest),
+            ("slow_history", slow_history),
+            ("sql_cache_size", sql_cache_size),
+        ):
+            if value < 1:
+                raise ConfigError(f"QueryStats {name}={value!r} must be at least 1")
+        if slow_query_ms < 0:
+            raise ConfigError(f"QueryStats slow_query_ms={slow_query_ms!r} must be >= 0")
+        self.slow_query_ms = float(slow_query_ms)
+        self.max_fingerprints = max_fingerprints
+        self.slowest = slowest
+        self._slow_seconds = slow_query_ms / 1000
+        self._sql_cache_size = sql_cache_size
+        self._lock = threading.Lock()
+        self._sql_cache: OrderedDict[str | bytes, Fingerprint] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._since = time()
+        self._count = self._errors = self._slow = self._rows = self._evicted = 0
+        self._total = 0.0
+
+    def fingerprint(self, query: Any, context: Any = None) -> Fingerprint:
+        """The (cached) fingerprint of a query: ``str``, ``bytes`` or ``psycopg.sql`` object."""
+        key = _sql_key(query, context)
+        with self._lock:
+            found = self._sql_cache.get(key)
+            if found is not None:
+                self._sql_cache.move_to_end(key)
+                return found
+        found = Fingerprint.of(key)
+        if len(key) <= MAX_CACHED_SQL:
+            with self._lock:
+                self._sql_cache[key] = found
+                if len(self._sql_cache) > self._sql_cache_size:
+                    self._sql_cache.popitem(last=False)
+        return found
+
+    def record(
+        self,
+        query: Any,
+        seconds: float,
+        rows: int = 0,
+        failed: bool = False,
+        pool: str = "",
+        context: Any = None,
+    ) -> None:
+        """Count one run of ``query`` that took ``seconds`` and returned/affected ``rows``.
+
+        ``context`` (a connection or cursor) renders ``psycopg.sql`` objects. A slow run
+        is also logged as a ``slow_query`` structlog event with the fingerprint and the
+        duration — never the parameters.
+        """
+        fingerprint = self.fingerprint(query, context)
+        now = time()
+        slow = seconds >= self._slow_seconds
+        with self._lock:
+            entry = self._entries.get(fingerprint.id)
+            if entry is None:
+                entry = self._entries[fingerprint.id] = _Entry(fingerprint)
+                if len(self._entries) > self.max_fingerprints:
+                    self._entries.popitem(last=False)
+                    self._evicted += 1
+            else:
+                self._entries.move_to_end(fingerprint.id)
+            entry.count += 1
+            entry.total += seconds
+            entry.rows += rows
+            entry.last_seen = now
+            entry.buckets[bucket_of(seconds)] += 1
+            if seconds > entry.max:
+                entry.max = seconds
+            if seconds < entry.min:
+                entry.min = seconds
+            self._count += 1
+            self._total += seconds
+            self._rows += rows
+            if failed:
+                entry.errors += 1
+                self._errors += 1
+            if slow:
+                entry.slow += 1
+                self._slow += 1
+                self._recent_slow.append(
+                    SlowQuery(
+                        fingerprint=fingerprint.text,
+                        fingerprint_id=fingerprint.id,
+                        duration_ms=seconds * 1000,
+                        at=now,
+                        pool=pool,
+                    )
+                )
+        if slow:
+            _log.warning(
+                "slow_query",
+                fingerprint=fingerprint.text,
+                fingerprint_id=fingerprint.id,
+                duration_ms=round(seconds * 1000, 3),
+                pool=pool,
+                failed=failed,
+            )
+
+    def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
+        """A snapshot; ``by_fingerprint`` sorted by total time, cut to ``top`` when given."""
+        with self._lock:
+            entries = sorted(self._entries.values(), key=lambda e: e.total, reverse=True)
+            if top is not None:
+                entries = entries[:top]
+            by_fingerprint = [entry.snapshot() for entry in entries]
+            slowest = sorted(self._recent_slow, key=lambda s: s.duration_ms, reverse=True)
+            count, total = self._count, self._total
+            return QueryStatsSnapshot(
+                since=self._since,
+                slow_query_ms=self.slow_query_ms,
+                count=count,
+                errors=self._errors,
+                slow=self._slow,
+                slow_pct=100.0 * self._slow / count if count else 0.0,
+                rows=self._rows,
+                total_ms=total * 1000,
+                mean_ms=total * 1000 / count if count else 0.0,
+                fingerprints_tracked=len(self._entries),
+                fingerprints_evicted=self._evicted,
+                by_fingerprint=by_fingerprint,
+                slowest=slowest[: self.slowest],
+            )
+
+    def reset(self) -> None:
+        """Forget every statement and counter (the fingerprint cache is kept)."""
+        with self._lock:
+            self._entries.clear()
+            self._recent_slow.clear()
+            self._reset_counters()
