@@ -1,0 +1,256 @@
+"""@cached_query: keys, typed hits, templates, invalidate/refresh, stampede protection."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+import redis
+
+from perfkit.cache import (
+    AsyncRedisService,
+    RedisService,
+    cached_query,
+    get_default_cache,
+    set_default_cache,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Product(msgspec.Struct):
+    id: int
+    name: str
+    price: float
+
+
+@dataclasses.dataclass
+class Summary:
+    total: int
+    label: str
+
+
+def test_hit_returns_the_cached_value_and_skips_the_function(cache: RedisService) -> None:
+    calls: list[tuple[int, int]] = []
+
+    @cached_query(ttl=60, cache=cache)
+    def add(a: int, b: int = 10) -> int:
+        calls.append((a, b))
+        return a + b
+
+    assert add(1) == 11
+    assert add(1, 10) == 11
+    assert add(b=10, a=1) == 11  # defaults applied, keyword order irrelevant
+    assert add(2) == 12
+    assert calls == [(1, 10), (2, 10)]
+    assert cache.metrics().hits == 2
+
+
+def test_key_is_the_same_in_every_process(cache: RedisService) -> None:
+    @cached_query(cache=cache)
+    def lookup(category: str, page: int = 1, filters: dict[str, str] | None = None) -> int:
+        return page
+
+    mine = lookup.cache_key("lamps", filters={"color": "red"})  # type: ignore[attr-defined]
+    code = (
+        "from perfkit.cache import cached_query, RedisService\n"
+        "from perfkit import Settings\n"
+        "cache = RedisService('redis://127.0.0.1:1/0', namespace='x', settings=Settings())\n"
+        "@cached_query(cache=cache)\n"
+        "def lookup(category: str, page: int = 1, filters: dict[str, str] | None = None) -> int:\n"
+        "    return page\n"
+        "lookup.__module__ = 'tests.cache.test_decorator'\n"
+        "lookup.__wrapped__.__module__ = 'tests.cache.test_decorator'\n"
+        "print(lookup.cache_key(filters={'color': 'red'}, category='lamps'))\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert mine.startswith("cq:tests.cache.test_decorator.")
+    assert other.stdout.strip().split(":")[-1] == mine.split(":")[-1]
+
+
+def test_hits_decode_into_the_return_annotation(cache: RedisService) -> None:
+    @cached_query(cache=cache)
+    def products(category: str) -> list[Product]:
+        return [Product(id=1, name="lamp", price=9.5)]
+
+    @cached_query(cache=cache)
+    def summary() -> Summary:
+        return Summary(total=3, label="x")
+
+    assert products("lamps") == [Product(id=1, name="lamp", price=9.5)]
+    hit = products("lamps")
+    assert hit == [Product(id=1, name="lamp", price=9.5)]
+    assert isinstance(hit[0], Product)
+    summary()
+    assert summary() == Summary(total=3, label="x")
+    assert cache.metrics().hits == 2
+
+
+def test_unencodable_argument_names_it(cache: RedisService) -> None:
+    @cached_query(cache=cache)
+    def report(day: str, conn: object) -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="argument 'conn' of type object"):
+        report("mon", object())
+
+    @cached_query(cache=cache, key="report:{day}")
+    def keyed_report(day: str, conn: object) -> int:
+        return 1
+
+    assert keyed_report("mon", object()) == 1
+    assert cache.exists("report:mon")
+
+
+def test_methods_leave_self_out_of_the_key(cache: RedisService) -> None:
+    class Repository:
+        @cached_query(cache=cache)
+        def find(self, id: int) -> int:
+            return id * 2
+
+    assert Repository().find(3) == 6
+    assert Repository().find(3) == 6
+    assert cache.metrics().hits == 1
+
+
+def test_tag_templates_and_invalidate_refresh(cache: RedisService) -> None:
+    prices = {"lamps": 10.0}
+
+    @cached_query(ttl=60, tags=["products", "category:{category}"], cache=cache)
+    def price(category: str) -> float:
+        return prices[category]
+
+    assert price("lamps") == 10.0
+    prices["lamps"] = 12.0
+    assert price("lamps") == 10.0
+    cache.invalidate_tags(["category:lamps"])
+    assert price("lamps") == 12.0
+    prices["lamps"] = 13.0
+    assert price.refresh("lamps") == 13.0  # type: ignore[attr-defined]
+    assert price("lamps") == 13.0
+    price.invalidate("lamps")  # type: ignore[attr-defined]
+    prices["lamps"] = 14.0
+    assert price("lamps") == 14.0
+
+    @cached_query(tags=["{missing}"], cache=cache)
+    def broken(category: str) -> int:
+        return 1
+
+    with pytest.raises(ValueError, match="missing"):
+        broken("x")
+
+
+def test_wrong_kind_of_service_is_refused(cache: RedisService) -> None:
+    with pytest.raises(TypeError, match="AsyncRedisService"):
+
+        @cached_query(cache=cache)
+        async def fetch() -> int:
+            return 1
+
+
+def test_default_cache_is_replaceable(cache: RedisService, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_default_cache(cache)
+    try:
+        assert get_default_cache() is cache
+
+        @cached_query(ttl=30)
+        def value() -> int:
+            return 5
+
+        assert value() == 5
+        assert cache.metrics().sets == 1
+    finally:
+        set_default_cache(None)
+
+
+def test_fifty_threads_run_the_loader_once(cache: RedisService) -> None:
+    calls: list[int] = []
+    barrier = threading.Barrier(50)
+
+    @cached_query(ttl=60, cache=cache)
+    def slow() -> list[int]:
+        calls.append(1)
+        time.sleep(0.2)
+        return [1, 2, 3]
+
+    results: list[object] = []
+
+    def call() -> None:
+        barrier.wait()
+        results.append(slow())
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert results == [[1, 2, 3]] * 50
+
+
+async def test_hundred_tasks_run_the_loader_once(acache: AsyncRedisService) -> None:
+    calls: list[int] = []
+
+    @cached_query(ttl=60, tags=["t"], cache=acache)
+    async def slow(x: int) -> dict[str, int]:
+        calls.append(1)
+        await asyncio.sleep(0.2)
+        return {"x": x}
+
+    results = await asyncio.gather(*(slow(1) for _ in range(100)))
+    assert len(calls) == 1
+    assert results == [{"x": 1}] * 100
+    assert await slow.refresh(1) == {"x": 1}  # type: ignore[attr-defined]
+    assert len(calls) == 2
+
+
+async def test_loader_error_reaches_waiters_and_is_not_cached(acache: AsyncRedisService) -> None:
+    calls: list[int] = []
+
+    @cached_query(cache=acache)
+    async def failing() -> int:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        raise RuntimeError("database down")
+
+    results = await asyncio.gather(*(failing() for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert len(calls) == 1
+    with pytest.raises(RuntimeError):
+        await failing()
+    assert len(calls) == 2
+
+
+@pytest.mark.slow
+def test_four_processes_run_the_loader_once(
+    redis_url: str, namespace: str, redis_client: redis.Redis
+) -> None:
+    start_at = time.time() + 2.0
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.cache._stampede_worker",
+                redis_url,
+                namespace,
+                str(start_at),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=60)[0].split() for process in processes]
+    assert outputs == [["25", "0"]] * 4
+    assert redis_client.get(f"{namespace}:loader-calls") == b"1"

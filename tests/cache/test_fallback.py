@@ -1,0 +1,123 @@
+"""When Redis goes away: memory fallback, no errors to the caller, and back again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from perfkit.cache import AsyncRedisService, RedisService
+from tests._servers import PrivateRedis
+from tests.cache.conftest import TEST_SETTINGS
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -> None:
+    cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    with capture_logs() as logs:
+        cache.set("before", "v1", tags=["t"])
+        cache.set("kept", "k")
+        assert cache.get("before") == "v1"
+
+        private_redis.kill()
+        # No exception reaches the caller; the service works from memory.
+        assert cache.get("before", "miss") == "miss"
+        cache.set("before", "v2", tags=["t"])
+        assert cache.get("before") == "v2"
+        assert cache.get_or_set("loaded", lambda: 5) == 5
+        assert cache.get_many(["before", "loaded"]) == {"before": "v2", "loaded": 5}
+        assert cache.delete("kept") == 0
+        assert cache.invalidate_pattern("x*") == 0
+        metrics = cache.metrics()
+        assert metrics.fallback_active and metrics.fallback_since is not None
+        assert metrics.used_memory is None and metrics.errors >= 1
+        for _ in range(20):
+            cache.get("before")
+
+        private_redis.start()
+        wait_for(lambda: not cache.metrics().fallback_active)
+        # Nothing from before or during the outage is served stale: the value written in
+        # memory is gone from memory, and Redis lost the old one and the deleted one.
+        assert cache.get("before", "miss") == "miss"
+        assert cache.get("kept", "miss") == "miss"
+        cache.set("after", 1)
+        assert cache.get("after") == 1
+    events = [entry["event"] for entry in logs]
+    # One event per state change, not one per operation.
+    assert events.count("cache.fallback.activated") == 1
+    assert events.count("cache.fallback.recovered") == 1
+    cache.close()
+
+
+def test_tag_invalidated_during_outage_is_replayed(private_redis: PrivateRedis) -> None:
+    cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    cache.set("p", "old price", tags=["product:1"])
+    private_redis.kill()
+    # The process invalidates while Redis is down; the server keeps "p" (no persistence
+    # here, but a replica or a restart with persistence would) -- simulate by restarting
+    # and re-seeding the old value through a second service that was not told.
+    cache.invalidate_tags(["product:1"])
+    private_redis.start()
+    seeder = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    seeder.set("p", "old price", tags=["product:1"])
+    wait_for(lambda: not cache.metrics().fallback_active)
+    assert cache.get("p", "miss") == "miss"
+    assert seeder.get("p", "miss") == "miss"
+    seeder.close()
+    cache.close()
+
+
+def test_unreachable_from_the_start(private_redis: PrivateRedis) -> None:
+    private_redis.kill()
+    cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    started = time.perf_counter()
+    assert cache.get_or_set("k", lambda: "computed") == "computed"
+    assert cache.get("k") == "computed"
+    assert time.perf_counter() - started < 3  # short timeouts, no long retry loops
+    assert cache.metrics().fallback_active
+    cache.close()
+
+
+def test_memory_fallback_is_bounded(private_redis: PrivateRedis) -> None:
+    from perfkit import Settings
+
+    settings = Settings(
+        redis_socket_timeout=0.2, redis_connect_timeout=0.2, cache_fallback_max_entries=10
+    )
+    cache = RedisService(private_redis.url, namespace="app", settings=settings)
+    private_redis.kill()
+    cache.set_many({f"k{i}": i for i in range(100)})
+    assert cache.metrics().fallback_entries == 10
+    assert cache.get_many([f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(90, 100)}
+    cache.close()
+
+
+@pytest.mark.timeout(60)
+async def test_async_outage_and_recovery(private_redis: PrivateRedis) -> None:
+    import asyncio
+
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    await cache.set("k", 1)
+    private_redis.kill()
+    assert await cache.get("k", "miss") == "miss"
+    await cache.set("k", 2)
+    assert await cache.get("k") == 2
+    assert (await cache.metrics()).fallback_active
+    private_redis.start()
+    for _ in range(200):
+        if not (await cache.metrics()).fallback_active:
+            break
+        await asyncio.sleep(0.05)
+    assert not (await cache.metrics()).fallback_active
+    assert await cache.get("k", "miss") == "miss"
+    await cache.set("k", 3)
+    assert await cache.get("k") == 3
+    await cache.close()

@@ -1,0 +1,91 @@
+"""Cache warming: on demand, on a schedule (thread and task), failures isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from perfkit.cache import CacheWarmer, RedisService, default_warmer, register_warmer
+
+
+def test_warm_runs_all_or_named_and_isolates_failures(cache: RedisService) -> None:
+    warmer = CacheWarmer(delay=0, interval=60)
+
+    @warmer.register("popular_products")
+    def popular() -> int:
+        cache.set_many({"product:1": 1, "product:2": 2})
+        return 2
+
+    @warmer.register("broken")
+    def broken() -> int:
+        raise RuntimeError("leaderboard query failed")
+
+    @warmer.register("categories")
+    async def categories() -> int:
+        cache.set("categories", ["a"])
+        return 1
+
+    results = {r.name: r for r in warmer.warm()}
+    assert list(results) == ["popular_products", "broken", "categories"]
+    assert results["popular_products"].ok and results["popular_products"].keys_written == 2
+    assert not results["broken"].ok
+    assert results["broken"].error == "RuntimeError: leaderboard query failed"
+    assert results["categories"].ok and results["categories"].keys_written == 1
+    assert cache.get_many(["product:1", "categories"]) == {"product:1": 1, "categories": ["a"]}
+    assert [r.name for r in warmer.warm(["categories"])] == ["categories"]
+    with pytest.raises(ValueError, match="nope"):
+        warmer.warm(["nope"])
+
+
+def test_thread_schedule_runs_after_delay_then_every_interval() -> None:
+    warmer = CacheWarmer(delay=0.2, interval=0.2)
+    runs: list[float] = []
+    warmer.register("tick", lambda: runs.append(time.monotonic()) and None)
+    started = time.monotonic()
+    warmer.start()
+    time.sleep(0.1)
+    assert runs == []  # not before the delay
+    time.sleep(0.6)
+    warmer.stop()
+    count = len(runs)
+    assert 2 <= count <= 4
+    assert runs[0] - started >= 0.2
+    time.sleep(0.3)
+    assert len(runs) == count  # stopped
+
+
+async def test_task_schedule_and_awarm() -> None:
+    warmer = CacheWarmer(delay=0, interval=0.1)
+    runs: list[int] = []
+
+    async def tick() -> int:
+        runs.append(1)
+        return 0
+
+    warmer.register("tick", tick)
+    await warmer.astart()
+    await asyncio.sleep(0.35)
+    await warmer.astop()
+    count = len(runs)
+    assert 3 <= count <= 5
+    await asyncio.sleep(0.2)
+    assert len(runs) == count
+    results = await warmer.awarm()
+    assert [r.ok for r in results] == [True]
+
+
+def test_register_warmer_uses_the_default_warmer() -> None:
+    @register_warmer("test_default_registration")
+    def warm() -> int:
+        return 3
+
+    assert "test_default_registration" in default_warmer().names
+    (result,) = default_warmer().warm(["test_default_registration"])
+    assert result.keys_written == 3
+
+
+def test_bad_schedule_is_refused() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        CacheWarmer(delay=0, interval=0)
