@@ -206,3 +206,14 @@ def test_metrics(cache: RedisService) -> None:
     assert metrics.avg_latency_ms > 0
     cache.reset_metrics()
     assert cache.metrics().hits == 0
+
+
+def test_clear_removes_the_namespace_only(
+    cache: RedisService, redis_client: redis.Redis, namespace: str
+) -> None:
+    cache.set_many({"a": 1, "b": 2}, tags=["t"])
+    redis_client.set(f"{namespace}x:keep", b"1")
+    assert cache.clear() >= 3  # two entries, the tag's generation, the sequence
+    assert list(redis_client.scan_iter(match=f"{namespace}:*")) == []
+    assert redis_client.get(f"{namespace}x:keep") == b"1"
+    redis_client.delete(f"{namespace}x:keep")

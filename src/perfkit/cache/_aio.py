@@ -266,6 +266,20 @@ class AsyncRedisService(BaseCacheService):
         self._stats.count(deletes=removed)
         return removed
 
+    async def clear(self) -> int:
+        """Delete everything in this namespace, tag generations included; returns how many
+        keys. Other namespaces are untouched."""
+        if await self._use_memory():
+            self._memory.clear()
+            self._memory.pending.overflow = True  # drop the namespace once Redis is back
+            return 0
+        try:
+            return await self._unlink_matching(self._prefix + "*", keep_internal=False)
+        except CONNECTION_ERRORS as exc:
+            self._fall_back(exc)
+            self._memory.pending.overflow = True
+            return 0
+
     async def _unlink_matching(self, full_pattern: str, *, keep_internal: bool) -> int:
         removed = 0
         batch: list[bytes] = []
