@@ -1,0 +1,210 @@
+"""One object that ties the metrics together for an app: registry, request metrics,
+the sources (cache, pool, jobs), trends, recommendations and the exposition."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import structlog
+
+from perfkit.metrics.collectors import (
+    CACHE_MODES,
+    CacheSource,
+    JobsSource,
+    PoolSource,
+    StatsCollector,
+)
+from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
+from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
+from perfkit.metrics.recommendations import Finding, Thresholds, recommend
+from perfkit.metrics.registry import MetricsRegistry
+from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
+from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
+from perfkit.metrics.trends import TrendPoint, Trends
+from perfkit.settings import Settings
+from perfkit.types import ASGIApp, WSGIApp
+
+__all__ = ["PerformanceMonitor", "PerformanceReport"]
+
+_log = structlog.get_logger("perfkit.metrics")
+
+
+class PerformanceReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the monitor knows at one moment (source values as of the last refresh).
+
+    ``memory_ratio`` is RSS over the limit (``None`` without a limit); source fields are
+    ``None`` when that source is not given or has no data yet.
+    """
+
+    at: float
+    uptime_s: float
+    requests: RequestSummary
+    slowest: list[SlowRequest]
+    memory_rss: int
+    memory_limit: int | None
+    memory_ratio: float | None
+    cache_hit_rate: float | None
+    slow_query_pct: float | None
+    queue_depth: int | None
+    failed_jobs: int | None
+    findings: list[Finding]
+
+
+class PerformanceMonitor:
+    """Request metrics, source collectors, trends and recommendations for one app.
+
+    ``cache`` has ``metrics()`` (perfkit.cache, sync or async), ``pool`` has
+    ``get_stats()`` (perfkit.queries), ``jobs`` has ``stats()`` (perfkit.jobs).
+    ``memory_limit`` (bytes) is used when no cgroup limit is found.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: MetricsRegistry | None = None,
+        settings: Settings | None = None,
+        cache: CacheSource | None = None,
+        pool: PoolSource | None = None,
+        jobs: JobsSource | None = None,
+        thresholds: Thresholds | None = None,
+        memory_limit: int | None = None,
+        trends: Trends | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.registry = registry or MetricsRegistry()
+        self.trends = trends or Trends()
+        self.thresholds = thresholds or Thresholds()
+        self.configured_memory_limit = memory_limit
+        self.requests = RequestMetrics(
+            self.registry, slow_request_ms=self.settings.slow_request_ms, trends=self.trends
+        )
+        self.cache = self._source("perfkit_cache", cache and cache.metrics, CACHE_MODES)
+        self.pool = self._source("perfkit_db", pool and pool.get_stats, {})
+        self.jobs = self._source("perfkit_jobs", jobs and jobs.stats, {})
+
+    def _source(self, prefix: str, fetch: Any, modes: Any) -> StatsCollector | None:
+        if fetch is None:
+            return None
+        collector = StatsCollector(prefix, fetch, modes=modes)
+        self.registry.register_collector(collector)
+        return collector
+
+    @property
+    def sources(self) -> list[StatsCollector]:
+        """The collectors of the sources given."""
+        return [c for c in (self.cache, self.pool, self.jobs) if c is not None]
+
+    def asgi(self, app: ASGIApp, *, compress: bool = True, **options: Any) -> ASGIApp:
+        """``app`` wrapped in request metrics (outside) and compression (inside)."""
+        inner = CompressionMiddleware(app, **options) if compress else app
+        return MetricsMiddleware(inner, metrics=self.requests)
+
+    def wsgi(self, app: WSGIApp, *, compress: bool = True, **options: Any) -> WSGIApp:
+        """``app`` wrapped in request metrics (outside) and compression (inside)."""
+        inner = WSGICompressionMiddleware(app, **options) if compress else app
+        return WSGIMetricsMiddleware(inner, metrics=self.requests)
+
+    def refresh(self) -> None:
+        """Read every sync source now; a failing source is logged and keeps its last value."""
+        for collector in self.sources:
+            try:
+                collector.refresh()
+            except Exception as exc:
+                _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
+
+    async def arefresh(self) -> None:
+        """Read every source now (sync or async), as :meth:`refresh`."""
+        for collector in self.sources:
+            try:
+                await collector.arefresh()
+            except Exception as exc:
+                _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
+
+    def exposition(self) -> str:
+        """Refresh the sync sources and render the whole registry (Prometheus 0.0.4)."""
+        self.refresh()
+        return self.registry.exposition()
+
+    async def aexposition(self) -> str:
+        """Refresh every source and render the whole registry (Prometheus 0.0.4)."""
+        await self.arefresh()
+        return self.registry.exposition()
+
+    def report(self) -> PerformanceReport:
+        """Requests, memory, source values and findings (sources as last refreshed)."""
+        summary = self.requests.summary()
+        rss = resident_memory()
+        limit = memory_limit(self.configured_memory_limit)
+        ratio = rss / limit if limit else None
+        hit_rate = self.cache_hit_rate()
+        slow_pct = self.slow_query_pct()
+        depth, failed = self.job_counts()
+        findings = recommend(
+            avg_response_ms=summary.avg_ms,
+            cache_hit_rate=hit_rate,
+            slow_query_pct=slow_pct,
+            memory_ratio=ratio,
+            failed_jobs=failed,
+            thresholds=self.thresholds,
+        )
+        now = time.time()
+        return PerformanceReport(
+            at=now,
+            uptime_s=now - process_start_time(),
+            requests=summary,
+            slowest=self.requests.slowest(),
+            memory_rss=rss,
+            memory_limit=limit,
+            memory_ratio=ratio,
+            cache_hit_rate=hit_rate,
+            slow_query_pct=slow_pct,
+            queue_depth=depth,
+            failed_jobs=failed,
+            findings=findings,
+        )
+
+    def recommendations(self) -> list[Finding]:
+        """The findings of :meth:`report`."""
+        return self.report().findings
+
+    def cache_hit_rate(self) -> float | None:
+        """The cache's hit rate (0..1) as last refreshed, ``None`` before any lookup."""
+        latest = self.cache.latest if self.cache else None
+        if latest is None or getattr(latest, "hits", 0) + getattr(latest, "misses", 0) == 0:
+            return None
+        rate = getattr(latest, "hit_rate", None)
+        return float(rate) if rate is not None else None
+
+    def slow_query_pct(self) -> float | None:
+        """Slow statements in % of all, as last refreshed, ``None`` before any statement."""
+        latest = self.pool.latest if self.pool else None
+        queries = getattr(latest, "queries", latest)
+        if queries is None or not getattr(queries, "count", 0):
+            return None
+        pct = getattr(queries, "slow_pct", None)
+        return float(pct) if pct is not None else None
+
+    def job_counts(self) -> tuple[int | None, int | None]:
+        """Waiting and failed jobs over every queue, as last refreshed."""
+        latest = self.jobs.latest if self.jobs else None
+        if latest is None:
+            return None, None
+        queues = latest.values() if isinstance(latest, dict) else latest
+        waiting = sum(int(getattr(q, "waiting", 0)) for q in queues)
+        failed = sum(int(getattr(q, "failed", 0)) for q in queues)
+        return waiting, failed
+
+    def sample_trends(self) -> None:
+        """Put the sources' current values on the current trends bucket."""
+        depth, _ = self.job_counts()
+        self.trends.sample(
+            cache_hit_rate=self.cache_hit_rate(),
+            slow_query_pct=self.slow_query_pct(),
+            queue_depth=depth,
+        )
+
+    def trend_points(self, *, last: int | None = None) -> list[TrendPoint]:
+        """The trends, oldest bucket first (see :meth:`Trends.points`)."""
+        return self.trends.points(last=last)

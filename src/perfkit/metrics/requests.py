@@ -1,0 +1,227 @@
+"""Per-route request metrics: what the ASGI and WSGI request middleware share (no I/O).
+
+Metrics (route = the host's route template, else the path with ids collapsed):
+
+- ``http_request_duration_seconds`` histogram {method, route}, to the last byte sent
+- ``http_requests_total`` counter {method, route, status_class}
+- ``http_request_errors_total`` counter {method, route}: 5xx responses and exceptions
+- ``http_slow_requests_total`` counter {method, route}: at least ``slow_request_ms``
+- ``http_requests_in_flight`` gauge {route}, computed when collected
+- ``process_resident_memory_bytes``, ``process_start_time_seconds``,
+  ``process_uptime_seconds`` gauges
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from perfkit.metrics.registry import (
+    DEFAULT_BUCKETS,
+    CounterChild,
+    HistogramChild,
+    MetricsRegistry,
+)
+from perfkit.metrics.routes import collapse_path, route_template
+from perfkit.metrics.snapshot import MetricSnapshot, Sample
+from perfkit.metrics.system import process_start_time, resident_memory
+from perfkit.metrics.trends import Trends, estimate_quantile
+
+__all__ = ["RequestMetrics", "RequestSummary", "SlowRequest"]
+
+_METHODS = frozenset(
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+)
+_STATUS_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+_Children = tuple[HistogramChild, CounterChild, CounterChild | None, CounterChild]
+
+
+class SlowRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A request that took at least ``slow_request_ms`` (path without query string)."""
+
+    at: float
+    method: str
+    route: str
+    path: str
+    status: int
+    duration_ms: float
+
+
+class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals over every route since start (or since the metrics were cleared)."""
+
+    requests: int
+    errors: int
+    slow: int
+    in_flight: int
+    avg_ms: float | None
+    p95_ms: float | None
+    error_rate: float | None
+    slow_pct: float | None
+
+
+class RequestMetrics:
+    """Records finished requests into a registry, the slow-request log and the trends.
+
+    ``keep_slow`` bounds how many recent slow requests are kept for :meth:`slowest`.
+    """
+
+    def __init__(
+        self,
+        registry: MetricsRegistry,
+        *,
+        slow_request_ms: float = 1000.0,
+        trends: Trends | None = None,
+        keep_slow: int = 100,
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+    ) -> None:
+        self.registry = registry
+        self.slow_request_s = slow_request_ms / 1000.0
+        self.trends = trends
+        self.duration = registry.histogram(
+            "http_request_duration_seconds",
+            "Time from the request to the last byte of the response.",
+            ("method", "route"),
+            buckets=buckets,
+        )
+        self.requests = registry.counter(
+            "http_requests_total", "Finished requests.", ("method", "route", "status_class")
+        )
+        self.errors = registry.counter(
+            "http_request_errors_total",
+            "Requests answered 5xx or ended by an exception.",
+            ("method", "route"),
+        )
+        self.slow = registry.counter(
+            "http_slow_requests_total",
+            "Requests at least SLOW_REQUEST_MS long.",
+            ("method", "route"),
+        )
+        # id(scope or environ) -> (scope or environ, collapsed path): routes are resolved
+        # when collected, by which time the host's router has usually run.
+        self._in_flight: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._slow_log: deque[SlowRequest] = deque(maxlen=keep_slow)
+        self._children: dict[tuple[str, str, int], _Children] = {}
+        self._children_cap = registry.max_label_sets * 8
+        self._lock = threading.Lock()
+        registry.register_collector(self.collect)
+
+    def begin(self, scope: Mapping[str, Any], path: str) -> float:
+        """Note a request as in flight; returns its start time (``perf_counter``)."""
+        self._in_flight[id(scope)] = (scope, path)
+        return time.perf_counter()
+
+    def end(
+        self,
+        scope: Mapping[str, Any],
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        *,
+        failed: bool = False,
+    ) -> None:
+        """Record a finished request (``failed``: it raised instead of answering)."""
+        self._in_flight.pop(id(scope), None)
+        if method not in _METHODS:
+            method = "other"
+        route = route_template(scope) or collapse_path(path)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._resolve(key)
+        duration, count, error, slow = children
+        duration.observe(seconds)
+        count.inc()
+        is_error = failed or error is not None
+        if is_error:
+            (error or self.errors.labels(method, route)).inc()
+        is_slow = seconds >= self.slow_request_s
+        if is_slow:
+            slow.inc()
+            self._slow_log.append(
+                SlowRequest(
+                    at=time.time(),
+                    method=method,
+                    route=route,
+                    path=path,
+                    status=status,
+                    duration_ms=seconds * 1000,
+                )
+            )
+        if self.trends is not None:
+            self.trends.record(seconds, error=is_error, slow=is_slow)
+
+    def _resolve(self, key: tuple[str, str, int]) -> _Children:
+        method, route, status = key
+        status_class = _STATUS_CLASSES[min(max(status // 100, 0), 5)]
+        children = (
+            self.duration.labels(method, route),
+            self.requests.labels(method, route, status_class),
+            self.errors.labels(method, route) if status >= 500 else None,
+            self.slow.labels(method, route),
+        )
+        with self._lock:
+            # Raw routes beyond the registry's cap all map to overflow children; keep
+            # this memo bounded too.
+            if len(self._children) >= self._children_cap:
+                self._children.clear()
+            self._children[key] = children
+        return children
+
+    def slowest(self, limit: int = 10) -> list[SlowRequest]:
+        """The slowest of the recent slow requests, slowest first."""
+        recent = list(self._slow_log)
+        return sorted(recent, key=lambda r: r.duration_ms, reverse=True)[:limit]
+
+    def in_flight(self) -> dict[str, int]:
+        """Requests being served now, per route."""
+        counts: dict[str, int] = {}
+        for scope, path in list(self._in_flight.values()):
+            route = route_template(scope) or collapse_path(path)
+            counts[route] = counts.get(route, 0) + 1
+        return counts
+
+    def summary(self) -> RequestSummary:
+        """Totals over every route."""
+        snapshot = self.duration.snapshot()
+        counts = [0] * (len(self.duration.bounds) + 1)
+        total = 0.0
+        for sample in snapshot.samples:
+            total += sample.value
+            for i, count in enumerate(sample.counts):
+                counts[i] += count
+        requests = sum(counts)
+        errors = int(sum(s.value for s in self.errors.snapshot().samples))
+        slow = int(sum(s.value for s in self.slow.snapshot().samples))
+        p95 = estimate_quantile(self.duration.bounds, counts, 0.95)
+        return RequestSummary(
+            requests=requests,
+            errors=errors,
+            slow=slow,
+            in_flight=len(self._in_flight),
+            avg_ms=total / requests * 1000 if requests else None,
+            p95_ms=p95 * 1000 if p95 is not None else None,
+            error_rate=errors / requests if requests else None,
+            slow_pct=slow / requests * 100 if requests else None,
+        )
+
+    def collect(self) -> list[MetricSnapshot]:
+        """In-flight requests per route, and this process's memory and uptime."""
+        started = process_start_time()
+        in_flight = [Sample((route,), float(n)) for route, n in self.in_flight().items()]
+        return [
+            MetricSnapshot("http_requests_in_flight", "gauge", "Requests being served now.",
+                           ("route",), in_flight),
+            MetricSnapshot("process_resident_memory_bytes", "gauge", "Resident memory (RSS).",
+                           (), [Sample((), float(resident_memory()))], mode="all"),
+            MetricSnapshot("process_start_time_seconds", "gauge", "Process start (unix time).",
+                           (), [Sample((), started)], mode="min"),
+            MetricSnapshot("process_uptime_seconds", "gauge", "Seconds since the process started.",
+                           (), [Sample((), time.time() - started)], mode="max"),
+        ]  # fmt: skip

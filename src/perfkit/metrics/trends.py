@@ -1,0 +1,187 @@
+"""Per-minute trends of requests, errors, response times and sampled gauges.
+
+Requests are recorded as they finish (one short lock); gauges that need a source read
+(cache hit rate, slow-query share, queue depth) are set by :meth:`Trends.sample`. The
+history is a deque of fixed length, so memory stays bounded (24 h of minutes by default).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from perfkit.metrics.registry import DEFAULT_BUCKETS
+
+__all__ = ["TrendPoint", "Trends", "estimate_quantile"]
+
+
+class TrendPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One time bucket of the trends.
+
+    ``start`` is the bucket's start (unix time). Response times are in milliseconds; the
+    p95 is estimated from fixed buckets. Sampled fields are ``None`` when not sampled.
+    """
+
+    start: float
+    requests: int
+    errors: int
+    slow: int
+    avg_ms: float | None
+    p95_ms: float | None
+    cache_hit_rate: float | None = None
+    slow_query_pct: float | None = None
+    queue_depth: int | None = None
+
+
+class _Bucket:
+    __slots__ = (
+        "cache_hit_rate",
+        "counts",
+        "errors",
+        "index",
+        "queue_depth",
+        "requests",
+        "slow",
+        "slow_query_pct",
+        "total",
+    )
+
+    def __init__(self, index: int, size: int) -> None:
+        self.index = index
+        self.requests = 0
+        self.errors = 0
+        self.slow = 0
+        self.total = 0.0
+        self.counts = [0] * size
+        self.cache_hit_rate: float | None = None
+        self.slow_query_pct: float | None = None
+        self.queue_depth: int | None = None
+
+
+class Trends:
+    """A bounded history of time buckets (``bucket_seconds`` long, ``history`` of them)."""
+
+    def __init__(
+        self,
+        *,
+        bucket_seconds: float = 60.0,
+        history: int = 24 * 60,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bucket_seconds = bucket_seconds
+        self.history = history
+        self._bounds = tuple(buckets)
+        self._clock = clock
+        self._buckets: deque[_Bucket] = deque(maxlen=history)
+        self._lock = threading.Lock()
+
+    def _current(self) -> _Bucket:
+        # Caller holds the lock.
+        index = int(self._clock() // self.bucket_seconds)
+        if self._buckets and self._buckets[-1].index == index:
+            return self._buckets[-1]
+        bucket = _Bucket(index, len(self._bounds) + 1)
+        self._buckets.append(bucket)
+        return bucket
+
+    def record(self, seconds: float, *, error: bool = False, slow: bool = False) -> None:
+        """Count one finished request taking ``seconds`` in the current bucket."""
+        i = bisect_left(self._bounds, seconds)
+        with self._lock:
+            bucket = self._current()
+            bucket.requests += 1
+            bucket.total += seconds
+            bucket.counts[i] += 1
+            if error:
+                bucket.errors += 1
+            if slow:
+                bucket.slow += 1
+
+    def sample(
+        self,
+        *,
+        cache_hit_rate: float | None = None,
+        slow_query_pct: float | None = None,
+        queue_depth: int | None = None,
+    ) -> None:
+        """Set sampled gauges on the current bucket (``None`` leaves a value as it is)."""
+        with self._lock:
+            bucket = self._current()
+            if cache_hit_rate is not None:
+                bucket.cache_hit_rate = cache_hit_rate
+            if slow_query_pct is not None:
+                bucket.slow_query_pct = slow_query_pct
+            if queue_depth is not None:
+                bucket.queue_depth = queue_depth
+
+    def points(self, *, last: int | None = None) -> list[TrendPoint]:
+        """The buckets oldest first, quiet buckets in between filled with zeros.
+
+        ``last`` limits the answer to the most recent ``last`` buckets.
+        """
+        with self._lock:
+            buckets = [
+                (b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
+                 b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
+                for b in self._buckets
+            ]  # fmt: skip
+        if not buckets:
+            return []
+        newest = buckets[-1][0]
+        oldest = max(buckets[0][0], newest - self.history + 1)
+        if last is not None:
+            oldest = max(oldest, newest - last + 1)
+        by_index = {b[0]: b for b in buckets}
+        points = []
+        for index in range(oldest, newest + 1):
+            start = index * self.bucket_seconds
+            found = by_index.get(index)
+            if found is None:
+                points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
+                                         avg_ms=None, p95_ms=None))  # fmt: skip
+                continue
+            _, requests, errors, slow, total, counts, hit_rate, slow_pct, depth = found
+            p95 = estimate_quantile(self._bounds, counts, 0.95)
+            points.append(
+                TrendPoint(
+                    start=start,
+                    requests=requests,
+                    errors=errors,
+                    slow=slow,
+                    avg_ms=total / requests * 1000 if requests else None,
+                    p95_ms=p95 * 1000 if p95 is not None else None,
+                    cache_hit_rate=hit_rate,
+                    slow_query_pct=slow_pct,
+                    queue_depth=depth,
+                )
+            )
+        return points
+
+
+def estimate_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
+    """The ``q`` quantile of a fixed-bucket histogram, interpolated inside its bucket.
+
+    ``counts`` are per bucket (not cumulative), one more than ``bounds`` for ``+Inf``;
+    values in the ``+Inf`` bucket are reported as the largest bound. ``None`` when empty.
+    """
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            if i >= len(bounds):
+                return float(bounds[-1])
+            lower = bounds[i - 1] if i > 0 else 0.0
+            fraction = (rank - seen) / count
+            return lower + (bounds[i] - lower) * min(max(fraction, 0.0), 1.0)
+        seen += count
+    return float(bounds[-1]) if bounds else math.nan
