@@ -1,0 +1,141 @@
+"""PerformanceMonitor with the real cache, pool and job services; collectors; findings."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+import redis
+
+from perfkit import MetricsError
+from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.jobs import JobService
+from perfkit.metrics import MetricsRegistry, PerformanceMonitor, StatsCollector, Thresholds
+from perfkit.queries import QueryStats, TimedPool
+from perfkit.settings import Settings
+from tests.metrics.test_registry import families
+
+
+class Inner(msgspec.Struct):
+    depth: int
+    label: str
+
+
+class Stats(msgspec.Struct):
+    served: int
+    ratio: float
+    up: bool
+    missing: int | None
+    name: str
+    inner: Inner
+
+
+class Queue(msgspec.Struct):
+    queue: str
+    waiting: int
+    failed: int
+
+
+def test_struct_fields_become_gauges() -> None:
+    registry = MetricsRegistry()
+    collector = StatsCollector("app", lambda: Stats(3, 0.5, True, None, "x", Inner(4, "y")))
+    registry.register_collector(collector)
+    assert "app_served" not in registry.exposition()  # nothing before the first refresh
+    collector.refresh()
+    parsed = families(registry.exposition())
+    assert parsed["app_served"][("app_served", ())] == 3
+    assert parsed["app_ratio"][("app_ratio", ())] == 0.5
+    assert parsed["app_up"][("app_up", ())] == 1
+    assert parsed["app_inner_depth"][("app_inner_depth", ())] == 4
+    assert "app_missing" not in parsed and "app_name" not in parsed
+
+
+def test_one_struct_per_queue_is_labelled() -> None:
+    registry = MetricsRegistry()
+    collector = StatsCollector("jobs", lambda: [Queue("email", 2, 1), Queue("low", 5, 0)])
+    registry.register_collector(collector)
+    collector.refresh()
+    parsed = families(registry.exposition())
+    assert parsed["jobs_waiting"] == {
+        ("jobs_waiting", (("queue", "email"),)): 2,
+        ("jobs_waiting", (("queue", "low"),)): 5,
+    }
+
+
+async def test_async_source_needs_arefresh() -> None:
+    async def fetch() -> Queue:
+        return Queue("q", 1, 0)
+
+    collector = StatsCollector("a", fetch)
+    with pytest.raises(MetricsError, match="arefresh"):
+        collector.refresh()
+    assert await collector.arefresh() == Queue("q", 1, 0)
+
+
+def test_monitor_reads_real_cache_pool_and_jobs(
+    redis_url: str, namespace: str, database_url: str, redis_client: redis.Redis
+) -> None:
+    settings = Settings(redis_url=redis_url)
+    cache = RedisService(redis_url, namespace=namespace, settings=settings)
+    pool = TimedPool(database_url, stats=QueryStats(slow_query_ms=0.0), min_size=1, max_size=2,
+                     open=True)  # fmt: skip
+    jobs = JobService(redis_client)
+    try:
+        cache.set("a", 1)
+        cache.get("a")
+        for key in ("b", "c", "d"):
+            cache.get(key)
+        with pool.connection() as conn:
+            conn.execute("SELECT 1").fetchall()
+            conn.execute("SELECT 2").fetchall()
+
+        monitor = PerformanceMonitor(cache=cache, pool=pool, jobs=jobs, settings=settings,
+                                     thresholds=Thresholds(avg_response_ms=1000.0))  # fmt: skip
+        parsed = families(monitor.exposition())
+        assert parsed["perfkit_cache_hits"][("perfkit_cache_hits", ())] == 1
+        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses", ())] == 3
+        assert parsed["perfkit_cache_hit_rate"][("perfkit_cache_hit_rate", ())] == 0.25
+        assert parsed["perfkit_db_queries_count"][("perfkit_db_queries_count", ())] >= 2
+        assert parsed["perfkit_db_pool_max_size"][("perfkit_db_pool_max_size", ())] == 2
+        assert ("perfkit_jobs_waiting", (("queue", "email"),)) in parsed["perfkit_jobs_waiting"]
+
+        report = monitor.report()
+        assert report.cache_hit_rate == 0.25
+        assert report.slow_query_pct == 100.0
+        assert report.queue_depth is not None
+        findings = {f.metric: f for f in report.findings}
+        assert findings["cache_hit_rate"].severity == "critical"  # 0.25 <= 0.8 / 2
+        assert findings["cache_hit_rate"].threshold == 0.8
+        assert findings["slow_query_pct"].value == 100.0
+        assert "avg_response_ms" not in findings  # no requests yet
+
+        monitor.sample_trends()
+        point = monitor.trend_points()[-1]
+        assert point.cache_hit_rate == 0.25 and point.slow_query_pct == 100.0
+    finally:
+        pool.close()
+        cache.close()
+
+
+async def test_async_cache_is_read_with_aexposition(redis_url: str, namespace: str) -> None:
+    cache = AsyncRedisService(
+        redis_url, namespace=namespace, settings=Settings(redis_url=redis_url)
+    )
+    try:
+        await cache.get("nothing")
+        monitor = PerformanceMonitor(cache=cache)
+        parsed = families(await monitor.aexposition())
+        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses", ())] == 1
+        # The sync path cannot await: it keeps the last value and logs, never raises.
+        assert "perfkit_cache_misses 1.0" in monitor.exposition()
+    finally:
+        await cache.close()
+
+
+def test_a_source_that_fails_keeps_the_exposition_alive() -> None:
+    class Broken:
+        def metrics(self) -> object:
+            raise ConnectionError("down")
+
+    monitor = PerformanceMonitor(cache=Broken())
+    assert "process_resident_memory_bytes" in monitor.exposition()
+    assert monitor.report().cache_hit_rate is None
