@@ -1,0 +1,44 @@
+"""Shared by the benchmarks: find a Redis server the way the tests do."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from perfkit.embedded import EmbeddedRedis, redis_answers
+
+LOOPBACK_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def with_db(url: str, db: int) -> str:
+    """``url`` with its Redis DB number replaced by ``db``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def redis_server(url: str | None, db: int) -> Iterator[str]:
+    """The URL (on DB ``db``) of a Redis server: ``url``, else ``PERFKIT_TEST_REDIS_URL`` /
+    ``REDIS_URL``, else 127.0.0.1:6379, else an embedded Valkey started for the run."""
+    candidates = [url] if url else []
+    candidates += [os.environ.get(n) or "" for n in ("PERFKIT_TEST_REDIS_URL", "REDIS_URL")]
+    for candidate in [c for c in candidates if c] + [LOOPBACK_REDIS]:
+        if redis_answers(candidate):
+            yield with_db(candidate, db)
+            return
+        if candidate == url:
+            raise SystemExit(f"no Redis answers at {redacted(url)}")
+    with EmbeddedRedis() as server:
+        print(f"no Redis found: started an embedded Valkey at {server.url}")
+        yield with_db(server.url, db)
