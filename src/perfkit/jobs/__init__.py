@@ -1,3 +1,83 @@
-"""perfkit.jobs (see docs/jobs.md)."""
+"""perfkit.jobs: background jobs on RQ (see docs/jobs.md).
 
-__all__: list[str] = []
+:class:`JobService` enqueues typed jobs (named processors with msgspec payloads) with
+retries, priorities and delays, and reports queue statistics and failed jobs;
+:func:`make_worker` (or ``perfkit worker``) runs them. Job data is JSON, never pickle.
+"""
+
+from perfkit.jobs.delivery import DeliveryReport
+from perfkit.jobs.export import (
+    DataExportPayload,
+    ExportReport,
+    export_data,
+    register_export_query,
+    set_export_directory,
+)
+from perfkit.jobs.failed import FailedJob, FailedJobsPage
+from perfkit.jobs.mail import (
+    EmailMessage,
+    EmailPayload,
+    EmailSender,
+    LogEmailSender,
+    SMTPEmailSender,
+    register_email_template,
+    send_email,
+    set_email_sender,
+)
+from perfkit.jobs.notify import (
+    LogNotificationSink,
+    NotificationPayload,
+    NotificationSink,
+    RedisNotificationSink,
+    send_notification,
+    set_notification_sink,
+)
+from perfkit.jobs.processor import Processor, get_processor, processor, processors
+from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
+from perfkit.jobs.retry import retry_intervals
+from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.service import JobService
+from perfkit.jobs.stats import QueueStats
+from perfkit.jobs.warming import CacheWarmPayload, warm_cache
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
+
+__all__ = [
+    "CacheWarmPayload",
+    "DataExportPayload",
+    "DeliveryReport",
+    "EmailMessage",
+    "EmailPayload",
+    "EmailSender",
+    "ExportReport",
+    "FailedJob",
+    "FailedJobsPage",
+    "ForkingJobWorker",
+    "JobSerializer",
+    "JobService",
+    "JobWorker",
+    "LogEmailSender",
+    "LogNotificationSink",
+    "NotificationPayload",
+    "NotificationSink",
+    "Priority",
+    "Processor",
+    "QueueStats",
+    "RedisNotificationSink",
+    "SMTPEmailSender",
+    "export_data",
+    "get_processor",
+    "make_worker",
+    "priority_queue",
+    "processor",
+    "processors",
+    "register_email_template",
+    "register_export_query",
+    "retry_intervals",
+    "send_email",
+    "send_notification",
+    "set_email_sender",
+    "set_export_directory",
+    "set_notification_sink",
+    "warm_cache",
+    "worker_queue_names",
+]

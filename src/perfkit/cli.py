@@ -1,0 +1,282 @@
+"""The ``perfkit`` command line: ``perfkit worker`` and ``perfkit jobs ...``.
+
+Each top-level command is added by one ``_add_<command>`` function listed in
+``COMMANDS``; it sets ``handler`` on its parser, which :func:`main` calls with the parsed
+arguments. Tables are for terminals; ``--json`` prints JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import redis
+
+from perfkit._errors import PerfkitError
+from perfkit.settings import Settings
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _redis_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url", help="Redis URL of the queues (default: REDIS_URL from the environment)"
+    )
+
+
+def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(args.redis_url or settings.redis_url)
+
+
+def _print_json(value: Any) -> None:
+    print(msgspec.json.encode(value).decode())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *([str(v) for v in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+# -- perfkit worker -------------------------------------------------------------------
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from perfkit.jobs import make_worker
+
+    for module in args.imports:
+        importlib.import_module(module)
+    settings = Settings.from_env()
+    worker = make_worker(
+        _connection(args, settings),
+        args.queues or _default_queues(),
+        fork=args.fork,
+        heartbeat_interval=args.heartbeat_interval,
+        maintenance_interval=args.maintenance_interval,
+        name=args.name,
+    )
+    # The scheduler always runs: retries with a delay and delayed jobs need it.
+    worker.work(
+        burst=args.burst,
+        with_scheduler=True,
+        logging_level=args.log_level,
+        max_jobs=args.max_jobs,
+    )
+    return 0
+
+
+def _default_queues() -> tuple[str, ...]:
+    from perfkit.jobs.queues import DEFAULT_QUEUES
+
+    return DEFAULT_QUEUES
+
+
+def _add_worker(subparsers: Subparsers) -> None:
+    from perfkit.jobs.worker import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL
+
+    parser = subparsers.add_parser(
+        "worker",
+        help="run an RQ worker (with the scheduler) on perfkit's queues",
+        description=(
+            "Run a worker on QUEUES (default: email notifications analytics), taking every "
+            "high-priority queue first, then normal, then low. RQ's scheduler always runs, "
+            "so retries with backoff and delayed jobs are enqueued when due."
+        ),
+    )
+    parser.add_argument("queues", nargs="*", metavar="QUEUE", help="base queue names")
+    parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="fork a work horse per job (RQ's Worker: isolation, ~3x slower); "
+        "default: run jobs in the worker process (RQ's SimpleWorker)",
+    )
+    parser.add_argument("--name", help="worker name (default: random)")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=DEFAULT_HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help="how often a running job's heartbeat is refreshed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--maintenance-interval",
+        type=int,
+        default=DEFAULT_MAINTENANCE_INTERVAL,
+        metavar="SECONDS",
+        help="how often registries are cleaned and abandoned jobs recovered (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (registers processors, configures senders); repeatable",
+    )
+    parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
+    parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
+    _redis_url_option(parser)
+    parser.set_defaults(handler=_run_worker)
+
+
+# -- perfkit jobs ...  ------------------------------------------------------------------
+
+
+def _service(args: argparse.Namespace) -> Any:
+    from perfkit.jobs import JobService
+
+    settings = Settings.from_env()
+    return JobService.from_settings(settings, connection=_connection(args, settings))
+
+
+def _jobs_stats(args: argparse.Namespace) -> int:
+    stats = _service(args).stats(args.queues or _default_queues())
+    if args.json:
+        _print_json(stats)
+        return 0
+    headers = ["queue", "waiting", "started", "scheduled", "deferred", "completed", "failed"]
+    headers += ["workers", "status"]
+    columns = ("queue", "waiting", "started", "scheduled", "deferred", "completed", "failed")
+    rows = [[*(getattr(s, c) for c in columns), s.workers, s.status] for s in stats]
+    print(_table(headers, rows))
+    for s in stats:
+        if s.status != "healthy":
+            print(f"{s.queue}: {s.status}: {s.reason}")
+    return 0
+
+
+def _jobs_failed(args: argparse.Namespace) -> int:
+    service = _service(args)
+    queues = [args.queue] if args.queue else list(_default_queues())
+    pages = [service.failed_jobs(q, offset=args.offset, limit=args.limit) for q in queues]
+    if args.json:
+        _print_json(pages if len(pages) > 1 else pages[0])
+        return 0
+    for page in pages:
+        shown = f"{page.offset + 1}-{page.offset + len(page.jobs)}" if page.jobs else "none"
+        print(f"{page.queue}: {page.total} failed (showing {shown})")
+        if page.jobs:
+            rows = [
+                [
+                    job.id,
+                    job.processor or job.function or "?",
+                    job.attempts,
+                    job.failed_at.strftime("%Y-%m-%d %H:%M:%S") if job.failed_at else "?",
+                    job.error[:80],
+                ]
+                for job in page.jobs
+            ]
+            print(_table(["id", "processor", "attempts", "failed at (UTC)", "error"], rows))
+    return 0
+
+
+def _jobs_retry(args: argparse.Namespace) -> int:
+    service = _service(args)
+    if args.all:
+        count = service.retry_all_failed(args.queue or _default_queues())
+        result: dict[str, Any] = {"requeued": count}
+    elif args.job_id:
+        service.retry_failed(args.job_id)
+        result = {"requeued": 1, "job_id": args.job_id}
+    else:
+        print("error: give a JOB_ID or --all", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"requeued {result['requeued']} job(s)")
+    return 0
+
+
+def _jobs_delete(args: argparse.Namespace) -> int:
+    _service(args).delete_failed(args.job_id)
+    if args.json:
+        _print_json({"deleted": args.job_id})
+    else:
+        print(f"deleted failed job {args.job_id}")
+    return 0
+
+
+def _jobs_clear(args: argparse.Namespace) -> int:
+    count = _service(args).clear_completed(args.queue or _default_queues())
+    if args.json:
+        _print_json({"cleared": count})
+    else:
+        print(f"cleared {count} completed job(s)")
+    return 0
+
+
+def _add_jobs(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("jobs", help="inspect and manage background jobs")
+    commands = parser.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> Any:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        _redis_url_option(sub)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    stats = command("stats", _jobs_stats, "queue statistics and health (counts only)")
+    stats.add_argument("queues", nargs="*", metavar="QUEUE")
+
+    failed = command("failed", _jobs_failed, "list failed jobs, newest first")
+    failed.add_argument("queue", nargs="?", metavar="QUEUE", help="default: every queue")
+    failed.add_argument("--offset", type=int, default=0)
+    failed.add_argument("--limit", type=int, default=20)
+
+    retry = command("retry", _jobs_retry, "requeue a failed job, or all of them")
+    retry.add_argument("job_id", nargs="?", metavar="JOB_ID")
+    retry.add_argument("--all", action="store_true", help="requeue every failed job")
+    retry.add_argument("--queue", action="append", metavar="QUEUE", help="with --all; repeatable")
+
+    delete = command("delete", _jobs_delete, "delete a failed job")
+    delete.add_argument("job_id", metavar="JOB_ID")
+
+    clear = command("clear", _jobs_clear, "delete completed jobs and their results")
+    clear.add_argument("--queue", action="append", metavar="QUEUE", help="repeatable")
+
+
+# Later commands (perfkit demo, perfkit bench) add themselves here.
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_worker, _add_jobs]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``perfkit`` argument parser with every command of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="perfkit", description="perfkit: backend performance primitives"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``perfkit`` command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except PerfkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except redis.ConnectionError as exc:
+        print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The built-in ``data.export`` processor: a named query's rows to a CSV or JSON-lines file.
+
+A payload names a query registered with :func:`register_export_query` and gives its
+parameters, which psycopg sends separately from the SQL; no SQL is ever built from
+payload strings. Register a plain SQL string with ``%(name)s`` placeholders, or a
+``psycopg.sql`` composition for identifiers (``sql.SQL("SELECT * FROM {}").format(
+sql.Identifier("orders"))``). Files are written under the export directory
+(``JOB_EXPORT_DIR``), through a temporary file renamed into place, and rows are streamed
+with a server-side cursor, so a large export does not sit in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import psycopg
+import rq
+from psycopg import sql
+
+from perfkit._errors import ConfigError, JobError
+from perfkit.jobs.processor import processor
+from perfkit.settings import Settings
+
+__all__ = [
+    "DataExportPayload",
+    "ExportReport",
+    "export_data",
+    "register_export_query",
+    "set_export_directory",
+]
+
+QueryText = str | sql.SQL | sql.Composed
+FileName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
+_CURSOR_ROWS = 2000
+
+
+class DataExportPayload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Payload of ``data.export``: a registered query's name, its parameters, the format.
+
+    ``filename`` (letters, digits, ``.``, ``_``, ``-``; no path) defaults to
+    ``<query>-<job id>.<csv|jsonl>``.
+    """
+
+    query: Annotated[str, msgspec.Meta(min_length=1)]
+    params: dict[str, Any] = {}
+    format: Literal["csv", "jsonl"] = "csv"
+    filename: FileName | None = None
+
+
+class ExportReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an export was written and how many rows it holds."""
+
+    path: str
+    rows: int
+    format: str
+
+
+_queries: dict[str, QueryText] = {}
+_directory: Path | None = None
+
+
+def register_export_query(name: str, query: QueryText) -> None:
+    """Make ``query`` exportable under ``name`` (replacing any query of that name)."""
+    if not isinstance(query, str | sql.SQL | sql.Composed):
+        raise ConfigError(f"export query {name!r} must be a str or a psycopg.sql composition")
+    _queries[name] = query
+
+
+def set_export_directory(directory: str | os.PathLike[str] | None) -> None:
+    """Write exports under ``directory`` in this process (None: back to JOB_EXPORT_DIR)."""
+    global _directory
+    _directory = None if directory is None else Path(directory)
+
+
+def _export_directory() -> Path:
+    return _directory if _directory is not None else Path(Settings.from_env().job_export_dir)
+
+
+@contextmanager
+def _database() -> Iterator[psycopg.Connection[Any]]:
+    # The one place that says where export connections come from.
+    url = Settings.from_env().database_url
+    if not url:
+        raise ConfigError("DATABASE_URL is not set: data.export has no database to read")
+    with psycopg.connect(url) as conn:
+        yield conn
+
+
+def _write_rows(cursor: psycopg.Cursor[Any], out: Any, file_format: str) -> int:
+    columns = [column.name for column in cursor.description or ()]
+    rows = 0
+    if file_format == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in cursor:
+            writer.writerow(row)
+            rows += 1
+    else:
+        encoder = msgspec.json.Encoder(enc_hook=str)
+        for row in cursor:
+            out.write(encoder.encode(dict(zip(columns, row, strict=True))).decode())
+            out.write("\n")
+            rows += 1
+    return rows
+
+
+@processor("data.export", queue="analytics")
+def export_data(payload: DataExportPayload) -> ExportReport:
+    """Run the named query and write its rows to a file in the export directory."""
+    query = _queries.get(payload.query)
+    if query is None:
+        known = ", ".join(sorted(_queries)) or "none"
+        raise JobError(f"no export query named {payload.query!r} (registered: {known})")
+    job = rq.get_current_job()
+    suffix = "csv" if payload.format == "csv" else "jsonl"
+    stamp = job.id if job is not None else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = payload.filename or f"{payload.query}-{stamp}.{suffix}"
+    directory = _export_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    handle, temporary = tempfile.mkstemp(prefix=".export-", dir=directory)
+    try:
+        with (
+            os.fdopen(handle, "w", newline="", encoding="utf-8") as out,
+            _database() as conn,
+            conn.transaction(),
+            conn.cursor(name="perfkit_export") as cursor,
+        ):
+            cursor.itersize = _CURSOR_ROWS
+            cursor.execute(query, payload.params)
+            rows = _write_rows(cursor, out, payload.format)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return ExportReport(path=str(target), rows=rows, format=payload.format)

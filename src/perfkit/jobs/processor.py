@@ -1,0 +1,143 @@
+"""Named job processors taking one typed (msgspec Struct) payload.
+
+::
+
+    class SalesPayload(msgspec.Struct):
+        period: Literal["daily", "weekly"]
+
+    @processor("analytics.sales_aggregation", queue="analytics")
+    def sales_aggregation(payload: SalesPayload) -> dict[str, int]: ...
+
+Enqueuing by name validates the payload before anything is written to Redis. The RQ
+job names the decorated function by its import path, so a worker finds it by importing
+its module (the processor must be a module-level function); the payload travels as JSON
+and is validated again in the worker before the function runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar, get_type_hints
+
+import msgspec
+
+from perfkit._errors import JobError, PayloadError
+
+__all__ = ["Processor", "get_processor", "processor", "processors"]
+
+P = TypeVar("P", bound=msgspec.Struct)
+R = TypeVar("R")
+
+_REGISTRY: dict[str, Processor[Any, Any]] = {}
+
+
+def _validation_error(name: str, exc: msgspec.ValidationError) -> PayloadError:
+    # msgspec names the field as a path ("... - at `$.to`"); keep it in the message.
+    return PayloadError(f"payload for processor {name!r} is not valid: {exc}")
+
+
+class Processor(Generic[P, R]):
+    """A registered processor: call it with a payload (Struct or mapping) to run it."""
+
+    def __init__(
+        self, name: str, func: Callable[[P], R], payload_type: type[P], queue: str, path: str
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.payload_type = payload_type
+        self.queue = queue
+        self.path = path
+
+    def validate(self, payload: Any) -> P:
+        """``payload`` as this processor's Struct; raises :class:`PayloadError` naming the field."""
+        if isinstance(payload, self.payload_type):
+            # Re-check constraints (Meta bounds...) that constructing a Struct skips.
+            payload = msgspec.to_builtins(payload)
+        elif payload is None:
+            payload = {}
+        elif isinstance(payload, msgspec.Struct):
+            raise PayloadError(
+                f"payload for processor {self.name!r} must be a {self.payload_type.__name__} "
+                f"or a mapping, got {type(payload).__name__}"
+            )
+        elif not isinstance(payload, Mapping):
+            raise PayloadError(
+                f"payload for processor {self.name!r} must be a mapping, "
+                f"got {type(payload).__name__}"
+            )
+        try:
+            return msgspec.convert(payload, self.payload_type)
+        except msgspec.ValidationError as exc:
+            raise _validation_error(self.name, exc) from exc
+
+    def __repr__(self) -> str:
+        return f"Processor({self.name!r}, queue={self.queue!r}, path={self.path!r})"
+
+
+def _payload_type(name: str, func: Callable[..., Any]) -> type[msgspec.Struct]:
+    parameters = list(inspect.signature(func).parameters.values())
+    if len(parameters) != 1:
+        raise JobError(f"processor {name!r} must take exactly one payload parameter")
+    hints = get_type_hints(func)
+    annotation = hints.get(parameters[0].name)
+    if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+        raise JobError(f"processor {name!r}: annotate its parameter with a msgspec.Struct type")
+    return annotation
+
+
+def processor(name: str, *, queue: str) -> Callable[[Callable[[P], R]], Callable[[Any], R]]:
+    """Register the decorated function as the processor ``name`` on ``queue``.
+
+    The function takes one parameter annotated with a msgspec Struct type. The decorated
+    function accepts the Struct or a mapping (as a worker passes it) and validates it.
+    Registering a name twice with another function raises :class:`JobError`.
+    """
+
+    def decorate(func: Callable[[P], R]) -> Callable[[Any], R]:
+        payload_type: type[Any] = _payload_type(name, func)
+        qualname = func.__qualname__
+        if "<locals>" in qualname or func.__module__ == "__main__":
+            raise JobError(
+                f"processor {name!r} must be a module-level function of an importable "
+                f"module (got {func.__module__}.{qualname}): workers import it by path"
+            )
+        path = f"{func.__module__}.{qualname}"
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.path != path:
+            raise JobError(f"processor {name!r} is already registered by {existing.path}")
+        entry: Processor[Any, R] = Processor(name, func, payload_type, queue, path)
+
+        @functools.wraps(func)
+        def run(payload: Any) -> R:
+            return func(entry.validate(payload))
+
+        run.processor = entry  # type: ignore[attr-defined]
+        _REGISTRY[name] = entry
+        return run
+
+    return decorate
+
+
+def get_processor(name_or_func: str | Callable[..., Any]) -> Processor[Any, Any]:
+    """The processor registered under a name (or for a decorated function).
+
+    Raises :class:`PayloadError` for an unknown name, so that enqueuing one is refused
+    the same way as a bad payload.
+    """
+    if isinstance(name_or_func, str):
+        found = _REGISTRY.get(name_or_func)
+        if found is None:
+            known = ", ".join(sorted(_REGISTRY)) or "none"
+            raise PayloadError(f"no processor named {name_or_func!r} (registered: {known})")
+        return found
+    entry = getattr(name_or_func, "processor", None)
+    if not isinstance(entry, Processor):
+        raise JobError(f"{name_or_func!r} is not a registered processor")
+    return entry
+
+
+def processors() -> dict[str, Processor[Any, Any]]:
+    """Every registered processor by name (a copy)."""
+    return dict(_REGISTRY)

@@ -1,0 +1,435 @@
+"""JobService: enqueue typed jobs on RQ, and manage the failed and completed ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+import structlog
+from rq import Queue
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.executions import ExecutionRegistry
+from rq.job import Job, JobStatus
+from rq.registry import (
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.results import Result
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+from perfkit._errors import ConfigError, JobError, PayloadError
+from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
+from perfkit.jobs.processor import get_processor
+from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
+from perfkit.jobs.retry import Backoff, rq_retry
+from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.stats import QueueStats, health
+from perfkit.settings import Settings
+
+__all__ = ["JobService"]
+
+log = structlog.get_logger("perfkit.jobs")
+
+# How many ids a bulk operation (retry all, clear) reads and handles per round trip.
+_CHUNK = 500
+_LEVELS = ("high", "normal", "low")
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _seconds(delay: float | timedelta | None) -> float:
+    if delay is None:
+        return 0.0
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if seconds < 0:
+        raise JobError(f"delay must be >= 0 seconds, got {seconds:g}")
+    return seconds
+
+
+def _not_before(seconds: float) -> datetime:
+    # RQ's scheduled registry keeps whole seconds and truncates: round up instead, so
+    # a delayed job never runs before its delay has passed.
+    when = datetime.now(UTC) + timedelta(seconds=seconds)
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when
+
+
+class JobService:
+    """Enqueue jobs on RQ queues and inspect them: stats, failed jobs, completed jobs.
+
+    Parameters are the ``JOB_*`` settings (see docs/jobs.md); ``retry_base_delay=0``
+    retries at once. Every job is written with :class:`JobSerializer` (JSON, no pickle),
+    so workers must use it too (``perfkit worker`` does).
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        retry_attempts: int = 3,
+        retry_backoff: Backoff = "exponential",
+        retry_base_delay: float = 1.0,
+        failed_job_ttl: int = 7 * 24 * 3600,
+        job_timeout: int = 180,
+        health_window: float = 5 * 60,
+    ) -> None:
+        if failed_job_ttl <= 0:
+            raise ConfigError(f"failed_job_ttl must be > 0 seconds, got {failed_job_ttl}")
+        # Built once to check the values; jobs get a fresh Retry each.
+        rq_retry(retry_attempts, retry_backoff, retry_base_delay)
+        self.connection = connection
+        self.retry_attempts = retry_attempts
+        self.retry_backoff: Backoff = retry_backoff
+        self.retry_base_delay = retry_base_delay
+        self.failed_job_ttl = failed_job_ttl
+        self.job_timeout = job_timeout
+        self.health_window = health_window
+        self._queues: dict[str, Queue] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, connection: redis.Redis | None = None
+    ) -> JobService:
+        """A service configured from ``settings`` (on ``settings.redis_url`` by default)."""
+        return cls(
+            connection if connection is not None else redis.Redis.from_url(settings.redis_url),
+            retry_attempts=settings.job_retry_attempts,
+            retry_backoff=settings.job_retry_backoff,
+            retry_base_delay=settings.job_retry_base_delay,
+            failed_job_ttl=settings.failed_job_ttl,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> JobService:
+        """A service configured from the environment (``REDIS_URL``, ``JOB_*``)."""
+        return cls.from_settings(Settings.from_env(environ))
+
+    def queue(self, name: str) -> Queue:
+        """The RQ queue named ``name`` (an exact RQ name such as ``email:high``)."""
+        found = self._queues.get(name)
+        if found is None:
+            found = Queue(
+                name,
+                connection=self.connection,
+                serializer=JobSerializer,
+                default_timeout=self.job_timeout,
+            )
+            self._queues[name] = found
+        return found
+
+    # -- enqueueing ---------------------------------------------------------------
+
+    def add_email_job(
+        self,
+        to: str,
+        subject: str,
+        template: str,
+        data: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """Enqueue the built-in ``email.send`` processor (priority 1 unless given)."""
+        options.setdefault("priority", Priority.HIGH)
+        payload = {"to": to, "subject": subject, "template": template, "data": dict(data or {})}
+        return self.enqueue("email.send", payload, **options)
+
+    def add_notification_job(
+        self, user_id: str, type: str, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        """Enqueue the built-in ``notifications.send`` processor (priority 1 unless given)."""
+        options.setdefault("priority", Priority.HIGH)
+        payload = {"user_id": user_id, "type": type, "data": dict(data or {})}
+        return self.enqueue("notifications.send", payload, **options)
+
+    def add_analytics_job(
+        self, type: str, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        """Enqueue the processor ``analytics.<type>`` with ``data`` as its payload."""
+        return self.enqueue(f"analytics.{type}", dict(data or {}), **options)
+
+    def enqueue(
+        self,
+        processor_or_func: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int = Priority.NORMAL,
+        delay: float | timedelta | None = None,
+        retries: int | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Enqueue a job and return its id.
+
+        ``processor_or_func`` is a processor name, a ``@processor`` function, or a plain
+        module-level function (then ``queue`` is required and ``payload``, if not None,
+        is its one argument). The payload is validated before anything is written: a
+        bad one raises :class:`PayloadError` naming the field. ``priority`` is 1, 5 or
+        10; ``delay`` (seconds or timedelta) puts the job in RQ's scheduled registry;
+        ``retries`` overrides ``retry_attempts``; a given ``job_id`` must be new.
+        """
+        if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
+            entry = get_processor(processor_or_func)
+            args: tuple[Any, ...] = (entry.validate(payload),)
+            func: str | Callable[..., Any] = entry.path
+            base = queue or entry.queue
+            processor_name: str | None = entry.name
+        else:
+            func = processor_or_func
+            self._check_plain_function(func)
+            if queue is None:
+                raise JobError(f"queue= is required to enqueue the plain function {func!r}")
+            args = () if payload is None else (payload,)
+            try:
+                JobSerializer.dumps(args)
+            except TypeError as exc:
+                raise PayloadError(
+                    f"payload for {func.__qualname__} is not encodable: {exc}"
+                ) from exc
+            base, processor_name = queue, None
+        attempts = self.retry_attempts if retries is None else retries
+        if attempts < 0:
+            raise JobError(f"retries must be >= 0, got {attempts}")
+        rq_queue = self.queue(priority_queue(base, priority))
+        seconds = _seconds(delay)
+        target: Any = func
+        job = rq_queue.create_job(
+            target,
+            args=args,
+            job_id=job_id,
+            # RQ's default description is a repr of the arguments, which the worker logs:
+            # name the processor/function only, payloads may hold personal data.
+            description=processor_name or getattr(func, "__qualname__", str(func)),
+            failure_ttl=self.failed_job_ttl,
+            meta={"processor": processor_name, "retries": attempts},
+            retry=rq_retry(attempts, self.retry_backoff, self.retry_base_delay),
+            status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
+        )
+        unique = job_id is not None
+        try:
+            if seconds:
+                rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
+            else:
+                rq_queue.enqueue_job(job, unique=unique)
+        except DuplicateJobError as exc:
+            raise JobError(f"a job with id {job_id!r} already exists") from exc
+        return str(job.id)
+
+    @staticmethod
+    def _check_plain_function(func: Callable[..., Any]) -> None:
+        qualname = getattr(func, "__qualname__", "")
+        module = getattr(func, "__module__", None)
+        if not callable(func) or not qualname or "<" in qualname or module in (None, "__main__"):
+            raise JobError(
+                f"{func!r} cannot be enqueued: workers import the function by its path, "
+                "so it must be a module-level function of an importable module"
+            )
+
+    # -- statistics ----------------------------------------------------------------
+
+    def stats(self, queues: Iterable[str] = DEFAULT_QUEUES) -> list[QueueStats]:
+        """Counts and health for each queue, in two round trips whatever the job count."""
+        bases = list(dict.fromkeys(queues))
+        now = time.time()
+        recent_from = now - self.health_window + self.failed_job_ttl
+        pipe = self.connection.pipeline(transaction=False)
+        for base in bases:
+            for level in _LEVELS:
+                name = priority_queue(base, Priority[level.upper()])
+                pipe.llen(self.queue(name).key)
+                pipe.zcard(StartedJobRegistry.key_template.format(name))
+                pipe.zcard(ScheduledJobRegistry.key_template.format(name))
+                pipe.zcard(DeferredJobRegistry.key_template.format(name))
+                # Entries past their score have expired and await RQ's cleanup.
+                pipe.zcount(FinishedJobRegistry.key_template.format(name), now, "+inf")
+                pipe.zcount(FailedJobRegistry.key_template.format(name), now, "+inf")
+                pipe.zcount(FailedJobRegistry.key_template.format(name), recent_from, "+inf")
+                pipe.smembers(WORKERS_BY_QUEUE_KEY % name)
+        replies = pipe.execute()
+        per_queue = 8 * len(_LEVELS)
+        worker_keys: set[bytes] = set()
+        for offset in range(7, len(replies), 8):
+            worker_keys |= replies[offset]
+        # A worker killed without notice stays in the set until its key expires: count live keys.
+        ordered = sorted(worker_keys)
+        if ordered:
+            check = self.connection.pipeline(transaction=False)
+            for key in ordered:
+                check.exists(key)
+            alive = {key for key, exists in zip(ordered, check.execute(), strict=True) if exists}
+        else:
+            alive = set()
+        result = []
+        for index, base in enumerate(bases):
+            chunk = replies[index * per_queue : (index + 1) * per_queue]
+            rows = [chunk[level * 8 : level * 8 + 8] for level in range(len(_LEVELS))]
+            waiting_by = {level: int(row[0]) for level, row in zip(_LEVELS, rows, strict=True)}
+            workers = len(set().union(*(row[7] for row in rows)) & alive)
+            totals = [sum(int(row[column]) for row in rows) for column in range(1, 7)]
+            started, scheduled, deferred, completed, failed, failed_recent = totals
+            waiting = sum(waiting_by.values())
+            status, reason = health(
+                queue=base,
+                workers=workers,
+                waiting=waiting,
+                scheduled=scheduled,
+                failed_recent=failed_recent,
+                window=self.health_window,
+            )
+            result.append(
+                QueueStats(
+                    queue=base,
+                    waiting=waiting,
+                    waiting_by_priority=waiting_by,
+                    started=started,
+                    scheduled=scheduled,
+                    deferred=deferred,
+                    completed=completed,
+                    failed=failed,
+                    failed_recent=failed_recent,
+                    workers=workers,
+                    status=status,
+                    reason=reason,
+                )
+            )
+        return result
+
+    # -- failed jobs ---------------------------------------------------------------
+
+    def failed_jobs(self, queue: str, *, offset: int = 0, limit: int = 20) -> FailedJobsPage:
+        """A page of ``queue``'s failed jobs (all priority levels), newest first."""
+        if offset < 0 or limit < 1:
+            raise JobError(f"need offset >= 0 and limit >= 1, got offset={offset} limit={limit}")
+        now = time.time()
+        keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names([queue])]
+        pipe = self.connection.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(key, now, "+inf")
+            # Each level's newest offset+limit entries are enough to merge the page.
+            pipe.zrevrangebyscore(key, "+inf", now, start=0, num=offset + limit, withscores=True)
+        replies = pipe.execute()
+        total = sum(int(replies[i]) for i in range(0, len(replies), 2))
+        entries: list[tuple[float, str]] = []
+        for reply in replies[1::2]:
+            entries.extend((float(score), _text(member)) for member, score in reply)
+        entries.sort(reverse=True)
+        page = entries[offset : offset + limit]
+        ids = [job_id for _, job_id in page]
+        jobs = Job.fetch_many(ids, connection=self.connection, serializer=JobSerializer)
+        # The failure text lives in each job's results stream: its latest entry, pipelined.
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)  # type: ignore[no-untyped-call]
+        latest = pipe.execute()
+        listed: list[FailedJob] = []
+        for (score, job_id), job, stream in zip(page, jobs, latest, strict=True):
+            if job is None:  # the hash expired before the registry entry was cleaned
+                continue
+            result = None
+            if stream:
+                result_id, fields = stream[0]
+                result = Result.restore(
+                    job_id,
+                    _text(result_id),
+                    fields,
+                    connection=self.connection,
+                    serializer=JobSerializer,
+                )
+            failed_at = datetime.fromtimestamp(score - self.failed_job_ttl, UTC)
+            listed.append(failed_job(job, result, failed_at))
+        return FailedJobsPage(queue=queue, total=total, offset=offset, limit=limit, jobs=listed)
+
+    def _fetch(self, job_id: str) -> Job:
+        try:
+            return Job.fetch(job_id, connection=self.connection, serializer=JobSerializer)
+        except NoSuchJobError as exc:
+            raise JobError(f"no job with id {job_id!r}") from exc
+
+    def _failed_registry(self, name: str) -> FailedJobRegistry:
+        return FailedJobRegistry(name, connection=self.connection, serializer=JobSerializer)
+
+    def job_status(self, job_id: str) -> str:
+        """The RQ status of a job (``queued``, ``started``, ``failed`` ...)."""
+        return str(self._fetch(job_id).get_status().value)
+
+    def retry_failed(self, job_id: str) -> None:
+        """Put a failed job back on its queue for one more attempt."""
+        job = self._fetch(job_id)
+        registry = FailedJobRegistry(
+            job.origin, connection=self.connection, serializer=JobSerializer
+        )
+        try:
+            registry.requeue(job)
+        except InvalidJobOperation as exc:
+            raise JobError(f"job {job_id!r} is not in the failed list of {job.origin!r}") from exc
+        log.info("failed job requeued", job_id=job_id, queue=job.origin)
+
+    def retry_all_failed(self, queues: Iterable[str] = DEFAULT_QUEUES) -> int:
+        """Requeue every failed job of ``queues``; returns how many were requeued."""
+        requeued = 0
+        for name in worker_queue_names(queues):
+            registry = self._failed_registry(name)
+            # Jobs that fail again while this runs re-enter the registry: stop at the
+            # count seen at the start instead of chasing them.
+            budget = self.connection.zcard(registry.key)
+            while budget > 0:
+                ids = registry.get_job_ids(0, min(budget, _CHUNK) - 1, cleanup=False)
+                if not ids:
+                    break
+                for job_id in ids:
+                    budget -= 1
+                    try:
+                        registry.requeue(job_id)
+                        requeued += 1
+                    except (InvalidJobOperation, NoSuchJobError):
+                        self.connection.zrem(registry.key, job_id)
+        log.info("failed jobs requeued", count=requeued)
+        return requeued
+
+    def delete_failed(self, job_id: str) -> None:
+        """Delete a failed job and its failure record."""
+        job = self._fetch(job_id)
+        registry = FailedJobRegistry(
+            job.origin, connection=self.connection, serializer=JobSerializer
+        )
+        if job_id not in registry:
+            raise JobError(f"job {job_id!r} is not in the failed list of {job.origin!r}")
+        registry.remove(job, delete_job=True)
+
+    # -- completed jobs --------------------------------------------------------------
+
+    def completed_count(self, queues: Iterable[str] = DEFAULT_QUEUES) -> int:
+        """How many completed jobs ``queues`` keep (RQ keeps them for their result TTL)."""
+        now = time.time()
+        pipe = self.connection.pipeline(transaction=False)
+        for name in worker_queue_names(queues):
+            pipe.zcount(FinishedJobRegistry.key_template.format(name), now, "+inf")
+        return sum(int(count) for count in pipe.execute())
+
+    def clear_completed(self, queues: Iterable[str] = DEFAULT_QUEUES) -> int:
+        """Delete the completed jobs of ``queues`` (and their results); returns how many."""
+        cleared = 0
+        for name in worker_queue_names(queues):
+            key = FinishedJobRegistry.key_template.format(name)
+            while True:
+                ids = [_text(raw) for raw in self.connection.zrange(key, 0, _CHUNK - 1)]
+                if not ids:
+                    break
+                pipe = self.connection.pipeline(transaction=False)
+                for job_id in ids:
+                    pipe.unlink(
+                        Job.key_for(job_id),
+                        Result.get_key(job_id),  # type: ignore[no-untyped-call]
+                        ExecutionRegistry.key_template.format(job_id),
+                    )
+                pipe.zrem(key, *ids)
+                pipe.execute()
+                cleared += len(ids)
+        return cleared

@@ -1,0 +1,59 @@
+"""Queue statistics and health, computed from counts only.
+
+Every number comes from LLEN, ZCARD/ZCOUNT or SCARD on RQ's keys, in one pipeline: the
+cost does not grow with the number of jobs (rq-dashboard loads every job and becomes
+unusable at 100 000 failed ones).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["QueueStats", "health"]
+
+HealthStatus = Literal["healthy", "degraded"]
+
+
+class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts for one queue (all its priority levels together) and its health.
+
+    ``waiting_by_priority`` splits ``waiting`` by level (``high``/``normal``/``low``);
+    ``failed_recent`` counts failures in the last ``health_window`` seconds.
+    """
+
+    queue: str
+    waiting: int
+    waiting_by_priority: dict[str, int]
+    started: int
+    scheduled: int
+    deferred: int
+    completed: int
+    failed: int
+    failed_recent: int
+    workers: int
+    status: HealthStatus
+    reason: str
+
+
+def health(
+    *, queue: str, workers: int, waiting: int, scheduled: int, failed_recent: int, window: float
+) -> tuple[HealthStatus, str]:
+    """The health status of a queue and the reason, from its counts.
+
+    ``degraded`` when no worker listens (jobs would wait forever) or when jobs failed in
+    the last ``window`` seconds; ``healthy`` otherwise.
+    """
+    reasons = []
+    if workers == 0:
+        pending = waiting + scheduled
+        reasons.append(
+            f"no worker listens on {queue!r}"
+            + (f" and {pending} job(s) are waiting" if pending else "")
+        )
+    if failed_recent:
+        reasons.append(f"{failed_recent} job(s) failed in the last {window:g} s")
+    if reasons:
+        return "degraded", "; ".join(reasons)
+    return "healthy", f"{workers} worker(s) listening, no recent failures"

@@ -1,0 +1,80 @@
+"""Processors the job tests run, importable by worker subprocesses (``--import``)."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import redis
+import rq
+
+from perfkit.jobs import processor
+
+
+def _redis() -> redis.Redis:
+    job = rq.get_current_job()
+    if job is None:
+        raise RuntimeError("test processors run inside RQ jobs only")
+    return job.connection
+
+
+class Mark(msgspec.Struct, kw_only=True):
+    key: str
+    tag: str
+    count: int = 0
+
+
+@processor("test.record", queue="testq")
+def record(payload: Mark) -> str:
+    """Append ``tag`` to the list ``key``: the order jobs ran in."""
+    _redis().rpush(payload.key, payload.tag)
+    return payload.tag
+
+
+class Flaky(msgspec.Struct, kw_only=True):
+    key: str
+    fail_times: int = 1_000_000
+
+
+@processor("test.flaky", queue="testq")
+def flaky(payload: Flaky) -> int:
+    """Record the attempt's time in ``key``; fail the first ``fail_times`` attempts."""
+    conn = _redis()
+    attempt = conn.rpush(payload.key, repr(time.time()))
+    if attempt <= payload.fail_times:
+        raise RuntimeError(f"attempt {attempt} failed on purpose")
+    return attempt
+
+
+class Block(msgspec.Struct, kw_only=True):
+    key: str
+    block_attempts: int = 1
+    seconds: float = 60.0
+
+
+@processor("test.block", queue="testq")
+def block(payload: Block) -> int:
+    """Count the attempt in ``key:attempts``; the first ``block_attempts`` hang."""
+    conn = _redis()
+    attempt = int(conn.incr(f"{payload.key}:attempts"))
+    if attempt <= payload.block_attempts:
+        time.sleep(payload.seconds)
+    conn.rpush(f"{payload.key}:done", attempt)
+    return attempt
+
+
+class Hold(msgspec.Struct, kw_only=True):
+    key: str
+
+
+@processor("test.hold", queue="testq")
+def hold(payload: Hold) -> None:
+    """Mark ``key:held`` and wait until something is pushed on ``key:release``."""
+    conn = _redis()
+    conn.set(f"{payload.key}:held", 1)
+    conn.blpop([f"{payload.key}:release"], timeout=30)
+
+
+def plain_add(numbers: list[int]) -> int:
+    """A plain (non-processor) job function."""
+    return sum(numbers)

@@ -1,0 +1,81 @@
+"""Fixtures for the job tests: a private Redis per test, in-process and subprocess workers.
+
+RQ's keys (``rq:*``) are global within a Redis DB, so each test gets a redis-server of
+its own (``private_redis``) instead of a namespace on the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from perfkit.jobs import JobService, make_worker
+from tests._servers import PrivateRedis
+from tests.jobs import _processors  # noqa: F401  (registers the test processors)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def conn(private_redis: PrivateRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(private_redis.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def service(conn: redis.Redis) -> JobService:
+    return JobService(conn)
+
+
+def run_burst(conn: redis.Redis, queues: list[str] | None = None) -> None:
+    """Run an in-process non-forking worker until its queues are empty."""
+    worker = make_worker(conn, queues or ["testq"], heartbeat_interval=1, maintenance_interval=1)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+@pytest.fixture
+def start_worker(private_redis: PrivateRedis) -> Iterator[StartWorker]:
+    """Start ``perfkit worker`` subprocesses on the private Redis; stopped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*arguments: str, queues: tuple[str, ...] = ("testq",)) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        command = [sys.executable, "-m", "perfkit.cli", "worker", *queues]
+        command += ["--redis-url", private_redis.url, "--import", "tests.jobs._processors"]
+        command += ["--heartbeat-interval", "1", "--maintenance-interval", "1"]
+        command += ["--log-level", "WARNING", *arguments]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll ``condition`` until it is truthy; returns when (monotonic). Fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
