@@ -37,19 +37,11 @@ _NOT_MODIFIED_HEADERS = frozenset(
 Headers = list[tuple[str, str]]
 
 
-def _get(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
-
-
 def _without(headers: Headers, name: str) -> Headers:
     return [(k, v) for k, v in headers if k.lower() != name]
 
 
-def _add_vary(headers: Headers) -> Headers:
-    vary = _get(headers, "vary")
+def _add_vary(headers: Headers, vary: str | None) -> Headers:
     if vary is None:
         return [*headers, ("Vary", "Accept-Encoding")]
     tokens = {token.strip().lower() for token in vary.split(",")}
@@ -61,7 +53,9 @@ def _add_vary(headers: Headers) -> Headers:
 class _Plan:
     """What to do with one response, decided from the request and the response head."""
 
-    __slots__ = ("compressible", "encoding", "headers", "passthrough", "status", "want_etag")
+    __slots__ = (
+        "compressible", "encoding", "found", "headers", "passthrough", "status", "want_etag",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.passthrough = False
@@ -70,6 +64,8 @@ class _Plan:
         self.want_etag = False
         self.status = 200
         self.headers: Headers = []
+        # The app's headers by lower-case name, looked up once instead of scanned.
+        self.found: dict[str, str] = {}
 
 
 class _ResponseOptimizer:
@@ -103,30 +99,31 @@ class _ResponseOptimizer:
     ) -> _Plan:
         plan = _Plan()
         plan.status = status
-        content_type = _get(headers, "content-type") or ""
+        found = plan.found = {k.lower(): v for k, v in headers}
+        content_type = found.get("content-type", "")
         if content_type.lower().startswith("text/event-stream"):
             plan.passthrough = True
             plan.headers = headers
             return plan
-        if 200 <= status < 300 and self.cache_rules and _get(headers, "cache-control") is None:
+        if 200 <= status < 300 and self.cache_rules and "cache-control" not in found:
             policy = cache_policy(self.cache_rules, path)
             if policy is not None:
                 headers = [*headers, ("Cache-Control", policy)]
         plan.compressible = (
             status >= 200
             and status not in (204, 304)
-            and _get(headers, "content-encoding") is None
+            and "content-encoding" not in found
             and compressible_type(content_type)
         )
         if plan.compressible:
-            headers = _add_vary(headers)
+            headers = _add_vary(headers, found.get("vary"))
             plan.encoding = choose_encoding(accept_encoding, self.brotli)
-            length = _get(headers, "content-length")
+            length = found.get("content-length")
             if length is not None and length.isdigit() and int(length) < self.minimum_size:
                 plan.encoding = None
         plan.want_etag = (
             self.etag and status == 200 and method in ("GET", "HEAD")
-            and _get(headers, "etag") is None
+            and "etag" not in found
         )  # fmt: skip
         plan.headers = headers
         return plan
@@ -136,8 +133,8 @@ class _ResponseOptimizer:
     ) -> tuple[int, Headers, bytes]:
         """Status, headers and body of a complete (non-streamed) response."""
         headers = plan.headers
-        etag = _get(headers, "etag")
-        declared = _get(headers, "content-length")
+        etag = plan.found.get("etag")
+        declared = plan.found.get("content-length")
         # A HEAD answered without its body cannot be hashed.
         headless = method == "HEAD" and not body and declared not in (None, "0")
         if plan.want_etag and not headless:
