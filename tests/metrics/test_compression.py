@@ -275,3 +275,25 @@ async def test_head_gets_etag_without_body() -> None:
     assert "etag" not in response.headers
     assert "content-encoding" not in response.headers
     assert response.headers["content-length"] == "900"
+
+
+def test_wsgi_write_callable_output_is_kept_in_order() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "application/json")])
+        write(JSON_BODY[:100])
+        return [JSON_BODY[100:]]
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/w", "HTTP_ACCEPT_ENCODING": "gzip"}
+    heads: list[Any] = []
+    body = WSGICompressionMiddleware(app)(environ, lambda s, h, e=None: heads.append(h))
+    assert gzip.decompress(b"".join(body)) == JSON_BODY
+    assert ("Content-Encoding", "gzip") in heads[0]
+
+
+async def test_levels_are_validated() -> None:
+    from perfkit import ConfigError
+
+    with pytest.raises(ConfigError, match="gzip_level"):
+        CompressionMiddleware(asgi_app, gzip_level=0)
+    with pytest.raises(ConfigError, match="brotli_quality"):
+        WSGICompressionMiddleware(wsgi_app, brotli_quality=12)

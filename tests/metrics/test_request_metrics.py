@@ -209,3 +209,12 @@ def test_process_memory_and_uptime_are_exposed() -> None:
     uptime = next(line for line in text.splitlines() if line.startswith("process_uptime_seconds "))
     assert float(rss.split()[1]) > 1_000_000
     assert 0 < float(uptime.split()[1]) < time.time()
+
+
+def test_one_request_metrics_per_registry() -> None:
+    from perfkit import MetricsError
+
+    registry = MetricsRegistry()
+    RequestMetrics(registry)
+    with pytest.raises(MetricsError, match="already has a RequestMetrics"):
+        RequestMetrics(registry)

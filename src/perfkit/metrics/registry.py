@@ -377,6 +377,11 @@ class MetricsRegistry:
             if collector in self._collectors:
                 self._collectors.remove(collector)
 
+    def collectors(self) -> list[Collector]:
+        """The collectors registered, in order."""
+        with self._lock:
+            return list(self._collectors)
+
     def snapshot(self) -> list[MetricSnapshot]:
         """Every metric and collector output, as of now.
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from perfkit._errors import MetricsError
 from perfkit.metrics.registry import (
     DEFAULT_BUCKETS,
     CounterChild,
@@ -80,6 +81,9 @@ class RequestMetrics:
         keep_slow: int = 100,
         buckets: tuple[float, ...] = DEFAULT_BUCKETS,
     ) -> None:
+        for collector in registry.collectors():
+            if isinstance(getattr(collector, "__self__", None), RequestMetrics):
+                raise MetricsError("this registry already has a RequestMetrics; share that one")
         self.registry = registry
         self.slow_request_s = slow_request_ms / 1000.0
         self.trends = trends
