@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -58,31 +59,29 @@ class WSGIThread:
         self.thread.join(10)
 
 
-@pytest.fixture
-def serve_asgi() -> Iterator[Callable[[ASGIApp], UvicornThread]]:
-    """Start uvicorn servers for the test; stopped afterwards."""
-    started: list[UvicornThread] = []
+ServerT = TypeVar("ServerT", UvicornThread, WSGIThread)
 
-    def start(app: ASGIApp) -> UvicornThread:
-        server = UvicornThread(app)
+
+def _servers(kind: Callable[[Any], ServerT]) -> Iterator[Callable[[Any], ServerT]]:
+    started: list[ServerT] = []
+
+    def start(app: Any) -> ServerT:
+        server = kind(app)
         started.append(server)
         return server
 
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def serve_asgi() -> Iterator[Callable[[ASGIApp], UvicornThread]]:
+    """Start uvicorn servers for the test; stopped afterwards."""
+    yield from _servers(UvicornThread)
 
 
 @pytest.fixture
 def serve_wsgi() -> Iterator[Callable[[WSGIApp], WSGIThread]]:
     """Start wsgiref servers for the test; stopped afterwards."""
-    started: list[WSGIThread] = []
-
-    def start(app: WSGIApp) -> WSGIThread:
-        server = WSGIThread(app)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    yield from _servers(WSGIThread)
