@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-import structlog
 from rq import Queue
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.executions import ExecutionRegistry
@@ -33,8 +32,6 @@ from perfkit.jobs.stats import QueueStats, health
 from perfkit.settings import Settings
 
 __all__ = ["JobService"]
-
-log = structlog.get_logger("perfkit.jobs")
 
 # How many ids a bulk operation (retry all, clear) reads and handles per round trip.
 _CHUNK = 500
@@ -369,7 +366,6 @@ class JobService:
             registry.requeue(job)
         except InvalidJobOperation as exc:
             raise JobError(f"job {job_id!r} is not in the failed list of {job.origin!r}") from exc
-        log.info("failed job requeued", job_id=job_id, queue=job.origin)
 
     def retry_all_failed(self, queues: Iterable[str] = DEFAULT_QUEUES) -> int:
         """Requeue every failed job of ``queues``; returns how many were requeued."""
@@ -390,7 +386,6 @@ class JobService:
                         requeued += 1
                     except (InvalidJobOperation, NoSuchJobError):
                         self.connection.zrem(registry.key, job_id)
-        log.info("failed jobs requeued", count=requeued)
         return requeued
 
     def delete_failed(self, job_id: str) -> None:

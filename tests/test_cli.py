@@ -1,0 +1,107 @@
+"""The ``perfkit`` command line, run in-process against a private Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from perfkit.cli import build_parser, main
+from perfkit.jobs import JobService
+from tests._servers import PrivateRedis
+from tests.jobs._processors import Mark
+from tests.jobs.conftest import run_burst
+
+
+@pytest.fixture
+def conn(private_redis: PrivateRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(private_redis.url)
+    yield client
+    client.close()
+
+
+def _run(capsys: pytest.CaptureFixture[str], url: str, *argv: str) -> tuple[int, str, str]:
+    status = main([*argv, "--redis-url", url])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "worker" in out and "jobs" in out
+    worker_help = build_parser().parse_args(["worker", "email", "--burst", "--fork"])
+    assert (worker_help.queues, worker_help.burst, worker_help.fork) == (["email"], True, True)
+
+
+def test_jobs_stats_table_and_json(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    JobService(conn).enqueue("test.record", Mark(key="k", tag="t"))
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "testq")
+    assert status == 0
+    header, rule, row, reason = out.splitlines()
+    assert header.split() == [
+        "queue", "waiting", "started", "scheduled", "deferred", "completed", "failed",
+        "workers", "status",
+    ]  # fmt: skip
+    assert set(rule.replace(" ", "")) == {"-"}
+    assert row.split() == ["testq", "1", "0", "0", "0", "0", "0", "0", "degraded"]
+    assert reason == "testq: degraded: no worker listens on 'testq' and 1 job(s) are waiting"
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "--json")
+    assert [entry["queue"] for entry in json.loads(out)] == ["email", "notifications", "analytics"]
+
+
+def test_jobs_failed_retry_delete_and_clear(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = JobService(conn, retry_attempts=0)
+    first = service.enqueue("test.flaky", {"key": "a"})
+    second = service.enqueue("test.flaky", {"key": "b", "fail_times": 1})
+    service.enqueue("test.record", Mark(key="k", tag="t"))
+    run_burst(conn)
+
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "failed", "testq")
+    assert status == 0
+    assert out.splitlines()[0] == "testq: 2 failed (showing 1-2)"
+    assert "test.flaky" in out and "RuntimeError: attempt 1 failed on purpose" in out
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "failed", "testq", "--json")
+    page = json.loads(out)
+    assert page["total"] == 2 and {job["id"] for job in page["jobs"]} == {first, second}
+
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "retry", second)
+    assert (status, out.strip()) == (0, "requeued 1 job(s)")
+    run_burst(conn)  # succeeds on its second attempt
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "delete", first, "--json")
+    assert json.loads(out) == {"deleted": first}
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "failed", "testq")
+    assert out.splitlines()[0] == "testq: 0 failed (showing none)"
+
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "clear", "--queue", "testq")
+    assert (status, out.strip()) == (0, "cleared 2 completed job(s)")
+
+
+def test_jobs_retry_all(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = JobService(conn, retry_attempts=0)
+    for n in range(3):
+        service.enqueue("test.flaky", {"key": f"k{n}"})
+    run_burst(conn)
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "retry", "--all", "--queue", "testq")
+    assert (status, out.strip()) == (0, "requeued 3 job(s)")
+
+
+def test_errors_exit_1_with_a_message(
+    private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = _run(capsys, private_redis.url, "jobs", "retry", "no-such-job")
+    assert (status, err.strip()) == (1, "error: no job with id 'no-such-job'")
+    status, _, err = _run(capsys, private_redis.url, "jobs", "retry")
+    assert (status, err.strip()) == (2, "error: give a JOB_ID or --all")
+    status, _, err = _run(capsys, "redis://127.0.0.1:1/0", "jobs", "stats")
+    assert status == 1 and err.startswith("error: cannot reach Redis")
