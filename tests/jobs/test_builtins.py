@@ -28,9 +28,11 @@ from perfkit.jobs import (
     register_export_query,
     set_email_sender,
     set_export_directory,
+    set_export_pool,
     set_notification_sink,
 )
 from perfkit.jobs.serializer import JobSerializer
+from perfkit.queries import TimedPool
 from tests.jobs.conftest import run_burst
 
 QUEUES = ["email", "notifications", "analytics"]
@@ -82,6 +84,7 @@ def restore_backends() -> Iterator[None]:
     set_email_sender(LogEmailSender())
     set_notification_sink(LogNotificationSink())
     set_export_directory(None)
+    set_export_pool(None)
 
 
 def test_email_with_the_default_log_sender_reports_not_delivered(
@@ -169,10 +172,10 @@ def test_data_export_writes_csv_and_json_lines(
     conn: redis.Redis,
     orders: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     restore_backends: None,
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", orders)
+    pool = TimedPool(orders, min_size=0, max_size=2, open=True)
+    set_export_pool(pool)
     set_export_directory(tmp_path)
     register_export_query(
         "big_orders", "SELECT id, customer, total FROM orders WHERE total >= %(min)s ORDER BY id"
@@ -204,6 +207,9 @@ def test_data_export_writes_csv_and_json_lines(
     assert json.loads(lines[0]) == {"id": 1}
     assert len(lines) == 2500
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []
+    # The statements went through the pool, so they show in its query stats.
+    assert pool.get_stats().pool.requests == 2
+    pool.close()
 
 
 def test_data_export_refuses_paths_and_unregistered_queries(

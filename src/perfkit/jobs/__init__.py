@@ -12,6 +12,7 @@ from perfkit.jobs.export import (
     export_data,
     register_export_query,
     set_export_directory,
+    set_export_pool,
 )
 from perfkit.jobs.failed import FailedJob, FailedJobsPage
 from perfkit.jobs.mail import (
@@ -77,6 +78,7 @@ __all__ = [
     "send_notification",
     "set_email_sender",
     "set_export_directory",
+    "set_export_pool",
     "set_notification_sink",
     "warm_cache",
     "worker_queue_names",

@@ -6,7 +6,8 @@ payload strings. Register a plain SQL string with ``%(name)s`` placeholders, or 
 ``psycopg.sql`` composition for identifiers (``sql.SQL("SELECT * FROM {}").format(
 sql.Identifier("orders"))``). Files are written under the export directory
 (``JOB_EXPORT_DIR``), through a temporary file renamed into place, and rows are streamed
-with a server-side cursor, so a large export does not sit in memory.
+with a server-side cursor, so a large export does not sit in memory. Connections come
+from a :class:`perfkit.queries.TimedPool`, so export statements show in the query stats.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +27,7 @@ from psycopg import sql
 
 from perfkit._errors import ConfigError, JobError
 from perfkit.jobs.processor import processor
+from perfkit.queries import TimedPool
 from perfkit.settings import Settings
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "export_data",
     "register_export_query",
     "set_export_directory",
+    "set_export_pool",
 ]
 
 QueryText = str | sql.SQL | sql.Composed
@@ -65,6 +67,8 @@ class ExportReport(msgspec.Struct, frozen=True, kw_only=True):
 
 _queries: dict[str, QueryText] = {}
 _directory: Path | None = None
+_pool: TimedPool | None = None
+_pool_lock = threading.Lock()
 
 
 def register_export_query(name: str, query: QueryText) -> None:
@@ -84,14 +88,25 @@ def _export_directory() -> Path:
     return _directory if _directory is not None else Path(Settings.from_env().job_export_dir)
 
 
-@contextmanager
-def _database() -> Iterator[psycopg.Connection[Any]]:
+def set_export_pool(pool: TimedPool | None) -> None:
+    """Take export connections from ``pool`` (None: a pool of its own from the environment).
+
+    Without one, the first export opens ``TimedPool.from_env(min_size=0)`` (DATABASE_URL,
+    DB_POOL_*), kept for the life of the worker process.
+    """
+    global _pool
+    with _pool_lock:
+        _pool = pool
+
+
+def _export_pool() -> TimedPool:
     # The one place that says where export connections come from.
-    url = Settings.from_env().database_url
-    if not url:
-        raise ConfigError("DATABASE_URL is not set: data.export has no database to read")
-    with psycopg.connect(url) as conn:
-        yield conn
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = TimedPool.from_env(min_size=0)
+            _pool.open()
+        return _pool
 
 
 def _write_rows(cursor: psycopg.Cursor[Any], out: Any, file_format: str) -> int:
@@ -130,7 +145,7 @@ def export_data(payload: DataExportPayload) -> ExportReport:
     try:
         with (
             os.fdopen(handle, "w", newline="", encoding="utf-8") as out,
-            _database() as conn,
+            _export_pool().connection() as conn,
             conn.transaction(),
             conn.cursor(name="perfkit_export") as cursor,
         ):
