@@ -62,5 +62,6 @@ def test_composed_statements_are_fingerprinted_by_their_text() -> None:
 def test_fingerprint_cache_is_bounded() -> None:
     stats = QueryStats(sql_cache_size=10)
     for number in range(100):
-        stats.fingerprint(f"SELECT {number}")
-    assert len(stats._sql_cache) == 10
+        stats.record(f"SELECT {number}", 0.001)
+    assert len(stats._by_sql) == 10
+    assert stats.get_stats().by_fingerprint[0].count == 100  # one shape

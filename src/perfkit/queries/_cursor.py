@@ -167,8 +167,17 @@ class TimedCursor(_ClientTiming, Cursor[Any]):
         binary: bool | None = None,
     ) -> Self:
         """Execute a statement, timed."""
-        with _Timer(self, query):
-            return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
+        # The hot path, so no _Timer and no _pk_done: a try block, two perf_counter() calls.
+        start = perf_counter()
+        try:
+            super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
+        except BaseException:
+            self._pk_done(query, perf_counter() - start, True)
+            raise
+        elapsed = perf_counter() - start
+        rows = self.rowcount
+        self._pk_stats.record(query, elapsed, rows if rows > 0 else 0, False, self._pk_pool, self)
+        return self
 
     def executemany(
         self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
@@ -224,8 +233,16 @@ class AsyncTimedCursor(_ClientTiming, AsyncCursor[Any]):
         binary: bool | None = None,
     ) -> Self:
         """Execute a statement, timed."""
-        with _Timer(self, query):
-            return await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
+        start = perf_counter()
+        try:
+            await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
+        except BaseException:
+            self._pk_done(query, perf_counter() - start, True)
+            raise
+        elapsed = perf_counter() - start
+        rows = self.rowcount
+        self._pk_stats.record(query, elapsed, rows if rows > 0 else 0, False, self._pk_pool, self)
+        return self
 
     async def executemany(
         self, query: Query, params_seq: Iterable[Params], *, returning: bool = False

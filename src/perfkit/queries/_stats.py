@@ -8,8 +8,9 @@ cap, so memory stays flat however many distinct statements run.
 
 from __future__ import annotations
 
+import heapq
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from math import log
 from time import time
 from typing import Any
@@ -33,17 +34,12 @@ BUCKET_COUNT = 27 * BUCKETS_PER_DOUBLING  # up to 10 µs * 2**27 ≈ 22 minutes
 _SCALE = BUCKETS_PER_DOUBLING / log(2)
 _OFFSET = log(BUCKET_MIN) * _SCALE
 
+# Samples queued before they are added up (see QueryStats.record).
+BATCH = 64
+
 # SQL texts longer than this are normalized on every run instead of being cached, so
 # that a few huge statements (inlined literals) cannot fill memory.
 MAX_CACHED_SQL = 8192
-
-
-def bucket_of(seconds: float) -> int:
-    """The histogram bucket a duration falls in."""
-    if seconds <= BUCKET_MIN:
-        return 0
-    index = int(log(seconds) * _SCALE - _OFFSET)
-    return index if index < BUCKET_COUNT else BUCKET_COUNT - 1
 
 
 def bucket_value(index: int) -> float:
@@ -78,6 +74,7 @@ class SlowQuery(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float
     at: float
     pool: str
+    failed: bool
 
 
 class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,11 +100,13 @@ class _Entry:
         "buckets",
         "count",
         "errors",
+        "evicted",
         "fingerprint",
         "last_seen",
         "max",
         "min",
         "rows",
+        "seq",
         "slow",
         "total",
     )
@@ -118,6 +117,8 @@ class _Entry:
         self.total = self.max = 0.0
         self.min = float("inf")
         self.last_seen = 0.0
+        self.evicted = False
+        self.seq = 0  # statement number when last seen: the eviction order
         self.buckets = [0] * BUCKET_COUNT
 
     def percentile(self, fraction: float) -> float:
@@ -164,7 +165,8 @@ class QueryStats:
 
     :param slow_query_ms: statements taking at least this long are slow (counted, kept
         in the slow list, logged).
-    :param max_fingerprints: statement shapes kept; the least recently seen is evicted.
+    :param max_fingerprints: statement shapes kept at most; when full, the least recently
+        seen tenth is evicted.
     :param slowest: how many slow statements :meth:`get_stats` lists, slowest first.
     :param slow_history: how many recent slow statements the slowest are chosen from.
     :param sql_cache_size: distinct SQL texts whose fingerprint is remembered.
@@ -195,9 +197,14 @@ class QueryStats:
         self._slow_seconds = slow_query_ms / 1000
         self._sql_cache_size = sql_cache_size
         self._lock = threading.Lock()
-        self._sql_cache: OrderedDict[str | bytes, Fingerprint] = OrderedDict()
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # SQL text -> its entry, so that a known statement is never normalized again.
+        # Plain dicts: no LRU bookkeeping on the hot path. The SQL cache drops its oldest
+        # insertion when full (a hot statement is normalized again, rarely); the
+        # fingerprint table drops its least recently seen tenth when over the cap.
+        self._by_sql: dict[str | bytes, _Entry] = {}
+        self._entries: dict[str, _Entry] = {}
         self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
+        self._pending: deque[tuple[str | bytes, float, int, bool, str, float]] = deque()
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -206,20 +213,36 @@ class QueryStats:
         self._total = 0.0
 
     def fingerprint(self, query: Any, context: Any = None) -> Fingerprint:
-        """The (cached) fingerprint of a query: ``str``, ``bytes`` or ``psycopg.sql`` object."""
+        """The fingerprint of a query: ``str``, ``bytes`` or ``psycopg.sql`` object."""
         key = _sql_key(query, context)
-        with self._lock:
-            found = self._sql_cache.get(key)
-            if found is not None:
-                self._sql_cache.move_to_end(key)
-                return found
-        found = Fingerprint.of(key)
+        entry = self._by_sql.get(key)
+        return entry.fingerprint if entry is not None else Fingerprint.of(key)
+
+    def _entry_for(self, key: str | bytes) -> _Entry:
+        """The live entry of an SQL text not (or no longer) in the SQL cache; under the lock."""
+        entry = self._live_entry(Fingerprint.of(key))
         if len(key) <= MAX_CACHED_SQL:
-            with self._lock:
-                self._sql_cache[key] = found
-                if len(self._sql_cache) > self._sql_cache_size:
-                    self._sql_cache.popitem(last=False)
-        return found
+            self._by_sql[key] = entry
+            if len(self._by_sql) > self._sql_cache_size:
+                del self._by_sql[next(iter(self._by_sql))]
+        return entry
+
+    def _live_entry(self, fingerprint: Fingerprint) -> _Entry:
+        """The table's entry for ``fingerprint``, made (evicting the oldest) if missing."""
+        entry = self._entries.get(fingerprint.id)
+        if entry is None:
+            if len(self._entries) >= self.max_fingerprints:
+                self._evict()
+            entry = self._entries[fingerprint.id] = _Entry(fingerprint)
+        return entry
+
+    def _evict(self) -> None:
+        """Drop the least recently seen tenth of the fingerprint table (at least one)."""
+        number = len(self._entries) - self.max_fingerprints + 1 + self.max_fingerprints // 10
+        for entry in heapq.nsmallest(number, self._entries.values(), key=lambda e: e.seq):
+            entry.evicted = True
+            del self._entries[entry.fingerprint.id]
+        self._evicted += number
 
     def record(
         self,
@@ -236,57 +259,69 @@ class QueryStats:
         is also logged as a ``slow_query`` structlog event with the fingerprint and the
         duration — never the parameters.
         """
-        fingerprint = self.fingerprint(query, context)
-        now = time()
-        slow = seconds >= self._slow_seconds
+        # The hot path only queues the sample (deque.append is atomic); samples are
+        # added up in batches, where the tables are warm in the CPU cache, by whichever
+        # call fills the batch, by a slow statement (logged at once) or by get_stats().
+        key = query if type(query) is str else _sql_key(query, context)
+        pending = self._pending
+        pending.append((key, seconds, rows, failed, pool, time()))
+        if seconds >= self._slow_seconds or len(pending) >= BATCH:
+            self._drain()
+
+    def _drain(self) -> None:
+        slow: list[SlowQuery] = []
         with self._lock:
-            entry = self._entries.get(fingerprint.id)
-            if entry is None:
-                entry = self._entries[fingerprint.id] = _Entry(fingerprint)
-                if len(self._entries) > self.max_fingerprints:
-                    self._entries.popitem(last=False)
-                    self._evicted += 1
-            else:
-                self._entries.move_to_end(fingerprint.id)
-            entry.count += 1
-            entry.total += seconds
-            entry.rows += rows
-            entry.last_seen = now
-            entry.buckets[bucket_of(seconds)] += 1
-            if seconds > entry.max:
-                entry.max = seconds
-            if seconds < entry.min:
-                entry.min = seconds
-            self._count += 1
-            self._total += seconds
-            self._rows += rows
-            if failed:
-                entry.errors += 1
-                self._errors += 1
-            if slow:
-                entry.slow += 1
-                self._slow += 1
-                self._recent_slow.append(
-                    SlowQuery(
-                        fingerprint=fingerprint.text,
-                        fingerprint_id=fingerprint.id,
-                        duration_ms=seconds * 1000,
-                        at=now,
-                        pool=pool,
+            pending = self._pending
+            while pending:  # only this (locked) loop pops, so popleft cannot fail
+                key, seconds, rows, failed, pool, now = pending.popleft()
+                entry = self._by_sql.get(key)
+                if entry is None or entry.evicted:
+                    entry = self._entry_for(key)
+                bucket = int(log(seconds) * _SCALE - _OFFSET) if seconds > BUCKET_MIN else 0
+                self._count += 1
+                self._total += seconds
+                self._rows += rows
+                entry.seq = self._count
+                entry.count += 1
+                entry.total += seconds
+                entry.rows += rows
+                entry.last_seen = now
+                entry.buckets[bucket if bucket < BUCKET_COUNT else BUCKET_COUNT - 1] += 1
+                if seconds > entry.max:
+                    entry.max = seconds
+                if seconds < entry.min:
+                    entry.min = seconds
+                if failed:
+                    entry.errors += 1
+                    self._errors += 1
+                if seconds >= self._slow_seconds:
+                    entry.slow += 1
+                    self._slow += 1
+                    fingerprint = entry.fingerprint
+                    slow.append(
+                        SlowQuery(
+                            fingerprint=fingerprint.text,
+                            fingerprint_id=fingerprint.id,
+                            duration_ms=seconds * 1000,
+                            at=now,
+                            pool=pool,
+                            failed=failed,
+                        )
                     )
-                )
-        if slow:
+            self._recent_slow.extend(slow)
+        for query in slow:
             _log.warning(
                 "slow_query",
-                fingerprint=fingerprint.text,
-                fingerprint_id=fingerprint.id,
-                duration_ms=round(seconds * 1000, 3),
-                pool=pool,
-                failed=failed,
+                fingerprint=query.fingerprint,
+                fingerprint_id=query.fingerprint_id,
+                duration_ms=round(query.duration_ms, 3),
+                pool=query.pool,
+                failed=query.failed,
             )
 
     def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
         """A snapshot; ``by_fingerprint`` sorted by total time, cut to ``top`` when given."""
+        self._drain()
         with self._lock:
             entries = sorted(self._entries.values(), key=lambda e: e.total, reverse=True)
             if top is not None:
@@ -311,8 +346,12 @@ class QueryStats:
             )
 
     def reset(self) -> None:
-        """Forget every statement and counter (the fingerprint cache is kept)."""
+        """Forget every statement and counter."""
+        self._drain()
         with self._lock:
+            for entry in self._entries.values():
+                entry.evicted = True
             self._entries.clear()
+            self._by_sql.clear()
             self._recent_slow.clear()
             self._reset_counters()
