@@ -254,3 +254,27 @@ def test_four_processes_run_the_loader_once(
     outputs = [process.communicate(timeout=60)[0].split() for process in processes]
     assert outputs == [["25", "0"]] * 4
     assert redis_client.get(f"{namespace}:loader-calls") == b"1"
+
+
+def test_all_kinds_of_signatures_bind_like_python(cache: RedisService) -> None:
+    @cached_query(cache=cache)
+    def plain(a: int, b: int = 2, *, c: int = 3) -> list[int]:
+        return [a, b, c]
+
+    @cached_query(cache=cache)
+    def variadic(a: int, /, *rest: int, **named: int) -> list[object]:
+        return [a, list(rest), named]
+
+    assert plain(1) == plain(a=1) == plain(1, 2, c=3) == [1, 2, 3]
+    assert plain.cache_key(1) == plain.cache_key(1, c=3)  # type: ignore[attr-defined]
+    assert plain.cache_key(1) != plain.cache_key(1, c=4)  # type: ignore[attr-defined]
+    assert variadic(1, 2, 3, x=4) == [1, [2, 3], {"x": 4}]
+    assert variadic(1, 2, 3, x=4) == [1, [2, 3], {"x": 4}]
+    for bad_call in (
+        lambda: plain(),
+        lambda: plain(1, a=1),
+        lambda: plain(1, 2, 3),
+        lambda: plain(1, d=1),
+    ):
+        with pytest.raises(TypeError, match="plain"):
+            bad_call()

@@ -32,6 +32,7 @@ from perfkit.cache._stats import CacheMetrics
 from perfkit.settings import Settings
 
 _UNLINK_BATCH = 500
+_STORE_BATCH = 500
 _SCAN_COUNT = 1000
 
 
@@ -189,21 +190,34 @@ class AsyncRedisService(BaseCacheService):
         computed (empty: take the current ones)."""
         if not await self._use_memory():
             try:
+                # One round trip; tagged entries in several short scripts, so that a huge
+                # batch neither blocks Redis for long nor outlasts the socket timeout.
+                pipe = self._client.pipeline(transaction=False)
+                items = list(payloads.items())
+                chunks = [
+                    items[start : start + _STORE_BATCH]
+                    for start in range(0, len(items), _STORE_BATCH)
+                ]
+                for chunk in chunks:
+                    if tags:
+                        await self._store_tagged(
+                            keys=[full for full, _ in chunk],
+                            args=self._store_args(
+                                ttl_ms, tags, gens or [""] * len(tags), [p for _, p in chunk]
+                            ),
+                            client=pipe,
+                        )
+                    else:
+                        for full, payload in chunk:
+                            pipe.set(full, _codec.untagged_entry(payload), px=ttl_ms or None)
+                written = await pipe.execute()
                 if tags:
-                    written = await self._store_tagged(
-                        keys=list(payloads),
-                        args=self._store_args(
-                            ttl_ms, tags, gens or [""] * len(tags), payloads.values()
-                        ),
+                    # A script writes nothing (0) when its generations were outdated.
+                    self._stats.count(
+                        sets=sum(len(c) for c, ok in zip(chunks, written, strict=True) if ok)
                     )
                 else:
-                    pipe = self._client.pipeline(transaction=False)
-                    for full, payload in payloads.items():
-                        pipe.set(full, _codec.untagged_entry(payload), px=ttl_ms or None)
-                    await pipe.execute()
-                    written = 1
-                if written:
-                    self._stats.count(sets=len(payloads))
+                    self._stats.count(sets=len(items))
                 return
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)

@@ -63,6 +63,36 @@ def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
+def _binder(
+    signature: inspect.Signature, name: str
+) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+    """A function binding call arguments to parameter names, defaults applied, in signature
+    order. ``Signature.bind`` is most of a hit's cost, so plain signatures (no ``*args`` or
+    ``**kwargs``, no positional-only) take a dict-only path; anything else, and every call
+    that does not fit, goes through ``bind`` (which also words the errors)."""
+    params = list(signature.parameters.values())
+    names = tuple(p.name for p in params)
+    positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if simple and len(args) <= len(positional):
+            given = dict(zip(positional, args, strict=False))
+            if not given.keys() & kwargs.keys() and kwargs.keys() <= set(names):
+                given.update(kwargs)
+                if all(n in given or n in defaults for n in names):
+                    return {n: given[n] if n in given else defaults[n] for n in names}
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{name}(): {exc}") from exc
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    return bind
+
+
 def cached_query(
     ttl: float | None = None,
     tags: Sequence[str] = (),
@@ -104,13 +134,10 @@ def cached_query(
                 return_type.append(None if hint is Any or hint is type(None) else hint)
             return return_type[0]
 
+        bind = _binder(signature, name)
+
         def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, list[str]]:
-            try:
-                bound = signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"{name}(): {exc}") from exc
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
+            arguments = bind(args, kwargs)
             if skip is not None:
                 arguments.pop(skip, None)
             try:
