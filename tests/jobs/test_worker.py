@@ -75,6 +75,22 @@ def test_sigkill_mid_job_with_retries_left_is_retried_after_its_backoff(
 
 
 @pytest.mark.slow
+def test_a_long_job_keeps_heartbeating_and_is_not_taken_for_abandoned(
+    conn: redis.Redis, start_worker: StartWorker
+) -> None:
+    # 4 s is twice the heartbeat TTL (2 x 1 s): without heartbeats during the job, the
+    # second worker's maintenance (every 1 s) would fail it as abandoned.
+    service = JobService(conn, retry_attempts=0)
+    job_id = service.enqueue("test.block", Block(key="long", seconds=4))
+    start_worker()
+    wait_for(lambda: _started(conn, "long"), 15, "the job to start")
+    start_worker()
+    wait_for(lambda: service.job_status(job_id) == "finished", 15, "the job to finish")
+    assert conn.lrange("long:done", 0, -1) == [b"1"]
+    assert service.failed_jobs("testq").total == 0
+
+
+@pytest.mark.slow
 def test_retries_wait_1_2_4_seconds_with_a_real_worker(
     service: JobService, conn: redis.Redis, start_worker: StartWorker
 ) -> None:

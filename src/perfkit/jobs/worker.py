@@ -110,29 +110,51 @@ class _BoundedRecovery:
 
 
 class JobWorker(_BoundedRecovery, SimpleWorker):
-    """Non-forking worker (the default): runs jobs in its own process, heartbeating."""
+    """Non-forking worker (the default): runs jobs in its own process, heartbeating.
+
+    One heartbeat thread per worker (started with the first job) refreshes the running
+    job's entry every ``heartbeat_interval``; RQ's SimpleWorker sends none during a job.
+    """
+
+    _current: tuple[Job, Execution] | None = None
+    _beats: threading.Thread | None = None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run ``job`` here while a thread keeps its started-registry entry alive."""
+        """Run ``job`` here while the heartbeat thread keeps its started-registry entry alive."""
         execution = self.prepare_execution(job)
-        done = threading.Event()
-        beating = threading.Thread(
-            target=self._beat, args=(job, execution, done), name="perfkit-heartbeat", daemon=True
-        )
-        beating.start()
+        if self._beats is None:
+            self._beat_lock = threading.Lock()
+            self._stopped = threading.Event()
+            self._beats = threading.Thread(target=self._beat, name="perfkit-heartbeat", daemon=True)
+            self._beats.start()
+        with self._beat_lock:
+            self._current = (job, execution)
         try:
             self.perform_job(job, queue, execution)
         finally:
-            done.set()
-            beating.join()
+            # Under the lock: no beat for this job can start once it is cleared.
+            with self._beat_lock:
+                self._current = None
         self.set_state(WorkerStatus.IDLE)
 
-    def _beat(self, job: Job, execution: Execution, done: threading.Event) -> None:
-        while not done.wait(self.job_monitoring_interval):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except Exception as exc:  # a missed beat is retried next interval
-                log.warning("job heartbeat failed", job_id=job.id, error=str(exc))
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.job_monitoring_interval):
+            with self._beat_lock:
+                if self._current is None:
+                    continue
+                job, execution = self._current
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception as exc:  # a missed beat is retried next interval
+                    log.warning("job heartbeat failed", job_id=job.id, error=str(exc))
+
+    def teardown(self) -> None:
+        """Stop the heartbeat thread, then RQ's teardown."""
+        if self._beats is not None:
+            self._stopped.set()
+            self._beats.join()
+            self._beats = None
+        super().teardown()  # type: ignore[no-untyped-call]
 
 
 class ForkingJobWorker(_BoundedRecovery, Worker):

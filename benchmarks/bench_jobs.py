@@ -1,0 +1,304 @@
+"""Job benchmarks (issue 4): ratios measured side by side in one run against one Redis.
+
+    python benchmarks/bench_jobs.py [--redis-url URL] [--quick]
+
+1. Enqueue: ``JobService.enqueue`` of a processor (payload validated with msgspec, retries,
+   priority queue) vs raw ``rq.Queue.enqueue`` of a function with the same payload and the
+   same JSON serializer. Target <= 1.05. Raw RQ with its default pickle serializer and
+   ``JobService.enqueue`` of a plain function are shown for context.
+2. Worker throughput on no-op jobs (jobs/s, burst, in-process): perfkit's default
+   ``JobWorker`` (non-forking) vs ``ForkingJobWorker``, next to RQ's own ``SimpleWorker`` and
+   ``Worker``. ``perfkit worker`` defaults to the non-forking one; the ratio says by how much
+   it is faster, and the JobWorker/SimpleWorker row what perfkit's heartbeat thread costs.
+
+Contenders run interleaved over rounds (rotating order); a row's ratio is the median time per
+job of perfkit over the median of its baseline. Redis is found as the tests find it; the run
+uses DB 12 and queues named ``bench-<random>``, and deletes only the keys it created. Results
+also go to ``benchmarks/results/jobs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis
+from _common import redacted, redis_server
+from rq import Queue, SimpleWorker, Worker
+from rq.serializers import DefaultSerializer
+
+from perfkit.jobs import ForkingJobWorker, JobSerializer, JobService, JobWorker, processor
+
+if __name__ == "__main__":
+    # Workers import job functions by module path and RQ refuses ``__main__`` ones: run
+    # this file as the importable module ``bench_jobs`` (its folder is on sys.path).
+    import bench_jobs
+
+    sys.exit(bench_jobs.main())
+
+BENCH_DB = 12
+ENQUEUE_TARGET = 1.05
+RESULTS = Path(__file__).resolve().parent / "results" / "jobs.json"
+
+
+class OrderPayload(msgspec.Struct, kw_only=True):
+    """A typical small payload."""
+
+    order_id: int
+    customer: str
+    items: list[str]
+    total: float
+
+
+def noop(payload: Any = None) -> None:
+    """The job every contender runs or enqueues."""
+
+
+@processor("bench.noop", queue="bench")
+def noop_processor(payload: OrderPayload) -> None:
+    """The same no-op, as a typed processor."""
+
+
+PAYLOAD = {"order_id": 123, "customer": "ada@example.com", "items": ["a", "b"], "total": 9.5}
+
+
+@dataclass
+class Plan:
+    """How much work each section does."""
+
+    enqueue_rounds: int = 40
+    enqueue_batch: int = 100
+    worker_rounds: int = 3
+    worker_jobs: int = 300
+
+
+QUICK = Plan(enqueue_rounds=10, enqueue_batch=50, worker_rounds=1, worker_jobs=100)
+
+
+@dataclass
+class Row:
+    """One printed line (and JSON record)."""
+
+    name: str
+    baseline: str
+    perfkit: str
+    ratio: float | None
+    target: str
+    verdict: str  # PASS, MISS, or "info"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _orders(names: list[str], rounds: int) -> list[list[str]]:
+    orders = []
+    for r in range(rounds):
+        shift = r % len(names)
+        order = names[shift:] + names[:shift]
+        orders.append(order[::-1] if r % 2 else order)
+    return orders
+
+
+def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> dict[str, float]:
+    """Median seconds per call of each contender (after one warm-up round)."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for index, order in enumerate(_orders(list(calls), rounds + 1)):
+        for name in order:
+            call = calls[name]
+            start = time.perf_counter()
+            for _ in range(batch):
+                call()
+            if index:
+                samples[name].append((time.perf_counter() - start) / batch)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+class Bench:
+    """Owns the connection and the queue names, and removes what it created."""
+
+    def __init__(self, url: str, plan: Plan) -> None:
+        self.conn = redis.Redis.from_url(url)
+        self.plan = plan
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.job_ids: list[str] = []
+        self.queue_names: set[str] = set()
+
+    def queue(self, suffix: str, serializer: Any = JobSerializer) -> Queue:
+        name = f"{self.prefix}-{suffix}"
+        self.queue_names.add(name)
+        return Queue(name, connection=self.conn, serializer=serializer)
+
+    def enqueue_rows(self) -> list[Row]:
+        service = JobService(self.conn)
+        raw_json = self.queue("raw-json")
+        raw_pickle = self.queue("raw-pickle", DefaultSerializer)
+        base = f"{self.prefix}-svc"
+        self.queue_names.update({base, f"{base}:high", f"{base}:low"})
+        ids = self.job_ids
+
+        calls: dict[str, Callable[[], Any]] = {
+            "rq json": lambda: ids.append(raw_json.enqueue(noop, PAYLOAD).id),
+            "rq pickle": lambda: ids.append(raw_pickle.enqueue(noop, PAYLOAD).id),
+            "perfkit processor": lambda: ids.append(
+                service.enqueue("bench.noop", PAYLOAD, queue=base)
+            ),
+            "perfkit function": lambda: ids.append(service.enqueue(noop, PAYLOAD, queue=base)),
+        }
+        medians = interleave(calls, self.plan.enqueue_rounds, self.plan.enqueue_batch)
+        us = {name: value * 1e6 for name, value in medians.items()}
+        ratio = medians["perfkit processor"] / medians["rq json"]
+        detail = {f"{name} us": round(value, 1) for name, value in us.items()}
+        return [
+            Row(
+                "enqueue (typed processor)",
+                f"rq Queue.enqueue {us['rq json']:.0f} us",
+                f"JobService.enqueue {us['perfkit processor']:.0f} us",
+                ratio,
+                f"<= {ENQUEUE_TARGET}",
+                "PASS" if ratio <= ENQUEUE_TARGET else "MISS",
+                detail,
+            ),
+            Row(
+                "enqueue (plain function)",
+                f"rq Queue.enqueue {us['rq json']:.0f} us",
+                f"JobService.enqueue {us['perfkit function']:.0f} us",
+                medians["perfkit function"] / medians["rq json"],
+                "info",
+                "info",
+            ),
+            Row(
+                "enqueue: rq pickle vs rq json",
+                f"rq json {us['rq json']:.0f} us",
+                f"rq pickle {us['rq pickle']:.0f} us",
+                medians["rq pickle"] / medians["rq json"],
+                "info",
+                "info",
+            ),
+        ]
+
+    def _drain_seconds(self, make: Callable[[list[str]], Any], suffix: str) -> float:
+        queue = self.queue(suffix)
+        jobs = self.plan.worker_jobs
+        with self.conn.pipeline() as pipe:
+            created = queue.enqueue_many(
+                [Queue.prepare_data(noop, (PAYLOAD,)) for _ in range(jobs)], pipeline=pipe
+            )
+            pipe.execute()
+        self.job_ids.extend(job.id for job in created)
+        worker = make([queue.name])
+        start = time.perf_counter()
+        worker.work(burst=True, logging_level="WARNING")
+        elapsed = time.perf_counter() - start
+        if len(queue):
+            raise RuntimeError(f"{suffix}: {len(queue)} jobs left after the burst")
+        return elapsed / jobs
+
+    def worker_rows(self) -> list[Row]:
+        def perfkit_simple(names: list[str]) -> Any:
+            return JobWorker(names, connection=self.conn)
+
+        def perfkit_fork(names: list[str]) -> Any:
+            return ForkingJobWorker(names, connection=self.conn)
+
+        def rq_simple(names: list[str]) -> Any:
+            return SimpleWorker(names, connection=self.conn, serializer=JobSerializer)
+
+        def rq_fork(names: list[str]) -> Any:
+            return Worker(names, connection=self.conn, serializer=JobSerializer)
+
+        makers = {
+            "JobWorker": perfkit_simple,
+            "ForkingJobWorker": perfkit_fork,
+            "rq SimpleWorker": rq_simple,
+            "rq Worker": rq_fork,
+        }
+        samples: dict[str, list[float]] = {name: [] for name in makers}
+        for r, order in enumerate(_orders(list(makers), self.plan.worker_rounds)):
+            for name in order:
+                suffix = f"w{r}-{name.replace(' ', '-')}"
+                samples[name].append(self._drain_seconds(makers[name], suffix))
+        per_job = {name: statistics.median(values) for name, values in samples.items()}
+        rate = {name: 1 / seconds for name, seconds in per_job.items()}
+        detail = {f"{name} jobs/s": round(value, 1) for name, value in rate.items()}
+        return [
+            Row(
+                "worker throughput: default vs forking",
+                f"ForkingJobWorker {rate['ForkingJobWorker']:.0f} jobs/s",
+                f"JobWorker {rate['JobWorker']:.0f} jobs/s",
+                rate["JobWorker"] / rate["ForkingJobWorker"],
+                "> 1 (default is the fast one)",
+                "PASS" if rate["JobWorker"] > rate["ForkingJobWorker"] else "MISS",
+                detail,
+            ),
+            Row(
+                "worker throughput: JobWorker vs rq SimpleWorker",
+                f"rq SimpleWorker {rate['rq SimpleWorker']:.0f} jobs/s",
+                f"JobWorker {rate['JobWorker']:.0f} jobs/s",
+                rate["JobWorker"] / rate["rq SimpleWorker"],
+                "info",
+                "info",
+            ),
+            Row(
+                "worker throughput: ForkingJobWorker vs rq Worker",
+                f"rq Worker {rate['rq Worker']:.0f} jobs/s",
+                f"ForkingJobWorker {rate['ForkingJobWorker']:.0f} jobs/s",
+                rate["ForkingJobWorker"] / rate["rq Worker"],
+                "info",
+                "info",
+            ),
+        ]
+
+    def cleanup(self) -> None:
+        """Delete the jobs, results and queue keys this run created (only those)."""
+        pipe = self.conn.pipeline(transaction=False)
+        for job_id in self.job_ids:
+            pipe.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
+        for name in self.queue_names:
+            pipe.srem("rq:queues", f"rq:queue:{name}")
+            for template in ("queue", "wip", "finished", "failed", "scheduled", "deferred"):
+                pipe.unlink(f"rq:{template}:{name}")
+            pipe.unlink(f"rq:workers:{name}", f"rq:clean_registries:{name}")
+        pipe.execute()
+        self.conn.close()
+
+
+def print_rows(rows: list[Row]) -> None:
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+        print(
+            f"{row.name.ljust(width)}  ratio {ratio:>6}  target {row.target:<30} "
+            f"{row.verdict:<4}  ({row.perfkit} / {row.baseline})"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--redis-url", help="Redis to use (its DB 12)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else Plan()
+    started = time.perf_counter()
+    with redis_server(args.redis_url, BENCH_DB) as url:
+        print(f"Redis {redacted(url)}; python {platform.python_version()}")
+        bench = Bench(url, plan)
+        try:
+            rows = bench.enqueue_rows() + bench.worker_rows()
+        finally:
+            bench.cleanup()
+    print_rows(rows)
+    elapsed = time.perf_counter() - started
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps({"plan": asdict(plan), "rows": [asdict(row) for row in rows]}, indent=2) + "\n"
+    )
+    print(f"\n{elapsed:.0f} s; results in {RESULTS}")
+    return 0 if all(row.verdict != "MISS" for row in rows) else 1
