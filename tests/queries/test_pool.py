@@ -196,6 +196,8 @@ def test_extra_arguments_reach_psycopg_pool_and_connections(database_url: str) -
             composed = sql.SQL("SELECT {}").format(sql.Literal(5))
             assert conn.execute(composed).fetchone() == (5,)
         assert configured  # the caller's configure ran too
+        pool.check()  # psycopg_pool's own check runs "": not a statement
+        assert "" not in by_text(pool)
         assert by_text(pool)["SELECT current_setting(?)"].count == 1
         assert by_text(pool)["SELECT ?"].count == 1
 

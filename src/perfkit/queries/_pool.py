@@ -8,6 +8,7 @@ time out. Handing out a connection costs nothing more than psycopg_pool does.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
@@ -141,6 +142,7 @@ class BaseTimedPool:
         self.name = name or f"perfkit-pool-{next(_names)}"
         self._cursor_classes: dict[type[Any], type[Any]] = {}
         self._timeouts = 0
+        self._timeouts_lock = threading.Lock()  # PoolTimeouts come from many threads at once
         self._configure_first = configure
         self.pool = self._pool_class(
             conninfo,
@@ -180,7 +182,8 @@ class BaseTimedPool:
         return found
 
     def _count_timeout(self) -> None:
-        self._timeouts += 1
+        with self._timeouts_lock:
+            self._timeouts += 1
 
     def get_stats(self, top: int | None = None) -> TimedPoolStats:
         """Pool and statement statistics (``top`` cuts the per-fingerprint list)."""
@@ -217,7 +220,8 @@ class BaseTimedPool:
     def reset_stats(self) -> None:
         """Zero the pool's counters and the statement stats (shared by every pool using them)."""
         self.pool.pop_stats()
-        self._timeouts = 0
+        with self._timeouts_lock:
+            self._timeouts = 0
         self.stats.reset()
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from math import log
 from time import time
 from typing import Any
@@ -100,7 +100,6 @@ class _Entry:
         "buckets",
         "count",
         "errors",
-        "evicted",
         "fingerprint",
         "last_seen",
         "max",
@@ -117,7 +116,6 @@ class _Entry:
         self.total = self.max = 0.0
         self.min = float("inf")
         self.last_seen = 0.0
-        self.evicted = False
         self.seq = 0  # statement number when last seen: the eviction order
         self.buckets = [0] * BUCKET_COUNT
 
@@ -197,11 +195,9 @@ class QueryStats:
         self._slow_seconds = slow_query_ms / 1000
         self._sql_cache_size = sql_cache_size
         self._lock = threading.Lock()
-        # SQL text -> its entry, so that a known statement is never normalized again.
-        # Plain dicts: no LRU bookkeeping on the hot path. The SQL cache drops its oldest
-        # insertion when full (a hot statement is normalized again, rarely); the
+        # SQL text -> fingerprint (an LRU), so that a statement is normalized once. The
         # fingerprint table drops its least recently seen tenth when over the cap.
-        self._by_sql: dict[str | bytes, _Entry] = {}
+        self._by_sql: OrderedDict[str | bytes, Fingerprint] = OrderedDict()
         self._entries: dict[str, _Entry] = {}
         self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
         self._pending: deque[tuple[str | bytes, float, int, bool, str, float]] = deque()
@@ -215,17 +211,21 @@ class QueryStats:
     def fingerprint(self, query: Any, context: Any = None) -> Fingerprint:
         """The fingerprint of a query: ``str``, ``bytes`` or ``psycopg.sql`` object."""
         key = _sql_key(query, context)
-        entry = self._by_sql.get(key)
-        return entry.fingerprint if entry is not None else Fingerprint.of(key)
+        found = self._by_sql.get(key)
+        return found if found is not None else Fingerprint.of(key)
 
-    def _entry_for(self, key: str | bytes) -> _Entry:
-        """The live entry of an SQL text not (or no longer) in the SQL cache; under the lock."""
-        entry = self._live_entry(Fingerprint.of(key))
+    def _fingerprint_of(self, key: str | bytes) -> Fingerprint:
+        """The fingerprint of an SQL text, normalized once and cached; under the lock."""
+        found = self._by_sql.get(key)
+        if found is not None:
+            self._by_sql.move_to_end(key)
+            return found
+        found = Fingerprint.of(key)
         if len(key) <= MAX_CACHED_SQL:
-            self._by_sql[key] = entry
+            self._by_sql[key] = found
             if len(self._by_sql) > self._sql_cache_size:
-                del self._by_sql[next(iter(self._by_sql))]
-        return entry
+                self._by_sql.popitem(last=False)
+        return found
 
     def _live_entry(self, fingerprint: Fingerprint) -> _Entry:
         """The table's entry for ``fingerprint``, made (evicting the oldest) if missing."""
@@ -240,7 +240,6 @@ class QueryStats:
         """Drop the least recently seen tenth of the fingerprint table (at least one)."""
         number = len(self._entries) - self.max_fingerprints + 1 + self.max_fingerprints // 10
         for entry in heapq.nsmallest(number, self._entries.values(), key=lambda e: e.seq):
-            entry.evicted = True
             del self._entries[entry.fingerprint.id]
         self._evicted += number
 
@@ -274,9 +273,10 @@ class QueryStats:
             pending = self._pending
             while pending:  # only this (locked) loop pops, so popleft cannot fail
                 key, seconds, rows, failed, pool, now = pending.popleft()
-                entry = self._by_sql.get(key)
-                if entry is None or entry.evicted:
-                    entry = self._entry_for(key)
+                if not key:  # "": psycopg_pool's connection check, not a statement
+                    continue
+                fingerprint = self._fingerprint_of(key)
+                entry = self._entries.get(fingerprint.id) or self._live_entry(fingerprint)
                 bucket = int(log(seconds) * _SCALE - _OFFSET) if seconds > BUCKET_MIN else 0
                 self._count += 1
                 self._total += seconds
@@ -297,7 +297,6 @@ class QueryStats:
                 if seconds >= self._slow_seconds:
                     entry.slow += 1
                     self._slow += 1
-                    fingerprint = entry.fingerprint
                     slow.append(
                         SlowQuery(
                             fingerprint=fingerprint.text,
@@ -349,8 +348,6 @@ class QueryStats:
         """Forget every statement and counter."""
         self._drain()
         with self._lock:
-            for entry in self._entries.values():
-                entry.evicted = True
             self._entries.clear()
             self._by_sql.clear()
             self._recent_slow.clear()
