@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import msgspec
 import psycopg
@@ -74,6 +75,29 @@ def test_slow_query_is_counted_listed_and_logged(pool: TimedPool) -> None:
     assert event["fingerprint"] == "SELECT pg_sleep(?)"
     assert event["duration_ms"] >= 200
     assert "0.2" not in repr(event)
+
+
+def test_timings_and_percentiles_match_the_client_clock(pool: TimedPool) -> None:
+    measured: list[float] = []
+    with pool.connection() as conn:
+        for millis in [2, 4, 6, 8, 10, 12, 14, 16, 18, 20] * 2 + [40, 60]:
+            start = time.perf_counter()
+            conn.execute("SELECT pg_sleep(%s)", (millis / 1000,))
+            measured.append((time.perf_counter() - start) * 1000)
+    entry = by_text(pool)["SELECT pg_sleep(?)"]
+    measured.sort()
+
+    def exact(fraction: float) -> float:
+        return measured[max(1, round(fraction * len(measured))) - 1]
+
+    assert entry.count == len(measured)
+    # the pool's clock runs inside the client's: a little less, never more
+    assert 0 < sum(measured) - entry.total_ms < 0.5 * len(measured)
+    assert entry.max_ms == pytest.approx(measured[-1], abs=0.5)
+    assert entry.min_ms == pytest.approx(measured[0], abs=0.5)
+    for percentile, fraction in ((entry.p50_ms, 0.5), (entry.p95_ms, 0.95), (entry.p99_ms, 0.99)):
+        # half a histogram bucket (±4.4 %) plus the client's extra microseconds
+        assert abs(percentile - exact(fraction)) <= 0.045 * exact(fraction) + 0.5
 
 
 def test_failing_statement_is_reraised_unchanged_and_counted(pool: TimedPool) -> None:
