@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import msgspec
 import pytest
 from structlog.testing import capture_logs
@@ -113,3 +115,24 @@ def test_snapshot_round_trips_through_json() -> None:
 def test_bad_arguments_raise_config_error(arguments: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         QueryStats(**arguments)  # type: ignore[arg-type]
+
+
+def test_no_sample_is_lost_across_threads() -> None:
+    stats = QueryStats(max_fingerprints=20)
+    snapshots: list[int] = []
+
+    def work(number: int) -> None:
+        for index in range(5000):
+            stats.record(f"SELECT c{(number * index) % 30} FROM t", 0.0001 * (index % 7), 1)
+            if index % 1000 == 0:
+                snapshots.append(stats.get_stats(top=1).count)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot = stats.get_stats()
+    assert snapshot.count == snapshot.rows == 40_000
+    assert snapshot.fingerprints_tracked <= 20
+    assert snapshots and max(snapshots) <= 40_000

@@ -264,14 +264,21 @@ class QueryStats:
         key = query if type(query) is str else _sql_key(query, context)
         pending = self._pending
         pending.append((key, seconds, rows, failed, pool, time()))
-        if seconds >= self._slow_seconds or len(pending) >= BATCH:
+        if seconds >= self._slow_seconds:
             self._drain()
+        elif len(pending) >= BATCH:
+            self._drain(wait=False)  # another thread is draining: let it
 
-    def _drain(self) -> None:
+    def _drain(self, wait: bool = True) -> None:
+        """Add up the queued samples, then log the slow ones (outside the lock)."""
+        if not self._lock.acquire(blocking=wait):
+            return
         slow: list[SlowQuery] = []
-        with self._lock:
+        try:
             pending = self._pending
-            while pending:  # only this (locked) loop pops, so popleft cannot fail
+            # Only this locked loop pops, so popleft cannot fail; samples queued meanwhile
+            # are left to their own caller, so that one drain cannot run on forever.
+            for _ in range(len(pending)):
                 key, seconds, rows, failed, pool, now = pending.popleft()
                 if not key:  # "": psycopg_pool's connection check, not a statement
                     continue
@@ -308,6 +315,8 @@ class QueryStats:
                         )
                     )
             self._recent_slow.extend(slow)
+        finally:
+            self._lock.release()
         for query in slow:
             _log.warning(
                 "slow_query",
