@@ -1,10 +1,12 @@
-"""Shared by the benchmarks: find a Redis server the way the tests do."""
+"""Shared by the benchmarks: find a Redis server the way the tests do; result rows."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from perfkit.embedded import EmbeddedRedis, redis_answers
@@ -42,3 +44,26 @@ def redis_server(url: str | None, db: int) -> Iterator[str]:
     with EmbeddedRedis() as server:
         print(f"no Redis found: started an embedded Valkey at {server.url}")
         yield with_db(server.url, db)
+
+
+@dataclass
+class Row:
+    """One printed benchmark line (and JSON record)."""
+
+    name: str
+    baseline: str
+    perfkit: str
+    ratio: float | None
+    target: str
+    verdict: str  # PASS, MISS, or "info" for context rows
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def rotated_orders(names: list[str], rounds: int) -> list[list[str]]:
+    """A rotated (and every other round reversed) order of the contenders for each round."""
+    orders = []
+    for r in range(rounds):
+        shift = r % len(names)
+        order = names[shift:] + names[:shift]
+        orders.append(order[::-1] if r % 2 else order)
+    return orders

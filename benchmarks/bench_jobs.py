@@ -27,13 +27,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import redis
-from _common import redacted, redis_server
+from _common import Row, redacted, redis_server, rotated_orders
 from rq import Queue, SimpleWorker, Worker
 from rq.serializers import DefaultSerializer
 
@@ -85,32 +85,10 @@ class Plan:
 QUICK = Plan(enqueue_rounds=10, enqueue_batch=50, worker_rounds=1, worker_jobs=100)
 
 
-@dataclass
-class Row:
-    """One printed line (and JSON record)."""
-
-    name: str
-    baseline: str
-    perfkit: str
-    ratio: float | None
-    target: str
-    verdict: str  # PASS, MISS, or "info"
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-def _orders(names: list[str], rounds: int) -> list[list[str]]:
-    orders = []
-    for r in range(rounds):
-        shift = r % len(names)
-        order = names[shift:] + names[:shift]
-        orders.append(order[::-1] if r % 2 else order)
-    return orders
-
-
 def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> dict[str, float]:
     """Median seconds per call of each contender (after one warm-up round)."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for index, order in enumerate(_orders(list(calls), rounds + 1)):
+    for index, order in enumerate(rotated_orders(list(calls), rounds + 1)):
         for name in order:
             call = calls[name]
             start = time.perf_counter()
@@ -221,7 +199,7 @@ class Bench:
             "rq Worker": rq_fork,
         }
         samples: dict[str, list[float]] = {name: [] for name in makers}
-        for r, order in enumerate(_orders(list(makers), self.plan.worker_rounds)):
+        for r, order in enumerate(rotated_orders(list(makers), self.plan.worker_rounds)):
             for name in order:
                 suffix = f"w{r}-{name.replace(' ', '-')}"
                 samples[name].append(self._drain_seconds(makers[name], suffix))

@@ -32,7 +32,6 @@ def test_enqueue_returns_the_job_id_on_the_priority_queue(
         "testq:low",
     ]
     job = _job(conn, normal)
-    assert job.meta == {"processor": "test.record", "retries": 3}
     assert job.retries_left == 3
     assert job.retry_intervals == [1, 2, 4]
     assert job.failure_ttl == 7 * 24 * 3600

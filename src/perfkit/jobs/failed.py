@@ -48,21 +48,25 @@ def failed_job(job: Job, result: Result | None, failed_at: datetime | None) -> F
         failed_at = result.created_at
     lines = text.splitlines()
     error = lines[-1] if lines else "(no error recorded)"
-    meta = job.meta or {}
-    retries = meta.get("retries")
-    left = job.retries_left
-    attempts = 1 + (retries - left if isinstance(retries, int) and isinstance(left, int) else 0)
+    # Retries used: how many of its intervals RQ has consumed (JobService stores one
+    # interval per retry, so the list's length is the number of retries allowed).
+    allowed = len(job.retry_intervals or [])
+    left = job.retries_left if isinstance(job.retries_left, int) else allowed
     try:
         function = job.func_name
     except Exception:  # data written by something else, unreadable here
         function = None
+    # JobService describes a processor job by the processor's name, a plain one by its
+    # path; RQ's own descriptions are call strings ("f(1, 2)").
+    description = job.description or ""
+    processor = description if description != function and "(" not in description else None
     return FailedJob(
         id=job.id,
         queue=job.origin,
         function=function,
-        processor=meta.get("processor"),
+        processor=processor,
         error=error,
         traceback="\n".join(lines[-TRACEBACK_LINES:]),
         failed_at=failed_at,
-        attempts=attempts,
+        attempts=1 + max(allowed - left, 0),
     )

@@ -175,12 +175,12 @@ class JobService:
         if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
             entry = get_processor(processor_or_func)
             args: tuple[Any, ...] = (entry.validate(payload),)
-            func: str | Callable[..., Any] = entry.path
+            path, description = entry.path, entry.name
             base = queue or entry.queue
-            processor_name: str | None = entry.name
         else:
             func = processor_or_func
             self._check_plain_function(func)
+            path = description = f"{func.__module__}.{func.__qualname__}"
             if queue is None:
                 raise JobError(f"queue= is required to enqueue the plain function {func!r}")
             args = () if payload is None else (payload,)
@@ -190,22 +190,21 @@ class JobService:
                 raise PayloadError(
                     f"payload for {func.__qualname__} is not encodable: {exc}"
                 ) from exc
-            base, processor_name = queue, None
+            base = queue
         attempts = self.retry_attempts if retries is None else retries
         if attempts < 0:
             raise JobError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
-        target: Any = func
         job = rq_queue.create_job(
-            target,
+            path,
             args=args,
             job_id=job_id,
-            # RQ's default description is a repr of the arguments, which the worker logs:
-            # name the processor/function only, payloads may hold personal data.
-            description=processor_name or getattr(func, "__qualname__", str(func)),
+            # RQ's default description is a repr of the arguments, which the worker logs
+            # (payloads may hold personal data): the processor's name, or the function's
+            # path for a plain function (which is how listings tell the two apart).
+            description=description,
             failure_ttl=self.failed_job_ttl,
-            meta={"processor": processor_name, "retries": attempts},
             retry=rq_retry(attempts, self.retry_backoff, self.retry_base_delay),
             status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
         )
