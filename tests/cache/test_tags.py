@@ -39,13 +39,22 @@ def test_invalidation_cost_does_not_depend_on_tagged_keys(
     assert cache.get_many([f"k{i}" for i in range(0, 5_000, 250)]) == {}
 
 
-def test_stale_entries_are_removed_when_read(
+def test_stale_entry_is_replaced_on_the_next_fill(
     cache: RedisService, redis_client: redis.Redis, namespace: str
 ) -> None:
     cache.set("p", 1, tags=["t"])
     cache.invalidate_tags(["t"])
     assert cache.get("p") is None
-    assert redis_client.exists(f"{namespace}:p") == 0
+    assert cache.get_or_set("p", lambda: 2, tags=["t"]) == 2
+    assert cache.get("p") == 2
+
+
+def test_entry_read_with_other_tags_than_written_is_still_checked(cache: RedisService) -> None:
+    cache.set("p", 1, tags=["a", "b"])
+    # The caller expects tag "c" but the entry carries "a" and "b": those are checked.
+    assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 1
+    cache.invalidate_tags(["b"])
+    assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 9
 
 
 def test_lost_generation_key_never_revives_old_entries(

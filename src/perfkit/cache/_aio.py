@@ -64,7 +64,6 @@ class AsyncRedisService(BaseCacheService):
             default_ttl=default_ttl,
             settings=settings,
         )
-        self._read = client.register_script(_scripts.READ)
         self._claim = client.register_script(_scripts.CLAIM)
         self._store_tagged = client.register_script(_scripts.STORE_TAGGED)
         self._release = client.register_script(_scripts.RELEASE)
@@ -124,34 +123,41 @@ class AsyncRedisService(BaseCacheService):
         """Whether ``key`` holds a value that may be served (its tags still current)."""
         return (await self._lookup([self._key(key)]))[0] is not None
 
-    async def _lookup(self, fulls: list[str], tagged: bool = False) -> list[Payload | None]:
-        """The payload of each key, or None. ``tagged``: go straight to the checking script."""
+    async def _lookup(self, fulls: list[str], tags: Sequence[str] = ()) -> list[Payload | None]:
+        """The payload of each key, or None when missing or guarded by a tag that moved on.
+
+        ``tags``: the tags the caller expects the entry to carry; their generations come in
+        the same MGET, so a tagged hit is one round trip like an untagged one."""
         if await self._use_memory():
             return [self._memory.get(full) for full in fulls]
         try:
-            if tagged:
-                return [p or None for p in await self._read(keys=fulls, args=[self._tag_prefix])]
-            raws: list[bytes | None] = (
-                [await self._client.get(fulls[0])]
-                if len(fulls) == 1
-                else await self._client.mget(fulls)
-            )
+            if len(fulls) == 1 and not tags:
+                raws: list[bytes | None] = [await self._client.get(fulls[0])]
+                known: dict[str, bytes | None] = {}
+            else:
+                values = await self._client.mget([*fulls, *(self._tag_prefix + t for t in tags)])
+                raws = values[: len(fulls)]
+                known = dict(zip(tags, values[len(fulls) :], strict=True))
             payloads: list[Payload | None] = [None] * len(raws)
-            guarded: list[int] = []
+            guarded: list[tuple[int, list[tuple[str, bytes]], Payload]] = []
             for index, raw in enumerate(raws):
-                if raw is None:
+                entry = None if raw is None else _codec.split_entry(raw)
+                if entry is None:
                     continue
-                if raw[0] == _codec.UNTAGGED:
-                    payloads[index] = memoryview(raw)[1:]
+                pairs, payload = entry
+                if pairs:
+                    guarded.append((index, pairs, payload))
                 else:
-                    guarded.append(index)
+                    payloads[index] = payload
             if guarded:
-                # Tagged entries: let the script check their generations atomically.
-                checked = await self._read(
-                    keys=[fulls[i] for i in guarded], args=[self._tag_prefix]
-                )
-                for index, payload in zip(guarded, checked, strict=True):
-                    payloads[index] = payload or None
+                unknown = list({tag for _, pairs, _ in guarded for tag, _ in pairs} - known.keys())
+                if unknown:
+                    gens = await self._client.mget([self._tag_prefix + t for t in unknown])
+                    known.update(zip(unknown, gens, strict=True))
+                for index, pairs, guarded_payload in guarded:
+                    # Current only if no tag was invalidated since the value was computed.
+                    if all(known[tag] == gen for tag, gen in pairs):
+                        payloads[index] = guarded_payload
             return payloads
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
@@ -348,7 +354,7 @@ class AsyncRedisService(BaseCacheService):
         checked_tags = validate_tags(tags)
         if not refresh:
             start = time.perf_counter()
-            payload = (await self._lookup([full], tagged=bool(checked_tags)))[0]
+            payload = (await self._lookup([full], checked_tags))[0]
             if payload is not None:
                 value = self._decode(payload, type_, key)
                 if value is not MISSING:
@@ -389,8 +395,8 @@ class AsyncRedisService(BaseCacheService):
             pause = 0.005
             try:
                 while True:
-                    found, taken, *gens = await self._claim(
-                        keys=[full, lock_key],
+                    taken, *gens = await self._claim(
+                        keys=[lock_key],
                         args=[
                             self._tag_prefix,
                             self._seq_key,
@@ -399,13 +405,16 @@ class AsyncRedisService(BaseCacheService):
                             *tags,
                         ],
                     )
-                    if found and not refresh:
-                        return MISSING, found
                     locked = bool(taken)
                     if locked or time.monotonic() >= deadline:
                         break
+                    # Another process holds the lock: wait for the value it will store.
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 0.05)
+                    if not refresh:
+                        found = (await self._lookup([full], tags))[0]
+                        if found is not None:
+                            return MISSING, found
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
                 gens = []

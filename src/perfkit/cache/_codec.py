@@ -2,7 +2,7 @@
 
 An untagged entry is ``b"\\x00" + payload``. A tagged entry is ``b"\\x01"``, then for each tag
 ``tag \\x1f generation`` separated by ``\\x1e``, then ``\\x1d`` and the payload. The header is
-written and checked by the Lua scripts in ``_scripts.py``; Python only strips the untagged byte.
+written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`split_entry`'s caller.
 """
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ def encode(value: object, *, key: str) -> bytes:
 
 def untagged_entry(payload: bytes) -> bytes:
     return _UNTAGGED_PREFIX + payload
+
+
+def split_entry(raw: bytes) -> tuple[list[tuple[str, bytes]], memoryview] | None:
+    """``(tag generations, payload)`` of a stored entry (no tags for an untagged one), or
+    None when the entry is not in perfkit's layout."""
+    if raw[0] == UNTAGGED:
+        return [], memoryview(raw)[1:]
+    stop = raw.find(b"\x1d", 1)
+    if raw[0] != TAGGED or stop < 0:
+        return None
+    pairs = []
+    for pair in raw[1:stop].split(b"\x1e"):
+        tag, _, gen = pair.partition(b"\x1f")
+        pairs.append((tag.decode(), gen))
+    return pairs, memoryview(raw)[stop + 1 :]
 
 
 @lru_cache(maxsize=256)
