@@ -278,3 +278,15 @@ def test_all_kinds_of_signatures_bind_like_python(cache: RedisService) -> None:
     ):
         with pytest.raises(TypeError, match="plain"):
             bad_call()
+
+
+def test_equal_but_differently_typed_arguments_get_their_own_keys(cache: RedisService) -> None:
+    @cached_query(cache=cache)
+    def echo(value: object) -> object:
+        return value
+
+    assert [echo(1), echo(True), echo(1.0), echo("1")] == [1, True, 1.0, "1"]
+    # Second round: hits, each its own (the key memo must not mix 1 and True).
+    assert [echo(1), echo(True), echo(1.0), echo("1")] == [1, True, 1.0, "1"]
+    assert [type(v) for v in (echo(1), echo(True), echo(1.0))] == [int, bool, float]
+    assert cache.metrics().hits == 7
