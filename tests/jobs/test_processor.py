@@ -9,7 +9,7 @@ import redis
 from perfkit import JobError, PayloadError
 from perfkit.jobs import JobService, get_processor, processor, processors
 from perfkit.jobs.serializer import JobSerializer
-from tests.jobs._processors import Mark, flaky, plain_add, record
+from tests.jobs._processors import Flaky, Mark, flaky, plain_add, record
 
 
 def test_processor_is_registered_by_name_and_callable_directly() -> None:
@@ -111,3 +111,9 @@ def test_job_data_is_json_not_pickle(service: JobService, conn: redis.Redis) -> 
         {},
     ]
     assert JobSerializer.loads(JobSerializer.dumps({"a": [1]})) == {"a": [1]}
+
+
+def test_a_struct_of_another_type_is_refused(service: JobService, conn: redis.Redis) -> None:
+    with pytest.raises(PayloadError, match="must be a Mark"):
+        service.enqueue("test.record", Flaky(key="k"))
+    assert _rq_keys(conn) == []

@@ -12,6 +12,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from perfkit import JobError
 from perfkit.jobs import JobService, Priority
 from perfkit.jobs.serializer import JobSerializer
+from tests._servers import PrivateRedis
 from tests.jobs._processors import Mark, plain_add
 from tests.jobs.conftest import run_burst
 
@@ -240,3 +241,19 @@ def test_health_counts_live_workers(
         time.sleep(0.05)
     stats = service.stats(["testq"])[0]
     assert (stats.workers, stats.status) == (1, "healthy")
+
+
+def test_from_env_reads_the_job_settings(private_redis: PrivateRedis) -> None:
+    service = JobService.from_env(
+        {
+            "REDIS_URL": private_redis.url,
+            "JOB_RETRY_ATTEMPTS": "5",
+            "JOB_RETRY_BACKOFF": "fixed",
+            "JOB_RETRY_BASE_DELAY": "2",
+            "FAILED_JOB_TTL": "60",
+        }
+    )
+    job = _job(service.connection, service.enqueue("test.record", Mark(key="k", tag="t")))
+    assert (job.retries_left, job.retry_intervals) == (5, [2, 2, 2, 2, 2])
+    assert job.failure_ttl == 60
+    service.connection.close()
