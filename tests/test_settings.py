@@ -64,3 +64,43 @@ def test_pool_min_above_max_is_refused() -> None:
 def test_job_export_dir_is_read() -> None:
     assert Settings.from_env({}).job_export_dir == "exports"
     assert Settings.from_env({"JOB_EXPORT_DIR": "/srv/exports"}).job_export_dir == "/srv/exports"
+
+
+def test_admin_settings_are_read_and_the_token_is_never_shown() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.perfkit_admin_token is None
+    assert defaults.perfkit_admin_max_body == 64 * 1024
+    assert defaults.perfkit_admin_health_open is False
+    token = "s3cret-token-0123456789"
+    settings = Settings.from_env(
+        {
+            "PERFKIT_ADMIN_TOKEN": token,
+            "PERFKIT_ADMIN_MAX_BODY": "1024",
+            "PERFKIT_ADMIN_HEALTH_OPEN": "true",
+        }
+    )
+    assert settings.perfkit_admin_token == token
+    assert settings.perfkit_admin_max_body == 1024
+    assert settings.perfkit_admin_health_open is True
+    assert token not in repr(settings)
+    assert "perfkit_admin_token=***" in repr(settings)
+    assert "perfkit_admin_max_body=1024" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PERFKIT_ADMIN_TOKEN", "too-short"),
+        ("PERFKIT_ADMIN_MAX_BODY", "0"),
+        ("PERFKIT_ADMIN_HEALTH_OPEN", "maybe"),
+    ],
+)
+def test_bad_admin_setting_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_a_bad_admin_token_is_not_echoed() -> None:
+    with pytest.raises(ConfigError, match="PERFKIT_ADMIN_TOKEN") as raised:
+        Settings.from_env({"PERFKIT_ADMIN_TOKEN": "almost-a-secret"})
+    assert "almost-a-secret" not in str(raised.value)

@@ -24,6 +24,8 @@ PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 # Variables given in minutes in the environment (as in the seed guide), kept in seconds.
 _MINUTE_VARIABLES = frozenset({"CACHE_WARMUP_INTERVAL", "PERFORMANCE_LOG_INTERVAL"})
+# Fields whose value is never shown by repr().
+_SECRET_FIELDS = frozenset({"perfkit_admin_token"})
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -64,6 +66,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     slow_request_ms: Annotated[float, msgspec.Meta(ge=0)] = 1000.0
     performance_log_interval: Seconds = 15 * 60
 
+    # Admin API (perfkit.admin)
+    perfkit_admin_token: Annotated[str, msgspec.Meta(min_length=16)] | None = None
+    perfkit_admin_max_body: PositiveInt = 64 * 1024
+    perfkit_admin_health_open: bool = False
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: never print a secret.
+        shown = (
+            f"{name}={'***' if name in _SECRET_FIELDS and value is not None else repr(value)}"
+            for name, value in msgspec.structs.asdict(self).items()
+        )
+        return f"Settings({', '.join(shown)})"
+
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError(
@@ -86,7 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             try:
                 value = msgspec.convert(raw.strip(), field.type, strict=False)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"{variable}={raw!r} is not valid: {exc}") from exc
+                shown = "***" if field.name in _SECRET_FIELDS else repr(raw)
+                raise ConfigError(f"{variable}={shown} is not valid: {exc}") from exc
             if variable in _MINUTE_VARIABLES:
                 value = value * 60
             values[field.name] = value
