@@ -81,6 +81,9 @@ def test_delayed_job_runs_after_its_delay_with_a_real_worker(
     service: JobService, conn: redis.Redis, start_worker: object
 ) -> None:
     start_worker()  # type: ignore[operator]
+    deadline = time.monotonic() + 15
+    while service.stats(["testq"])[0].workers == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     enqueued = time.time()
     service.enqueue("test.record", Mark(key="delayed", tag="x"), delay=1.5)
     deadline = time.monotonic() + 10
