@@ -1,0 +1,445 @@
+"""The marketplace's Starlette app, wired the way perfkit's docs tell users to.
+
+``create_app(MarketplaceConfig(...))`` builds it; ``app_from_env()`` is the factory for
+``uvicorn --factory marketplace.app:app_from_env`` (DATABASE_URL, REDIS_URL,
+CACHE_NAMESPACE, and ``MARKETPLACE_CACHING=0`` to serve every read from PostgreSQL).
+
+One ``AsyncTimedPool`` runs every statement, one ``AsyncRedisService`` caches the reads
+(:class:`~marketplace.queries.CachedQueries`), a ``JobService`` enqueues the jobs, a
+``PerformanceMonitor`` wraps the app in the request and compression middleware, and a
+``CacheWarmer`` warms the seed's list on a schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from marketplace import jobs as marketplace_jobs
+from marketplace.queries import (
+    CachedQueries,
+    Conflict,
+    NotFound,
+    OrderRequest,
+    ProductUpdate,
+    Queries,
+    Written,
+)
+from marketplace.warmers import add_warmers
+from perfkit import PayloadError, Settings
+from perfkit.cache import AsyncRedisService, CacheWarmer
+from perfkit.jobs import JobService
+from perfkit.metrics import PerformanceMonitor
+from perfkit.queries import AsyncTimedPool, QueryStats
+from perfkit.types import ASGIApp
+
+__all__ = ["Marketplace", "MarketplaceConfig", "app_from_env", "create_app"]
+
+_encoder = msgspec.json.Encoder()
+
+
+class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How to build the app.
+
+    ``caching=False`` serves every read from PostgreSQL (the bench's "before");
+    ``warm_schedule`` starts the warmers' schedule (CACHE_WARMUP_DELAY, _INTERVAL);
+    ``bench_endpoints`` adds ``/api/bench/stats`` and ``/api/bench/reset`` (loopback
+    benchmarking only: they are not authenticated).
+    """
+
+    database_url: str
+    redis_url: str
+    jobs_redis_url: str | None = None
+    caching: bool = True
+    warm_schedule: bool = True
+    bench_endpoints: bool = False
+    pool_min: int = 2
+    pool_max: int = 20
+
+
+class Marketplace:
+    """Everything the app holds: pool, cache, queries, jobs, monitor, warmer."""
+
+    def __init__(self, config: MarketplaceConfig, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.pool = AsyncTimedPool(
+            config.database_url,
+            stats=QueryStats(slow_query_ms=settings.slow_query_ms),
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=settings.db_pool_timeout,
+            name="marketplace",
+        )
+        self.cache = AsyncRedisService(config.redis_url, settings=settings)
+        self.queries: Queries = (
+            CachedQueries(self.pool, self.cache) if config.caching else Queries(self.pool)
+        )
+        self.jobs = JobService.from_settings(
+            settings, connection=redis.Redis.from_url(config.jobs_redis_url or config.redis_url)
+        )
+        self.monitor = PerformanceMonitor(
+            settings=settings, cache=self.cache, pool=self.pool, jobs=self.jobs
+        )
+        self.warmer = CacheWarmer(settings=settings)
+        if isinstance(self.queries, CachedQueries):
+            add_warmers(self.warmer, self.queries)
+
+    async def invalidate(self, written: Written) -> None:
+        """Invalidate what a committed write made stale (before the response is sent)."""
+        if self.config.caching:
+            await self.cache.invalidate_tags(written.stale_tags)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Open the pool, start the warmers' schedule; undo both on exit."""
+        await self.pool.open(wait=True)
+        try:
+            if self.config.caching and self.config.warm_schedule:
+                await self.warmer.astart()
+            yield
+        finally:
+            await self.warmer.astop()
+            await self.pool.close()
+            await self.cache.close()
+            self.jobs.connection.close()
+
+
+# -- request helpers --------------------------------------------------------------------
+
+
+class BadRequest(ValueError):
+    """A query parameter or body that does not fit (answered with 400)."""
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def _int(
+    request: Request, name: str, default: int | None, low: int = 1, high: int = 10**9
+) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _page(request: Request, per_page: int = 20) -> tuple[int, int]:
+    return (
+        _int(request, "page", 1, 1, 10_000) or 1,
+        _int(request, "per_page", per_page, 1, 100) or per_page,
+    )
+
+
+def _market(request: Request) -> Marketplace:
+    market: Marketplace = request.app.state.market
+    return market
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(handler: Callable[[Request, Marketplace], Awaitable[Any]]) -> Handler:
+    """An endpoint answering JSON; None is 404, BadRequest 400, NotFound 404, Conflict 409."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = await handler(request, _market(request))
+        except (BadRequest, msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _error(400, str(exc))
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except Conflict as exc:
+            return _error(409, str(exc))
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return _error(404, "not found")
+        return _json(result)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def _path_id(request: Request, name: str) -> int:
+    value: int = request.path_params[name]
+    return value
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+async def products(request: Request, market: Marketplace) -> Any:
+    """GET /api/products?page&per_page&category_id"""
+    page, per_page = _page(request)
+    category_id = _int(request, "category_id", None)
+    return await market.queries.products_page(page, per_page, category_id)
+
+
+async def search(request: Request, market: Marketplace) -> Any:
+    """GET /api/search?q&category_id&min_price&max_price&page&per_page"""
+    q = request.query_params.get("q", "").strip()
+    if not q or len(q) > 200:
+        raise BadRequest("q must be 1 to 200 characters")
+    page, per_page = _page(request)
+    return await market.queries.search(
+        q,
+        _int(request, "category_id", None),
+        _int(request, "min_price", None, 0),
+        _int(request, "max_price", None, 0),
+        page,
+        per_page,
+    )
+
+
+async def popular(request: Request, market: Marketplace) -> Any:
+    """GET /api/products/popular"""
+    return await market.queries.popular_products(20)
+
+
+async def product(request: Request, market: Marketplace) -> Any:
+    """GET /api/products/{id}"""
+    return await market.queries.product(_path_id(request, "product_id"))
+
+
+async def product_analytics(request: Request, market: Marketplace) -> Any:
+    """GET /api/products/{id}/analytics"""
+    return await market.queries.product_analytics(_path_id(request, "product_id"))
+
+
+async def categories(request: Request, market: Marketplace) -> Any:
+    """GET /api/categories"""
+    return await market.queries.categories()
+
+
+async def user_orders(request: Request, market: Marketplace) -> Any:
+    """GET /api/users/{id}/orders?page&per_page"""
+    page, per_page = _page(request, per_page=10)
+    return await market.queries.user_orders(_path_id(request, "user_id"), page, per_page)
+
+
+async def seller_dashboard(request: Request, market: Marketplace) -> Any:
+    """GET /api/sellers/{id}/dashboard"""
+    return await market.queries.seller_dashboard(_path_id(request, "seller_id"))
+
+
+async def category_leaderboard(request: Request, market: Marketplace) -> Any:
+    """GET /api/leaderboards/categories"""
+    return await market.queries.category_leaderboard(10)
+
+
+async def top_sellers(request: Request, market: Marketplace) -> Any:
+    """GET /api/leaderboards/sellers"""
+    return await market.queries.top_sellers(10)
+
+
+async def best_sellers(request: Request, market: Marketplace) -> Any:
+    """GET /api/leaderboards/products"""
+    return await market.queries.best_sellers(10)
+
+
+async def sales_summary(request: Request, market: Marketplace) -> Any:
+    """GET /api/analytics/summary"""
+    return await market.queries.sales_summary()
+
+
+# -- writes -----------------------------------------------------------------------------
+
+
+async def create_order(request: Request, market: Marketplace) -> Any:
+    """POST /api/orders {"user_id": 1, "items": {"<product id>": quantity}}"""
+    order = msgspec.json.decode(await request.body(), type=OrderRequest)
+    written = await market.queries.create_order(order)
+    await market.invalidate(written)
+    summary = written.result
+    if written.email is not None:
+        market.jobs.add_email_job(
+            written.email,
+            "Order Confirmation",
+            marketplace_jobs.ORDER_CONFIRMATION,
+            {
+                "orderId": summary.id,
+                "items": len(summary.items),
+                "total": summary.total_cents,
+            },
+        )
+    return _json(summary, 201)
+
+
+async def update_product(request: Request, market: Marketplace) -> Any:
+    """PATCH /api/products/{id} {"price_cents": 1999, "stock": 5}"""
+    update = msgspec.json.decode(await request.body(), type=ProductUpdate)
+    written = await market.queries.update_product(_path_id(request, "product_id"), update)
+    await market.invalidate(written)
+    return await market.queries.product(_path_id(request, "product_id"))
+
+
+class JobRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/jobs``: a marketplace processor and its payload."""
+
+    processor: str
+    payload: dict[str, Any] = {}
+    delay: float | None = None
+
+
+JOB_PROCESSORS = (
+    "analytics.sales_aggregation",
+    "analytics.report_generation",
+    "analytics.image_thumbnails",
+    "data.export",
+)
+
+
+async def enqueue_job(request: Request, market: Marketplace) -> Any:
+    """POST /api/jobs {"processor": "analytics.report_generation", "payload": {...}}"""
+    job = msgspec.json.decode(await request.body(), type=JobRequest)
+    if job.processor not in JOB_PROCESSORS:
+        raise BadRequest(f"processor must be one of {', '.join(JOB_PROCESSORS)}")
+    try:
+        job_id = market.jobs.enqueue(job.processor, job.payload, delay=job.delay)
+    except PayloadError as exc:
+        raise BadRequest(str(exc)) from exc
+    return _json({"job_id": job_id, "processor": job.processor}, 202)
+
+
+# -- bench and health -------------------------------------------------------------------
+
+
+class BenchStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``perfkit bench`` reads from the server after a load phase."""
+
+    caching: bool
+    cache_hits: int
+    cache_misses: int
+    cache_hit_rate: float
+    queries: int
+    slow_queries: int
+    slow_query_pct: float
+    pool_max: int
+    pool_in_use: int
+    pool_utilization_pct: float
+    pool_usage_ms: int
+    pool_requests_queued: int
+
+
+async def bench_stats(request: Request, market: Marketplace) -> Any:
+    """GET /api/bench/stats (bench_endpoints only)"""
+    cache = await market.cache.metrics()
+    pool = market.pool.get_stats(top=0)
+    return BenchStats(
+        caching=market.config.caching,
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+        cache_hit_rate=cache.hit_rate,
+        queries=pool.queries.count,
+        slow_queries=pool.queries.slow,
+        slow_query_pct=pool.queries.slow_pct,
+        pool_max=pool.pool.max_size,
+        pool_in_use=pool.pool.in_use,
+        pool_utilization_pct=pool.pool.utilization_pct,
+        pool_usage_ms=pool.pool.usage_ms,
+        pool_requests_queued=pool.pool.requests_queued,
+    )
+
+
+async def bench_reset(request: Request, market: Marketplace) -> Any:
+    """POST /api/bench/reset (bench_endpoints only): zero the cache and query stats."""
+    market.cache.reset_metrics()
+    market.pool.reset_stats()
+    return {"reset": True}
+
+
+async def warm(request: Request, market: Marketplace) -> Any:
+    """POST /api/bench/warm (bench_endpoints only): run every warmer now."""
+    return await market.warmer.awarm()
+
+
+async def health(request: Request, market: Marketplace) -> Any:
+    """GET /healthz"""
+    return {"ok": True, "caching": market.config.caching}
+
+
+def _routes(config: MarketplaceConfig) -> list[Route]:
+    routes = [
+        Route("/healthz", _endpoint(health)),
+        Route("/api/products", _endpoint(products)),
+        Route("/api/search", _endpoint(search)),
+        Route("/api/products/popular", _endpoint(popular)),
+        Route("/api/products/{product_id:int}", _endpoint(product)),
+        Route("/api/products/{product_id:int}", _endpoint(update_product), methods=["PATCH"]),
+        Route("/api/products/{product_id:int}/analytics", _endpoint(product_analytics)),
+        Route("/api/categories", _endpoint(categories)),
+        Route("/api/users/{user_id:int}/orders", _endpoint(user_orders)),
+        Route("/api/sellers/{seller_id:int}/dashboard", _endpoint(seller_dashboard)),
+        Route("/api/leaderboards/categories", _endpoint(category_leaderboard)),
+        Route("/api/leaderboards/sellers", _endpoint(top_sellers)),
+        Route("/api/leaderboards/products", _endpoint(best_sellers)),
+        Route("/api/analytics/summary", _endpoint(sales_summary)),
+        Route("/api/orders", _endpoint(create_order), methods=["POST"]),
+        Route("/api/jobs", _endpoint(enqueue_job), methods=["POST"]),
+    ]
+    if config.bench_endpoints:
+        routes += [
+            Route("/api/bench/stats", _endpoint(bench_stats)),
+            Route("/api/bench/reset", _endpoint(bench_reset), methods=["POST"]),
+            Route("/api/bench/warm", _endpoint(warm), methods=["POST"]),
+        ]
+    return routes
+
+
+def create_app(config: MarketplaceConfig, settings: Settings | None = None) -> ASGIApp:
+    """The marketplace as an ASGI app (its state at ``app.state.market`` of the inner app)."""
+    settings = settings if settings is not None else Settings.from_env()
+    market = Marketplace(config, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with market.running():
+            yield
+
+    app = Starlette(routes=_routes(config), lifespan=lifespan)
+    app.state.market = market
+    wrapped = market.monitor.asgi(app)
+    wrapped.market = market  # type: ignore[attr-defined]
+    return wrapped
+
+
+def app_from_env() -> ASGIApp:
+    """The app configured from the environment (the factory for ``uvicorn --factory``)."""
+    settings = Settings.from_env()
+    if not settings.database_url:
+        raise SystemExit("DATABASE_URL is not set")
+    flag = os.environ.get("MARKETPLACE_CACHING", "1").strip().lower()
+    return create_app(
+        MarketplaceConfig(
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            jobs_redis_url=os.environ.get("MARKETPLACE_JOBS_REDIS_URL") or None,
+            caching=flag not in ("0", "false", "no", "off"),
+            bench_endpoints=os.environ.get("MARKETPLACE_BENCH_ENDPOINTS") == "1",
+            pool_max=settings.db_pool_max,
+            pool_min=settings.db_pool_min,
+        ),
+        settings,
+    )

@@ -1,0 +1,506 @@
+"""The seed's optimized queries, run through an ``AsyncTimedPool``; and their cached twin.
+
+:class:`Queries` runs every read against PostgreSQL. :class:`CachedQueries` is the same
+class with each read wrapped in ``@cached_query``, by the policy in :data:`CACHE_POLICY`
+(TTL and tags). Writes return the tags they made stale; the app invalidates them after the
+transaction commits and before it answers, so no read after the answer sees the old value.
+
+Tags:
+
+- ``product:<id>``: entries showing that product's price, stock or sales (detail,
+  analytics). Price/stock updates and orders invalidate it.
+- ``catalog``: listings and search results (they show prices). Price updates invalidate it.
+- ``seller:<id>``: that seller's dashboard. Orders invalidate it.
+- ``user:<id>:orders``: a user's order history. Orders invalidate it.
+- ``categories``: the category list with product counts.
+- ``analytics``: leaderboards and sales summaries, recomputed at most every 5 minutes
+  (the seed's TTL for analytics); the sales aggregation job invalidates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from psycopg import errors, sql
+from psycopg.rows import dict_row
+
+from marketplace.models import (
+    CategoryCount,
+    CategoryRank,
+    DailyPoint,
+    MonthPoint,
+    OrderLine,
+    OrderPage,
+    OrderSummary,
+    ProductAnalytics,
+    ProductDetail,
+    ProductPage,
+    ProductRank,
+    ProductSummary,
+    SalesSummary,
+    SellerDashboard,
+    SellerRank,
+)
+from perfkit.cache import AsyncRedisService, cached_query
+from perfkit.queries import AsyncTimedPool, OffsetPagination
+
+__all__ = [
+    "CACHE_POLICY",
+    "CachedQueries",
+    "Conflict",
+    "NotFound",
+    "OrderRequest",
+    "ProductUpdate",
+    "Queries",
+    "Written",
+]
+
+MINUTE = 60
+
+# name of the read -> (TTL in seconds, tag templates filled from its arguments)
+CACHE_POLICY: dict[str, tuple[int, tuple[str, ...]]] = {
+    "products_page": (10 * MINUTE, ("catalog",)),
+    "search": (10 * MINUTE, ("catalog",)),
+    "popular_products": (10 * MINUTE, ("catalog",)),
+    "product": (15 * MINUTE, ("product:{product_id}",)),
+    "product_analytics": (10 * MINUTE, ("product:{product_id}",)),
+    "user_orders": (30 * MINUTE, ("user:{user_id}:orders",)),
+    "seller_dashboard": (10 * MINUTE, ("seller:{seller_id}",)),
+    "categories": (60 * MINUTE, ("categories",)),
+    "category_leaderboard": (5 * MINUTE, ("analytics",)),
+    "top_sellers": (5 * MINUTE, ("analytics",)),
+    "best_sellers": (5 * MINUTE, ("analytics",)),
+    "sales_summary": (5 * MINUTE, ("analytics",)),
+}
+
+_SUMMARY_COLUMNS = ("id", "name", "price_cents", "category_id", "seller_id")
+_LISTING = OffsetPagination("products", _SUMMARY_COLUMNS, order_by=("id",))
+_UTC_DAY = sql.SQL("(created_at AT TIME ZONE 'UTC')::date")
+
+
+class NotFound(LookupError):
+    """A product, user or seller that does not exist."""
+
+
+class Conflict(ValueError):
+    """A write that cannot be done as asked (not enough stock)."""
+
+
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/orders``: who orders what (product id -> quantity)."""
+
+    user_id: int
+    items: dict[int, int]
+
+
+class ProductUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``PATCH /api/products/{id}``: a new price and/or stock."""
+
+    price_cents: int | None = None
+    stock: int | None = None
+
+
+class Written(msgspec.Struct, frozen=True, kw_only=True):
+    """What a write returns: its result and the cache tags it made stale."""
+
+    result: Any
+    stale_tags: list[str]
+    email: str | None = None  # whom to notify (orders)
+
+
+def _points(rows: Sequence[Mapping[str, Any]]) -> list[DailyPoint]:
+    return [
+        DailyPoint(
+            day=row["day"],
+            orders=int(row["orders"]),
+            units=int(row["units"]),
+            revenue_cents=int(row["revenue_cents"]),
+        )
+        for row in rows
+    ]
+
+
+class Queries:
+    """Every read and write of the marketplace, straight to PostgreSQL."""
+
+    def __init__(self, pool: AsyncTimedPool) -> None:
+        self.pool = pool
+
+    async def _all(
+        self, query: str | sql.SQL | sql.Composed, params: Any = None
+    ) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    # -- catalog --------------------------------------------------------------------
+
+    async def products_page(
+        self, page: int = 1, per_page: int = 20, category_id: int | None = None
+    ) -> ProductPage:
+        """Products by id, one page (``getProductsWithPagination``)."""
+        where = {"category_id": category_id} if category_id is not None else None
+        async with self.pool.connection() as conn:
+            found = await _LISTING.fetch_async(conn, page=page, per_page=per_page, where=where)
+        return ProductPage(
+            items=[ProductSummary(**row) for row in found.rows],
+            page=found.page,
+            per_page=found.per_page,
+            has_next=found.has_next,
+        )
+
+    async def search(
+        self,
+        q: str,
+        category_id: int | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> ProductPage:
+        """Full-text search (tsvector + GIN) with category and price filters, by rank."""
+        conditions = [sql.SQL("search @@ query")]
+        params: dict[str, Any] = {"q": q, "limit": per_page + 1, "offset": (page - 1) * per_page}
+        if category_id is not None:
+            conditions.append(sql.SQL("category_id = %(category_id)s"))
+            params["category_id"] = category_id
+        if min_price is not None:
+            conditions.append(sql.SQL("price_cents >= %(min_price)s"))
+            params["min_price"] = min_price
+        if max_price is not None:
+            conditions.append(sql.SQL("price_cents <= %(max_price)s"))
+            params["max_price"] = max_price
+        query = sql.SQL(
+            "SELECT id, name, price_cents, category_id, seller_id "
+            "FROM products, websearch_to_tsquery('english', %(q)s) AS query "
+            "WHERE {} ORDER BY ts_rank(search, query) DESC, id "
+            "LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(sql.SQL(" AND ").join(conditions))
+        rows = await self._all(query, params)
+        return ProductPage(
+            items=[ProductSummary(**row) for row in rows[:per_page]],
+            page=page,
+            per_page=per_page,
+            has_next=len(rows) > per_page,
+        )
+
+    async def popular_products(self, limit: int = 20) -> list[ProductSummary]:
+        """The most viewed products."""
+        rows = await self._all(
+            "SELECT id, name, price_cents, category_id, seller_id FROM products "
+            "ORDER BY views DESC, id LIMIT %s",
+            (limit,),
+        )
+        return [ProductSummary(**row) for row in rows]
+
+    async def product(self, product_id: int) -> ProductDetail | None:
+        """One product with its category and seller."""
+        rows = await self._all(
+            "SELECT p.id, p.name, p.description, p.price_cents, p.stock, p.views, "
+            "p.category_id, c.name AS category, p.seller_id, s.name AS seller, p.updated_at "
+            "FROM products p JOIN categories c ON c.id = p.category_id "
+            "JOIN sellers s ON s.id = p.seller_id WHERE p.id = %s",
+            (product_id,),
+        )
+        return ProductDetail(**rows[0]) if rows else None
+
+    async def categories(self) -> list[CategoryCount]:
+        """Active categories with their product counts."""
+        rows = await self._all(
+            "SELECT c.id, c.name, c.slug, count(p.id) AS products FROM categories c "
+            "LEFT JOIN products p ON p.category_id = c.id WHERE c.active "
+            "GROUP BY c.id ORDER BY c.name"
+        )
+        return [CategoryCount(**row) for row in rows]
+
+    # -- users and sellers ------------------------------------------------------------
+
+    async def user_orders(self, user_id: int, page: int = 1, per_page: int = 10) -> OrderPage:
+        """A user's orders, newest first, with their items (two indexed queries)."""
+        orders = await self._all(
+            "SELECT id, status, total_cents, created_at FROM orders WHERE user_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+            (user_id, per_page + 1, (page - 1) * per_page),
+        )
+        shown = orders[:per_page]
+        lines: dict[int, list[OrderLine]] = {row["id"]: [] for row in shown}
+        if shown:
+            items = await self._all(
+                "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items "
+                "WHERE order_id = ANY(%s) ORDER BY order_id, product_id",
+                (list(lines),),
+            )
+            for item in items:
+                lines[item.pop("order_id")].append(OrderLine(**item))
+        return OrderPage(
+            user_id=user_id,
+            items=[OrderSummary(**row, items=lines[row["id"]]) for row in shown],
+            page=page,
+            per_page=per_page,
+            has_next=len(orders) > per_page,
+        )
+
+    async def seller_dashboard(self, seller_id: int) -> SellerDashboard | None:
+        """Totals, the last 30 days, top products and 14 days of sales of one seller."""
+        sellers = await self._all(
+            "SELECT s.name, (SELECT count(*) FROM products WHERE seller_id = s.id) AS products "
+            "FROM sellers s WHERE s.id = %s",
+            (seller_id,),
+        )
+        if not sellers:
+            return None
+        totals = (
+            await self._all(
+                "SELECT count(DISTINCT order_id) AS orders, coalesce(sum(quantity), 0) AS units, "
+                "coalesce(sum(quantity * unit_price_cents), 0)::bigint AS revenue_cents, "
+                "coalesce(sum(quantity * unit_price_cents) FILTER "
+                "(WHERE created_at >= now() - interval '30 days'), 0)::bigint AS revenue_30d_cents "
+                "FROM order_items WHERE seller_id = %s",
+                (seller_id,),
+            )
+        )[0]
+        top = await self._all(
+            "SELECT oi.product_id, p.name, sum(oi.quantity)::bigint AS units, "
+            "sum(oi.quantity * oi.unit_price_cents)::bigint AS revenue_cents "
+            "FROM order_items oi JOIN products p ON p.id = oi.product_id "
+            "WHERE oi.seller_id = %s GROUP BY oi.product_id, p.name "
+            "ORDER BY revenue_cents DESC, oi.product_id LIMIT 5",
+            (seller_id,),
+        )
+        daily = await self._all(
+            sql.SQL(
+                "SELECT {day} AS day, count(DISTINCT order_id) AS orders, "
+                "sum(quantity)::bigint AS units, "
+                "sum(quantity * unit_price_cents)::bigint AS revenue_cents "
+                "FROM order_items WHERE seller_id = %s "
+                "AND created_at >= now() - interval '14 days' GROUP BY 1 ORDER BY 1"
+            ).format(day=_UTC_DAY),
+            (seller_id,),
+        )
+        return SellerDashboard(
+            seller_id=seller_id,
+            name=sellers[0]["name"],
+            products=int(sellers[0]["products"]),
+            orders=int(totals["orders"]),
+            units=int(totals["units"]),
+            revenue_cents=int(totals["revenue_cents"]),
+            revenue_30d_cents=int(totals["revenue_30d_cents"]),
+            top_products=[ProductRank(**row) for row in top],
+            daily=_points(daily),
+        )
+
+    # -- analytics --------------------------------------------------------------------
+
+    async def product_analytics(self, product_id: int) -> ProductAnalytics | None:
+        """Views, sales and the 30-day conversion of one product, with daily sales."""
+        views = await self._all(
+            "SELECT p.views AS views_total, (SELECT count(*) FROM product_views v "
+            "WHERE v.product_id = p.id AND v.viewed_at >= now() - interval '30 days') "
+            "AS views_30d FROM products p WHERE p.id = %s",
+            (product_id,),
+        )
+        if not views:
+            return None
+        sales = (
+            await self._all(
+                "SELECT count(DISTINCT order_id) AS orders, coalesce(sum(quantity), 0) AS units, "
+                "coalesce(sum(quantity * unit_price_cents), 0)::bigint AS revenue_cents, "
+                "count(DISTINCT order_id) FILTER "
+                "(WHERE created_at >= now() - interval '30 days') AS orders_30d "
+                "FROM order_items WHERE product_id = %s",
+                (product_id,),
+            )
+        )[0]
+        daily = await self._all(
+            sql.SQL(
+                "SELECT {day} AS day, count(DISTINCT order_id) AS orders, "
+                "sum(quantity)::bigint AS units, "
+                "sum(quantity * unit_price_cents)::bigint AS revenue_cents "
+                "FROM order_items WHERE product_id = %s "
+                "AND created_at >= now() - interval '30 days' GROUP BY 1 ORDER BY 1"
+            ).format(day=_UTC_DAY),
+            (product_id,),
+        )
+        views_30d = int(views[0]["views_30d"])
+        return ProductAnalytics(
+            product_id=product_id,
+            views_total=int(views[0]["views_total"]),
+            views_30d=views_30d,
+            orders=int(sales["orders"]),
+            units=int(sales["units"]),
+            revenue_cents=int(sales["revenue_cents"]),
+            conversion_30d=round(int(sales["orders_30d"]) / views_30d, 4) if views_30d else 0.0,
+            daily=_points(daily),
+        )
+
+    async def category_leaderboard(self, limit: int = 10) -> list[CategoryRank]:
+        """Categories by revenue over the last 30 days (``getCategoryLeaderboard``)."""
+        rows = await self._all(
+            "SELECT p.category_id, c.name, count(DISTINCT oi.order_id) AS orders, "
+            "sum(oi.quantity)::bigint AS units, "
+            "sum(oi.quantity * oi.unit_price_cents)::bigint AS revenue_cents "
+            "FROM order_items oi JOIN products p ON p.id = oi.product_id "
+            "JOIN categories c ON c.id = p.category_id "
+            "WHERE oi.created_at >= now() - interval '30 days' "
+            "GROUP BY p.category_id, c.name ORDER BY revenue_cents DESC, p.category_id LIMIT %s",
+            (limit,),
+        )
+        return [CategoryRank(**row) for row in rows]
+
+    async def top_sellers(self, limit: int = 10) -> list[SellerRank]:
+        """Sellers by revenue over the last 30 days."""
+        rows = await self._all(
+            "SELECT oi.seller_id, s.name, round(s.rating::numeric, 2)::float8 AS rating, "
+            "count(DISTINCT oi.order_id) AS orders, "
+            "sum(oi.quantity * oi.unit_price_cents)::bigint AS revenue_cents "
+            "FROM order_items oi JOIN sellers s ON s.id = oi.seller_id "
+            "WHERE oi.created_at >= now() - interval '30 days' "
+            "GROUP BY oi.seller_id, s.name, s.rating "
+            "ORDER BY revenue_cents DESC, oi.seller_id LIMIT %s",
+            (limit,),
+        )
+        return [SellerRank(**row) for row in rows]
+
+    async def best_sellers(self, limit: int = 10) -> list[ProductRank]:
+        """Products by revenue over the last 30 days."""
+        rows = await self._all(
+            "SELECT oi.product_id, p.name, sum(oi.quantity)::bigint AS units, "
+            "sum(oi.quantity * oi.unit_price_cents)::bigint AS revenue_cents "
+            "FROM order_items oi JOIN products p ON p.id = oi.product_id "
+            "WHERE oi.created_at >= now() - interval '30 days' "
+            "GROUP BY oi.product_id, p.name ORDER BY revenue_cents DESC, oi.product_id LIMIT %s",
+            (limit,),
+        )
+        return [ProductRank(**row) for row in rows]
+
+    async def sales_summary(self) -> SalesSummary:
+        """Today's sales and the last 7 days (order items), the last 12 months (orders)."""
+        days = await self._all(
+            sql.SQL(
+                "SELECT d::date AS day, count(DISTINCT oi.order_id) AS orders, "
+                "coalesce(sum(oi.quantity), 0)::bigint AS units, "
+                "coalesce(sum(oi.quantity * oi.unit_price_cents), 0)::bigint AS revenue_cents "
+                "FROM generate_series((now() AT TIME ZONE 'UTC')::date - 6, "
+                "(now() AT TIME ZONE 'UTC')::date, interval '1 day') AS d "
+                "LEFT JOIN order_items oi ON {day} = d::date "
+                "AND oi.created_at >= now() - interval '8 days' "
+                "GROUP BY 1 ORDER BY 1"
+            ).format(day=sql.SQL("(oi.created_at AT TIME ZONE 'UTC')::date"))
+        )
+        months = await self._all(
+            "SELECT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, "
+            "count(*) AS orders, sum(total_cents)::bigint AS revenue_cents FROM orders "
+            "WHERE created_at >= date_trunc('month', now()) - interval '11 months' "
+            "AND status <> 'cancelled' GROUP BY 1 ORDER BY 1"
+        )
+        week = _points(days)
+        return SalesSummary(
+            today=week[-1],
+            week=week,
+            months=[MonthPoint(**row) for row in months],
+        )
+
+    # -- writes -----------------------------------------------------------------------
+
+    async def create_order(self, request: OrderRequest) -> Written:
+        """Place an order: lock the products, check stock, write the order, take the stock."""
+        if not request.items or any(q <= 0 for q in request.items.values()):
+            raise Conflict("an order needs at least one item, each with a quantity > 0")
+        wanted = sorted(request.items)
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("SELECT email FROM users WHERE id = %s", (request.user_id,))
+            user = await cur.fetchone()
+            if user is None:
+                raise NotFound(f"user {request.user_id} does not exist")
+            await cur.execute(
+                "SELECT id, price_cents, seller_id, stock FROM products WHERE id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                (wanted,),
+            )
+            products = {row["id"]: row for row in await cur.fetchall()}
+            missing = [pid for pid in wanted if pid not in products]
+            if missing:
+                raise NotFound(f"products {missing} do not exist")
+            short = [pid for pid in wanted if products[pid]["stock"] < request.items[pid]]
+            if short:
+                raise Conflict(f"not enough stock for products {short}")
+            total = sum(products[pid]["price_cents"] * request.items[pid] for pid in wanted)
+            await cur.execute(
+                "INSERT INTO orders (user_id, status, total_cents, created_at) "
+                "VALUES (%s, 'pending', %s, now()) RETURNING id, status, total_cents, created_at",
+                (request.user_id, total),
+            )
+            order = await cur.fetchone()
+            if order is None:
+                raise RuntimeError("INSERT ... RETURNING returned no row")
+            lines = [
+                OrderLine(
+                    product_id=pid,
+                    quantity=request.items[pid],
+                    unit_price_cents=products[pid]["price_cents"],
+                )
+                for pid in wanted
+            ]
+            await cur.executemany(
+                "INSERT INTO order_items (order_id, product_id, seller_id, quantity, "
+                "unit_price_cents, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        order["id"],
+                        line.product_id,
+                        products[line.product_id]["seller_id"],
+                        line.quantity,
+                        line.unit_price_cents,
+                        order["created_at"],
+                    )
+                    for line in lines
+                ],
+            )
+            await cur.executemany(
+                "UPDATE products SET stock = stock - %s, updated_at = now() WHERE id = %s",
+                [(line.quantity, line.product_id) for line in lines],
+            )
+        sellers = sorted({products[pid]["seller_id"] for pid in wanted})
+        return Written(
+            result=OrderSummary(**order, items=lines),
+            email=user["email"],
+            stale_tags=[
+                *(f"product:{pid}" for pid in wanted),
+                *(f"seller:{sid}" for sid in sellers),
+                f"user:{request.user_id}:orders",
+            ],
+        )
+
+    async def update_product(self, product_id: int, update: ProductUpdate) -> Written:
+        """Change a product's price and/or stock."""
+        if update.price_cents is None and update.stock is None:
+            raise Conflict("give price_cents and/or stock")
+        try:
+            rows = await self._all(
+                "UPDATE products SET price_cents = coalesce(%s, price_cents), "
+                "stock = coalesce(%s, stock), updated_at = now() WHERE id = %s RETURNING id",
+                (update.price_cents, update.stock, product_id),
+            )
+        except errors.CheckViolation as exc:
+            raise Conflict("price_cents and stock must be >= 0") from exc
+        if not rows:
+            raise NotFound(f"product {product_id} does not exist")
+        tags = [f"product:{product_id}"]
+        if update.price_cents is not None:
+            tags.append("catalog")
+        return Written(result={"id": product_id}, stale_tags=tags)
+
+
+class CachedQueries(Queries):
+    """:class:`Queries` with every read cached in Redis by :data:`CACHE_POLICY`."""
+
+    def __init__(self, pool: AsyncTimedPool, cache: AsyncRedisService) -> None:
+        super().__init__(pool)
+        self.cache = cache
+        for name, (ttl, tags) in CACHE_POLICY.items():
+            read = getattr(super(), name)
+            # The key names the class's method (marketplace.queries.Queries.<name>), so
+            # every process and every app instance on this namespace shares entries.
+            setattr(self, name, cached_query(ttl, tags, cache=cache)(read))

@@ -1,0 +1,231 @@
+"""The reference server's endpoints on real PostgreSQL and Redis (SF 0.001)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from marketplace import datagen
+
+from tests.examples.conftest import ANCHOR, MakeClient
+
+READS = (
+    "/api/products?page=2&per_page=5",
+    "/api/products?category_id=3",
+    "/api/search?q=oak",
+    "/api/search?q=lamp%20OR%20chair&max_price=5000&min_price=100",
+    "/api/search?q=steel&category_id=2&page=2&per_page=3",
+    "/api/products/popular",
+    "/api/products/5",
+    "/api/products/999999",
+    "/api/products/5/analytics",
+    "/api/categories",
+    "/api/users/7/orders",
+    "/api/users/7/orders?page=2&per_page=2",
+    "/api/sellers/3/dashboard",
+    "/api/leaderboards/categories",
+    "/api/leaderboards/sellers",
+    "/api/leaderboards/products",
+    "/api/analytics/summary",
+)
+
+
+def _fingerprint(conninfo: str) -> str:
+    digest = hashlib.sha256()
+    with psycopg.connect(conninfo) as conn:
+        for table, order in (
+            ("products", "id"),
+            ("orders", "id"),
+            ("order_items", "order_id, product_id"),
+            ("product_views", "product_id, viewed_at, user_id"),
+        ):
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+                digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+def test_datagen_is_deterministic_and_sized(database_url: str) -> None:
+    sizes = datagen.load(database_url, sf=0.001, seed=3, anchor=ANCHOR, progress=False)
+    first = _fingerprint(database_url)
+    datagen.load(database_url, sf=0.001, seed=3, anchor=ANCHOR, progress=False)
+    assert _fingerprint(database_url) == first
+    with psycopg.connect(database_url) as conn:
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("users", "sellers", "categories", "products", "orders", "product_views")
+        }
+        items = conn.execute("SELECT count(*) FROM order_items").fetchone()[0]  # type: ignore[index]
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+        ).fetchone()[0]  # type: ignore[index]
+        newest = conn.execute("SELECT max(created_at) FROM orders").fetchone()[0]  # type: ignore[index]
+    assert counts == {
+        "users": sizes.users,
+        "sellers": sizes.sellers,
+        "categories": sizes.categories,
+        "products": sizes.products,
+        "orders": sizes.orders,
+        "product_views": sizes.views,
+    }
+    assert sizes.orders <= items <= 4 * sizes.orders
+    assert indexes >= 12 + 6  # secondary indexes plus primary keys
+    assert newest <= ANCHOR
+    assert datagen.loaded_meta(database_url) == {
+        "sf": "0.001",
+        "seed": "3",
+        "anchor": ANCHOR.isoformat(),
+        "complete": "yes",
+        "loaded_at": datagen.loaded_meta(database_url)["loaded_at"],  # type: ignore[index]
+    }
+    other = datagen.load(database_url, sf=0.001, seed=4, anchor=ANCHOR, progress=False)
+    assert other == sizes
+    assert _fingerprint(database_url) != first
+
+
+async def test_results_are_identical_with_caching_on_and_off(make_client: MakeClient) -> None:
+    async with make_client(caching=False) as plain:
+        expected = {path: await plain.get(path) for path in READS}
+        assert plain.market.pool.get_stats().queries.count > len(READS)
+    async with make_client(caching=True) as cached:
+        for path in READS:
+            miss = await cached.get(path)
+            hits_before = (await cached.market.cache.metrics()).hits
+            hit = await cached.get(path)
+            assert (await cached.market.cache.metrics()).hits == hits_before + 1, path
+            assert miss.status_code == hit.status_code == expected[path].status_code, path
+            assert miss.json() == hit.json() == expected[path].json(), path
+    assert expected["/api/products/999999"].status_code == 404
+
+
+async def test_a_cached_hit_runs_no_statement(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        await client.get("/api/leaderboards/categories")
+        before = client.market.pool.get_stats().queries.count
+        response = await client.get("/api/leaderboards/categories")
+        assert response.status_code == 200
+        assert client.market.pool.get_stats().queries.count == before
+
+
+async def test_a_price_update_is_visible_on_the_next_read(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        product = (await client.get("/api/products/popular")).json()[0]
+        pid, old = product["id"], product["price_cents"]
+        word = product["name"].split()[-1]
+        category = product["category_id"]
+        reads = {
+            "detail": f"/api/products/{pid}",
+            "popular": "/api/products/popular",
+            "search": f"/api/search?q={word}&per_page=100",
+            "listing": f"/api/products?category_id={category}&per_page=100",
+        }
+
+        def price_in(name: str, body: Any) -> int:
+            if name == "detail":
+                return int(body["price_cents"])
+            items = body if name == "popular" else body["items"]
+            return next(int(p["price_cents"]) for p in items if p["id"] == pid)
+
+        for name, path in reads.items():
+            for _ in range(2):  # cached now
+                assert price_in(name, (await client.get(path)).json()) == old
+        for new in (old + 101, old + 202):
+            answer = await client.patch(f"/api/products/{pid}", json={"price_cents": new})
+            assert answer.status_code == 200
+            assert answer.json()["price_cents"] == new
+            for name, path in reads.items():
+                assert price_in(name, (await client.get(path)).json()) == new, name
+
+
+async def test_an_order_updates_stock_history_and_dashboard_and_enqueues_email(
+    make_client: MakeClient,
+) -> None:
+    async with make_client() as client:
+        detail = (await client.get("/api/products/5")).json()
+        history = (await client.get("/api/users/7/orders")).json()
+        dashboard = (await client.get(f"/api/sellers/{detail['seller_id']}/dashboard")).json()
+        analytics = (await client.get("/api/products/5/analytics")).json()
+        answer = await client.post("/api/orders", json={"user_id": 7, "items": {"5": 2}})
+        assert answer.status_code == 201, answer.text
+        order = answer.json()
+        assert order["total_cents"] == 2 * detail["price_cents"]
+
+        assert (await client.get("/api/products/5")).json()["stock"] == detail["stock"] - 2
+        newest = (await client.get("/api/users/7/orders")).json()["items"][0]
+        assert newest["id"] == order["id"] != history["items"][0]["id"]
+        after = (await client.get(f"/api/sellers/{detail['seller_id']}/dashboard")).json()
+        assert after["orders"] == dashboard["orders"] + 1
+        assert after["revenue_cents"] == dashboard["revenue_cents"] + order["total_cents"]
+        assert (await client.get("/api/products/5/analytics")).json()["units"] == (
+            analytics["units"] + 2
+        )
+        queued = redis.Redis.from_url(client.market.config.redis_url)
+        try:
+            assert queued.llen("rq:queue:email:high") == 1
+        finally:
+            queued.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/api/products?page=0", None, 400),
+        ("GET", "/api/products?per_page=abc", None, 400),
+        ("GET", "/api/search", None, 400),
+        ("GET", "/api/sellers/999999/dashboard", None, 404),
+        ("PATCH", "/api/products/999999", {"price_cents": 5}, 404),
+        ("PATCH", "/api/products/5", {"price_cents": -5}, 409),
+        ("PATCH", "/api/products/5", {"colour": "red"}, 400),
+        ("POST", "/api/orders", {"user_id": 7, "items": {"5": 100000}}, 409),
+        ("POST", "/api/orders", {"user_id": 999999, "items": {"5": 1}}, 404),
+        ("POST", "/api/orders", {"user_id": 7, "items": {"999999": 1}}, 404),
+        ("POST", "/api/orders", {"user_id": 7, "items": {}}, 409),
+        ("POST", "/api/jobs", {"processor": "email.send"}, 400),
+        ("POST", "/api/jobs", {"processor": "analytics.report_generation"}, 400),
+    ],
+)
+async def test_bad_requests_get_their_status(
+    make_client: MakeClient, method: str, path: str, body: Any, status: int
+) -> None:
+    async with make_client() as client:
+        answer = await client.request(method, path, json=body)
+        assert answer.status_code == status, answer.text
+        assert "error" in answer.json()
+
+
+async def test_warmers_fill_the_seed_list(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        results = await client.market.warmer.awarm()
+        assert [r.name for r in results] == [
+            "popular_products",
+            "categories",
+            "analytics_summaries",
+            "leaderboards",
+        ]
+        assert all(r.ok for r in results), results
+        before = client.market.pool.get_stats().queries.count
+        popular = (await client.get("/api/products/popular")).json()
+        paths = [
+            "/api/categories",
+            "/api/analytics/summary",
+            "/api/leaderboards/categories",
+            "/api/leaderboards/sellers",
+            "/api/leaderboards/products",
+            "/api/products",
+            *(f"/api/products/{p['id']}" for p in popular),
+        ]
+        for path in paths:
+            assert (await client.get(path)).status_code == 200
+        assert client.market.pool.get_stats().queries.count == before
+
+
+async def test_responses_are_compressed_and_timed(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        answer = await client.get("/api/products?per_page=100", headers={"Accept-Encoding": "gzip"})
+        assert answer.headers["content-encoding"] == "gzip"
+        assert answer.headers["cache-control"] == "no-cache"
+        assert "etag" in answer.headers
+        summary = client.market.monitor.requests.summary()
+        assert summary.requests == 1
