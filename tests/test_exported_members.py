@@ -7,7 +7,14 @@ import types
 
 import pytest
 
-PACKAGES = ["perfkit", "perfkit.cache", "perfkit.queries", "perfkit.jobs", "perfkit.metrics"]
+PACKAGES = [
+    "perfkit",
+    "perfkit.cache",
+    "perfkit.queries",
+    "perfkit.jobs",
+    "perfkit.metrics",
+    "perfkit.admin",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

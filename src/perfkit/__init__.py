@@ -1,8 +1,9 @@
 """perfkit: backend performance primitives (cache, queries, jobs, metrics, admin).
 
 The parts live in their subpackages: :mod:`perfkit.cache`, :mod:`perfkit.queries`,
-:mod:`perfkit.jobs`, :mod:`perfkit.metrics`. This package exports the settings and
-the exception tree they share.
+:mod:`perfkit.jobs`, :mod:`perfkit.metrics`, :mod:`perfkit.admin`. This package exports
+the settings, the exception tree they share, and :class:`Perfkit`, which wires the parts
+together and serves the admin API.
 """
 
 from perfkit._errors import (
@@ -14,6 +15,7 @@ from perfkit._errors import (
     PerfkitError,
     QueryError,
 )
+from perfkit.kit import Perfkit
 from perfkit.settings import Settings
 
 __version__ = "0.1.0"
@@ -24,6 +26,7 @@ __all__ = [
     "JobError",
     "MetricsError",
     "PayloadError",
+    "Perfkit",
     "PerfkitError",
     "QueryError",
     "Settings",

@@ -1,0 +1,128 @@
+"""Dispatch: authenticate, find the route, check the method, read and validate the body,
+run the handler, and answer every failure as a JSON error. Shared by both adapters."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from perfkit.admin.auth import Guard
+from perfkit.admin.calls import Caller
+from perfkit.admin.dashboard import DASHBOARD
+from perfkit.admin.handlers import Handlers, not_configured
+from perfkit.admin.http import AdminError, BodyReader, Request, Response
+from perfkit.admin.openapi import openapi_document
+from perfkit.admin.routes import ROUTES, Route
+
+if TYPE_CHECKING:
+    from perfkit.kit import Perfkit
+
+__all__ = ["AdminCore"]
+
+_log = structlog.get_logger("perfkit.admin")
+
+_BY_PATH: dict[str, dict[str, Route]] = {}
+for _route in ROUTES:
+    _BY_PATH.setdefault(_route.path, {})[_route.method] = _route
+
+_AT_FIELD = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<field>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]*)`")
+
+
+def decode_body(raw: bytes, content_type: str, body_type: Any) -> Any:
+    """The JSON body as ``body_type``; 415 for another media type, 400 naming the field."""
+    if not raw.strip():
+        raw = b"{}"
+    elif content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise AdminError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        return msgspec.json.decode(raw, type=body_type)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        unknown = _UNKNOWN_FIELD.search(message)
+        if unknown:
+            detail = f"{unknown['field']}: unknown field"
+        else:
+            match = _AT_FIELD.match(message)
+            field = match["field"] if match and match["field"] else "body"
+            what = match["what"] if match else message
+            detail = f"{field}: {what}"
+        raise AdminError(400, "bad_request", detail) from None
+    except msgspec.DecodeError:
+        raise AdminError(400, "bad_request", "body: not valid JSON") from None
+
+
+class AdminCore:
+    """Answers admin requests for ``kit``, with I/O through ``call`` (see calls.py)."""
+
+    def __init__(
+        self, kit: Perfkit, call: Caller, *, guard: Guard, max_body: int, health_open: bool
+    ) -> None:
+        self.kit = kit
+        self.handlers = Handlers(kit, call)
+        self.guard = guard
+        self.max_body = max_body
+        self.health_open = health_open
+
+    def _public(self, route: Route | None) -> bool:
+        if route is None:
+            return False
+        if route.access == "health":
+            return self.health_open
+        # The page is a static shell holding no data: it must load for the user to type
+        # the token its fetches then carry. Still refused while nothing is configured.
+        return route.access == "page" and self.guard.configured
+
+    async def handle(self, request: Request, read_body: BodyReader) -> Response:
+        """Answer one request; never raises."""
+        try:
+            response = await self._dispatch(request, read_body)
+        except AdminError as exc:
+            response = exc.response()
+        except Exception:
+            _log.exception("admin.handler_failed", path=request.path, method=request.method)
+            response = AdminError(500, "internal", "internal error; see the server log").response()
+        return response.finished(head=request.method == "HEAD")
+
+    async def _dispatch(self, request: Request, read_body: BodyReader) -> Response:
+        path = request.path.rstrip("/")
+        methods = _BY_PATH.get(path)
+        method = "GET" if request.method == "HEAD" else request.method
+        route = methods.get(method) if methods else None
+        if not self._public(route):
+            await self.guard.check(request)
+        if methods is None:
+            raise AdminError(404, "not_found", f"no admin route {request.path!r}")
+        if route is None:
+            allow = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
+            raise AdminError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {allow}",
+                [("allow", allow)],
+            )
+        if route.access == "page":
+            return DASHBOARD.response()
+        if route.handler == "openapi":
+            return Response.json(openapi_document(self.kit, server=request.mount))
+        if route.part is not None and getattr(self.kit, _PART_ATTRIBUTE[route.part]) is None:
+            raise not_configured(route.part)
+        handler = getattr(self.handlers, route.handler)
+        if route.body is not None:
+            raw = await read_body(self.max_body)
+            body = decode_body(raw, request.headers.get("content-type", ""), route.body)
+            result = await handler(request, body)
+        else:
+            result = await handler(request)
+        return result if isinstance(result, Response) else Response.json(result)
+
+
+_PART_ATTRIBUTE = {
+    "cache": "cache",
+    "cache warming": "warmer",
+    "database pool": "pool",
+    "jobs": "jobs",
+}

@@ -1,0 +1,228 @@
+"""Request bodies and response documents of the admin API (msgspec Structs).
+
+These are the schemas ``openapi.json`` publishes; the parts' own Structs
+(``CacheMetrics``, ``TimedPoolStats``, ``QueueStats``, ``FailedJob``, ``TrendPoint``,
+``Finding`` ...) are embedded as they are, so their docs tables describe the fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from perfkit.cache import CacheMetrics, WarmResult
+from perfkit.jobs import FailedJob, QueueStats
+from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
+from perfkit.queries import PoolStats, QueryStatsSnapshot
+
+__all__ = [
+    "CacheReport",
+    "ClearBody",
+    "ClearResult",
+    "DashboardReport",
+    "DatabaseReport",
+    "Dependency",
+    "DetailedHealth",
+    "FailedJobsReport",
+    "Health",
+    "InvalidateBody",
+    "InvalidateResult",
+    "JobsReport",
+    "MemoryReport",
+    "RealtimeReport",
+    "ResetBody",
+    "ResetResult",
+    "RetryBody",
+    "RetryResult",
+    "SummaryReport",
+    "TrendsReport",
+    "WarmBody",
+    "WarmReport",
+]
+
+# Names that reach Redis keys: short, printable, no glob or whitespace surprises.
+_NAME = r"^[A-Za-z0-9_.:\-]+$"
+QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_NAME)]
+JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_NAME)]
+Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+WarmerName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+HealthStatus = Literal["ok", "degraded", "down"]
+
+
+class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Request bodies refuse fields they do not know (a typo must not be ignored)."""
+
+
+class ResetBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST metrics/reset: no fields (an empty body or ``{}``)."""
+
+
+class WarmBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST cache/warm: the warmers to run (all when ``names`` is absent)."""
+
+    names: Annotated[list[WarmerName], msgspec.Meta(max_length=100)] | None = None
+
+
+class InvalidateBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST cache/invalidate: a glob ``pattern`` of keys and/or ``tags`` (at least one)."""
+
+    pattern: Pattern | None = None
+    tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+
+
+class RetryBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST jobs/retry: one failed job by id, or every failed job (of ``queue`` if given)."""
+
+    job_id: JobId | None = None
+    queue: QueueName | None = None
+
+
+class ClearBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST jobs/clear: delete the completed jobs (of ``queue`` if given)."""
+
+    queue: QueueName | None = None
+
+
+class MemoryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Resident memory of this process, its limit (cgroup or configured) and their ratio."""
+
+    rss_bytes: int
+    limit_bytes: int | None
+    ratio: float | None
+
+
+class SummaryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET summary: the headline numbers and the findings."""
+
+    at: float
+    uptime_s: float
+    requests: RequestSummary
+    memory: MemoryReport
+    cache_hit_rate: float | None
+    slow_query_pct: float | None
+    queue_depth: int | None
+    failed_jobs: int | None
+    recommendations: list[Finding]
+
+
+class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The pool and its statement statistics (``queries.by_fingerprint`` cut to the top)."""
+
+    pool: PoolStats
+    queries: QueryStatsSnapshot
+
+
+class JobsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET jobs: per-queue counts and health, the newest failures, overall health."""
+
+    status: Literal["healthy", "degraded"]
+    queues: list[QueueStats]
+    recent_failures: list[FailedJob]
+
+
+class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET dashboard: everything at once (a part not configured is ``null``)."""
+
+    at: float
+    uptime_s: float
+    api: RequestSummary
+    slowest_requests: list[SlowRequest]
+    database: DatabaseReport | None
+    system: MemoryReport
+    cache: CacheMetrics | None
+    jobs: JobsReport | None
+    recommendations: list[Finding]
+    trends: list[TrendPoint]
+
+
+class Dependency(msgspec.Struct, frozen=True, kw_only=True):
+    """One dependency's check: ``error`` is the exception's type name only."""
+
+    name: Literal["redis", "database", "jobs"]
+    status: Literal["up", "down"]
+    required: bool
+    latency_ms: float | None
+    error: str | None = None
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """GET health: ``down`` (HTTP 503) when a required dependency is down."""
+
+    status: HealthStatus
+
+
+class DetailedHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """GET health/detailed: each dependency's status and latency."""
+
+    status: HealthStatus
+    uptime_s: float
+    dependencies: list[Dependency]
+
+
+class RealtimeReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET realtime: connections in use, memory, uptime, Redis status, requests in flight."""
+
+    at: float
+    uptime_s: float
+    memory: MemoryReport
+    requests_in_flight: int
+    database: PoolStats | None
+    redis: Dependency | None
+
+
+class CacheReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET cache: the cache's metrics, the registered warmers and their last results."""
+
+    metrics: CacheMetrics
+    warmers: list[str]
+    last_warm: list[WarmResult]
+
+
+class TrendsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET trends: one point per minute, oldest first."""
+
+    points: list[TrendPoint]
+
+
+class FailedJobsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """GET jobs/failed: a page of failed jobs, newest first; ``total`` from counters."""
+
+    queue: str | None
+    total: int
+    offset: int
+    limit: int
+    jobs: list[FailedJob]
+
+
+class WarmReport(msgspec.Struct, frozen=True, kw_only=True):
+    """POST cache/warm: one result per warmer run; ``ok`` when all succeeded."""
+
+    ok: bool
+    results: list[WarmResult]
+
+
+class InvalidateResult(msgspec.Struct, frozen=True, kw_only=True):
+    """POST cache/invalidate: keys deleted by the pattern, tags invalidated."""
+
+    deleted: int
+    tags: int
+
+
+class RetryResult(msgspec.Struct, frozen=True, kw_only=True):
+    """POST jobs/retry: how many failed jobs were put back on their queue."""
+
+    requeued: int
+
+
+class ClearResult(msgspec.Struct, frozen=True, kw_only=True):
+    """POST jobs/clear: how many completed jobs were deleted."""
+
+    cleared: int
+
+
+class ResetResult(msgspec.Struct, frozen=True, kw_only=True):
+    """POST metrics/reset: which statistics were zeroed."""
+
+    reset: list[str]

@@ -1,0 +1,240 @@
+"""Perfkit: one object holding the parts an app uses (cache, pool, jobs, metrics, warmer),
+their background work, the request middleware and the admin API apps."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+
+from perfkit._errors import ConfigError
+from perfkit.admin.asgi import ASGIAdmin
+from perfkit.admin.auth import Authorize, Guard
+from perfkit.admin.calls import InlineCaller, ThreadCaller
+from perfkit.admin.core import AdminCore
+from perfkit.admin.wsgi import WSGIAdmin
+from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService, default_warmer
+from perfkit.jobs import JobService
+from perfkit.jobs.queues import DEFAULT_QUEUES
+from perfkit.metrics import PerformanceLog, PerformanceMonitor
+from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.settings import Settings
+from perfkit.types import ASGIApp, WSGIApp
+
+__all__ = ["Perfkit"]
+
+_log = structlog.get_logger("perfkit")
+_DEPENDENCIES = frozenset({"redis", "database", "jobs"})
+
+
+class _QueueStats:
+    """The job service's stats for the kit's queues, as the monitor's jobs source."""
+
+    def __init__(self, jobs: JobService, queues: tuple[str, ...]) -> None:
+        self.jobs = jobs
+        self.queues = queues
+
+    def stats(self) -> Any:
+        return self.jobs.stats(self.queues)
+
+
+class Perfkit:
+    """The parts an app uses, each optional, and the admin API over them.
+
+    - ``cache``: a :class:`~perfkit.cache.RedisService` or ``AsyncRedisService``;
+      ``pool``: a :class:`~perfkit.queries.TimedPool` or ``AsyncTimedPool``; ``jobs``: a
+      :class:`~perfkit.jobs.JobService` (``queues`` are the base queues it reports on);
+      ``warmer``: a :class:`~perfkit.cache.CacheWarmer`.
+    - ``metrics``: a :class:`~perfkit.metrics.PerformanceMonitor`; by default one is built
+      over the parts given (pass your own only if it reads the same parts).
+    - Admin security: ``token`` (default PERFKIT_ADMIN_TOKEN) and/or ``authorize``, a
+      callable given the :class:`~perfkit.admin.Request` returning bool (sync or async).
+      With neither, every admin route answers 403. ``health_open`` (default
+      PERFKIT_ADMIN_HEALTH_OPEN) lets GET ``health`` answer without credentials.
+    - ``required``: dependencies whose outage makes health ``down`` (HTTP 503); default
+      ``database`` and ``jobs`` — the cache falls back to memory, so Redis for the cache
+      only makes it ``degraded``.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: RedisService | AsyncRedisService | None = None,
+        pool: TimedPool | AsyncTimedPool | None = None,
+        jobs: JobService | None = None,
+        metrics: PerformanceMonitor | None = None,
+        warmer: CacheWarmer | None = None,
+        settings: Settings | None = None,
+        queues: Iterable[str] = DEFAULT_QUEUES,
+        token: str | None = None,
+        authorize: Authorize | None = None,
+        health_open: bool | None = None,
+        max_body: int | None = None,
+        required: Iterable[str] = ("database", "jobs"),
+        health_timeout: float = 2.0,
+        performance_log: bool = True,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.cache = cache
+        self.pool = pool
+        self.jobs = jobs
+        self.warmer = warmer
+        self.queues = tuple(dict.fromkeys(queues))
+        if not self.queues:
+            raise ConfigError("queues must name at least one queue")
+        self.required = frozenset(required)
+        unknown = self.required - _DEPENDENCIES
+        if unknown:
+            raise ConfigError(
+                f"required: unknown dependencies {sorted(unknown)}; known: {sorted(_DEPENDENCIES)}"
+            )
+        self.monitor = (
+            metrics
+            if metrics is not None
+            else PerformanceMonitor(
+                settings=self.settings,
+                cache=cache,
+                pool=pool,
+                jobs=_QueueStats(jobs, self.queues) if jobs is not None else None,
+            )
+        )
+        self.token = token if token is not None else self.settings.perfkit_admin_token
+        self.authorize = authorize
+        self.health_open = (
+            health_open if health_open is not None else self.settings.perfkit_admin_health_open
+        )
+        self.max_body = max_body if max_body is not None else self.settings.perfkit_admin_max_body
+        if self.max_body < 1 or health_timeout <= 0:
+            raise ConfigError("max_body and health_timeout must be positive")
+        self.health_timeout = health_timeout
+        self.performance_log = PerformanceLog(self.monitor) if performance_log else None
+        self._guard: Guard | None = None
+        self._owned: list[Any] = []
+
+    def __repr__(self) -> str:
+        parts = [name for name in ("cache", "pool", "jobs", "warmer") if getattr(self, name)]
+        return f"Perfkit(parts={parts}, queues={list(self.queues)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Perfkit:
+        """A kit of sync parts configured from the environment: the cache and the job
+        service on REDIS_URL, a pool on DATABASE_URL (when set), the default warmer.
+
+        The kit owns what it creates: :meth:`start` opens the pool, :meth:`stop` closes
+        the pool and the clients. Keyword arguments override parts or options.
+        """
+        settings = Settings.from_env(environ)
+        owned: list[Any] = []
+        parts: dict[str, Any] = {"settings": settings}
+        if "cache" not in overrides:
+            parts["cache"] = RedisService(settings=settings)
+            owned.append(parts["cache"])
+        if "pool" not in overrides and settings.database_url:
+            parts["pool"] = TimedPool.from_env(environ)
+            owned.append(parts["pool"])
+        if "jobs" not in overrides:
+            parts["jobs"] = JobService.from_settings(settings)
+            owned.append(parts["jobs"].connection)
+        if "warmer" not in overrides:
+            parts["warmer"] = default_warmer()
+        kit = cls(**(parts | overrides))
+        kit._owned = owned
+        return kit
+
+    # -- the admin API ---------------------------------------------------------------------
+
+    @property
+    def guard(self) -> Guard:
+        """The admin API's credential check (made once: a locked kit logs why once)."""
+        if self._guard is None:
+            self._guard = Guard(token=self.token, authorize=self.authorize)
+        return self._guard
+
+    def asgi_admin(self) -> ASGIApp:
+        """The admin API as an ASGI app: ``app.mount("/api/admin/performance", ...)``."""
+        core = AdminCore(
+            self,
+            ThreadCaller(),
+            guard=self.guard,
+            max_body=self.max_body,
+            health_open=self.health_open,
+        )
+        return ASGIAdmin(core)
+
+    def wsgi_admin(self) -> WSGIApp:
+        """The admin API as a WSGI app (sync parts only); mount it with werkzeug's
+        ``DispatcherMiddleware`` or :func:`perfkit.admin.mount_wsgi`."""
+        async_parts = [
+            name
+            for name, part in (("cache", self.cache), ("pool", self.pool))
+            if isinstance(part, AsyncRedisService | AsyncTimedPool)
+        ]
+        async_parts += [
+            collector.prefix
+            for collector in self.monitor.sources
+            if inspect.iscoroutinefunction(collector.fetch)
+        ]
+        if async_parts:
+            raise ConfigError(
+                f"wsgi_admin() needs sync parts; {async_parts} are async: use asgi_admin()"
+            )
+        core = AdminCore(
+            self,
+            InlineCaller(),
+            guard=self.guard,
+            max_body=self.max_body,
+            health_open=self.health_open,
+        )
+        return WSGIAdmin(core)
+
+    # -- request middleware ----------------------------------------------------------------
+
+    def asgi(self, app: ASGIApp, **options: Any) -> ASGIApp:
+        """``app`` with request metrics and compression (see ``PerformanceMonitor.asgi``)."""
+        return self.monitor.asgi(app, **options)
+
+    def wsgi(self, app: WSGIApp, **options: Any) -> WSGIApp:
+        """``app`` with request metrics and compression (see ``PerformanceMonitor.wsgi``)."""
+        return self.monitor.wsgi(app, **options)
+
+    # -- background work -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open an owned pool, start the warming schedule and the performance log (threads)."""
+        for part in self._owned:
+            if isinstance(part, TimedPool):
+                part.open()
+        if self.warmer is not None:
+            self.warmer.start()
+        if self.performance_log is not None:
+            self.performance_log.start()
+
+    def stop(self) -> None:
+        """Stop the background work and close what the kit created."""
+        if self.performance_log is not None:
+            self.performance_log.stop()
+        if self.warmer is not None:
+            self.warmer.stop()
+        for part in self._owned:
+            part.close()
+
+    async def astart(self) -> None:
+        """As :meth:`start`, with the warming schedule as a task of the running loop."""
+        for part in self._owned:
+            if isinstance(part, TimedPool):
+                part.open()
+        if self.warmer is not None:
+            await self.warmer.astart()
+        if self.performance_log is not None:
+            self.performance_log.start()
+
+    async def astop(self) -> None:
+        """As :meth:`stop`, for :meth:`astart`."""
+        if self.performance_log is not None:
+            self.performance_log.stop()
+        if self.warmer is not None:
+            await self.warmer.astop()
+        for part in self._owned:
+            part.close()
