@@ -53,7 +53,8 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     ``caching=False`` serves every read from PostgreSQL (the bench's "before");
     ``warm_schedule`` starts the warmers' schedule (CACHE_WARMUP_DELAY, _INTERVAL);
     ``bench_endpoints`` adds ``/api/bench/stats`` and ``/api/bench/reset`` (loopback
-    benchmarking only: they are not authenticated).
+    benchmarking only: they are not authenticated); ``admin_token`` protects the admin
+    API and dashboard at ``/api/admin/performance``.
     """
 
     database_url: str
@@ -62,6 +63,7 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     caching: bool = True
     warm_schedule: bool = True
     bench_endpoints: bool = False
+    admin_token: str | None = None
     pool_min: int = 2
     pool_max: int = 20
 
@@ -422,6 +424,7 @@ def create_app(config: MarketplaceConfig, settings: Settings | None = None) -> A
     app.state.market = market
     wrapped = market.monitor.asgi(app)
     wrapped.market = market  # type: ignore[attr-defined]
+    wrapped.admin_mounted = False  # type: ignore[attr-defined]
     return wrapped
 
 

@@ -1,0 +1,522 @@
+"""``perfkit bench``: the seed guide's Before/After table, measured in one run.
+
+The marketplace is served twice on the same data by a uvicorn subprocess: first with
+perfkit's caching off (every read runs its query), then on (``cached_query`` with tags,
+warmers run first). Each phase gets a warm-up, then ``duration`` seconds of load from
+``concurrency`` concurrent HTTP clients drawing requests from one Zipf-distributed mix
+(popular products, pages, words, users and sellers come up far more often than the rest;
+0.2 % of requests are price/stock updates, which invalidate their tags). The server reports
+its cache hits, statements and pool usage for the measured window only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import itertools
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from perfkit._main.stack import (
+    Stack,
+    ensure_data,
+    marketplace_module,
+    say,
+    stop_process,
+    wait_for_http,
+)
+from perfkit.embedded import free_port
+from perfkit.settings import Settings
+
+__all__ = ["HEAVY", "Mix", "PhaseResult", "run_bench"]
+
+NAMESPACE = "perfkit-bench"
+# Endpoints whose queries aggregate many rows: the ones the seed's table is about.
+HEAVY = (
+    "category_leaderboard",
+    "top_sellers",
+    "best_sellers",
+    "sales_summary",
+    "seller_dashboard",
+    "product_analytics",
+)
+# name -> weight in the request mix (writes are 0.2 % of requests)
+WEIGHTS: dict[str, float] = {
+    "product": 26.0,
+    "listing": 12.0,
+    "search": 12.0,
+    "popular": 5.0,
+    "categories": 5.0,
+    "user_orders": 8.0,
+    "seller_dashboard": 6.0,
+    "product_analytics": 6.0,
+    "category_leaderboard": 5.0,
+    "top_sellers": 5.0,
+    "best_sellers": 5.0,
+    "sales_summary": 5.0,
+    "update_product": 0.2,
+}
+TARGETS = {"heavy_p50_ratio": 20.0, "cache_hit_rate": 0.95, "slow_query_pct": 1.0}
+
+
+class Zipf:
+    """Ranks 1..n drawn with probability proportional to 1 / rank**s."""
+
+    def __init__(self, n: int, s: float) -> None:
+        self.cumulative = list(itertools.accumulate(1.0 / (r**s) for r in range(1, n + 1)))
+
+    def draw(self, rng: random.Random) -> int:
+        """A rank from 1 to n."""
+        return bisect.bisect(self.cumulative, rng.random() * self.cumulative[-1]) + 1
+
+
+class Mix:
+    """The bench's requests: an endpoint by :data:`WEIGHTS`, its arguments by Zipf."""
+
+    def __init__(self, sf: float, s: float) -> None:
+        datagen = marketplace_module("datagen")
+        sizes = datagen.sizes_for(sf)
+        self.words: tuple[str, ...] = datagen.SEARCH_WORDS
+        self.products = Zipf(sizes.products, s)
+        self.users = Zipf(sizes.users, s)
+        self.sellers = Zipf(sizes.sellers, s)
+        self.pages = Zipf(50, s)
+        self.categories = Zipf(len(datagen.CATEGORIES), s)
+        self.word = Zipf(len(self.words), s)
+        self.names = list(WEIGHTS)
+        self.cumulative = list(itertools.accumulate(WEIGHTS.values()))
+
+    def draw(self, rng: random.Random) -> tuple[str, str, str, dict[str, int] | None]:
+        """(endpoint name, method, path, JSON body)."""
+        name = self.names[bisect.bisect(self.cumulative, rng.random() * self.cumulative[-1])]
+        if name == "product":
+            return name, "GET", f"/api/products/{self.products.draw(rng)}", None
+        if name == "listing":
+            page = self.pages.draw(rng)
+            if rng.random() < 0.5:
+                return name, "GET", f"/api/products?page={page}", None
+            category = self.categories.draw(rng)
+            return name, "GET", f"/api/products?category_id={category}&page={page}", None
+        if name == "search":
+            word = self.words[self.word.draw(rng) - 1]
+            if rng.random() < 0.3:
+                return name, "GET", f"/api/search?q={word}&max_price=5000", None
+            return name, "GET", f"/api/search?q={word}", None
+        if name == "user_orders":
+            return name, "GET", f"/api/users/{self.users.draw(rng)}/orders", None
+        if name == "seller_dashboard":
+            return name, "GET", f"/api/sellers/{self.sellers.draw(rng)}/dashboard", None
+        if name == "product_analytics":
+            return name, "GET", f"/api/products/{self.products.draw(rng)}/analytics", None
+        if name == "update_product":
+            product = self.products.draw(rng)
+            body = (
+                {"price_cents": rng.randint(199, 20_000)}
+                if rng.random() < 0.5
+                else {"stock": rng.randint(10, 500)}
+            )
+            return name, "PATCH", f"/api/products/{product}", body
+        return name, "GET", _FIXED_PATHS[name], None
+
+
+_FIXED_PATHS = {
+    "popular": "/api/products/popular",
+    "categories": "/api/categories",
+    "category_leaderboard": "/api/leaderboards/categories",
+    "top_sellers": "/api/leaderboards/sellers",
+    "best_sellers": "/api/leaderboards/products",
+    "sales_summary": "/api/analytics/summary",
+}
+
+
+class Latency(msgspec.Struct, frozen=True, kw_only=True):
+    """Latency of a set of requests, in milliseconds."""
+
+    requests: int
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        """Nearest-rank percentiles of ``seconds``."""
+        if not seconds:
+            return cls(requests=0, avg_ms=0.0, p50_ms=0.0, p95_ms=0.0, p99_ms=0.0)
+        ordered = sorted(seconds)
+
+        def rank(q: float) -> float:
+            return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)] * 1000, 3)
+
+        return cls(
+            requests=len(ordered),
+            avg_ms=round(sum(ordered) / len(ordered) * 1000, 3),
+            p50_ms=rank(0.50),
+            p95_ms=rank(0.95),
+            p99_ms=rank(0.99),
+        )
+
+
+class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One phase (caching off or on): client-side latency, server-side stats."""
+
+    caching: bool
+    duration_s: float
+    latency: Latency
+    throughput_rps: float
+    errors: int
+    by_endpoint: dict[str, Latency]
+    heavy: Latency
+    cache_hit_rate: float | None
+    cache_hits: int
+    cache_misses: int
+    queries: int
+    slow_queries: int
+    slow_query_pct: float
+    pool_max: int
+    pool_utilization_pct: float
+
+
+Sample = tuple[str, float, int]
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: the lightest client asyncio allows, so that
+    the load generator, not the server, is never what the bench measures (httpx's async
+    client costs about 3 ms of CPU per request; this, a few tens of microseconds)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None) -> int:
+        """Send one request and read the whole response; its status (0: failed)."""
+        try:
+            if self.reader is None or self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            if body is not None:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            self.writer.write(head.encode() + b"\r\n" + (body or b""))
+            block = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(block[9:12])
+            length = 0
+            close = False
+            for line in block.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            await self.reader.readexactly(length)
+            if close:
+                self.close()
+            return status
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        """Drop the connection (the next request opens a new one)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _load(port: int, mix: Mix, concurrency: int, seconds: float, seed: int) -> list[Sample]:
+    samples: list[Sample] = []
+    deadline = time.perf_counter() + seconds
+    encode = msgspec.json.encode
+
+    async def user(number: int) -> None:
+        rng = random.Random(seed * 1000 + number)
+        connection = _Connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                name, method, path, body = mix.draw(rng)
+                payload = None if body is None else encode(body)
+                started = time.perf_counter()
+                status = await connection.request(method, path, payload)
+                samples.append((name, time.perf_counter() - started, status))
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(user(n) for n in range(concurrency)))
+    return samples
+
+
+def _phase(
+    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
+) -> PhaseResult:
+    import httpx
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = stack.environment(
+        MARKETPLACE_CACHING="1" if caching else "0",
+        MARKETPLACE_BENCH_ENDPOINTS="1",
+        CACHE_NAMESPACE=NAMESPACE,
+        CACHE_WARMUP_DELAY="3600",  # the bench warms explicitly, before the warm-up load
+    )
+    command = [sys.executable, "-m", "uvicorn", "--factory", "marketplace.app:app_from_env"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--no-access-log"]
+    server = stack.spawn("bench server", command, env)
+    try:
+        wait_for_http(f"{base}/healthz", 60, server)
+        label = "on " if caching else "off"
+        if caching:
+            warmed = httpx.post(f"{base}/api/bench/warm", timeout=120).json()
+            say(f"caching {label}: warmers ran: {', '.join(w['name'] for w in warmed)}")
+        say(f"caching {label}: warm-up {args.warmup:g} s ...")
+        asyncio.run(_load(port, mix, args.concurrency, args.warmup, args.seed + 1))
+        httpx.post(f"{base}/api/bench/reset", timeout=10).raise_for_status()
+        say(f"caching {label}: measuring {args.duration:g} s ...")
+        started = time.perf_counter()
+        samples = asyncio.run(_load(port, mix, args.concurrency, args.duration, args.seed))
+        elapsed = time.perf_counter() - started
+        stats = httpx.get(f"{base}/api/bench/stats", timeout=10).json()
+    finally:
+        stop_process(server)
+    return _summarize(samples, elapsed, stats, caching)
+
+
+def _summarize(
+    samples: list[Sample], elapsed: float, stats: dict[str, Any], caching: bool
+) -> PhaseResult:
+    by_name: dict[str, list[float]] = {}
+    for name, seconds, _ in samples:
+        by_name.setdefault(name, []).append(seconds)
+    lookups = stats["cache_hits"] + stats["cache_misses"]
+    return PhaseResult(
+        caching=caching,
+        duration_s=round(elapsed, 3),
+        latency=Latency.of([s for _, s, _ in samples]),
+        throughput_rps=round(len(samples) / elapsed, 1),
+        errors=sum(1 for _, _, status in samples if status == 0 or status >= 500),
+        by_endpoint={name: Latency.of(by_name[name]) for name in WEIGHTS if name in by_name},
+        heavy=Latency.of([s for name, s, _ in samples if name in HEAVY]),
+        cache_hit_rate=round(stats["cache_hit_rate"], 4) if lookups else None,
+        cache_hits=stats["cache_hits"],
+        cache_misses=stats["cache_misses"],
+        queries=stats["queries"],
+        slow_queries=stats["slow_queries"],
+        slow_query_pct=round(stats["slow_query_pct"], 3),
+        pool_max=stats["pool_max"],
+        pool_utilization_pct=round(
+            100 * stats["pool_usage_ms"] / (elapsed * 1000 * stats["pool_max"]), 2
+        ),
+    )
+
+
+def _ratio(before: float, after: float) -> float | None:
+    return round(before / after, 1) if after > 0 else None
+
+
+def _ratios(off: PhaseResult, on: PhaseResult) -> dict[str, Any]:
+    per_endpoint = {
+        name: _ratio(off.by_endpoint[name].p50_ms, on.by_endpoint[name].p50_ms)
+        for name in HEAVY
+        if name in off.by_endpoint and name in on.by_endpoint
+    }
+    known = [r for r in per_endpoint.values() if r is not None]
+    return {
+        "avg": _ratio(off.latency.avg_ms, on.latency.avg_ms),
+        "p50": _ratio(off.latency.p50_ms, on.latency.p50_ms),
+        "p95": _ratio(off.latency.p95_ms, on.latency.p95_ms),
+        "p99": _ratio(off.latency.p99_ms, on.latency.p99_ms),
+        "throughput": _ratio(on.throughput_rps, off.throughput_rps),
+        "heavy_p50": _ratio(off.heavy.p50_ms, on.heavy.p50_ms),
+        "heavy_p50_min": min(known) if known else None,
+        "heavy_p50_by_endpoint": per_endpoint,
+    }
+
+
+def _table(off: PhaseResult, on: PhaseResult, ratios: dict[str, Any]) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def times(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}x"
+
+    def ms(phase: PhaseResult, field: str) -> str:
+        return f"{getattr(phase.latency, field):.1f}"
+
+    rows = [
+        (f"{q} latency (ms)", ms(off, f"{q}_ms"), ms(on, f"{q}_ms"), times(ratios[q]))
+        for q in ("avg", "p50", "p95", "p99")
+    ]
+    rows += [
+        (
+            "heavy endpoints p50 (ms)",
+            f"{off.heavy.p50_ms:.1f}",
+            f"{on.heavy.p50_ms:.1f}",
+            times(ratios["heavy_p50"]),
+        ),
+        (
+            "throughput (req/s)",
+            f"{off.throughput_rps:.0f}",
+            f"{on.throughput_rps:.0f}",
+            times(ratios["throughput"]),
+        ),
+    ]
+    shown: list[tuple[str, Callable[[PhaseResult], str]]] = [
+        ("requests (errors)", lambda p: f"{p.latency.requests} ({p.errors})"),
+        ("cache hit rate", lambda p: pct(p.cache_hit_rate)),
+        ("slow queries", lambda p: f"{p.slow_query_pct:.1f}% of {p.queries}"),
+        ("pool utilisation", lambda p: f"{p.pool_utilization_pct:.0f}% of {p.pool_max}"),
+    ]
+    rows += [(label, show(off), show(on), "") for label, show in shown]
+    for name, ratio in ratios["heavy_p50_by_endpoint"].items():
+        rows.append(
+            (
+                f"  p50 {name} (ms)",
+                f"{off.by_endpoint[name].p50_ms:.1f}",
+                f"{on.by_endpoint[name].p50_ms:.1f}",
+                times(ratio),
+            )
+        )
+    headers = ("", "caching off (before)", "caching on (after)", "ratio")
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(4)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _verdicts(on: PhaseResult, ratios: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    heavy = ratios["heavy_p50_min"]
+    hit = on.cache_hit_rate
+    return {
+        "heavy_p50_ratio": {
+            "target": f">= {TARGETS['heavy_p50_ratio']:g}x (each heavy endpoint)",
+            "measured": heavy,
+            "met": heavy is not None and heavy >= TARGETS["heavy_p50_ratio"],
+        },
+        "cache_hit_rate": {
+            "target": f">= {TARGETS['cache_hit_rate']:.0%}",
+            "measured": hit,
+            "met": hit is not None and hit >= TARGETS["cache_hit_rate"],
+        },
+        "slow_query_pct": {
+            "target": f"< {TARGETS['slow_query_pct']:g}%",
+            "measured": on.slow_query_pct,
+            "met": on.slow_query_pct < TARGETS["slow_query_pct"],
+        },
+    }
+
+
+def _chart(path: Path, off: PhaseResult, on: PhaseResult, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in off.by_endpoint if n in on.by_endpoint]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=[3, 1])
+    width = 0.4
+
+    def bars(axis: Any, values: list[tuple[float, float]], labels: list[str]) -> None:
+        places = range(len(labels))
+        axis.bar([p - width / 2 for p in places], [v[0] for v in values], width, label="off")
+        axis.bar([p + width / 2 for p in places], [v[1] for v in values], width, label="on")
+        axis.set_yscale("log")
+        axis.set_xticks(list(places), labels, rotation=35, ha="right")
+        axis.legend(title="caching")
+
+    bars(left, [(off.by_endpoint[n].p50_ms, on.by_endpoint[n].p50_ms) for n in names], names)
+    left.set_ylabel("p50 latency (ms, log scale)")
+    left.set_title("p50 latency by endpoint")
+    quantiles = ["avg", "p50", "p95", "p99"]
+    values = [(getattr(off.latency, f"{q}_ms"), getattr(on.latency, f"{q}_ms")) for q in quantiles]
+    bars(right, values, quantiles)
+    right.set_title("all requests (ms)")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run both phases, print the table, write the JSON (and the chart)."""
+    settings = Settings.from_env()
+    if args.quick:
+        args.sf = 0.01 if args.sf is None else args.sf
+        args.duration = 3.0 if args.duration is None else args.duration
+        args.warmup = 1.0 if args.warmup is None else args.warmup
+    args.sf = 0.1 if args.sf is None else args.sf
+    args.duration = 20.0 if args.duration is None else args.duration
+    args.warmup = 5.0 if args.warmup is None else args.warmup
+    with Stack(
+        database_url=args.database_url or settings.database_url,
+        redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    ) as stack:
+        meta = ensure_data(stack.database_url, args.sf, args.seed)
+        mix = Mix(args.sf, args.zipf)
+        _clear_namespace(stack.redis_url)
+        try:
+            off = _phase(stack, args, mix, caching=False, settings=settings)
+            on = _phase(stack, args, mix, caching=True, settings=settings)
+        finally:
+            _clear_namespace(stack.redis_url)
+    ratios = _ratios(off, on)
+    verdicts = _verdicts(on, ratios)
+    title = (
+        f"perfkit bench: SF {args.sf:g}, {args.concurrency} concurrent, "
+        f"{args.duration:g} s per phase after {args.warmup:g} s warm-up, Zipf {args.zipf:g}"
+    )
+    say("")
+    say(title)
+    say(_table(off, on, ratios))
+    say("")
+    for name, verdict in verdicts.items():
+        mark = "met" if verdict["met"] else "NOT met"
+        say(f"target {name} {verdict['target']}: measured {verdict['measured']} -> {mark}")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "title": title,
+        "config": {
+            "sf": args.sf,
+            "seed": args.seed,
+            "data_anchor": meta.get("anchor"),
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "zipf": args.zipf,
+            "weights": WEIGHTS,
+            "heavy_endpoints": HEAVY,
+            "servers": "embedded" if not (args.database_url or settings.database_url) else "given",
+        },
+        "before": off,
+        "after": on,
+        "ratios": ratios,
+        "targets": verdicts,
+    }
+    output.write_bytes(msgspec.json.format(msgspec.json.encode(document)) + b"\n")
+    say(f"wrote {output}")
+    if not args.no_chart:
+        chart = output.with_suffix(".png")
+        _chart(chart, off, on, title)
+        say(f"wrote {chart}")
+    return 0
+
+
+def _clear_namespace(redis_url: str) -> None:
+    from perfkit.cache import RedisService
+
+    with RedisService(redis_url, namespace=NAMESPACE) as cache:
+        cache.clear()

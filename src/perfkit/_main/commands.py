@@ -1,0 +1,87 @@
+"""The argument parsers of ``perfkit demo`` and ``perfkit bench`` (cheap to import)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_bench", "add_demo"]
+
+
+def _servers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url", help="PostgreSQL to use (default: DATABASE_URL, else embedded)"
+    )
+    parser.add_argument("--redis-url", help="Redis to use (default: REDIS_URL, else embedded)")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="embedded PostgreSQL's data directory, kept between runs "
+        "(default: $TMPDIR/perfkit-demo-<uid>)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="data seed (default: %(default)s)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from perfkit._main.demo import run_demo
+
+    return run_demo(args)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from perfkit._main.bench import run_bench
+
+    return run_bench(args)
+
+
+def add_demo(subparsers: Any) -> None:
+    """Add ``perfkit demo``."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the reference marketplace with its worker and dashboard",
+        description=(
+            "Serve the reference marketplace (examples/marketplace) with a worker, on "
+            "DATABASE_URL / REDIS_URL or on embedded PostgreSQL and Valkey started for the "
+            "run. Loads the data (SF 0.1) when the database has none. Ctrl-C stops "
+            "everything it started."
+        ),
+    )
+    _servers(parser)
+    parser.add_argument(
+        "--sf", type=float, help="scale factor to load when the database is empty (0.1)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    parser.add_argument("--log-level", default="warning", help="uvicorn's (default: warning)")
+    parser.set_defaults(handler=_run_demo)
+
+
+def add_bench(subparsers: Any) -> None:
+    """Add ``perfkit bench``."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="the seed's Before/After table, measured: caching off vs on",
+        description=(
+            "Load the marketplace (SF 0.1), then serve it twice - perfkit's caching off, "
+            "then on - under the same Zipf-distributed request mix from a concurrent HTTP "
+            "client, after a warm-up. Prints latency, throughput, cache hit rate, slow "
+            "queries, pool utilisation and the ratios; writes JSON and a PNG chart."
+        ),
+    )
+    _servers(parser)
+    parser.add_argument("--sf", type=float, help="scale factor (default 0.1; --quick: 0.01)")
+    parser.add_argument("--quick", action="store_true", help="a short run (SF 0.01, 3 s per phase)")
+    parser.add_argument("--duration", type=float, help="seconds measured per phase (20)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per phase (5)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)"
+    )
+    parser.add_argument("--zipf", type=float, default=1.2, help="Zipf exponent (default 1.2)")
+    parser.add_argument(
+        "--output",
+        default="bench-results.json",
+        metavar="FILE",
+        help="JSON results (default: %(default)s); the chart goes next to it as .png",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
+    parser.set_defaults(handler=_run_bench)

@@ -1,0 +1,71 @@
+"""``perfkit demo``: the marketplace, its worker and its dashboard, on this machine.
+
+Servers come from DATABASE_URL / REDIS_URL, or are embedded and started here. Data is
+loaded when the database has none. The app is served by uvicorn in this process, the
+worker runs as a subprocess; Ctrl-C (SIGINT) or SIGTERM stops the server, then the
+worker, then the embedded servers — only what this command started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from perfkit._main.stack import Stack, ensure_data, marketplace_module, say
+from perfkit.settings import Settings
+
+__all__ = ["run_demo"]
+
+ADMIN_PATH = "/api/admin/performance"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo until interrupted; returns the exit status."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    with Stack(
+        database_url=args.database_url or settings.database_url,
+        redis_url=args.redis_url or _env_redis_url(),
+        data_dir=data_dir,
+    ) as stack:
+        ensure_data(stack.database_url, args.sf, args.seed)
+        marketplace = marketplace_module("app")
+        token = secrets.token_urlsafe(24)
+        exports = str(stack.data_dir / "exports")
+        worker = stack.worker(JOB_EXPORT_DIR=exports)
+        app = marketplace.create_app(
+            marketplace.MarketplaceConfig(
+                database_url=stack.database_url,
+                redis_url=stack.redis_url,
+                admin_token=token,
+            ),
+            settings,
+        )
+        base = f"http://{args.host}:{args.port}"
+        say(f"Worker: pid {worker.pid} (email, notifications, analytics queues)")
+        say("")
+        say("perfkit demo is running; Ctrl-C stops it.")
+        say(f"  app:         {base}/api/products  (more: {base}/api/leaderboards/categories)")
+        if app.admin_mounted:
+            say(f"  dashboard:   {base}{ADMIN_PATH}/dashboard")
+            say(f"  admin token: {token}")
+            say(f"  e.g.         curl -H 'Authorization: Bearer {token}' {base}{ADMIN_PATH}/cache")
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+        )
+        # uvicorn re-raises the SIGINT it handled once it has shut down.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        say("Stopping ...")
+    say("Stopped everything perfkit demo started.")
+    return 0
+
+
+def _env_redis_url() -> str | None:
+    # Settings.redis_url has a default; the demo starts Valkey only when none is set.
+    return os.environ.get("REDIS_URL") or None

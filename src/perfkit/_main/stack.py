@@ -1,0 +1,206 @@
+"""The servers and processes a demo or bench run needs, and what it must undo.
+
+:class:`Stack` takes PostgreSQL and Redis from the environment (or the command line), or
+starts embedded ones; it loads the marketplace data when the database lacks it, starts
+worker and server subprocesses, and stops everything it started — and nothing else — in
+reverse order on :meth:`Stack.close`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from perfkit._errors import ConfigError
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis
+
+__all__ = ["Stack", "examples_path", "import_marketplace", "marketplace_module"]
+
+_ROOT = Path(__file__).resolve().parents[3]
+
+
+def examples_path() -> Path:
+    """The ``examples`` directory of the source checkout perfkit runs from."""
+    found = _ROOT / "examples"
+    if not (found / "marketplace" / "__init__.py").is_file():
+        raise ConfigError(
+            "perfkit demo and perfkit bench run examples/marketplace from a source checkout "
+            f"(not found under {_ROOT}): clone the repository and pip install -e '.[examples]'"
+        )
+    return found
+
+
+def import_marketplace() -> None:
+    """Make ``import marketplace`` work in this process."""
+    path = str(examples_path())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def marketplace_module(name: str) -> Any:
+    """The module ``marketplace.<name>`` of the example app (untyped for perfkit's mypy:
+    the example lives outside the package)."""
+    import_marketplace()
+    return importlib.import_module(f"marketplace.{name}")
+
+
+def default_data_dir() -> Path:
+    """Where the embedded PostgreSQL keeps the demo data between runs."""
+    return Path(tempfile.gettempdir()) / f"perfkit-demo-{os.getuid()}"
+
+
+def say(message: str) -> None:
+    """A line on stdout, at once (the tests read it from a pipe)."""
+    print(message, flush=True)
+
+
+class Stack:
+    """PostgreSQL, Redis and subprocesses for one run; a context manager.
+
+    ``database_url`` / ``redis_url``: use those servers (``None``: start embedded ones,
+    PostgreSQL on ``data_dir`` so its data survives the run).
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None,
+        redis_url: str | None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+        self.data_dir = data_dir or default_data_dir()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        try:
+            self.database_url = database_url or self._embedded_postgres()
+            self.redis_url = redis_url or self._embedded_redis()
+        except BaseException:
+            self.close()
+            raise
+
+    def _embedded_postgres(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o755)  # embedded_postgres runs the server as its own user as root
+        server = EmbeddedPostgres(self.data_dir / "pgdata")
+        self._undo.append(("embedded PostgreSQL", server.stop))
+        say(f"PostgreSQL: embedded, data in {server.data_dir} (pid {self.postgres_pid()})")
+        return server.url
+
+    def _embedded_redis(self) -> str:
+        server = EmbeddedRedis()
+        self._undo.append(("embedded Valkey", server.stop))
+        say(f"Redis: embedded Valkey at {server.url}")
+        return server.url
+
+    def postgres_pid(self) -> int | None:
+        """The embedded PostgreSQL's postmaster pid (None when not embedded or stopped)."""
+        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        """The environment of a worker or server subprocess of this run."""
+        path = os.pathsep.join(filter(None, [str(examples_path()), os.environ.get("PYTHONPATH")]))
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "PYTHONPATH": path,
+            **extra,
+        }
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start ``command`` in a session of its own (a terminal's Ctrl-C reaches only this
+        process, which stops its children in order); stopped by :meth:`close`."""
+        process = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603 (our own argv)
+        self.processes.append(process)
+        self._undo.append((name, lambda: stop_process(process)))
+        return process
+
+    def worker(self, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``perfkit worker --import marketplace.jobs`` on this run's Redis."""
+        command = [sys.executable, "-m", "perfkit.cli", "worker", "--import", "marketplace.jobs"]
+        command += ["--redis-url", self.redis_url, "--log-level", "WARNING"]
+        return self.spawn("worker", command, self.environment(**env))
+
+    def close(self) -> None:
+        """Stop what this run started, newest first; report but survive a failing step."""
+        while self._undo:
+            name, undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as exc:
+                print(f"warning: stopping {name} failed: {exc}", file=sys.stderr)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM ``process`` (a warm shutdown for workers and servers), SIGKILL after
+    ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until ``url`` answers 200 (ConfigError after ``timeout`` or if ``process`` dies)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise ConfigError(f"the server exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def ensure_data(
+    database_url: str, sf: float | None, seed: int, *, progress: bool = True
+) -> dict[str, str]:
+    """Load the marketplace when the database has none (or, with ``sf``, another scale);
+    returns the load's metadata."""
+    datagen = marketplace_module("datagen")
+    meta: dict[str, str] | None = datagen.loaded_meta(database_url)
+    wanted = 0.1 if sf is None else sf
+    if meta is not None and (sf is None or (float(meta["sf"]) == sf and int(meta["seed"]) == seed)):
+        say(f"Data: SF {float(meta['sf']):g} already loaded ({meta['loaded_at']})")
+        return meta
+    if meta is not None:
+        say(f"Data: SF {float(meta['sf']):g} seed {meta['seed']} loaded; reloading SF {wanted:g}")
+    datagen.load(database_url, sf=wanted, seed=seed, progress=progress)
+    found: dict[str, str] | None = datagen.loaded_meta(database_url)
+    if found is None:
+        raise ConfigError("the data load did not complete")
+    return found

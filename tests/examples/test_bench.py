@@ -1,0 +1,67 @@
+"""``perfkit bench --quick`` end to end: load, two server phases, table, JSON, chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from perfkit.cli import main
+from tests._servers import PrivateRedis
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_end_to_end_and_writes_its_json(
+    database_url: str,
+    private_redis: PrivateRedis,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output = tmp_path / "results" / "bench.json"
+    status = main(
+        [
+            "bench",
+            "--quick",
+            "--sf",
+            "0.002",
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--database-url",
+            database_url,
+            "--redis-url",
+            private_redis.url,
+            "--output",
+            str(output),
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "caching off (before)" in printed and "caching on (after)" in printed
+    assert "target cache_hit_rate" in printed
+
+    results = json.loads(output.read_text())
+    before, after = results["before"], results["after"]
+    assert before["caching"] is False and after["caching"] is True
+    for phase in (before, after):
+        assert phase["latency"]["requests"] > 20
+        assert phase["errors"] == 0
+        assert 0 < phase["latency"]["p50_ms"] <= phase["latency"]["p99_ms"]
+        assert phase["queries"] > 0
+        assert set(phase["by_endpoint"]) >= {"product", "category_leaderboard", "search"}
+    assert before["cache_hit_rate"] is None  # caching off: no lookups at all
+    assert 0 < after["cache_hit_rate"] <= 1
+    assert after["cache_hits"] > after["cache_misses"]
+    # The cached phase runs far fewer statements per request than the uncached one.
+    assert after["queries"] / after["latency"]["requests"] < (
+        before["queries"] / before["latency"]["requests"]
+    )
+    assert set(results["ratios"]["heavy_p50_by_endpoint"]) == set(
+        results["config"]["heavy_endpoints"]
+    )
+    assert set(results["targets"]) == {"heavy_p50_ratio", "cache_hit_rate", "slow_query_pct"}
+    assert output.with_suffix(".png").read_bytes().startswith(b"\x89PNG")

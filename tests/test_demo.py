@@ -1,0 +1,114 @@
+"""``perfkit demo`` as a user runs it: a real subprocess on a fresh embedded stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from perfkit.embedded import free_port, redis_answers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Output:
+    """The lines a subprocess prints, collected by a thread."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def find(self, pattern: str) -> re.Match[str]:
+        for line in self.lines:
+            found = re.search(pattern, line)
+            if found:
+                return found
+        raise AssertionError(f"no line matches {pattern!r} in:\n" + "\n".join(self.lines))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], output: Output) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"demo exited with {process.returncode}:\n{output.text}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"demo did not answer at {url}:\n{output.text}")
+
+
+@pytest.mark.slow
+def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
+    command += ["--data-dir", str(tmp_path / "demo")]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(process)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(f"{base}/healthz", process, output)
+        popular = httpx.get(f"{base}/api/products/popular", timeout=10)
+        assert popular.status_code == 200 and len(popular.json()) == 20
+        board = httpx.get(f"{base}/api/leaderboards/categories", timeout=10)
+        assert board.status_code == 200 and board.json()
+        order = httpx.post(f"{base}/api/orders", json={"user_id": 1, "items": {"1": 1}}, timeout=10)
+        assert order.status_code == 201, order.text
+
+        redis_url = output.find(r"Redis: embedded Valkey at (\S+)")[1]
+        postgres_pid = int(output.find(r"PostgreSQL: embedded, .* \(pid (\d+)\)")[1])
+        worker_pid = int(output.find(r"Worker: pid (\d+)")[1])
+        output.find(r"app: +http://127\.0\.0\.1:\d+/api/products")
+        assert redis_answers(redis_url)
+        assert psutil.pid_exists(postgres_pid) and psutil.pid_exists(worker_pid)
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0, output.text
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert "Stopped everything perfkit demo started." in output.text
+    assert not redis_answers(redis_url)
+    assert not _alive(postgres_pid)
+    assert not _alive(worker_pid)
+    assert not (tmp_path / "demo" / "pgdata" / "postmaster.pid").exists()
+    shutil.rmtree(tmp_path / "demo", ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
