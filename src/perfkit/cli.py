@@ -1,4 +1,5 @@
-"""The ``perfkit`` command line: ``perfkit worker`` and ``perfkit jobs ...``.
+"""The ``perfkit`` command line: ``perfkit worker``, ``perfkit jobs ...``, ``perfkit demo``
+and ``perfkit bench`` (the last two in :mod:`perfkit._main`).
 
 Each top-level command is added by one ``_add_<command>`` function listed in
 ``COMMANDS``; it sets ``handler`` on its parser, which :func:`main` calls with the parsed
@@ -17,6 +18,7 @@ import msgspec
 import redis
 
 from perfkit._errors import PerfkitError
+from perfkit._main import add_bench, add_demo
 from perfkit.settings import Settings
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -250,7 +252,7 @@ def _add_jobs(subparsers: Subparsers) -> None:
 
 
 # Later commands (perfkit demo, perfkit bench) add themselves here.
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_worker, _add_jobs]
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_worker, _add_jobs, add_demo, add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
