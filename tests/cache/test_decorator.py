@@ -290,3 +290,15 @@ def test_equal_but_differently_typed_arguments_get_their_own_keys(cache: RedisSe
     assert [echo(1), echo(True), echo(1.0), echo("1")] == [1, True, 1.0, "1"]
     assert [type(v) for v in (echo(1), echo(True), echo(1.0))] == [int, bool, float]
     assert cache.metrics().hits == 7
+
+
+def test_unresolvable_return_annotation_is_a_clear_error(cache: RedisService) -> None:
+    class Local(msgspec.Struct):
+        x: int
+
+    @cached_query(cache=cache)
+    def make() -> Local:
+        return Local(x=1)
+
+    with pytest.raises(TypeError, match="cannot resolve the return annotation"):
+        make()

@@ -3,6 +3,7 @@ fallback (:class:`RedisService`, :class:`AsyncRedisService`), the :func:`cached_
 decorator, and cache warming. See docs/cache.md."""
 
 from perfkit.cache._aio import AsyncRedisService
+from perfkit.cache._near import NearCache
 from perfkit.cache._stats import CacheMetrics
 from perfkit.cache._sync import RedisService
 from perfkit.cache.decorator import cached_query, get_default_cache, set_default_cache
@@ -12,6 +13,7 @@ __all__ = [
     "AsyncRedisService",
     "CacheMetrics",
     "CacheWarmer",
+    "NearCache",
     "RedisService",
     "WarmResult",
     "cached_query",

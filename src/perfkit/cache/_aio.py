@@ -19,15 +19,15 @@ from perfkit.cache._base import (
     CONNECTION_ERRORS,
     EXACT_KEY_COUNT_LIMIT,
     KEY_SAMPLE,
-    MISSING,
     BaseCacheService,
-    Payload,
     client_kwargs,
     resolve_ttl,
     validate_tags,
 )
+from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
+from perfkit.cache._near import NearCache
 from perfkit.cache._stats import CacheMetrics
 from perfkit.settings import Settings
 
@@ -51,6 +51,7 @@ class AsyncRedisService(BaseCacheService):
         namespace: str | None = None,
         default_ttl: int | None = None,
         settings: Settings | None = None,
+        l1: NearCache | bool = False,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         owns = not isinstance(client, driver.Redis)
@@ -68,6 +69,7 @@ class AsyncRedisService(BaseCacheService):
         self._store_tagged = client.register_script(_scripts.STORE_TAGGED)
         self._release = client.register_script(_scripts.RELEASE)
         self._flights = AsyncFlights()
+        self._start_l1(l1)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> AsyncRedisService:
@@ -75,7 +77,8 @@ class AsyncRedisService(BaseCacheService):
         return cls(settings=Settings.from_env(), **kwargs)
 
     async def close(self) -> None:
-        """Close the client if the service created it."""
+        """Stop the L1 listener, and close the client if the service created it."""
+        self._stop_l1()
         if self._owns_client:
             await self._client.aclose()
 
@@ -96,8 +99,11 @@ class AsyncRedisService(BaseCacheService):
         """The value at ``key``, or ``default`` when there is none (a cached None is None)."""
         full = self._key(key)
         start = time.perf_counter()
-        payload = (await self._lookup([full]))[0]
-        value = MISSING if payload is None else self._decode(payload, None, key)
+        value = self._near_get(full, None)
+        if value is MISSING:
+            epoch = self._near_epoch()
+            entry = (await self._lookup([full]))[0]
+            value = MISSING if entry is None else self._accept(full, entry, None, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
         return default if value is MISSING else value
 
@@ -108,12 +114,21 @@ class AsyncRedisService(BaseCacheService):
         if not fulls:
             return {}
         start = time.perf_counter()
-        payloads = await self._lookup(fulls)
         found: dict[str, Any] = {}
-        for name, payload in zip(names, payloads, strict=True):
-            value = MISSING if payload is None else self._decode(payload, None, name)
-            if value is not MISSING:
+        wanted: list[tuple[str, str]] = []
+        for name, full in zip(names, fulls, strict=True):
+            value = self._near_get(full, None)
+            if value is MISSING:
+                wanted.append((name, full))
+            else:
                 found[name] = value
+        if wanted:
+            epoch = self._near_epoch()
+            entries = await self._lookup([full for _, full in wanted])
+            for (name, full), entry in zip(wanted, entries, strict=True):
+                value = MISSING if entry is None else self._accept(full, entry, None, name, epoch)
+                if value is not MISSING:
+                    found[name] = value
         elapsed = (time.perf_counter() - start) / len(fulls)
         for name in names:
             self._stats.lookup(name in found, elapsed)
@@ -123,14 +138,16 @@ class AsyncRedisService(BaseCacheService):
         """Whether ``key`` holds a value that may be served (its tags still current)."""
         return (await self._lookup([self._key(key)]))[0] is not None
 
-    async def _lookup(self, fulls: list[str], tags: Sequence[str] = ()) -> list[Payload | None]:
-        """The payload of each key, or None when missing or guarded by a tag that moved on.
+    async def _lookup(self, fulls: list[str], tags: Sequence[str] = ()) -> list[Entry | None]:
+        """Each key's payload and tag generations, or None when missing or guarded by a tag
+        that moved on.
 
         ``tags``: the tags the caller expects the entry to carry; their generations come in
         the same MGET, so a tagged hit is one round trip like an untagged one."""
         if await self._use_memory():
-            return [self._memory.get(full) for full in fulls]
+            return [self._memory_entry(full) for full in fulls]
         try:
+            epoch = self._near_epoch()
             if len(fulls) == 1 and not tags:
                 raws: list[bytes | None] = [await self._client.get(fulls[0])]
                 known: dict[str, bytes | None] = {}
@@ -138,30 +155,33 @@ class AsyncRedisService(BaseCacheService):
                 values = await self._client.mget([*fulls, *(self._tag_prefix + t for t in tags)])
                 raws = values[: len(fulls)]
                 known = dict(zip(tags, values[len(fulls) :], strict=True))
-            payloads: list[Payload | None] = [None] * len(raws)
-            guarded: list[tuple[int, list[tuple[str, bytes]], Payload]] = []
+            entries: list[Entry | None] = [None] * len(raws)
+            guarded: list[tuple[int, Entry]] = []
             for index, raw in enumerate(raws):
                 entry = None if raw is None else _codec.split_entry(raw)
                 if entry is None:
                     continue
-                pairs, payload = entry
-                if pairs:
-                    guarded.append((index, pairs, payload))
+                if entry[1]:
+                    guarded.append((index, entry))
                 else:
-                    payloads[index] = payload
+                    entries[index] = entry
             if guarded:
-                unknown = list({tag for _, pairs, _ in guarded for tag, _ in pairs} - known.keys())
+                unknown = list(
+                    {tag for _, (_, pairs) in guarded for tag, _ in pairs} - known.keys()
+                )
                 if unknown:
                     gens = await self._client.mget([self._tag_prefix + t for t in unknown])
                     known.update(zip(unknown, gens, strict=True))
-                for index, pairs, guarded_payload in guarded:
+                for index, entry in guarded:
                     # Current only if no tag was invalidated since the value was computed.
-                    if all(known[tag] == gen for tag, gen in pairs):
-                        payloads[index] = guarded_payload
-            return payloads
+                    if all(known[tag] == gen for tag, gen in entry[1]):
+                        entries[index] = entry
+            if known and self._near is not None:
+                self._near.learn(known, epoch)
+            return entries
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
-            return [self._memory.get(full) for full in fulls]
+            return [self._memory_entry(full) for full in fulls]
         except redis.RedisError as exc:
             self._error("get", exc)
             return [None] * len(fulls)
@@ -217,6 +237,7 @@ class AsyncRedisService(BaseCacheService):
                         for full, payload in chunk:
                             pipe.set(full, _codec.untagged_entry(payload), px=ttl_ms or None)
                 written = await pipe.execute()
+                self._near_evict(list(payloads))
                 if tags:
                     # A script writes nothing (0) when its generations were outdated.
                     self._stats.count(
@@ -230,6 +251,7 @@ class AsyncRedisService(BaseCacheService):
             except redis.RedisError as exc:
                 self._error("set", exc)
                 return
+        self._near_evict(list(payloads))
         for full, payload in payloads.items():
             self._memory.set(full, payload, ttl_ms / 1000, tags)
         self._stats.count(sets=len(payloads))
@@ -239,6 +261,7 @@ class AsyncRedisService(BaseCacheService):
         fulls = self._keys(keys)
         if not fulls:
             return 0
+        self._near_evict(fulls)
         if not await self._use_memory():
             try:
                 removed: int = await self._client.unlink(*fulls)
@@ -263,6 +286,8 @@ class AsyncRedisService(BaseCacheService):
         checked = validate_tags(tags)
         if not checked:
             return
+        if self._near is not None:
+            self._near.forget_tags(list(checked))
         if not await self._use_memory():
             try:
                 await self._client.delete(*[self._tag_prefix + tag for tag in checked])
@@ -275,6 +300,8 @@ class AsyncRedisService(BaseCacheService):
         """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
         batches); returns how many. Keys outside the namespace are never reached."""
         full_pattern = self._pattern(pattern)
+        if self._near is not None:
+            self._near.evict_matching(full_pattern)
         if not await self._use_memory():
             try:
                 removed = await self._unlink_matching(full_pattern, keep_internal=True)
@@ -289,6 +316,8 @@ class AsyncRedisService(BaseCacheService):
     async def clear(self) -> int:
         """Delete everything in this namespace, tag generations included; returns how many
         keys. Other namespaces are untouched."""
+        if self._near is not None:
+            self._near.clear()
         if await self._use_memory():
             self._memory.clear()
             self._memory.pending.overflow = True  # drop the namespace once Redis is back
@@ -347,19 +376,24 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str],
         type_: Any,
         refresh: bool = False,
+        l1: bool = True,
     ) -> Any:
-        """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit."""
+        """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit;
+        ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
         checked_tags = validate_tags(tags)
         if not refresh:
             start = time.perf_counter()
-            payload = (await self._lookup([full], checked_tags))[0]
-            if payload is not None:
-                value = self._decode(payload, type_, key)
-                if value is not MISSING:
-                    self._stats.lookup(True, time.perf_counter() - start)
-                    return value
+            value = self._near_get(full, type_) if l1 else MISSING
+            if value is MISSING:
+                epoch = self._near_epoch()
+                entry = (await self._lookup([full], checked_tags))[0]
+                if entry is not None:
+                    value = self._accept(full, entry, type_, key, epoch, l1)
+            if value is not MISSING:
+                self._stats.lookup(True, time.perf_counter() - start)
+                return value
             self._stats.lookup(False, time.perf_counter() - start)
 
         async def fill() -> tuple[Any, Payload | None]:
@@ -414,7 +448,7 @@ class AsyncRedisService(BaseCacheService):
                     if not refresh:
                         found = (await self._lookup([full], tags))[0]
                         if found is not None:
-                            return MISSING, found
+                            return MISSING, found[0]
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
                 gens = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import redis
 import structlog
@@ -14,27 +14,14 @@ from redis.retry import Retry
 
 from perfkit._errors import ConfigError
 from perfkit.cache import _codec
+from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import MemoryStore
+from perfkit.cache._near import NearCache, Tracker
 from perfkit.cache._stats import CacheMetrics, CacheStats
 from perfkit.settings import Settings
 
 log = structlog.get_logger("perfkit.cache")
 
-
-class _Missing:
-    """The type of :data:`MISSING`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-# An encoded value, possibly a view into the bytes Redis returned.
-Payload = bytes | memoryview
-
-# "Not in the cache": distinct from None, which is a value that can be cached.
-MISSING: Final = _Missing()
 
 # Errors that mean Redis is unreachable: the service falls back to memory on these.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -129,6 +116,8 @@ class BaseCacheService:
         self._memory = MemoryStore(
             self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
         )
+        self._near: NearCache | None = None
+        self._tracker: Tracker | None = None
         self._state_lock = threading.Lock()
         self._fallback_since: float | None = None
         self._probe_delay = _PROBE_FIRST_DELAY
@@ -164,6 +153,59 @@ class BaseCacheService:
 
     def _lock_key(self, full_key: str) -> str:
         return self._lock_prefix + full_key[len(self._prefix) :]
+
+    # -- L1 near cache ----------------------------------------------------------------------
+
+    def _start_l1(self, l1: NearCache | bool) -> None:
+        if l1 is False:
+            return
+        self._near = NearCache() if l1 is True else l1
+        self._tracker = Tracker(
+            self._near,
+            dict(self._client.connection_pool.connection_kwargs),
+            self._prefix,
+            self._tag_prefix,
+            self.settings.redis_retry_max_delay,
+        )
+
+    def _stop_l1(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
+
+    def wait_l1_ready(self, timeout: float = 5.0) -> bool:
+        """Block until the L1 listener is tracking (True), or ``timeout`` passed (False).
+        Until then the near cache is bypassed; this is for tests and start-up checks."""
+        return self._tracker is not None and self._tracker.connected.wait(timeout)
+
+    def _near_get(self, full: str, type_: Any) -> Any:
+        near = self._near
+        if near is None or self._fallback_since is not None:
+            return MISSING
+        return near.get(full, type_)
+
+    def _near_epoch(self) -> int:
+        return 0 if self._near is None else self._near.epoch
+
+    def _near_evict(self, fulls: list[str]) -> None:
+        if self._near is not None:
+            self._near.evict(fulls)
+
+    def _accept(
+        self, full: str, entry: Entry, type_: Any, key: str, epoch: int, l1: bool = True
+    ) -> Any:
+        """The value of an entry read from Redis (MISSING if it does not decode), kept in
+        the near cache when no invalidation arrived since ``epoch``."""
+        payload, pairs = entry
+        value = self._decode(payload, type_, key)
+        near = self._near
+        if l1 and near is not None and value is not MISSING and self._fallback_since is None:
+            near.put(full, type_, value, pairs, len(payload), epoch)
+        return value
+
+    def _memory_entry(self, full: str) -> Entry | None:
+        payload = self._memory.get(full)
+        return None if payload is None else (payload, [])
 
     # -- values -----------------------------------------------------------------------------
 
@@ -266,6 +308,9 @@ class BaseCacheService:
             keys=keys,
             keys_estimated=keys_estimated,
             connected_clients=connected_clients,
+            l1_active=self._near is not None and self._near.enabled,
+            l1_hits=0 if self._near is None else self._near.hits,
+            l1_entries=0 if self._near is None else len(self._near),
         )
 
 

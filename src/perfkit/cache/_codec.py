@@ -8,9 +8,27 @@ written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`spli
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+# An encoded value, possibly a view into the bytes Redis returned.
+Payload = bytes | memoryview
+# A payload and the (tag, generation) pairs it was written with.
+Entry = tuple[Payload, list[tuple[str, bytes]]]
+
+# "Not in the cache": distinct from None, which is a value that can be cached.
+MISSING: Final = _Missing()
 
 UNTAGGED = 0
 TAGGED = 1
@@ -34,19 +52,19 @@ def untagged_entry(payload: bytes) -> bytes:
     return _UNTAGGED_PREFIX + payload
 
 
-def split_entry(raw: bytes) -> tuple[list[tuple[str, bytes]], memoryview] | None:
-    """``(tag generations, payload)`` of a stored entry (no tags for an untagged one), or
+def split_entry(raw: bytes) -> Entry | None:
+    """``(payload, tag generations)`` of a stored entry (no tags for an untagged one), or
     None when the entry is not in perfkit's layout."""
     if raw[0] == UNTAGGED:
-        return [], memoryview(raw)[1:]
+        return memoryview(raw)[1:], []
     stop = raw.find(b"\x1d", 1)
     if raw[0] != TAGGED or stop < 0:
         return None
-    pairs = []
+    pairs: list[tuple[str, bytes]] = []
     for pair in raw[1:stop].split(b"\x1e"):
         tag, _, gen = pair.partition(b"\x1f")
         pairs.append((tag.decode(), gen))
-    return pairs, memoryview(raw)[stop + 1 :]
+    return memoryview(raw)[stop + 1 :], pairs
 
 
 @lru_cache(maxsize=256)

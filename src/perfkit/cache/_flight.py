@@ -9,7 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from perfkit.cache._base import Payload
+from perfkit.cache._codec import Payload
 
 
 class _Flight:

@@ -35,6 +35,9 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
     keys: int | None
     keys_estimated: bool
     connected_clients: int | None
+    l1_active: bool = False
+    l1_hits: int = 0
+    l1_entries: int = 0
 
 
 class CacheStats:

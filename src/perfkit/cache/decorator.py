@@ -112,6 +112,7 @@ def cached_query(
     *,
     cache: RedisService | AsyncRedisService | None = None,
     key: str | None = None,
+    l1: bool = True,
 ) -> Callable[[F], F]:
     """Cache the results of a sync or async function.
 
@@ -119,7 +120,8 @@ def cached_query(
     signature (defaults applied), msgspec-encoded and hashed, or ``key`` formatted with the
     arguments (``"products:{category}:{page}"``). ``tags`` are templates filled the same
     way. Hits are decoded into the return annotation when there is one. The function gains
-    ``.invalidate(*args, **kwargs)`` and ``.refresh(*args, **kwargs)``.
+    ``.invalidate(*args, **kwargs)`` and ``.refresh(*args, **kwargs)``. ``l1=False`` keeps
+    this function's results out of the service's L1 near cache (when it has one).
     """
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
@@ -143,7 +145,14 @@ def cached_query(
         def decode_type() -> Any:
             # Resolved on first call, so annotations may name types defined later.
             if not return_type:
-                hint = typing.get_type_hints(func).get("return", Any)
+                try:
+                    hint = typing.get_type_hints(func).get("return", Any)
+                except NameError as exc:
+                    raise TypeError(
+                        f"cached_query({name}): cannot resolve the return annotation "
+                        f"({exc}); define the type at module level so hits can be "
+                        "decoded into it"
+                    ) from exc
                 return_type.append(None if hint is Any or hint is type(None) else hint)
             return return_type[0]
 
@@ -196,7 +205,7 @@ def cached_query(
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return await service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type()
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type(), l1=l1
                 )
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -217,7 +226,7 @@ def cached_query(
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type()
+                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type(), l1=l1
                 )
 
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:

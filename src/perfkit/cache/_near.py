@@ -1,0 +1,272 @@
+"""The L1 near cache: decoded values in process memory, in front of Redis.
+
+Kept consistent across processes by Redis's own invalidation: a listener thread holds a
+RESP3 connection with ``CLIENT TRACKING on BCAST PREFIX <namespace>:``, so Redis pushes the
+name of every key of the namespace that anyone changes -- entries and tag generations alike.
+An entry stops being served when its key is pushed, or when the generation of one of its
+tags is (the generations an entry was written with are compared with the ones this process
+last read, which the pushes keep current, so a hit needs no round trip). While the listener
+is not connected the near cache is empty and bypassed.
+
+Races: a value read from Redis is only kept if no invalidation arrived since before the read
+(an epoch counter), so a push that overtakes the read can never leave an old value behind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import redis
+import redis.connection
+import structlog
+
+from perfkit.cache._codec import MISSING
+
+log = structlog.get_logger("perfkit.cache")
+
+
+class _Near:
+    __slots__ = ("expires", "pairs", "size", "type_", "value")
+
+    def __init__(
+        self, value: Any, type_: Any, pairs: list[tuple[str, bytes]], size: int, expires: float
+    ) -> None:
+        self.value = value
+        self.type_ = type_
+        self.pairs = pairs
+        self.size = size
+        self.expires = expires
+
+
+class NearCache:
+    """A bounded (entries and bytes) LRU of decoded values with TTLs and tag generations.
+
+    Values are shared between callers: treat what the cache returns as read-only (frozen
+    Structs and tuples make that explicit).
+    """
+
+    def __init__(
+        self, max_entries: int = 10_000, max_bytes: int = 64 * 2**20, ttl: float = 60.0
+    ) -> None:
+        if max_entries <= 0 or max_bytes <= 0 or ttl <= 0:
+            raise ValueError(
+                f"near cache limits must be > 0, got max_entries={max_entries}, "
+                f"max_bytes={max_bytes}, ttl={ttl}"
+            )
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self._entries: OrderedDict[str, _Near] = OrderedDict()
+        self._gens: dict[str, bytes] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.epoch = 0
+        self.enabled = False
+        self.hits = 0
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, full: str, type_: Any) -> Any:
+        """The value, or MISSING when absent, expired, of another type or a tag moved on."""
+        if not self.enabled:
+            return MISSING
+        with self._lock:
+            entry = self._entries.get(full)
+            if entry is None or entry.type_ is not type_:
+                return MISSING
+            if entry.expires <= time.monotonic() or any(
+                self._gens.get(tag) != gen for tag, gen in entry.pairs
+            ):
+                self._drop(full)
+                return MISSING
+            self._entries.move_to_end(full)
+            self.hits += 1
+            return entry.value
+
+    # -- writes (only values read from Redis since ``epoch``) --------------------------------
+
+    def put(
+        self,
+        full: str,
+        type_: Any,
+        value: Any,
+        pairs: list[tuple[str, bytes]],
+        size: int,
+        epoch: int,
+    ) -> None:
+        with self._lock:
+            if not self.enabled or epoch != self.epoch or size > self.max_bytes:
+                return
+            self._drop(full)
+            self._entries[full] = _Near(value, type_, pairs, size, time.monotonic() + self.ttl)
+            self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+
+    def learn(self, gens: dict[str, bytes | None], epoch: int) -> None:
+        """Record tag generations read from Redis (None: the tag has none yet)."""
+        with self._lock:
+            if not self.enabled or epoch != self.epoch:
+                return
+            for tag, gen in gens.items():
+                if gen is None:
+                    self._gens.pop(tag, None)
+                else:
+                    self._gens[tag] = gen
+
+    # -- invalidation -----------------------------------------------------------------------
+
+    def evict(self, fulls: list[str]) -> None:
+        with self._lock:
+            self.epoch += 1
+            for full in fulls:
+                self._drop(full)
+
+    def forget_tags(self, tags: list[str]) -> None:
+        with self._lock:
+            self.epoch += 1
+            for tag in tags:
+                self._gens.pop(tag, None)
+
+    def evict_matching(self, full_pattern: str) -> None:
+        with self._lock:
+            self.epoch += 1
+            for full in [k for k in self._entries if fnmatch.fnmatchcase(k, full_pattern)]:
+                self._drop(full)
+
+    def clear(self, *, enabled: bool | None = None) -> None:
+        with self._lock:
+            self.epoch += 1
+            self._entries.clear()
+            self._gens.clear()
+            self._bytes = 0
+            if enabled is not None:
+                self.enabled = enabled
+
+    def _drop(self, full: str) -> None:
+        entry = self._entries.pop(full, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class Tracker:
+    """The listener thread: Redis's invalidation pushes for ``prefix`` into ``near``."""
+
+    # A silent network partition is noticed within about two of these.
+    PING_EVERY = 1.0
+
+    def __init__(
+        self,
+        near: NearCache,
+        connection_kwargs: dict[str, Any],
+        prefix: str,
+        tag_prefix: str,
+        retry_max_delay: float,
+    ) -> None:
+        self.near = near
+        self._kwargs = connection_kwargs
+        self._prefix = prefix
+        self._tag_prefix = tag_prefix
+        self._retry_max_delay = retry_max_delay
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="perfkit-l1-tracker", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _connect(self) -> Any:  # a redis-py Connection (untyped API)
+        conn = _connection(self._kwargs)
+        conn.connect()
+        conn._parser.set_invalidation_push_handler(self._on_push)
+        conn.send_command("CLIENT", "TRACKING", "on", "BCAST", "PREFIX", self._prefix)
+        if conn.read_response() not in (b"OK", "OK"):
+            raise redis.ConnectionError("CLIENT TRACKING was refused")
+        return conn
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            conn = None
+            try:
+                conn = self._connect()
+                # Anything cached before tracking was on may have changed unseen.
+                self.near.clear(enabled=True)
+                self.connected.set()
+                if delay > 0.1:
+                    log.info("cache.l1.tracking_restored", prefix=self._prefix)
+                delay = 0.1
+                self._listen(conn)
+            except (redis.RedisError, OSError) as exc:
+                if self.connected.is_set() or delay == 0.1:
+                    log.warning(
+                        "cache.l1.tracking_lost",
+                        prefix=self._prefix,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+            finally:
+                self.connected.clear()
+                self.near.clear(enabled=False)
+                if conn is not None:
+                    conn.disconnect()
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._retry_max_delay)
+
+    def _listen(self, conn: Any) -> None:
+        last_ping = time.monotonic()
+        awaiting_pong = False
+        while not self._stop.is_set():
+            if conn.can_read(timeout=0.5):
+                reply = conn.read_response(push_request=True)
+                if reply in (b"PONG", "PONG"):
+                    awaiting_pong = False
+            now = time.monotonic()
+            if now - last_ping >= self.PING_EVERY:
+                if awaiting_pong:
+                    raise redis.TimeoutError("no PONG on the tracking connection")
+                conn.send_command("PING")
+                awaiting_pong = True
+                last_ping = now
+
+    def _on_push(self, response: list[Any]) -> None:
+        keys = response[1] if len(response) > 1 else None
+        if keys is None:  # FLUSHDB / FLUSHALL
+            self.near.clear()
+            return
+        fulls, tags = [], []
+        for raw in keys:
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if key.startswith(self._tag_prefix):
+                tags.append(key[len(self._tag_prefix) :])
+            else:
+                fulls.append(key)
+        if tags:
+            self.near.forget_tags(tags)
+        if fulls:
+            self.near.evict(fulls)
+
+
+def _connection(kwargs: dict[str, Any]) -> Any:
+    """A sync RESP3 connection to the server described by a (sync or asyncio) pool's
+    connection kwargs."""
+    cls: type[redis.Connection] = redis.Connection
+    if kwargs.get("path"):
+        cls = redis.UnixDomainSocketConnection  # type: ignore[assignment]
+    elif kwargs.get("ssl") or any(k.startswith("ssl_") for k in kwargs):
+        cls = redis.SSLConnection
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    accepted |= set(inspect.signature(redis.connection.AbstractConnection.__init__).parameters)
+    options = {k: v for k, v in kwargs.items() if k in accepted and k not in ("retry",)}
+    options["protocol"] = 3
+    options["socket_timeout"] = 5.0
+    return cls(**options)

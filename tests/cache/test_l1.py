@@ -1,0 +1,223 @@
+"""The L1 near cache: hits without a round trip, invalidation from other services and
+processes through Redis's tracking pushes, bypassed while the push channel is down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+import pytest
+import redis
+
+from perfkit.cache import AsyncRedisService, NearCache, RedisService, cached_query
+from perfkit.cache._codec import MISSING
+from tests._servers import PrivateRedis
+from tests.cache.conftest import TEST_SETTINGS
+
+
+class Product(msgspec.Struct, frozen=True):
+    id: int
+    price: float
+
+
+def commands(client: redis.Redis, name: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{name}", {})
+    return int(stats.get("calls", 0))
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> float:
+    """Seconds until ``condition()`` held (fails after ``timeout``)."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.001)
+    return time.perf_counter() - start
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateRedis]:
+    # A private server: the command counts below must be ours alone.
+    private = PrivateRedis()
+    yield private
+    private.close()
+
+
+def settle() -> None:
+    """Let the tracking push of our own last write arrive: a value read while an
+    invalidation is in flight is (rightly) not kept in L1."""
+    time.sleep(0.05)
+
+
+def l1_service(url: str) -> RedisService:
+    service = RedisService(url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    assert service.wait_l1_ready()
+    return service
+
+
+def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    client = redis.Redis.from_url(server.url)
+    cache.set("k", {"v": 1}, tags=["t"])
+    settle()
+    assert cache.get("k") == {"v": 1}  # from Redis, now kept in L1
+    before = commands(client, "get") + commands(client, "mget")
+    for _ in range(100):
+        assert cache.get("k") == {"v": 1}
+    assert commands(client, "get") + commands(client, "mget") == before
+    metrics = cache.metrics()
+    assert metrics.l1_hits == 100 and metrics.l1_entries == 1 and metrics.l1_active
+    cache.close()
+    client.close()
+
+
+def test_writes_in_this_process_are_seen_at_once(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    cache.set("k", 1, tags=["t"])
+    assert cache.get("k") == 1
+    cache.set("k", 2, tags=["t"])
+    assert cache.get("k") == 2
+    cache.invalidate_tags(["t"])
+    assert cache.get("k") is None
+    cache.set("p:1", 1)
+    assert cache.get("p:1") == 1
+    cache.invalidate_pattern("p:*")
+    assert cache.get("p:1") is None
+    cache.set("d", 1)
+    assert cache.get("d") == 1
+    cache.delete("d")
+    assert cache.get("d") is None
+    cache.close()
+
+
+def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    other = RedisService(server.url, namespace="app", settings=TEST_SETTINGS)
+    cache.set("k", "old", tags=["product:1"])
+    cache.set("u", "old")
+    cache.set("p:1", "old")
+    settle()
+    assert [cache.get(k) for k in ("k", "u", "p:1")] == ["old"] * 3
+    assert cache.metrics().l1_entries == 3
+
+    other.set("u", "new")
+    delay = eventually(lambda: cache.get("u") == "new")
+    other.invalidate_tags(["product:1"])
+    eventually(lambda: cache.get("k") is None)
+    other.invalidate_pattern("p:*")
+    eventually(lambda: cache.get("p:1") is None)
+    # Any writer, not only perfkit: tracking covers the whole namespace.
+    raw = redis.Redis.from_url(server.url)
+    assert cache.get("u") == "new"
+    raw.delete("app:u")
+    eventually(lambda: cache.get("u") is None)
+    assert delay < 1.0
+    raw.close()
+    other.close()
+    cache.close()
+
+
+def test_cached_query_uses_l1_unless_told_not_to(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    client = redis.Redis.from_url(server.url)
+
+    @cached_query(tags=["product:{id}"], cache=cache)
+    def product(id: int) -> Product:
+        return Product(id=id, price=9.5)
+
+    @cached_query(cache=cache, l1=False)
+    def uncached_in_l1(id: int) -> int:
+        return id
+
+    assert product(1) == Product(id=1, price=9.5)
+    settle()
+    assert product(1) == Product(id=1, price=9.5)  # from Redis, kept in L1 as a Product
+    before = commands(client, "mget")
+    assert product(1) is product(1)
+    assert commands(client, "mget") == before
+    uncached_in_l1(2)
+    settle()
+    uncached_in_l1(2)
+    gets = commands(client, "get")
+    uncached_in_l1(2)
+    assert commands(client, "get") == gets + 1
+    cache.close()
+    client.close()
+
+
+def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    cache.set("k", "before")
+    assert cache.get("k") == "before"
+    server.kill()
+    # Once the listener sees its connection close, L1 is emptied and bypassed.
+    eventually(lambda: not cache.metrics().l1_active)
+    assert cache.metrics().l1_entries == 0
+    assert cache.get("k", "miss") == "miss"
+    server.start()
+    assert cache.wait_l1_ready(10)
+    eventually(lambda: not cache.metrics().fallback_active, timeout=10)
+    cache.set("k", "after")
+    settle()
+    assert cache.get("k") == "after"
+    assert cache.get("k") == "after"
+    assert cache.metrics().l1_entries == 1
+    cache.close()
+
+
+def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
+    cache = l1_service(server.url)
+    cache.set("k", "old")
+    settle()
+    assert cache.get("k") == "old"
+    assert cache.metrics().l1_entries == 1
+    code = (
+        "import sys\n"
+        "from perfkit import Settings\n"
+        "from perfkit.cache import RedisService\n"
+        "RedisService(sys.argv[1], namespace='app', settings=Settings()).set('k', 'new')\n"
+    )
+    subprocess.run([sys.executable, "-c", code, server.url], check=True)
+    eventually(lambda: cache.get("k") == "new")
+    cache.close()
+
+
+async def test_async_service_with_l1(server: PrivateRedis) -> None:
+    cache = AsyncRedisService(server.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    assert cache.wait_l1_ready()
+    other = RedisService(server.url, namespace="app", settings=TEST_SETTINGS)
+    await cache.set("k", 1, tags=["t"])
+    settle()
+    assert await cache.get("k") == 1
+    assert await cache.get("k") == 1
+    assert (await cache.metrics()).l1_hits == 1
+    other.invalidate_tags(["t"])
+    start = time.perf_counter()
+    while await cache.get("k") is not None:
+        assert time.perf_counter() - start < 2
+    other.close()
+    await cache.close()
+
+
+def test_near_cache_bounds_and_stale_epoch() -> None:
+    near = NearCache(max_entries=3, max_bytes=100, ttl=60)
+    near.enabled = True
+    for i in range(5):
+        near.put(f"k{i}", None, i, [], 10, near.epoch)
+    assert len(near) == 3 and near.get("k0", None) is MISSING and near.get("k4", None) == 4
+    near.put("big", None, "x", [], 101, near.epoch)
+    assert near.get("big", None) is MISSING
+    epoch = near.epoch
+    near.evict(["unrelated"])  # an invalidation arrived while a value was being read
+    near.put("late", None, "stale?", [], 10, epoch)
+    assert near.get("late", None) is MISSING
+    near.learn({"t": b"1"}, near.epoch)
+    near.put("tagged", None, "v", [("t", b"1")], 10, near.epoch)
+    assert near.get("tagged", None) == "v"
+    near.forget_tags(["t"])
+    assert near.get("tagged", None) is MISSING
+    with pytest.raises(ValueError, match="max_entries"):
+        NearCache(max_entries=0)
