@@ -90,6 +90,14 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean(tmp_path: Path) -
         postgres_pid = int(output.find(r"PostgreSQL: embedded, .* \(pid (\d+)\)")[1])
         worker_pid = int(output.find(r"Worker: pid (\d+)")[1])
         output.find(r"app: +http://127\.0\.0\.1:\d+/api/products")
+        token = output.find(r"admin token: (\S+)")[1]
+        dashboard = output.find(r"dashboard: +(\S+)")[1]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(dashboard, headers=auth, timeout=10).status_code == 200
+        cache = httpx.get(f"{base}/api/admin/performance/cache", headers=auth, timeout=10)
+        assert cache.status_code == 200 and "hit_rate" in cache.text
+        locked = httpx.get(f"{base}/api/admin/performance/cache", timeout=10)
+        assert locked.status_code in (401, 403)
         assert redis_answers(redis_url)
         assert psutil.pid_exists(postgres_pid) and psutil.pid_exists(worker_pid)
 

@@ -6,8 +6,9 @@ CACHE_NAMESPACE, and ``MARKETPLACE_CACHING=0`` to serve every read from PostgreS
 
 One ``AsyncTimedPool`` runs every statement, one ``AsyncRedisService`` caches the reads
 (:class:`~marketplace.queries.CachedQueries`), a ``JobService`` enqueues the jobs, a
-``PerformanceMonitor`` wraps the app in the request and compression middleware, and a
-``CacheWarmer`` warms the seed's list on a schedule.
+``CacheWarmer`` warms the seed's list on a schedule, and a ``perfkit.Perfkit`` kit over
+them wraps the app in the request and compression middleware and serves the admin API
+and dashboard at ``/api/admin/performance`` (PERFKIT_ADMIN_TOKEN).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from marketplace import jobs as marketplace_jobs
 from marketplace.queries import (
@@ -35,15 +36,15 @@ from marketplace.queries import (
     Written,
 )
 from marketplace.warmers import add_warmers
-from perfkit import PayloadError, Settings
+from perfkit import PayloadError, Perfkit, Settings
 from perfkit.cache import AsyncRedisService, CacheWarmer
 from perfkit.jobs import JobService
-from perfkit.metrics import PerformanceMonitor
 from perfkit.queries import AsyncTimedPool, QueryStats
 from perfkit.types import ASGIApp
 
-__all__ = ["Marketplace", "MarketplaceConfig", "app_from_env", "create_app"]
+__all__ = ["ADMIN_PATH", "Marketplace", "MarketplaceConfig", "app_from_env", "create_app"]
 
+ADMIN_PATH = "/api/admin/performance"
 _encoder = msgspec.json.Encoder()
 
 
@@ -51,7 +52,8 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How to build the app.
 
     ``caching=False`` serves every read from PostgreSQL (the bench's "before");
-    ``warm_schedule`` starts the warmers' schedule (CACHE_WARMUP_DELAY, _INTERVAL);
+    ``warm_schedule`` starts the warmers' schedule (CACHE_WARMUP_DELAY, _INTERVAL) and
+    the periodic performance log;
     ``bench_endpoints`` adds ``/api/bench/stats`` and ``/api/bench/reset`` (loopback
     benchmarking only: they are not authenticated); ``admin_token`` protects the admin
     API and dashboard at ``/api/admin/performance``.
@@ -89,12 +91,19 @@ class Marketplace:
         self.jobs = JobService.from_settings(
             settings, connection=redis.Redis.from_url(config.jobs_redis_url or config.redis_url)
         )
-        self.monitor = PerformanceMonitor(
-            settings=settings, cache=self.cache, pool=self.pool, jobs=self.jobs
-        )
         self.warmer = CacheWarmer(settings=settings)
         if isinstance(self.queries, CachedQueries):
             add_warmers(self.warmer, self.queries)
+        # The kit builds the PerformanceMonitor over these parts and serves the admin API.
+        self.kit = Perfkit(
+            cache=self.cache,
+            pool=self.pool,
+            jobs=self.jobs,
+            warmer=self.warmer,
+            settings=settings,
+            token=config.admin_token,
+        )
+        self.monitor = self.kit.monitor
 
     async def invalidate(self, written: Written) -> None:
         """Invalidate what a committed write made stale (before the response is sent)."""
@@ -103,14 +112,17 @@ class Marketplace:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Open the pool, start the warmers' schedule; undo both on exit."""
+        """Open the pool; with ``warm_schedule``, start the kit's background work (the
+        warmers' schedule, the performance log). Undo all of it on exit."""
         await self.pool.open(wait=True)
+        background = self.config.warm_schedule
         try:
-            if self.config.caching and self.config.warm_schedule:
-                await self.warmer.astart()
+            if background:
+                await self.kit.astart()
             yield
         finally:
-            await self.warmer.astop()
+            if background:
+                await self.kit.astop()
             await self.pool.close()
             await self.cache.close()
             self.jobs.connection.close()
@@ -420,11 +432,13 @@ def create_app(config: MarketplaceConfig, settings: Settings | None = None) -> A
         async with market.running():
             yield
 
-    app = Starlette(routes=_routes(config), lifespan=lifespan)
+    routes: list[BaseRoute] = [*_routes(config), Mount(ADMIN_PATH, app=market.kit.asgi_admin())]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.market = market
-    wrapped = market.monitor.asgi(app)
+    wrapped = market.kit.asgi(app)
     wrapped.market = market  # type: ignore[attr-defined]
-    wrapped.admin_mounted = False  # type: ignore[attr-defined]
+    # Without a token every admin route answers 403 (the kit's rule).
+    wrapped.admin_mounted = config.admin_token is not None  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -441,6 +455,7 @@ def app_from_env() -> ASGIApp:
             jobs_redis_url=os.environ.get("MARKETPLACE_JOBS_REDIS_URL") or None,
             caching=flag not in ("0", "false", "no", "off"),
             bench_endpoints=os.environ.get("MARKETPLACE_BENCH_ENDPOINTS") == "1",
+            admin_token=settings.perfkit_admin_token,
             pool_max=settings.db_pool_max,
             pool_min=settings.db_pool_min,
         ),

@@ -51,7 +51,9 @@ def make_client(market_db: str, private_redis: PrivateRedis) -> MakeClient:
     """``async with make_client(caching=True) as client:`` the app, running, in-process."""
 
     @asynccontextmanager
-    async def make(*, caching: bool = True) -> AsyncIterator[Client]:
+    async def make(
+        *, caching: bool = True, admin_token: str | None = None
+    ) -> AsyncIterator[Client]:
         app = create_app(
             MarketplaceConfig(
                 database_url=market_db,
@@ -59,6 +61,7 @@ def make_client(market_db: str, private_redis: PrivateRedis) -> MakeClient:
                 caching=caching,
                 warm_schedule=False,
                 bench_endpoints=True,
+                admin_token=admin_token,
                 pool_min=1,
                 pool_max=4,
             )

@@ -229,3 +229,23 @@ async def test_responses_are_compressed_and_timed(make_client: MakeClient) -> No
         assert "etag" in answer.headers
         summary = client.market.monitor.requests.summary()
         assert summary.requests == 1
+
+
+async def test_the_admin_api_is_mounted_and_needs_the_token(make_client: MakeClient) -> None:
+    token = "t" * 32
+    admin = "/api/admin/performance"
+    async with make_client(admin_token=token) as client:
+        await client.get("/api/leaderboards/categories")
+        await client.get("/api/leaderboards/categories")
+        assert (await client.get(f"{admin}/cache")).status_code in (401, 403)
+        auth = {"Authorization": f"Bearer {token}"}
+        cache = await client.get(f"{admin}/cache", headers=auth)
+        assert cache.status_code == 200, cache.text
+        assert "hit_rate" in cache.text
+        page = await client.get(f"{admin}/", headers=auth)  # the HTML dashboard
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        warmed = await client.post(f"{admin}/cache/warm", headers=auth)
+        assert warmed.status_code == 200, warmed.text
+        assert "leaderboards" in warmed.text
+    async with make_client() as client:  # no token: locked
+        assert (await client.get(f"{admin}/cache")).status_code == 403

@@ -71,8 +71,8 @@ def add_bench(subparsers: Any) -> None:
     _servers(parser)
     parser.add_argument("--sf", type=float, help="scale factor (default 0.1; --quick: 0.01)")
     parser.add_argument("--quick", action="store_true", help="a short run (SF 0.01, 3 s per phase)")
-    parser.add_argument("--duration", type=float, help="seconds measured per phase (20)")
-    parser.add_argument("--warmup", type=float, help="seconds of warm-up per phase (5)")
+    parser.add_argument("--duration", type=float, help="seconds measured per phase (30)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per phase (10)")
     parser.add_argument(
         "--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)"
     )

@@ -52,9 +52,9 @@ def run_demo(args: argparse.Namespace) -> int:
         say("perfkit demo is running; Ctrl-C stops it.")
         say(f"  app:         {base}/api/products  (more: {base}/api/leaderboards/categories)")
         if app.admin_mounted:
-            say(f"  dashboard:   {base}{ADMIN_PATH}/dashboard")
+            say(f"  dashboard:   {base}{ADMIN_PATH}/  (paste the admin token)")
             say(f"  admin token: {token}")
-            say(f"  e.g.         curl -H 'Authorization: Bearer {token}' {base}{ADMIN_PATH}/cache")
+            say(f"  admin API:   curl -H 'Authorization: Bearer {token}' {base}{ADMIN_PATH}/cache")
         server = uvicorn.Server(
             uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
         )
