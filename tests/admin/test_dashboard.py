@@ -1,0 +1,157 @@
+"""The HTML dashboard in headless Chromium: it loads with a token, shows real numbers after
+real traffic, renders untrusted text as text, retries a failed job, and a screenshot is
+taken (PNG, kept in the test's tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from perfkit import Perfkit
+from perfkit.admin import mount_asgi
+from perfkit.metrics import PerformanceMonitor, Trends
+from perfkit.types import Receive, Scope, Send
+from tests.admin._chromium import Chromium
+from tests.admin._processors import FAILURE
+from tests.admin.conftest import AUTH, FAILED_JOBS, QUEUES, TOKEN, make_traffic
+from tests.metrics.conftest import UvicornThread
+
+PREFIX = "/api/admin/performance"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class QueueJobs:
+    """The job service's stats for the test queues, as a monitor source."""
+
+    def __init__(self, kit: Perfkit) -> None:
+        self.kit = kit
+
+    def stats(self) -> object:
+        assert self.kit.jobs is not None
+        return self.kit.jobs.stats(QUEUES)
+
+
+@pytest.fixture
+def browser() -> Iterator[Chromium]:
+    chromium = Chromium()
+    yield chromium
+    chromium.close()
+
+
+async def shop(scope: Scope, receive: Receive, send: Send) -> None:
+    status = 500 if scope["path"].startswith("/broken") else 200
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_real_numbers(
+    make_kit: Callable[..., Perfkit], browser: Chromium, tmp_path: Path
+) -> None:
+    base = make_kit()
+    make_traffic(base)
+    # The monitor's trends run on a clock the test moves, to have an hour with history.
+    clock = Clock(time.time() - 11 * 60)
+    monitor = PerformanceMonitor(
+        settings=base.settings,
+        cache=base.cache,
+        pool=base.pool,
+        jobs=QueueJobs(base),
+        trends=Trends(clock=clock),
+    )
+    kit = Perfkit(
+        cache=base.cache,
+        pool=base.pool,
+        jobs=base.jobs,
+        warmer=base.warmer,
+        settings=base.settings,
+        queues=QUEUES,
+        metrics=monitor,
+    )
+    assert kit.cache is not None and kit.pool is not None and kit.jobs is not None
+    server = UvicornThread(kit.asgi(mount_asgi(shop, PREFIX, kit.asgi_admin())))
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            for minute in range(12):
+                for i in range(20 + 4 * minute):
+                    client.get(f"/products/{i}")
+                for _ in range(minute % 3):
+                    client.get("/broken")
+                for i in range(12):
+                    kit.cache.get("hot" if i < minute else f"cold-{minute}-{i}")
+                with kit.pool.connection() as conn:
+                    for i in range(minute):
+                        conn.execute("SELECT name FROM items WHERE id = %s", (i,))
+                kit.jobs.enqueue("admintest.report", {"name": f"waiting-{minute}"})
+                kit.monitor.refresh()
+                kit.monitor.sample_trends()
+                clock.now += 60
+        # Without a token: the sign-in form, no data.
+        browser.navigate(f"{server.url}{PREFIX}")
+        assert browser.evaluate("document.getElementById('dashboard').hidden") is True
+        # A wrong token is refused and the form says why.
+        browser.evaluate("document.getElementById('token').value = 'not-the-token-at-all'")
+        browser.evaluate("document.querySelector('#login-form button').click()")
+        browser.wait_for("document.getElementById('login-message').textContent.length > 0")
+        assert browser.evaluate("sessionStorage.length") == 0
+
+        browser.evaluate(f"document.getElementById('token').value = {json.dumps(TOKEN)}")
+        browser.evaluate("document.querySelector('#login-form button').click()")
+        browser.wait_for("document.body.dataset.loaded === 'true'")
+        browser.wait_for("document.querySelectorAll('#failed tbody tr').length > 0")
+
+        cards = browser.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#cards .card')]"
+            ".map(c => [c.children[0].textContent, c.children[1].textContent]))"
+        )
+        assert int(cards["Requests"].replace(",", "")) >= 12 * 20
+        assert cards["Cache hit rate"].endswith(" %")
+        assert cards["Failed jobs"] == str(FAILED_JOBS)
+        assert cards["Avg response"].endswith(" ms")
+        assert float(cards["Slow queries"].rstrip(" %")) > 0
+        # Charts drawn from the trends: a line with points for the requests per minute.
+        assert browser.evaluate("document.querySelectorAll('#chart-requests circle').length") >= 12
+        assert browser.evaluate("document.querySelectorAll('#chart-queues circle').length") >= 12
+        statements = browser.evaluate("document.getElementById('queries').textContent")
+        assert "pg_sleep" in statements
+        assert "cache_hit_rate" in browser.evaluate(
+            "document.getElementById('recommendations').textContent"
+        )
+        # Job errors are untrusted: shown as text, never parsed into elements.
+        assert FAILURE in browser.evaluate("document.getElementById('failed').textContent")
+        assert browser.evaluate("document.querySelectorAll('main img').length") == 0
+
+        screenshot = browser.screenshot(tmp_path / "dashboard.png")
+        assert screenshot.read_bytes().startswith(PNG_MAGIC)
+        assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+        # The retry button posts with the token and the job goes back on its queue.
+        browser.evaluate("document.querySelector('#failed tbody button').click()")
+        # The table is refreshed after the retry: one failed job fewer.
+        browser.wait_for(
+            "document.getElementById('failed').textContent"
+            f".includes('{FAILED_JOBS - 1} failed job(s)')"
+        )
+        with httpx.Client(base_url=f"{server.url}{PREFIX}/", headers=AUTH) as admin:
+            assert admin.get("jobs/failed").json()["total"] == FAILED_JOBS - 1
+    finally:
+        server.stop()
