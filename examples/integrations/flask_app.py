@@ -56,6 +56,6 @@ pool.open(wait=True)
 kit.start()  # cache warming schedule, periodic performance log (threads)
 atexit.register(kit.stop)
 # Admin API under /api/admin/performance, then request metrics and compression outside.
-app.wsgi_app = kit.wsgi(  # type: ignore[method-assign]
+app.wsgi_app = kit.wsgi(  # type: ignore[method-assign,assignment]
     mount_wsgi(app.wsgi_app, "/api/admin/performance", kit.wsgi_admin())
 )
