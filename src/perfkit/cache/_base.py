@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,8 +60,19 @@ def resolve_ttl(ttl: float | None, default: int) -> int:
 
 
 def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """``tags`` as a tuple without duplicates; ``TypeError``/``ValueError`` naming a bad one."""
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+    given = tags if type(tags) is tuple else tuple(tags)
+    try:
+        return _checked_tags(given)
+    except TypeError:  # an unhashable element: check it uncached for the right message
+        return _checked_tags.__wrapped__(given)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    # Cached: the same tag tuples come back on every hit of a cached function.
     checked = tuple(dict.fromkeys(tags))
     for tag in checked:
         if not isinstance(tag, str) or not tag or _FORBIDDEN_TAG_CHARS.intersection(tag):

@@ -378,16 +378,19 @@ class RedisService(BaseCacheService):
         """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit;
         ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
+        start = time.perf_counter()
+        # An L1 hit first: what it returns was stored by a call whose ttl and tags passed.
+        value = self._near_get(full, type_) if l1 and not refresh else MISSING
+        if value is not MISSING:
+            self._stats.lookup(True, time.perf_counter() - start)
+            return value
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
         checked_tags = validate_tags(tags)
         if not refresh:
-            start = time.perf_counter()
-            value = self._near_get(full, type_) if l1 else MISSING
-            if value is MISSING:
-                epoch = self._near_epoch()
-                entry = (self._lookup([full], checked_tags))[0]
-                if entry is not None:
-                    value = self._accept(full, entry, type_, key, epoch, l1)
+            epoch = self._near_epoch()
+            entry = (self._lookup([full], checked_tags))[0]
+            if entry is not None:
+                value = self._accept(full, entry, type_, key, epoch, l1)
             if value is not MISSING:
                 self._stats.lookup(True, time.perf_counter() - start)
                 return value

@@ -49,6 +49,16 @@ def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
             _defaults[isinstance(service, AsyncRedisService)] = service
 
 
+def _memoizable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    for value in args:
+        if type(value) not in _MEMO_TYPES:
+            return False
+    for value in kwargs.values():  # noqa: SIM110 (no generator frame on the hot path)
+        if type(value) not in _MEMO_TYPES:
+            return False
+    return True
+
+
 def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
     try:
         # The values in signature order: the names are the function's, already in the key.
@@ -165,9 +175,7 @@ def cached_query(
         def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
             given = args[1:] if skip is not None else args
             memo_key = None
-            if all(type(v) in _MEMO_TYPES for v in given) and all(
-                type(v) in _MEMO_TYPES for v in kwargs.values()
-            ):
+            if _memoizable(given, kwargs):
                 memo_key = (given, *kwargs.items())
                 known = memo.get(memo_key)
                 if known is not None:
