@@ -6,7 +6,8 @@ import functools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import redis
 import structlog
@@ -80,6 +81,74 @@ def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     return checked
 
 
+class SentinelURL(NamedTuple):
+    """A parsed ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelURL | None:
+        """The parts of a sentinel URL, or None for any other URL."""
+        if not url.startswith("redis+sentinel://"):
+            return None
+        parts = urlsplit(url)
+        sentinels = []
+        for item in parts.netloc.rpartition("@")[2].split(","):
+            host, _, port = item.rpartition(":")
+            try:
+                sentinels.append((host, int(port)) if host else (item, 26379))
+            except ValueError as exc:
+                raise ConfigError(f"sentinel URL has a bad port in {item!r}") from exc
+        path = [segment for segment in parts.path.split("/") if segment]
+        if not path or len(path) > 2 or not all(host for host, _ in sentinels):
+            raise ConfigError(
+                "sentinel URL must look like "
+                "redis+sentinel://host:26379[,host:26379...]/service_name[/db]"
+            )
+        try:
+            db = int(path[1]) if len(path) == 2 else 0
+        except ValueError as exc:
+            raise ConfigError(f"sentinel URL has a bad DB number {path[1]!r}") from exc
+        return cls(sentinels, path[0], db, parts.username or None, parts.password)
+
+    def client(self, driver: Any, settings: Settings) -> Any:
+        """A client of the current master, through ``driver.Sentinel`` (``redis`` or
+        ``redis.asyncio``): it follows failovers by asking the sentinels again."""
+        sentinel = driver.Sentinel(
+            self.sentinels,
+            sentinel_kwargs={
+                "socket_timeout": settings.redis_socket_timeout,
+                "socket_connect_timeout": settings.redis_connect_timeout,
+            },
+        )
+        return sentinel.master_for(
+            self.service,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            **client_kwargs(settings),
+        )
+
+    def master_address(self, settings: Settings) -> dict[str, Any]:
+        """Connection options of the current master, asked of the sentinels now."""
+        sentinel = redis.Sentinel(  # type: ignore[no-untyped-call]
+            self.sentinels,
+            sentinel_kwargs={"socket_timeout": settings.redis_socket_timeout},
+        )
+        host, port = sentinel.discover_master(self.service)  # type: ignore[no-untyped-call]
+        return {
+            "host": host,
+            "port": port,
+            "db": self.db,
+            "username": self.username,
+            "password": self.password,
+        }
+
+
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """Options for clients the service creates: short timeouts, one quick retry.
 
@@ -101,6 +170,7 @@ class BaseCacheService:
         *,
         client: Any,
         owns_client: bool,
+        sentinel: SentinelURL | None,
         namespace: str | None,
         default_ttl: int | None,
         settings: Settings | None,
@@ -119,6 +189,7 @@ class BaseCacheService:
             )
         self._client = client
         self._owns_client = owns_client
+        self._sentinel = sentinel
         self._prefix = f"{self.namespace}:"
         self._internal = f"{self.namespace}:{_INTERNAL}:"
         self._tag_prefix = f"{self._internal}tag:"
@@ -172,9 +243,18 @@ class BaseCacheService:
         if l1 is False:
             return
         self._near = NearCache() if l1 is True else l1
+        sentinel, settings = self._sentinel, self.settings
+        pool_kwargs = dict(self._client.connection_pool.connection_kwargs)
+
+        def address() -> dict[str, Any]:
+            # Behind sentinels, the master may have moved since the last connection.
+            if sentinel is None:
+                return pool_kwargs
+            return {**pool_kwargs, **sentinel.master_address(settings)}
+
         self._tracker = Tracker(
             self._near,
-            dict(self._client.connection_pool.connection_kwargs),
+            address,
             self._prefix,
             self._tag_prefix,
             self.settings.redis_retry_max_delay,

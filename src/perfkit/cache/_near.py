@@ -19,6 +19,7 @@ import inspect
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -166,13 +167,13 @@ class Tracker:
     def __init__(
         self,
         near: NearCache,
-        connection_kwargs: dict[str, Any],
+        address: Callable[[], dict[str, Any]],
         prefix: str,
         tag_prefix: str,
         retry_max_delay: float,
     ) -> None:
         self.near = near
-        self._kwargs = connection_kwargs
+        self._address = address
         self._prefix = prefix
         self._tag_prefix = tag_prefix
         self._retry_max_delay = retry_max_delay
@@ -186,7 +187,7 @@ class Tracker:
         self._thread.join(5)
 
     def _connect(self) -> Any:  # a redis-py Connection (untyped API)
-        conn = _connection(self._kwargs)
+        conn = _connection(self._address())
         conn.connect()
         conn._parser.set_invalidation_push_handler(self._on_push)
         conn.send_command("CLIENT", "TRACKING", "on", "BCAST", "PREFIX", self._prefix)

@@ -19,6 +19,7 @@ from perfkit.cache._base import (
     EXACT_KEY_COUNT_LIMIT,
     KEY_SAMPLE,
     BaseCacheService,
+    SentinelURL,
     client_kwargs,
     resolve_ttl,
     validate_tags,
@@ -38,9 +39,12 @@ _SCAN_COUNT = 1000
 class RedisService(BaseCacheService):
     """A namespaced Redis cache with TTLs, tags, stampede protection and memory fallback.
 
-    ``client`` is a Redis URL, an existing client (not closed by :meth:`close`), or ``None``
-    for ``REDIS_URL``. ``namespace`` and ``default_ttl`` (seconds) default to the settings'
-    ``CACHE_NAMESPACE`` and ``CACHE_DEFAULT_TTL``.
+    ``client`` is a Redis URL (``redis://``, ``rediss://``, ``unix://``, or
+    ``redis+sentinel://host:26379[,host:26379...]/service[/db]`` to follow a Sentinel-managed
+    master), an existing client (not closed by :meth:`close`), or ``None`` for ``REDIS_URL``.
+    ``namespace`` and ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE``
+    and ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process
+    near cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
     """
 
     def __init__(
@@ -53,20 +57,27 @@ class RedisService(BaseCacheService):
         l1: NearCache | bool = False,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
-        owns = not isinstance(client, driver.Redis)
-        if not isinstance(client, driver.Redis):
+        sentinel: SentinelURL | None = None
+        if isinstance(client, driver.Redis):
+            connection = client
+        else:
             url = settings.redis_url if client is None else client
-            client = driver.Redis.from_url(url, **client_kwargs(settings))
+            sentinel = SentinelURL.parse(url)
+            if sentinel is None:
+                connection = driver.Redis.from_url(url, **client_kwargs(settings))
+            else:
+                connection = sentinel.client(driver, settings)
         super().__init__(
-            client=client,
-            owns_client=owns,
+            client=connection,
+            owns_client=connection is not client,
+            sentinel=sentinel,
             namespace=namespace,
             default_ttl=default_ttl,
             settings=settings,
         )
-        self._claim = client.register_script(_scripts.CLAIM)
-        self._store_tagged = client.register_script(_scripts.STORE_TAGGED)
-        self._release = client.register_script(_scripts.RELEASE)
+        self._claim = connection.register_script(_scripts.CLAIM)
+        self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
+        self._release = connection.register_script(_scripts.RELEASE)
         self._flights = Flights()
         self._start_l1(l1)
 
