@@ -16,6 +16,7 @@ import itertools
 import math
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -243,33 +244,27 @@ class _Generator:
                 f"{rng.randint(0, 500)}\t{self.view_counts[product_id]}\t{created}\t{created}\n"
             )
 
-    def orders_and_items(self) -> tuple[Iterator[str], list[str]]:
-        """Order lines (a generator) and, filled as it runs, the order item lines."""
-        items: list[str] = []
-
-        def orders() -> Iterator[str]:
-            rng = self.rng
-            per_order = [rng.choice((1, 1, 2, 2, 3, 3, 4, 4)) for _ in range(self.sizes.orders)]
-            picked = iter(
-                rng.choices(
-                    self.ranked_products, cum_weights=self.product_weights, k=sum(per_order)
+    def orders_and_items(self, items: TextIO) -> Iterator[str]:
+        """Order lines; the order item lines go to ``items`` as it runs (a file: at SF 1
+        they are 2.5 million lines, too many to keep as strings)."""
+        rng = self.rng
+        per_order = [rng.choice((1, 1, 2, 2, 3, 3, 4, 4)) for _ in range(self.sizes.orders)]
+        picked = iter(
+            rng.choices(self.ranked_products, cum_weights=self.product_weights, k=sum(per_order))
+        )
+        for order_id, count in enumerate(per_order, start=1):
+            created = _stamp(self._moment(HISTORY_DAYS))
+            total = 0
+            for product_id in itertools.islice(picked, count):
+                quantity = rng.choice((1, 1, 1, 2, 3))
+                price = self.prices[product_id]
+                total += quantity * price
+                items.write(
+                    f"{order_id}\t{product_id}\t{self.product_sellers[product_id]}\t"
+                    f"{quantity}\t{price}\t{created}\n"
                 )
-            )
-            for order_id, count in enumerate(per_order, start=1):
-                created = _stamp(self._moment(HISTORY_DAYS))
-                total = 0
-                for product_id in itertools.islice(picked, count):
-                    quantity = rng.choice((1, 1, 1, 2, 3))
-                    price = self.prices[product_id]
-                    total += quantity * price
-                    items.append(
-                        f"{order_id}\t{product_id}\t{self.product_sellers[product_id]}\t"
-                        f"{quantity}\t{price}\t{created}\n"
-                    )
-                user_id = rng.randint(1, self.sizes.users)
-                yield f"{order_id}\t{user_id}\t{rng.choice(STATUSES)}\t{total}\t{created}\n"
-
-        return orders(), items
+            user_id = rng.randint(1, self.sizes.users)
+            yield f"{order_id}\t{user_id}\t{rng.choice(STATUSES)}\t{total}\t{created}\n"
 
     def view_lines(self, drawn: Sequence[int]) -> Iterator[str]:
         rng = self.rng
@@ -350,15 +345,17 @@ def load(
             generator.products(),
             bar,
         )
-        orders, items = generator.orders_and_items()
-        _copy(conn, "orders", "id, user_id, status, total_cents, created_at", orders, bar)
-        _copy(
-            conn,
-            "order_items",
-            "order_id, product_id, seller_id, quantity, unit_price_cents, created_at",
-            items,
-            bar,
-        )
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as items:
+            orders = generator.orders_and_items(items)
+            _copy(conn, "orders", "id, user_id, status, total_cents, created_at", orders, bar)
+            items.seek(0)
+            _copy(
+                conn,
+                "order_items",
+                "order_id, product_id, seller_id, quantity, unit_price_cents, created_at",
+                items,
+                bar,
+            )
         _copy(
             conn,
             "product_views",
