@@ -28,9 +28,9 @@ class PrivateRedis:
 
     ``args`` are extra server options (e.g. ``["--replicaof", "127.0.0.1", "6380"]``)."""
 
-    def __init__(self, args: list[str] | None = None) -> None:
+    def __init__(self, args: list[str] | None = None, port: int | None = None) -> None:
         self.args = list(args or [])
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="perfkit-private-redis-")
         self._process: subprocess.Popen[bytes] | None = None
@@ -141,3 +141,78 @@ class PrivateSentinel:
         self._process.kill()
         self._process.wait(5)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    import random
+    import socket
+
+    for _ in range(100):
+        port = random.randint(20_000, 50_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class PrivateCluster:
+    """A Redis Cluster of the test's own: ``size`` primaries on free ports, no replicas,
+    the 16384 slots split evenly. Nodes can be killed and started again one by one."""
+
+    def __init__(self, size: int = 3) -> None:
+        import redis
+
+        self.nodes = [
+            PrivateRedis(
+                [
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000",
+                    "--cluster-require-full-coverage", "yes",
+                ],
+                port=cluster_port(),
+            )
+            for _ in range(size)
+        ]  # fmt: skip
+        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        per_node = 16384 // size
+        for index, client in enumerate(clients):
+            last = 16383 if index == size - 1 else (index + 1) * per_node - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+        self.url = f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+        try:
+            self.wait_ok(clients)
+        finally:
+            for client in clients:
+                client.close()
+
+    def wait_ok(self, clients: list[object] | None = None, timeout: float = 20.0) -> None:
+        """Wait until every node says the cluster is ok."""
+        import redis
+
+        own = clients is None
+        nodes = clients or [redis.Redis(port=node.port) for node in self.nodes]
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                states = [n.execute_command("CLUSTER", "INFO") for n in nodes]  # type: ignore[attr-defined]
+                if all(b"cluster_state:ok" in s for s in states):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError("private cluster did not become ok")
+                time.sleep(0.05)
+        finally:
+            if own:
+                for n in nodes:
+                    n.close()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

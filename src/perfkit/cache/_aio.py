@@ -16,12 +16,14 @@ import redis.asyncio as driver
 
 from perfkit.cache import _codec, _scripts
 from perfkit.cache._base import (
+    CLUSTER_SCHEME,
     CONNECTION_ERRORS,
     EXACT_KEY_COUNT_LIMIT,
     KEY_SAMPLE,
     BaseCacheService,
     SentinelURL,
     client_kwargs,
+    new_generation,
     resolve_ttl,
     validate_tags,
 )
@@ -40,17 +42,18 @@ _SCAN_COUNT = 1000
 class AsyncRedisService(BaseCacheService):
     """A namespaced Redis cache with TTLs, tags, stampede protection and memory fallback.
 
-    ``client`` is a Redis URL (``redis://``, ``rediss://``, ``unix://``, or
+    ``client`` is a Redis URL (``redis://``, ``rediss://``, ``unix://``;
     ``redis+sentinel://host:26379[,host:26379...]/service[/db]`` to follow a Sentinel-managed
-    master), an existing client (not closed by :meth:`close`), or ``None`` for ``REDIS_URL``.
-    ``namespace`` and ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE``
-    and ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process
-    near cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
+    master; ``redis+cluster://host:port`` for a Redis Cluster), an existing client (not
+    closed by :meth:`close`), or ``None`` for ``REDIS_URL``. ``namespace`` and
+    ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE`` and
+    ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process near
+    cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
     """
 
     def __init__(
         self,
-        client: str | driver.Redis | None = None,
+        client: str | driver.Redis | driver.RedisCluster | None = None,
         *,
         namespace: str | None = None,
         default_ttl: int | None = None,
@@ -59,15 +62,19 @@ class AsyncRedisService(BaseCacheService):
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         sentinel: SentinelURL | None = None
-        if isinstance(client, driver.Redis):
+        if isinstance(client, driver.Redis | driver.RedisCluster):
             connection = client
         else:
             url = settings.redis_url if client is None else client
             sentinel = SentinelURL.parse(url)
-            if sentinel is None:
-                connection = driver.Redis.from_url(url, **client_kwargs(settings))
-            else:
+            if sentinel is not None:
                 connection = sentinel.client(driver, settings)
+            elif url.startswith(CLUSTER_SCHEME):
+                connection = driver.RedisCluster.from_url(
+                    "redis://" + url[len(CLUSTER_SCHEME) :], **client_kwargs(settings)
+                )
+            else:
+                connection = driver.Redis.from_url(url, **client_kwargs(settings))
         super().__init__(
             client=connection,
             owns_client=connection is not client,
@@ -163,7 +170,7 @@ class AsyncRedisService(BaseCacheService):
                 raws: list[bytes | None] = [await self._client.get(fulls[0])]
                 known: dict[str, bytes | None] = {}
             else:
-                values = await self._client.mget([*fulls, *(self._tag_prefix + t for t in tags)])
+                values = await self._mget([*fulls, *(self._tag_prefix + t for t in tags)])
                 raws = values[: len(fulls)]
                 known = dict(zip(tags, values[len(fulls) :], strict=True))
             entries: list[Entry | None] = [None] * len(raws)
@@ -181,7 +188,7 @@ class AsyncRedisService(BaseCacheService):
                     {tag for _, (_, pairs) in guarded for tag, _ in pairs} - known.keys()
                 )
                 if unknown:
-                    gens = await self._client.mget([self._tag_prefix + t for t in unknown])
+                    gens = await self._mget([self._tag_prefix + t for t in unknown])
                     known.update(zip(unknown, gens, strict=True))
                 for index, entry in guarded:
                     # Current only if no tag was invalidated since the value was computed.
@@ -227,6 +234,15 @@ class AsyncRedisService(BaseCacheService):
         computed (empty: take the current ones)."""
         if not await self._use_memory():
             try:
+                header = None
+                if tags and self._cluster:
+                    # No script across slots: read (or make) the generations first. A value
+                    # computed before an invalidation may then be written, but readers
+                    # check the generations and never serve it.
+                    current = await self._current_gens(tags, gens)
+                    if current is None:
+                        return
+                    header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
                 # One round trip; tagged entries in several short scripts, so that a huge
                 # batch neither blocks Redis for long nor outlasts the socket timeout.
                 pipe = self._client.pipeline(transaction=False)
@@ -236,7 +252,7 @@ class AsyncRedisService(BaseCacheService):
                     for start in range(0, len(items), _STORE_BATCH)
                 ]
                 for chunk in chunks:
-                    if tags:
+                    if tags and header is None:
                         await self._store_tagged(
                             keys=[full for full, _ in chunk],
                             args=self._store_args(
@@ -245,11 +261,12 @@ class AsyncRedisService(BaseCacheService):
                             client=pipe,
                         )
                     else:
+                        prefix = header or _codec.entry_prefix([])
                         for full, payload in chunk:
-                            pipe.set(full, _codec.untagged_entry(payload), px=ttl_ms or None)
+                            pipe.set(full, prefix + payload, px=ttl_ms or None)
                 written = await pipe.execute()
                 self._near_evict(list(payloads))
-                if tags:
+                if tags and header is None:
                     # A script writes nothing (0) when its generations were outdated.
                     self._stats.count(
                         sets=sum(len(c) for c, ok in zip(chunks, written, strict=True) if ok)
@@ -443,16 +460,7 @@ class AsyncRedisService(BaseCacheService):
             pause = 0.005
             try:
                 while True:
-                    taken, *gens = await self._claim(
-                        keys=[lock_key],
-                        args=[
-                            self._tag_prefix,
-                            self._seq_key,
-                            token,
-                            round(self.settings.cache_lock_ttl * 1000),
-                            *tags,
-                        ],
-                    )
+                    taken, gens = await self._claim_lock(lock_key, token, tags)
                     locked = bool(taken)
                     if locked or time.monotonic() >= deadline:
                         break
@@ -474,6 +482,46 @@ class AsyncRedisService(BaseCacheService):
         finally:
             if locked:
                 await self._unlock(lock_key, token)
+
+    async def _claim_lock(
+        self, lock_key: str, token: str, tags: tuple[str, ...]
+    ) -> tuple[bool, list[bytes]]:
+        """Try to take the stampede lock; and the tags' current generations (made fresh
+        where missing), read before the loader runs."""
+        lock_ms = round(self.settings.cache_lock_ttl * 1000)
+        if self._cluster:
+            taken = await self._client.set(lock_key, token, nx=True, px=lock_ms)
+            gens = await self._current_gens(tags, ()) or []
+            return bool(taken), [gen.encode() for gen in gens]
+        taken, *gens = await self._claim(
+            keys=[lock_key], args=[self._tag_prefix, self._seq_key, token, lock_ms, *tags]
+        )
+        return bool(taken), gens
+
+    async def _current_gens(self, tags: Sequence[str], wanted: Sequence[str]) -> list[str] | None:
+        """The current generation of each tag, made fresh where missing (the cluster path of
+        the CLAIM and STORE_TAGGED scripts); None when one differs from ``wanted``."""
+        values = await self._mget([self._tag_prefix + tag for tag in tags])
+        current = []
+        for tag, value, want in zip(tags, values, wanted or [""] * len(tags), strict=True):
+            if value is None:
+                if want:
+                    return None
+                fresh = new_generation()
+                if not await self._client.set(self._tag_prefix + tag, fresh, nx=True):
+                    return None  # another writer made one meanwhile: this value is late
+                value = fresh.encode()
+            elif want and value.decode() != want:
+                return None
+            current.append(value.decode())
+        return current
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        """MGET; in a cluster, split by slot (the keys need not share one)."""
+        if self._cluster:
+            values: list[bytes | None] = await self._client.mget_nonatomic(keys)
+            return values
+        return await self._client.mget(keys)  # type: ignore[no-any-return]
 
     async def _unlock(self, lock_key: str, token: str) -> None:
         with contextlib.suppress(redis.RedisError):  # else the lease expires by itself
@@ -525,8 +573,8 @@ class AsyncRedisService(BaseCacheService):
         estimated = False
         if not await self._use_memory():
             try:
-                used_memory = int((await self._client.info("memory"))["used_memory"])
-                clients = int((await self._client.info("clients"))["connected_clients"])
+                used_memory = await self._info_total("memory", "used_memory")
+                clients = await self._info_total("clients", "connected_clients")
                 keys, estimated = await self._count_keys()
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
@@ -534,8 +582,19 @@ class AsyncRedisService(BaseCacheService):
                 self._error("metrics", exc)
         return self._metrics(used_memory, keys, estimated, clients)
 
+    async def _info_total(self, section: str, field: str) -> int:
+        """An INFO field, summed over the primaries of a cluster."""
+        if not self._cluster:
+            return int((await self._client.info(section))[field])
+        per_node = await self._client.info(section, target_nodes=driver.RedisCluster.PRIMARIES)
+        return sum(int(info[field]) for info in per_node.values())
+
     async def _count_keys(self) -> tuple[int, bool]:
-        total: int = await self._client.dbsize()
+        total: int = (
+            await self._client.dbsize(target_nodes=driver.RedisCluster.PRIMARIES)
+            if self._cluster
+            else await self._client.dbsize()
+        )
         if total <= EXACT_KEY_COUNT_LIMIT:
             count = 0
             async for key in self._client.scan_iter(match=self._prefix + "*", count=_SCAN_COUNT):

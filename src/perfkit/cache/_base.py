@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,6 +11,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio
+import redis.exceptions
 import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -30,7 +33,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     OSError,
+    # A cluster that lost slots, or whose nodes all failed to answer in turn.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
 )
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def new_generation() -> str:
+    """A tag generation never used before (the cluster path; the Lua scripts use the
+    server's clock and a counter the same way)."""
+    return f"{time.time_ns()}.{secrets.token_hex(6)}"
+
 
 # Internal keys live under "<namespace>:__perfkit__:", which user keys may not start with.
 _INTERNAL = "__perfkit__"
@@ -188,6 +203,7 @@ class BaseCacheService:
                 "stores bytes: pass a client created without it"
             )
         self._client = client
+        self._cluster = isinstance(client, redis.RedisCluster | redis.asyncio.RedisCluster)
         self._owns_client = owns_client
         self._sentinel = sentinel
         self._prefix = f"{self.namespace}:"
@@ -242,6 +258,8 @@ class BaseCacheService:
     def _start_l1(self, l1: NearCache | bool) -> None:
         if l1 is False:
             return
+        if self._cluster:
+            raise ConfigError("the L1 near cache does not support Redis Cluster yet: l1=False")
         self._near = NearCache() if l1 is True else l1
         sentinel, settings = self._sentinel, self.settings
         pool_kwargs = dict(self._client.connection_pool.connection_kwargs)

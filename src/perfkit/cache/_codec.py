@@ -48,8 +48,12 @@ def encode(value: object, *, key: str) -> bytes:
         ) from exc
 
 
-def untagged_entry(payload: bytes) -> bytes:
-    return _UNTAGGED_PREFIX + payload
+def entry_prefix(pairs: list[tuple[str, str]]) -> bytes:
+    """The header of an entry guarded by these (tag, generation) pairs (none: untagged).
+    The Lua script STORE_TAGGED writes the same layout."""
+    if not pairs:
+        return _UNTAGGED_PREFIX
+    return b"\x01" + "\x1e".join(f"{tag}\x1f{gen}" for tag, gen in pairs).encode() + b"\x1d"
 
 
 def split_entry(raw: bytes) -> Entry | None:
