@@ -56,7 +56,9 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     the periodic performance log;
     ``bench_endpoints`` adds ``/api/bench/stats`` and ``/api/bench/reset`` (loopback
     benchmarking only: they are not authenticated); ``admin_token`` protects the admin
-    API and dashboard at ``/api/admin/performance``.
+    API and dashboard at ``/api/admin/performance``; ``l1`` turns on the cache's in-process
+    near cache (hits without a Redis round trip; across processes an invalidation
+    reaches it after Redis's push, a few milliseconds — see docs/cache.md).
     """
 
     database_url: str
@@ -66,6 +68,7 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     warm_schedule: bool = True
     bench_endpoints: bool = False
     admin_token: str | None = None
+    l1: bool = False
     pool_min: int = 2
     pool_max: int = 20
 
@@ -84,7 +87,7 @@ class Marketplace:
             timeout=settings.db_pool_timeout,
             name="marketplace",
         )
-        self.cache = AsyncRedisService(config.redis_url, settings=settings)
+        self.cache = AsyncRedisService(config.redis_url, settings=settings, l1=config.l1)
         self.queries: Queries = (
             CachedQueries(self.pool, self.cache) if config.caching else Queries(self.pool)
         )
@@ -456,6 +459,7 @@ def app_from_env() -> ASGIApp:
             caching=flag not in ("0", "false", "no", "off"),
             bench_endpoints=os.environ.get("MARKETPLACE_BENCH_ENDPOINTS") == "1",
             admin_token=settings.perfkit_admin_token,
+            l1=os.environ.get("MARKETPLACE_L1") == "1",
             pool_max=settings.db_pool_max,
             pool_min=settings.db_pool_min,
         ),

@@ -52,7 +52,7 @@ def make_client(market_db: str, private_redis: PrivateRedis) -> MakeClient:
 
     @asynccontextmanager
     async def make(
-        *, caching: bool = True, admin_token: str | None = None
+        *, caching: bool = True, admin_token: str | None = None, l1: bool = False
     ) -> AsyncIterator[Client]:
         app = create_app(
             MarketplaceConfig(
@@ -62,6 +62,7 @@ def make_client(market_db: str, private_redis: PrivateRedis) -> MakeClient:
                 warm_schedule=False,
                 bench_endpoints=True,
                 admin_token=admin_token,
+                l1=l1,
                 pool_min=1,
                 pool_max=4,
             )

@@ -109,8 +109,11 @@ async def test_a_cached_hit_runs_no_statement(make_client: MakeClient) -> None:
         assert client.market.pool.get_stats().queries.count == before
 
 
-async def test_a_price_update_is_visible_on_the_next_read(make_client: MakeClient) -> None:
-    async with make_client() as client:
+@pytest.mark.parametrize("l1", [False, True], ids=["redis", "redis+l1"])
+async def test_a_price_update_is_visible_on_the_next_read(
+    make_client: MakeClient, l1: bool
+) -> None:
+    async with make_client(l1=l1) as client:
         product = (await client.get("/api/products/popular")).json()[0]
         pid, old = product["id"], product["price_cents"]
         word = product["name"].split()[-1]
@@ -137,6 +140,8 @@ async def test_a_price_update_is_visible_on_the_next_read(make_client: MakeClien
             assert answer.json()["price_cents"] == new
             for name, path in reads.items():
                 assert price_in(name, (await client.get(path)).json()) == new, name
+        if l1:  # the reads above were served from process memory
+            assert (await client.market.cache.metrics()).l1_hits > 0
 
 
 async def test_an_order_updates_stock_history_and_dashboard_and_enqueues_email(

@@ -268,6 +268,7 @@ def _phase(
     base = f"http://127.0.0.1:{port}"
     env = stack.environment(
         MARKETPLACE_CACHING="1" if caching else "0",
+        MARKETPLACE_L1="1" if args.l1 else "0",
         MARKETPLACE_BENCH_ENDPOINTS="1",
         CACHE_NAMESPACE=NAMESPACE,
         CACHE_WARMUP_DELAY="3600",  # the bench warms explicitly, before the warm-up load
@@ -480,6 +481,7 @@ def run_bench(args: argparse.Namespace) -> int:
     title = (
         f"perfkit bench: SF {args.sf:g}, {args.concurrency} concurrent, "
         f"{args.duration:g} s per phase after {args.warmup:g} s warm-up, Zipf {args.zipf:g}"
+        + (", L1 near cache" if args.l1 else "")
     )
     say("")
     say(title)
@@ -500,6 +502,7 @@ def run_bench(args: argparse.Namespace) -> int:
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
             "zipf": args.zipf,
+            "l1": args.l1,
             "weights": WEIGHTS,
             "heavy_endpoints": HEAVY,
             "servers": "embedded" if not (args.database_url or settings.database_url) else "given",

@@ -83,5 +83,8 @@ def add_bench(subparsers: Any) -> None:
         metavar="FILE",
         help="JSON results (default: %(default)s); the chart goes next to it as .png",
     )
+    parser.add_argument(
+        "--l1", action="store_true", help="caching on with the cache's in-process near cache"
+    )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
     parser.set_defaults(handler=_run_bench)
