@@ -1,11 +1,17 @@
+"""Cache fixtures. ``cache`` and ``acache`` run each test twice: on the shared standalone
+server and on a private 3-primary Redis Cluster started once per session. Tests that look
+at the standalone server directly (raw client, URL) run on standalone only."""
+
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from perfkit import Settings
 from perfkit.cache import AsyncRedisService, RedisService
+from tests._servers import PrivateCluster
 
 # Short timeouts and lock waits so fault tests finish quickly.
 TEST_SETTINGS = Settings(
@@ -15,16 +21,53 @@ TEST_SETTINGS = Settings(
     cache_lock_wait=3.0,
 )
 
+# A test asking for one of these inspects the standalone server itself.
+_STANDALONE_ONLY = {"redis_client", "redis_url", "private_redis"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_cluster = callspec is not None and callspec.params.get("server_kind") == "cluster"
+        function = getattr(item, "function", None)
+        own = set(inspect.signature(function).parameters) if function else set()
+        standalone_only = own & _STANDALONE_ONLY or item.get_closest_marker("standalone_only")
+        (dropped if on_cluster and standalone_only else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    cluster = PrivateCluster(3)
+    yield cluster.url
+    cluster.close()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 @pytest.fixture
-def cache(redis_url: str, namespace: str) -> Iterator[RedisService]:
-    service = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
+def cache_url(server_kind: str, request: pytest.FixtureRequest) -> str:
+    fixture = "cluster_url" if server_kind == "cluster" else "redis_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def cache(cache_url: str, namespace: str) -> Iterator[RedisService]:
+    service = RedisService(cache_url, namespace=namespace, settings=TEST_SETTINGS)
     yield service
+    service.clear()
     service.close()
 
 
 @pytest.fixture
-async def acache(redis_url: str, namespace: str) -> AsyncIterator[AsyncRedisService]:
-    service = AsyncRedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
+async def acache(cache_url: str, namespace: str) -> AsyncIterator[AsyncRedisService]:
+    service = AsyncRedisService(cache_url, namespace=namespace, settings=TEST_SETTINGS)
     yield service
+    await service.clear()
     await service.close()

@@ -90,6 +90,7 @@ def test_default_ttl_explicit_ttl_and_no_expiry(
     assert cache.exists("forever")
 
 
+@pytest.mark.standalone_only  # counts connections of a single server's pool
 def test_batch_operations_are_one_round_trip(cache: RedisService) -> None:
     sent: list[object] = []
     original = cache.client.connection_pool.get_connection
