@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 import redis
@@ -140,3 +141,40 @@ def test_huge_tagged_batch_neither_times_out_nor_falls_back(cache: RedisService)
     assert cache.get_many([f"big:{i}" for i in range(0, 20_000, 1_000)]) == {
         f"big:{i}": i for i in range(0, 20_000, 1_000)
     }
+
+
+def test_caller_joining_a_loader_after_invalidation_gets_a_fresh_value(
+    cache: RedisService,
+) -> None:
+    """A caller that starts after invalidate_tags returned, while a loader that began
+    before it still runs, must not be handed that loader's (old) value."""
+    started, release = threading.Event(), threading.Event()
+    version = {"price": 1}
+    calls: list[int] = []
+
+    def loader() -> int:
+        calls.append(version["price"])
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+            return 1  # read before the update below
+        return version["price"]
+
+    results: dict[str, object] = {}
+    first = threading.Thread(
+        target=lambda: results.update(first=cache.get_or_set("p", loader, tags=["t"]))
+    )
+    first.start()
+    assert started.wait(5)
+    version["price"] = 2
+    cache.invalidate_tags(["t"])
+    late = threading.Thread(
+        target=lambda: results.update(late=cache.get_or_set("p", loader, tags=["t"]))
+    )
+    late.start()
+    time.sleep(0.1)  # the late caller is now waiting on the first caller's loader
+    release.set()
+    first.join(5)
+    late.join(5)
+    assert results == {"first": 1, "late": 2}
+    assert cache.get("p") == 2

@@ -36,6 +36,8 @@ from perfkit.settings import Settings
 
 _UNLINK_BATCH = 500
 _STORE_BATCH = 500
+# Followers of a loader whose value they may not serve try again (as leader) this often.
+_FOLLOW_ATTEMPTS = 3
 _SCAN_COUNT = 1000
 
 
@@ -430,13 +432,27 @@ class AsyncRedisService(BaseCacheService):
         async def fill() -> tuple[Any, Payload | None]:
             return await self._fill(full, key, loader, ttl_ms, checked_tags, refresh)
 
-        led, value, shared = await self._flights.run(full, fill)
-        if led and value is not MISSING:
-            return value
-        value = MISSING if shared is None else self._decode(shared, type_, key)
-        if value is MISSING:
-            value = await acall_loader(loader)
-        return value
+        for _ in range(_FOLLOW_ATTEMPTS):
+            led, value, shared = await self._flights.run(full, fill)
+            if led:
+                # Our own loader's value, or one another process stored while we waited
+                # (read and checked by _fill).
+                if value is MISSING and shared is not None:
+                    value = self._decode(shared, type_, key)
+                if value is not MISSING:
+                    return value
+            else:
+                # A follower may have joined after an invalidate_tags that the leader's
+                # loader predates: only serve what is still current in the cache (the
+                # leader's write is refused when its generations are outdated).
+                epoch = self._near_epoch()
+                entry = (await self._lookup([full], checked_tags))[0]
+                if entry is not None:
+                    value = self._accept(full, entry, type_, key, epoch, l1)
+                    if value is not MISSING:
+                        return value
+        # Redis keeps refusing the value (or it does not decode): load it for this caller.
+        return await acall_loader(loader)
 
     async def _fill(
         self,
