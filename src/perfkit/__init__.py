@@ -6,6 +6,8 @@ the settings, the exception tree they share, and :class:`Perfkit`, which wires t
 together and serves the admin API.
 """
 
+import typing as _typing
+
 from perfkit._errors import (
     CacheError,
     ConfigError,
@@ -15,8 +17,10 @@ from perfkit._errors import (
     PerfkitError,
     QueryError,
 )
-from perfkit.kit import Perfkit
 from perfkit.settings import Settings
+
+if _typing.TYPE_CHECKING:
+    from perfkit.kit import Perfkit
 
 __version__ = "0.1.0"
 
@@ -32,3 +36,13 @@ __all__ = [
     "Settings",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # Perfkit is imported on first use: it pulls in every part (rq, psycopg, admin), which
+    # an app or worker that only uses perfkit.cache should not pay for at start-up.
+    if name == "Perfkit":
+        from perfkit.kit import Perfkit
+
+        return Perfkit
+    raise AttributeError(f"module 'perfkit' has no attribute {name!r}")

@@ -81,6 +81,8 @@ class StatsCollector:
         self.help = help or f"From {prefix} stats."
         self.latest: Any = None
         self.fetched_at: float | None = None
+        # Found to be async by refresh(): sync refreshes skip it from then on.
+        self.asynchronous = False
 
     def refresh(self) -> Any:
         """Fetch from a sync source and keep the value; returns it."""
@@ -89,6 +91,7 @@ class StatsCollector:
             close = getattr(value, "close", None)
             if close is not None:
                 close()
+            self.asynchronous = True
             raise MetricsError(f"{self.prefix}: the source is async; use `await arefresh()`")
         return self._keep(value)
 

@@ -107,11 +107,16 @@ class PerformanceMonitor:
         return WSGIMetricsMiddleware(inner, metrics=self.requests)
 
     def refresh(self) -> None:
-        """Read every sync source now; a failing source is logged and keeps its last value."""
+        """Read every sync source now; a failing source is logged and keeps its last value.
+        Async sources are left to :meth:`arefresh` (they keep their last value here)."""
         for collector in self.sources:
+            if collector.asynchronous:
+                continue
             try:
                 collector.refresh()
             except Exception as exc:
+                if collector.asynchronous:
+                    continue
                 _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
 
     async def arefresh(self) -> None:
