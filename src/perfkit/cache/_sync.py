@@ -385,15 +385,8 @@ class RedisService(BaseCacheService):
         lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
         return self._load(key, loader, ttl, tags, None)
 
-    def cached_query(
-        self,
-        key: str,
-        loader: Callable[[], Any],
-        ttl: float | None = None,
-        tags: Iterable[str] = (),
-    ) -> Any:
-        """The seed guide's ``cachedQuery(key, loader, ttl, tags)``: same as :meth:`get_or_set`."""
-        return self._load(key, loader, ttl, tags, None)
+    # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
+    cached_query = get_or_set
 
     def _load(
         self,
