@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,3 +68,21 @@ def rotated_orders(names: list[str], rounds: int) -> list[list[str]]:
         order = names[shift:] + names[:shift]
         orders.append(order[::-1] if r % 2 else order)
     return orders
+
+
+Samples = dict[str, list[float]]
+
+
+def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> Samples:
+    """Seconds per call of each contender, one sample per round (after one warm-up round),
+    the contenders taking turns in rotated order so that all see the same machine."""
+    samples: Samples = {name: [] for name in calls}
+    for index, order in enumerate(rotated_orders(list(calls), rounds + 1)):
+        for name in order:
+            call = calls[name]
+            start = time.perf_counter()
+            for _ in range(batch):
+                call()
+            if index:
+                samples[name].append((time.perf_counter() - start) / batch)
+    return samples

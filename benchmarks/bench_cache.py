@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import msgspec
 import redis
 import redis.asyncio
-from _common import redacted, redis_server
+from _common import Row, interleave, redacted, redis_server, rotated_orders
 
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
 from perfkit.settings import Settings
@@ -73,19 +73,6 @@ class Plan:
 QUICK = Plan(rounds=60, sync_batch=10, async_batch=10, tagged_keys=10_000)
 
 
-@dataclass
-class Row:
-    """One printed line (and JSON record)."""
-
-    name: str
-    baseline: str
-    perfkit: str
-    ratio: float | None
-    target: str
-    verdict: str  # PASS, MISS, or "info" for context rows
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
 def catalogue(category: str, page: int) -> list[dict[str, Any]]:
     """A page of 20 products: the value every contender caches."""
     return [
@@ -108,39 +95,12 @@ def catalogue(category: str, page: int) -> list[dict[str, Any]]:
 # -- timing -------------------------------------------------------------------------------------
 
 
-def _orders(names: list[str], rounds: int) -> list[list[str]]:
-    """A rotated (and every other round reversed) order of the contenders for each round."""
-    orders = []
-    for r in range(rounds):
-        shift = r % len(names)
-        order = names[shift:] + names[:shift]
-        orders.append(order[::-1] if r % 2 else order)
-    return orders
-
-
-Samples = dict[str, list[float]]
-
-
-def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> Samples:
-    """Seconds per call of each contender, one sample per round (after one warm-up round)."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for index, order in enumerate(_orders(list(calls), rounds + 1)):
-        for name in order:
-            call = calls[name]
-            start = time.perf_counter()
-            for _ in range(batch):
-                call()
-            if index:
-                samples[name].append((time.perf_counter() - start) / batch)
-    return samples
-
-
 async def ainterleave(
     calls: dict[str, Callable[[], Awaitable[Any]]], rounds: int, batch: int
 ) -> dict[str, list[float]]:
     """As :func:`interleave`, awaiting each call."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for index, order in enumerate(_orders(list(calls), rounds + 1)):
+    for index, order in enumerate(rotated_orders(list(calls), rounds + 1)):
         for name in order:
             call = calls[name]
             start = time.perf_counter()

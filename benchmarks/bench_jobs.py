@@ -34,7 +34,7 @@ from typing import Any
 
 import msgspec
 import redis
-from _common import Row, redacted, redis_server, rotated_orders
+from _common import Row, interleave, redacted, redis_server, rotated_orders
 from rq import Queue, Retry, SimpleWorker, Worker
 from rq.serializers import DefaultSerializer
 
@@ -87,20 +87,6 @@ class Plan:
 QUICK = Plan(enqueue_rounds=10, enqueue_batch=50, worker_rounds=1, worker_jobs=100)
 
 
-def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> dict[str, float]:
-    """Median seconds per call of each contender (after one warm-up round)."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for index, order in enumerate(rotated_orders(list(calls), rounds + 1)):
-        for name in order:
-            call = calls[name]
-            start = time.perf_counter()
-            for _ in range(batch):
-                call()
-            if index:
-                samples[name].append((time.perf_counter() - start) / batch)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 class Bench:
     """Owns the connection and the queue names, and removes what it created."""
 
@@ -137,7 +123,8 @@ class Bench:
             ),
             "perfkit function": lambda: ids.append(service.enqueue(noop, PAYLOAD, queue=base)),
         }
-        medians = interleave(calls, self.plan.enqueue_rounds, self.plan.enqueue_batch)
+        samples = interleave(calls, self.plan.enqueue_rounds, self.plan.enqueue_batch)
+        medians = {name: statistics.median(values) for name, values in samples.items()}
         us = {name: value * 1e6 for name, value in medians.items()}
         ratio = medians["perfkit processor"] / medians["rq json"]
         detail = {f"{name} us": round(value, 1) for name, value in us.items()}
