@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
+import psycopg
 import redis
 
 from perfkit._errors import PerfkitError
@@ -276,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except redis.ConnectionError as exc:
         print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"error: PostgreSQL: {str(exc).strip()}", file=sys.stderr)
         return 1
     return status
 
