@@ -1,7 +1,8 @@
 """What the endpoints return: msgspec Structs (cached as MessagePack, served as JSON).
 
 Money is integer cents. Aggregates never carry a product's current price, so a price
-update only has to invalidate the entries that do (``product:<id>`` and ``catalog``).
+update only has to invalidate the entries that do (``product:<id>``, and ``prices`` for
+price-filtered search results).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "CategoryCount",
     "CategoryRank",
     "DailyPoint",
+    "IdPage",
     "MonthPoint",
     "OrderLine",
     "OrderPage",
@@ -37,6 +39,14 @@ class ProductSummary(msgspec.Struct, frozen=True, kw_only=True):
     price_cents: int
     category_id: int
     seller_id: int
+
+
+class IdPage(msgspec.Struct, frozen=True, kw_only=True):
+    """The ordered product ids of one page of a listing or search (cached on their own;
+    the page is built from each product's cached summary)."""
+
+    ids: list[int]
+    has_next: bool
 
 
 class ProductPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,11 +5,21 @@ class with each read wrapped in ``@cached_query``, by the policy in :data:`CACHE
 (TTL and tags). Writes return the tags they made stale; the app invalidates them after the
 transaction commits and before it answers, so no read after the answer sees the old value.
 
+Listings, search results and the popular list are cached in two levels: the ordered
+product ids of the page (tagged ``catalog``), and each product's :class:`ProductSummary`
+(tagged ``product:<id>``), read for the whole page with one ``get_many``; the summaries
+that miss are loaded with one SQL query. So a price update only makes that one product's
+summary miss, not every page that shows it.
+
 Tags:
 
 - ``product:<id>``: entries showing that product's price, stock or sales (detail,
-  analytics). Price/stock updates and orders invalidate it.
-- ``catalog``: listings and search results (they show prices). Price updates invalidate it.
+  analytics, its summary in listings). Price/stock updates and orders invalidate it.
+- ``catalog``: which products listings, search results and the popular list hold, and in
+  what order (ids only: new or removed products, category changes invalidate it; nothing
+  in this app does yet). A price update does not touch it.
+- ``prices``: price-filtered search results, whose membership depends on prices. Price
+  updates invalidate it.
 - ``seller:<id>``: that seller's dashboard. Orders invalidate it.
 - ``user:<id>:orders``: a user's order history. Orders invalidate it.
 - ``categories``: the category list with product counts.
@@ -19,7 +29,8 @@ Tags:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -30,6 +41,7 @@ from marketplace.models import (
     CategoryCount,
     CategoryRank,
     DailyPoint,
+    IdPage,
     MonthPoint,
     OrderLine,
     OrderPage,
@@ -48,6 +60,8 @@ from perfkit.queries import AsyncTimedPool, OffsetPagination
 
 __all__ = [
     "CACHE_POLICY",
+    "SUMMARY_KEY",
+    "SUMMARY_POLICY",
     "CachedQueries",
     "Conflict",
     "NotFound",
@@ -61,9 +75,10 @@ MINUTE = 60
 
 # name of the read -> (TTL in seconds, tag templates filled from its arguments)
 CACHE_POLICY: dict[str, tuple[int, tuple[str, ...]]] = {
-    "products_page": (10 * MINUTE, ("catalog",)),
-    "search": (10 * MINUTE, ("catalog",)),
-    "popular_products": (10 * MINUTE, ("catalog",)),
+    "products_page_ids": (10 * MINUTE, ("catalog",)),
+    "search_ids": (10 * MINUTE, ("catalog",)),
+    "price_search_ids": (10 * MINUTE, ("catalog", "prices")),
+    "popular_ids": (10 * MINUTE, ("catalog",)),
     "product": (15 * MINUTE, ("product:{product_id}",)),
     "product_analytics": (10 * MINUTE, ("product:{product_id}",)),
     "user_orders": (30 * MINUTE, ("user:{user_id}:orders",)),
@@ -75,8 +90,13 @@ CACHE_POLICY: dict[str, tuple[int, tuple[str, ...]]] = {
     "sales_summary": (5 * MINUTE, ("analytics",)),
 }
 
+# A product's summary (in listings): (TTL, tag template); its key is SUMMARY_KEY.
+SUMMARY_POLICY = (15 * MINUTE, "product:{product_id}")
+SUMMARY_KEY = "summary:{product_id}"
+
 _SUMMARY_COLUMNS = ("id", "name", "price_cents", "category_id", "seller_id")
 _LISTING = OffsetPagination("products", _SUMMARY_COLUMNS, order_by=("id",))
+_LISTING_IDS = OffsetPagination("products", ("id",), order_by=("id",))
 _UTC_DAY = sql.SQL("(created_at AT TIME ZONE 'UTC')::date")
 
 
@@ -122,6 +142,36 @@ def _points(rows: Sequence[Mapping[str, Any]]) -> list[DailyPoint]:
     ]
 
 
+def _search_query(
+    columns: Sequence[str],
+    q: str,
+    category_id: int | None,
+    min_price: int | None,
+    max_price: int | None,
+    page: int,
+    per_page: int,
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """Full-text search (tsvector + GIN) with filters, by rank: ``columns`` of one page
+    (and one row more, to tell whether there is a next page)."""
+    conditions = [sql.SQL("search @@ query")]
+    params: dict[str, Any] = {"q": q, "limit": per_page + 1, "offset": (page - 1) * per_page}
+    if category_id is not None:
+        conditions.append(sql.SQL("category_id = %(category_id)s"))
+        params["category_id"] = category_id
+    if min_price is not None:
+        conditions.append(sql.SQL("price_cents >= %(min_price)s"))
+        params["min_price"] = min_price
+    if max_price is not None:
+        conditions.append(sql.SQL("price_cents <= %(max_price)s"))
+        params["max_price"] = max_price
+    query = sql.SQL(
+        "SELECT {} FROM products, websearch_to_tsquery('english', %(q)s) AS query "
+        "WHERE {} ORDER BY ts_rank(search, query) DESC, id "
+        "LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(" AND ").join(conditions))
+    return query, params
+
+
 class Queries:
     """Every read and write of the marketplace, straight to PostgreSQL."""
 
@@ -161,23 +211,9 @@ class Queries:
         per_page: int = 20,
     ) -> ProductPage:
         """Full-text search (tsvector + GIN) with category and price filters, by rank."""
-        conditions = [sql.SQL("search @@ query")]
-        params: dict[str, Any] = {"q": q, "limit": per_page + 1, "offset": (page - 1) * per_page}
-        if category_id is not None:
-            conditions.append(sql.SQL("category_id = %(category_id)s"))
-            params["category_id"] = category_id
-        if min_price is not None:
-            conditions.append(sql.SQL("price_cents >= %(min_price)s"))
-            params["min_price"] = min_price
-        if max_price is not None:
-            conditions.append(sql.SQL("price_cents <= %(max_price)s"))
-            params["max_price"] = max_price
-        query = sql.SQL(
-            "SELECT id, name, price_cents, category_id, seller_id "
-            "FROM products, websearch_to_tsquery('english', %(q)s) AS query "
-            "WHERE {} ORDER BY ts_rank(search, query) DESC, id "
-            "LIMIT %(limit)s OFFSET %(offset)s"
-        ).format(sql.SQL(" AND ").join(conditions))
+        query, params = _search_query(
+            _SUMMARY_COLUMNS, q, category_id, min_price, max_price, page, per_page
+        )
         rows = await self._all(query, params)
         return ProductPage(
             items=[ProductSummary(**row) for row in rows[:per_page]],
@@ -185,6 +221,54 @@ class Queries:
             per_page=per_page,
             has_next=len(rows) > per_page,
         )
+
+    async def products_page_ids(
+        self, page: int = 1, per_page: int = 20, category_id: int | None = None
+    ) -> IdPage:
+        """The ids of :meth:`products_page`, in order."""
+        where = {"category_id": category_id} if category_id is not None else None
+        async with self.pool.connection() as conn:
+            found = await _LISTING_IDS.fetch_async(conn, page=page, per_page=per_page, where=where)
+        return IdPage(ids=[row["id"] for row in found.rows], has_next=found.has_next)
+
+    async def search_ids(
+        self,
+        q: str,
+        category_id: int | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> IdPage:
+        """The ids of :meth:`search` without a price filter, in order (by rank)."""
+        # Queries' own method, not a cached twin's: one cache entry per search.
+        return await Queries.price_search_ids(self, q, category_id, None, None, page, per_page)
+
+    async def price_search_ids(
+        self,
+        q: str,
+        category_id: int | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> IdPage:
+        """The ids of :meth:`search` with a price filter (which products match depends on
+        their prices: cached under its own policy)."""
+        query, params = _search_query(("id",), q, category_id, min_price, max_price, page, per_page)
+        rows = await self._all(query, params)
+        return IdPage(ids=[row["id"] for row in rows[:per_page]], has_next=len(rows) > per_page)
+
+    async def popular_ids(self, limit: int = 20) -> list[int]:
+        """The ids of :meth:`popular_products`, in order."""
+        rows = await self._all("SELECT id FROM products ORDER BY views DESC, id LIMIT %s", (limit,))
+        return [row["id"] for row in rows]
+
+    async def summaries(self, product_ids: Sequence[int]) -> dict[int, ProductSummary]:
+        """The summaries of those products that exist, by id (one query)."""
+        rows = await self._all(
+            "SELECT id, name, price_cents, category_id, seller_id FROM products WHERE id = ANY(%s)",
+            (list(product_ids),),
+        )
+        return {row["id"]: ProductSummary(**row) for row in rows}
 
     async def popular_products(self, limit: int = 20) -> list[ProductSummary]:
         """The most viewed products."""
@@ -489,12 +573,58 @@ class Queries:
             raise NotFound(f"product {product_id} does not exist")
         tags = [f"product:{product_id}"]
         if update.price_cents is not None:
-            tags.append("catalog")
+            tags.append("prices")  # price-filtered search results may change
         return Written(result={"id": product_id}, stale_tags=tags)
 
 
+class _SummaryBatch:
+    """One SQL query for the summaries that concurrent ``get_or_set`` calls miss.
+
+    Each call's loader runs only after the cache has read that product's tag generation,
+    so the batch's query starts after every generation it will be stored under was read:
+    a price update whose invalidation comes after that makes the write be refused (the
+    cache's race guarantee), one that came before is already in the rows. The query runs
+    once every product of the batch has either asked (its loader ran) or been answered
+    without loading (a hit from another process, or a wait on another loader)."""
+
+    def __init__(
+        self,
+        product_ids: Sequence[int],
+        fetch: Callable[[Sequence[int]], Awaitable[dict[int, ProductSummary]]],
+    ) -> None:
+        self.pending = set(product_ids)
+        self.asked: list[int] = []
+        self.fetch = fetch
+        self.started = asyncio.Event()
+        self.rows: asyncio.Future[dict[int, ProductSummary]] | None = None
+
+    async def load(self, product_id: int) -> ProductSummary | None:
+        """The loader of ``product_id``'s summary."""
+        if self.rows is not None or product_id not in self.pending:
+            # A late second call (the cache retries a refused load): a query of its own.
+            return (await self.fetch([product_id])).get(product_id)
+        self.pending.discard(product_id)
+        self.asked.append(product_id)
+        self._start_when_complete()
+        await self.started.wait()
+        assert self.rows is not None
+        return (await asyncio.shield(self.rows)).get(product_id)
+
+    def answered(self, product_id: int) -> None:
+        """``product_id``'s ``get_or_set`` returned (or raised)."""
+        self.pending.discard(product_id)
+        self._start_when_complete()
+
+    def _start_when_complete(self) -> None:
+        if self.pending or self.rows is not None or not self.asked:
+            return
+        self.rows = asyncio.ensure_future(self.fetch(list(self.asked)))
+        self.started.set()
+
+
 class CachedQueries(Queries):
-    """:class:`Queries` with every read cached in Redis by :data:`CACHE_POLICY`."""
+    """:class:`Queries` with every read cached in Redis by :data:`CACHE_POLICY`;
+    listings, search results and the popular list in two levels (ids, then summaries)."""
 
     def __init__(self, pool: AsyncTimedPool, cache: AsyncRedisService) -> None:
         super().__init__(pool)
@@ -504,3 +634,84 @@ class CachedQueries(Queries):
             # The key names the class's method (marketplace.queries.Queries.<name>), so
             # every process and every app instance on this namespace shares entries.
             setattr(self, name, cached_query(ttl, tags, cache=cache)(read))
+
+    async def products_page(
+        self, page: int = 1, per_page: int = 20, category_id: int | None = None
+    ) -> ProductPage:
+        """:meth:`Queries.products_page` from the cached ids and summaries."""
+        found = await self.products_page_ids(page, per_page, category_id)
+        return await self._page(found, page, per_page)
+
+    async def search(
+        self,
+        q: str,
+        category_id: int | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> ProductPage:
+        """:meth:`Queries.search` from the cached ids and summaries."""
+        if min_price is None and max_price is None:
+            found = await self.search_ids(q, category_id, page, per_page)
+        else:
+            found = await self.price_search_ids(
+                q, category_id, min_price, max_price, page, per_page
+            )
+        return await self._page(found, page, per_page)
+
+    async def popular_products(self, limit: int = 20) -> list[ProductSummary]:
+        """:meth:`Queries.popular_products` from the cached ids and summaries."""
+        return await self.cached_summaries(await self.popular_ids(limit))
+
+    async def _page(self, found: IdPage, page: int, per_page: int) -> ProductPage:
+        return ProductPage(
+            items=await self.cached_summaries(found.ids),
+            page=page,
+            per_page=per_page,
+            has_next=found.has_next,
+        )
+
+    async def cached_summaries(self, product_ids: Sequence[int]) -> list[ProductSummary]:
+        """The summaries of ``product_ids``, in order (products that no longer exist are
+        left out): one ``get_many``; the missing ones with one query, cached through
+        ``get_or_set`` (so a write never outlives an invalidation it raced with)."""
+        keys = [SUMMARY_KEY.format(product_id=pid) for pid in product_ids]
+        cached = await self.cache.get_many(keys)
+        summaries: dict[int, ProductSummary | None] = {
+            pid: _summary(cached[key])
+            for pid, key in zip(product_ids, keys, strict=True)
+            if key in cached
+        }
+        missing = [pid for pid in dict.fromkeys(product_ids) if pid not in summaries]
+        if missing:
+            loaded = await asyncio.gather(*self._load_summaries(missing))
+            summaries.update(zip(missing, loaded, strict=True))
+        return [s for s in (summaries[pid] for pid in product_ids) if s is not None]
+
+    def _load_summaries(
+        self, product_ids: Sequence[int]
+    ) -> list[Coroutine[Any, Any, ProductSummary | None]]:
+        ttl, tag = SUMMARY_POLICY
+        batch = _SummaryBatch(product_ids, super().summaries)
+
+        async def one(pid: int) -> ProductSummary | None:
+            try:
+                value = await self.cache.get_or_set(
+                    SUMMARY_KEY.format(product_id=pid),
+                    lambda: batch.load(pid),
+                    ttl,
+                    [tag.format(product_id=pid)],
+                )
+            finally:
+                batch.answered(pid)
+            return _summary(value)
+
+        return [one(pid) for pid in product_ids]
+
+
+def _summary(value: Any) -> ProductSummary | None:
+    """A summary as cached (a dict when read back) or as loaded (a struct)."""
+    if value is None or isinstance(value, ProductSummary):
+        return value
+    return msgspec.convert(value, ProductSummary)

@@ -1,13 +1,14 @@
 """The seed's cache warming list, as named warmers of a ``CacheWarmer``.
 
-- ``popular_products``: the 20 most viewed products (the list, and each product's page)
-  and the first page of the product listing;
+- ``popular_products``: the 20 most viewed products (the list, each product's page and
+  summary) and the first page of the product listing (its ids and summaries);
 - ``categories``: every active category with its product count;
 - ``analytics_summaries``: today's sales, the weekly trend, monthly aggregates;
 - ``leaderboards``: top sellers, best-selling products, category rankings.
 
 Each warmer *refreshes* its entries (recomputes and stores them even when cached), so
-warming also renews entries that are about to expire.
+warming also renews entries that are about to expire; product summaries are only filled
+where missing.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ def add_warmers(warmer: CacheWarmer, queries: CachedQueries) -> CacheWarmer:
     """Register the marketplace's warmers on ``warmer`` (reading through ``queries``)."""
 
     async def popular_products() -> int:
-        popular = await queries.popular_products.refresh(POPULAR)  # type: ignore[attr-defined]
-        for product in popular:
-            await queries.product.refresh(product.id)  # type: ignore[attr-defined]
-        await queries.products_page.refresh(1, 20, None)  # type: ignore[attr-defined]
-        return len(popular) + 2
+        popular = await queries.popular_ids.refresh(POPULAR)  # type: ignore[attr-defined]
+        for product_id in popular:
+            await queries.product.refresh(product_id)  # type: ignore[attr-defined]
+        first = await queries.products_page_ids.refresh(1, 20, None)  # type: ignore[attr-defined]
+        # Summaries are filled where missing (tag invalidation keeps them current).
+        await queries.cached_summaries([*popular, *first.ids])
+        return 2 * len(popular) + len(first.ids) + 2
 
     async def categories() -> int:
         await queries.categories.refresh()  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -9,6 +10,7 @@ import psycopg
 import pytest
 import redis
 from marketplace import datagen
+from marketplace.queries import Queries
 
 from tests.examples.conftest import ANCHOR, MakeClient
 
@@ -92,9 +94,14 @@ async def test_results_are_identical_with_caching_on_and_off(make_client: MakeCl
     async with make_client(caching=True) as cached:
         for path in READS:
             miss = await cached.get(path)
-            hits_before = (await cached.market.cache.metrics()).hits
+            before = await cached.market.cache.metrics()
+            statements = cached.market.pool.get_stats().queries.count
             hit = await cached.get(path)
-            assert (await cached.market.cache.metrics()).hits == hits_before + 1, path
+            after = await cached.market.cache.metrics()
+            # Listings read their page's ids and then every product's summary: one hit
+            # or more, never a miss, never a statement.
+            assert after.hits > before.hits and after.misses == before.misses, path
+            assert cached.market.pool.get_stats().queries.count == statements, path
             assert miss.status_code == hit.status_code == expected[path].status_code, path
             assert miss.json() == hit.json() == expected[path].json(), path
     assert expected["/api/products/999999"].status_code == 404
@@ -142,6 +149,62 @@ async def test_a_price_update_is_visible_on_the_next_read(
                 assert price_in(name, (await client.get(path)).json()) == new, name
         if l1:  # the reads above were served from process memory
             assert (await client.market.cache.metrics()).l1_hits > 0
+
+
+async def test_a_price_update_reloads_one_summary_not_the_listing(
+    make_client: MakeClient,
+) -> None:
+    async with make_client() as client:
+        path = "/api/products?per_page=10"
+        items = (await client.get(path)).json()["items"]
+        pid, old = items[3]["id"], items[3]["price_cents"]
+        cheap = f"/api/search?q={items[3]['name'].split()[-1]}&max_price={old}&per_page=100"
+        assert pid in [p["id"] for p in (await client.get(cheap)).json()["items"]]
+        await client.get(path)  # cached: ids and all 10 summaries
+        answer = await client.patch(f"/api/products/{pid}", json={"price_cents": old + 1})
+        assert answer.status_code == 200
+        before = await client.market.cache.metrics()
+        statements = client.market.pool.get_stats().queries.count
+        after_update = (await client.get(path)).json()["items"]
+        assert [p["id"] for p in after_update] == [p["id"] for p in items]
+        assert after_update[3]["price_cents"] == old + 1
+        assert [p for i, p in enumerate(after_update) if i != 3] == items[:3] + items[4:]
+        metrics = await client.market.cache.metrics()
+        # The ids and 9 summaries hit; one summary missed (in get_many, then in the
+        # get_or_set that loads it) and was loaded by one statement.
+        assert (metrics.hits - before.hits, metrics.misses - before.misses) == (10, 2)
+        assert client.market.pool.get_stats().queries.count == statements + 1
+        # A price-filtered search depends on prices: the product is no longer under it.
+        assert pid not in [p["id"] for p in (await client.get(cheap)).json()["items"]]
+
+
+async def test_a_summary_loaded_before_a_price_update_is_not_cached(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary query that ran before an update, stored after its invalidation: refused."""
+    async with make_client() as client:
+        path = "/api/products?per_page=5"
+        first = (await client.get(path)).json()["items"][0]
+        pid, old = first["id"], first["price_cents"]
+        await client.market.cache.invalidate_tags([f"product:{pid}"])  # summary misses
+        queried, updated = asyncio.Event(), asyncio.Event()
+        real = Queries.summaries
+
+        async def slow(self: Queries, product_ids: Any) -> Any:
+            rows = await real(self, product_ids)
+            queried.set()
+            await updated.wait()  # the update commits and invalidates meanwhile
+            return rows
+
+        monkeypatch.setattr(Queries, "summaries", slow)
+        reading = asyncio.create_task(client.get(path))
+        await queried.wait()
+        answer = await client.patch(f"/api/products/{pid}", json={"price_cents": old + 7})
+        assert answer.status_code == 200
+        updated.set()
+        assert (await reading).json()["items"][0]["price_cents"] == old  # read before
+        monkeypatch.setattr(Queries, "summaries", real)
+        assert (await client.get(path)).json()["items"][0]["price_cents"] == old + 7
 
 
 async def test_an_order_updates_stock_history_and_dashboard_and_enqueues_email(
