@@ -34,6 +34,7 @@ from marketplace.queries import (
     ProductUpdate,
     Queries,
     Written,
+    track_sql,
 )
 from marketplace.warmers import add_warmers
 from perfkit import PayloadError, Perfkit, Settings
@@ -107,6 +108,9 @@ class Marketplace:
             token=config.admin_token,
         )
         self.monitor = self.kit.monitor
+        # GET reads answered, and those that ran no statement themselves (bench stats).
+        self.reads = 0
+        self.reads_without_sql = 0
 
     async def invalidate(self, written: Written) -> None:
         """Invalidate what a committed write made stale (before the response is sent)."""
@@ -176,18 +180,26 @@ def _market(request: Request) -> Marketplace:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _endpoint(handler: Callable[[Request, Marketplace], Awaitable[Any]]) -> Handler:
-    """An endpoint answering JSON; None is 404, BadRequest 400, NotFound 404, Conflict 409."""
+def _endpoint(
+    handler: Callable[[Request, Marketplace], Awaitable[Any]], *, counted: bool = True
+) -> Handler:
+    """An endpoint answering JSON; None is 404, BadRequest 400, NotFound 404, Conflict 409.
+    ``counted``: its GETs count in the bench's reads (and reads served without SQL)."""
 
     async def endpoint(request: Request) -> Response:
+        market = _market(request)
+        ran_sql = track_sql() if counted and request.method == "GET" else None
         try:
-            result = await handler(request, _market(request))
+            result = await handler(request, market)
         except (BadRequest, msgspec.ValidationError, msgspec.DecodeError) as exc:
             return _error(400, str(exc))
         except NotFound as exc:
             return _error(404, str(exc))
         except Conflict as exc:
             return _error(409, str(exc))
+        if ran_sql is not None:
+            market.reads += 1
+            market.reads_without_sql += not ran_sql[0]
         if isinstance(result, Response):
             return result
         if result is None:
@@ -358,6 +370,8 @@ class BenchStats(msgspec.Struct, frozen=True, kw_only=True):
     pool_utilization_pct: float
     pool_usage_ms: int
     pool_requests_queued: int
+    reads: int
+    reads_without_sql: int
 
 
 async def bench_stats(request: Request, market: Marketplace) -> Any:
@@ -377,6 +391,8 @@ async def bench_stats(request: Request, market: Marketplace) -> Any:
         pool_utilization_pct=pool.pool.utilization_pct,
         pool_usage_ms=pool.pool.usage_ms,
         pool_requests_queued=pool.pool.requests_queued,
+        reads=market.reads,
+        reads_without_sql=market.reads_without_sql,
     )
 
 
@@ -384,6 +400,7 @@ async def bench_reset(request: Request, market: Marketplace) -> Any:
     """POST /api/bench/reset (bench_endpoints only): zero the cache and query stats."""
     market.cache.reset_metrics()
     market.pool.reset_stats()
+    market.reads = market.reads_without_sql = 0
     return {"reset": True}
 
 
@@ -399,7 +416,7 @@ async def health(request: Request, market: Marketplace) -> Any:
 
 def _routes(config: MarketplaceConfig) -> list[Route]:
     routes = [
-        Route("/healthz", _endpoint(health)),
+        Route("/healthz", _endpoint(health, counted=False)),
         Route("/api/products", _endpoint(products)),
         Route("/api/search", _endpoint(search)),
         Route("/api/products/popular", _endpoint(popular)),
@@ -418,9 +435,9 @@ def _routes(config: MarketplaceConfig) -> list[Route]:
     ]
     if config.bench_endpoints:
         routes += [
-            Route("/api/bench/stats", _endpoint(bench_stats)),
-            Route("/api/bench/reset", _endpoint(bench_reset), methods=["POST"]),
-            Route("/api/bench/warm", _endpoint(warm), methods=["POST"]),
+            Route("/api/bench/stats", _endpoint(bench_stats, counted=False)),
+            Route("/api/bench/reset", _endpoint(bench_reset, counted=False), methods=["POST"]),
+            Route("/api/bench/warm", _endpoint(warm, counted=False), methods=["POST"]),
         ]
     return routes
 

@@ -6,10 +6,11 @@ class with each read wrapped in ``@cached_query``, by the policy in :data:`CACHE
 transaction commits and before it answers, so no read after the answer sees the old value.
 
 Listings, search results and the popular list are cached in two levels: the ordered
-product ids of the page (tagged ``catalog``), and each product's :class:`ProductSummary`
-(tagged ``product:<id>``), read for the whole page with one ``get_many``; the summaries
-that miss are loaded with one SQL query. So a price update only makes that one product's
-summary miss, not every page that shows it.
+product ids of the page (tagged ``catalog``, or ``catalog`` and ``prices`` when a price
+filter decides membership), and the :class:`ProductSummary` list of those ids (tagged
+``product:<id>`` for each product on it; loaded with one query by primary key). So a
+price update makes only the pages showing that product reload their summaries, instead
+of every page and search result.
 
 Tags:
 
@@ -29,12 +30,14 @@ Tags:
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+import contextvars
+import hashlib
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
-from psycopg import errors, sql
+from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import dict_row
 
 from marketplace.models import (
@@ -69,6 +72,7 @@ __all__ = [
     "ProductUpdate",
     "Queries",
     "Written",
+    "track_sql",
 ]
 
 MINUTE = 60
@@ -90,9 +94,10 @@ CACHE_POLICY: dict[str, tuple[int, tuple[str, ...]]] = {
     "sales_summary": (5 * MINUTE, ("analytics",)),
 }
 
-# A product's summary (in listings): (TTL, tag template); its key is SUMMARY_KEY.
-SUMMARY_POLICY = (15 * MINUTE, "product:{product_id}")
-SUMMARY_KEY = "summary:{product_id}"
+# The summaries of one list of ids (a page): (TTL, tag template for each product); the
+# key is SUMMARY_KEY filled with a digest of the ids.
+SUMMARY_POLICY = (10 * MINUTE, "product:{product_id}")
+SUMMARY_KEY = "summaries:{ids}"
 
 _SUMMARY_COLUMNS = ("id", "name", "price_cents", "category_id", "seller_id")
 _LISTING = OffsetPagination("products", _SUMMARY_COLUMNS, order_by=("id",))
@@ -142,6 +147,20 @@ def _points(rows: Sequence[Mapping[str, Any]]) -> list[DailyPoint]:
     ]
 
 
+# Set per request by the app (track_sql): whether the request ran a statement itself.
+_RAN_SQL: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "marketplace_ran_sql", default=None
+)
+
+
+def track_sql() -> list[bool]:
+    """From now on in this context, record whether a read takes a database connection:
+    ``box[0]`` turns True when one does (the bench's "reads served without SQL")."""
+    box = [False]
+    _RAN_SQL.set(box)
+    return box
+
+
 def _search_query(
     columns: Sequence[str],
     q: str,
@@ -178,10 +197,16 @@ class Queries:
     def __init__(self, pool: AsyncTimedPool) -> None:
         self.pool = pool
 
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        box = _RAN_SQL.get()
+        if box is not None:
+            box[0] = True
+        return self.pool.connection()
+
     async def _all(
         self, query: str | sql.SQL | sql.Composed, params: Any = None
     ) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             return await cur.fetchall()
 
@@ -192,7 +217,7 @@ class Queries:
     ) -> ProductPage:
         """Products by id, one page (``getProductsWithPagination``)."""
         where = {"category_id": category_id} if category_id is not None else None
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             found = await _LISTING.fetch_async(conn, page=page, per_page=per_page, where=where)
         return ProductPage(
             items=[ProductSummary(**row) for row in found.rows],
@@ -227,7 +252,7 @@ class Queries:
     ) -> IdPage:
         """The ids of :meth:`products_page`, in order."""
         where = {"category_id": category_id} if category_id is not None else None
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             found = await _LISTING_IDS.fetch_async(conn, page=page, per_page=per_page, where=where)
         return IdPage(ids=[row["id"] for row in found.rows], has_next=found.has_next)
 
@@ -493,7 +518,7 @@ class Queries:
         if not request.items or any(q <= 0 for q in request.items.values()):
             raise Conflict("an order needs at least one item, each with a quantity > 0")
         wanted = sorted(request.items)
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("SELECT email FROM users WHERE id = %s", (request.user_id,))
             user = await cur.fetchone()
             if user is None:
@@ -577,51 +602,6 @@ class Queries:
         return Written(result={"id": product_id}, stale_tags=tags)
 
 
-class _SummaryBatch:
-    """One SQL query for the summaries that concurrent ``get_or_set`` calls miss.
-
-    Each call's loader runs only after the cache has read that product's tag generation,
-    so the batch's query starts after every generation it will be stored under was read:
-    a price update whose invalidation comes after that makes the write be refused (the
-    cache's race guarantee), one that came before is already in the rows. The query runs
-    once every product of the batch has either asked (its loader ran) or been answered
-    without loading (a hit from another process, or a wait on another loader)."""
-
-    def __init__(
-        self,
-        product_ids: Sequence[int],
-        fetch: Callable[[Sequence[int]], Awaitable[dict[int, ProductSummary]]],
-    ) -> None:
-        self.pending = set(product_ids)
-        self.asked: list[int] = []
-        self.fetch = fetch
-        self.started = asyncio.Event()
-        self.rows: asyncio.Future[dict[int, ProductSummary]] | None = None
-
-    async def load(self, product_id: int) -> ProductSummary | None:
-        """The loader of ``product_id``'s summary."""
-        if self.rows is not None or product_id not in self.pending:
-            # A late second call (the cache retries a refused load): a query of its own.
-            return (await self.fetch([product_id])).get(product_id)
-        self.pending.discard(product_id)
-        self.asked.append(product_id)
-        self._start_when_complete()
-        await self.started.wait()
-        assert self.rows is not None
-        return (await asyncio.shield(self.rows)).get(product_id)
-
-    def answered(self, product_id: int) -> None:
-        """``product_id``'s ``get_or_set`` returned (or raised)."""
-        self.pending.discard(product_id)
-        self._start_when_complete()
-
-    def _start_when_complete(self) -> None:
-        if self.pending or self.rows is not None or not self.asked:
-            return
-        self.rows = asyncio.ensure_future(self.fetch(list(self.asked)))
-        self.started.set()
-
-
 class CachedQueries(Queries):
     """:class:`Queries` with every read cached in Redis by :data:`CACHE_POLICY`;
     listings, search results and the popular list in two levels (ids, then summaries)."""
@@ -674,44 +654,23 @@ class CachedQueries(Queries):
 
     async def cached_summaries(self, product_ids: Sequence[int]) -> list[ProductSummary]:
         """The summaries of ``product_ids``, in order (products that no longer exist are
-        left out): one ``get_many``; the missing ones with one query, cached through
-        ``get_or_set`` (so a write never outlives an invalidation it raced with)."""
-        keys = [SUMMARY_KEY.format(product_id=pid) for pid in product_ids]
-        cached = await self.cache.get_many(keys)
-        summaries: dict[int, ProductSummary | None] = {
-            pid: _summary(cached[key])
-            for pid, key in zip(product_ids, keys, strict=True)
-            if key in cached
-        }
-        missing = [pid for pid in dict.fromkeys(product_ids) if pid not in summaries]
-        if missing:
-            loaded = await asyncio.gather(*self._load_summaries(missing))
-            summaries.update(zip(missing, loaded, strict=True))
-        return [s for s in (summaries[pid] for pid in product_ids) if s is not None]
-
-    def _load_summaries(
-        self, product_ids: Sequence[int]
-    ) -> list[Coroutine[Any, Any, ProductSummary | None]]:
+        left out), cached as one entry per list of ids, tagged ``product:<id>`` for each:
+        a hit is one round trip (the entry and its tags' generations in one MGET), and a
+        price update makes only the lists holding that product miss. ``get_or_set`` reads
+        the generations before the query runs, so a list loaded before an update is never
+        stored after that update's invalidation."""
+        if not product_ids:
+            return []
         ttl, tag = SUMMARY_POLICY
-        batch = _SummaryBatch(product_ids, super().summaries)
+        digest = hashlib.blake2b(",".join(map(str, product_ids)).encode(), digest_size=12)
+        value = await self.cache.get_or_set(
+            SUMMARY_KEY.format(ids=digest.hexdigest()),
+            lambda: self._summaries_in_order(product_ids),
+            ttl,
+            [tag.format(product_id=pid) for pid in dict.fromkeys(product_ids)],
+        )
+        return msgspec.convert(value, list[ProductSummary])
 
-        async def one(pid: int) -> ProductSummary | None:
-            try:
-                value = await self.cache.get_or_set(
-                    SUMMARY_KEY.format(product_id=pid),
-                    lambda: batch.load(pid),
-                    ttl,
-                    [tag.format(product_id=pid)],
-                )
-            finally:
-                batch.answered(pid)
-            return _summary(value)
-
-        return [one(pid) for pid in product_ids]
-
-
-def _summary(value: Any) -> ProductSummary | None:
-    """A summary as cached (a dict when read back) or as loaded (a struct)."""
-    if value is None or isinstance(value, ProductSummary):
-        return value
-    return msgspec.convert(value, ProductSummary)
+    async def _summaries_in_order(self, product_ids: Sequence[int]) -> list[ProductSummary]:
+        found = await super().summaries(product_ids)
+        return [found[pid] for pid in product_ids if pid in found]

@@ -31,8 +31,9 @@ def add_warmers(warmer: CacheWarmer, queries: CachedQueries) -> CacheWarmer:
             await queries.product.refresh(product_id)  # type: ignore[attr-defined]
         first = await queries.products_page_ids.refresh(1, 20, None)  # type: ignore[attr-defined]
         # Summaries are filled where missing (tag invalidation keeps them current).
-        await queries.cached_summaries([*popular, *first.ids])
-        return 2 * len(popular) + len(first.ids) + 2
+        await queries.cached_summaries(popular)
+        await queries.cached_summaries(first.ids)
+        return len(popular) + 4
 
     async def categories() -> int:
         await queries.categories.refresh()  # type: ignore[attr-defined]

@@ -56,6 +56,8 @@ def test_bench_quick_runs_end_to_end_and_writes_its_json(
     assert before["cache_hit_rate"] is None  # caching off: no lookups at all
     assert 0 < after["cache_hit_rate"] <= 1
     assert after["cache_hits"] > after["cache_misses"]
+    assert before["reads_without_sql"] == 0.0  # every uncached read runs its statements
+    assert 0 < after["reads_without_sql"] <= 1
     # The cached phase runs far fewer statements per request than the uncached one.
     assert after["queries"] / after["latency"]["requests"] < (
         before["queries"] / before["latency"]["requests"]

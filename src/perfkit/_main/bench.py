@@ -181,6 +181,10 @@ class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
     cache_hit_rate: float | None
     cache_hits: int
     cache_misses: int
+    # Per request, unlike cache_hit_rate (per cache lookup; a cached listing page is one
+    # lookup of its ids plus one per product summary): the share of GET reads that ran
+    # no statement themselves.
+    reads_without_sql: float | None
     queries: int
     slow_queries: int
     slow_query_pct: float
@@ -315,6 +319,9 @@ def _summarize(
         cache_hit_rate=round(stats["cache_hit_rate"], 4) if lookups else None,
         cache_hits=stats["cache_hits"],
         cache_misses=stats["cache_misses"],
+        reads_without_sql=(
+            round(stats["reads_without_sql"] / stats["reads"], 4) if stats.get("reads") else None
+        ),
         queries=stats["queries"],
         slow_queries=stats["slow_queries"],
         slow_query_pct=round(stats["slow_query_pct"], 3),
@@ -378,7 +385,8 @@ def _table(off: PhaseResult, on: PhaseResult, ratios: dict[str, Any]) -> str:
     ]
     shown: list[tuple[str, Callable[[PhaseResult], str]]] = [
         ("requests (errors)", lambda p: f"{p.latency.requests} ({p.errors})"),
-        ("cache hit rate", lambda p: pct(p.cache_hit_rate)),
+        ("cache hit rate (per lookup)", lambda p: pct(p.cache_hit_rate)),
+        ("reads served without SQL", lambda p: pct(p.reads_without_sql)),
         ("slow queries", lambda p: f"{p.slow_query_pct:.1f}% of {p.queries}"),
         ("pool utilisation", lambda p: f"{p.pool_utilization_pct:.0f}% of {p.pool_max}"),
     ]
@@ -410,9 +418,10 @@ def _verdicts(on: PhaseResult, ratios: dict[str, Any]) -> dict[str, dict[str, An
             "met": heavy is not None and heavy >= TARGETS["heavy_p50_ratio"],
         },
         "cache_hit_rate": {
-            "target": f">= {TARGETS['cache_hit_rate']:.0%}",
+            "target": f">= {TARGETS['cache_hit_rate']:.0%} (per cache lookup)",
             "measured": hit,
             "met": hit is not None and hit >= TARGETS["cache_hit_rate"],
+            "reads_without_sql": on.reads_without_sql,  # the same per request, for context
         },
         "slow_query_pct": {
             "target": f"< {TARGETS['slow_query_pct']:g}%",
