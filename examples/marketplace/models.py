@@ -1,8 +1,8 @@
 """What the endpoints return: msgspec Structs (cached as MessagePack, served as JSON).
 
 Money is integer cents. Aggregates never carry a product's current price, so a price
-update only has to invalidate the entries that do (``product:<id>``, and ``prices`` for
-price-filtered search results).
+update only has to invalidate the entries that do (``product:<id>``, ``summary:<id>``,
+and ``prices`` for price-filtered search results).
 """
 
 from __future__ import annotations

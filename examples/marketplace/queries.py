@@ -8,14 +8,16 @@ transaction commits and before it answers, so no read after the answer sees the 
 Listings, search results and the popular list are cached in two levels: the ordered
 product ids of the page (tagged ``catalog``, or ``catalog`` and ``prices`` when a price
 filter decides membership), and the :class:`ProductSummary` list of those ids (tagged
-``product:<id>`` for each product on it; loaded with one query by primary key). So a
+``summary:<id>`` for each product on it; loaded with one query by primary key). So a
 price update makes only the pages showing that product reload their summaries, instead
-of every page and search result.
+of every page and search result; a stock update or an order none.
 
 Tags:
 
 - ``product:<id>``: entries showing that product's price, stock or sales (detail,
-  analytics, its summary in listings). Price/stock updates and orders invalidate it.
+  analytics). Price/stock updates and orders invalidate it.
+- ``summary:<id>``: lists of product summaries holding that product (name, price,
+  category, seller; no stock). Price updates invalidate it.
 - ``catalog``: which products listings, search results and the popular list hold, and in
   what order (ids only: new or removed products, category changes invalidate it; nothing
   in this app does yet). A price update does not touch it.
@@ -96,7 +98,7 @@ CACHE_POLICY: dict[str, tuple[int, tuple[str, ...]]] = {
 
 # The summaries of one list of ids (a page): (TTL, tag template for each product); the
 # key is SUMMARY_KEY filled with a digest of the ids.
-SUMMARY_POLICY = (10 * MINUTE, "product:{product_id}")
+SUMMARY_POLICY = (10 * MINUTE, "summary:{product_id}")
 SUMMARY_KEY = "summaries:{ids}"
 
 _SUMMARY_COLUMNS = ("id", "name", "price_cents", "category_id", "seller_id")
@@ -598,7 +600,8 @@ class Queries:
             raise NotFound(f"product {product_id} does not exist")
         tags = [f"product:{product_id}"]
         if update.price_cents is not None:
-            tags.append("prices")  # price-filtered search results may change
+            # Listings' summaries show the price; price-filtered searches may change.
+            tags += [f"summary:{product_id}", "prices"]
         return Written(result={"id": product_id}, stale_tags=tags)
 
 
@@ -654,7 +657,7 @@ class CachedQueries(Queries):
 
     async def cached_summaries(self, product_ids: Sequence[int]) -> list[ProductSummary]:
         """The summaries of ``product_ids``, in order (products that no longer exist are
-        left out), cached as one entry per list of ids, tagged ``product:<id>`` for each:
+        left out), cached as one entry per list of ids, tagged ``summary:<id>`` for each:
         a hit is one round trip (the entry and its tags' generations in one MGET), and a
         price update makes only the lists holding that product miss. ``get_or_set`` reads
         the generations before the query runs, so a list loaded before an update is never

@@ -163,6 +163,11 @@ async def test_a_price_update_reloads_one_summary_not_the_listing(
         cheap = f"/api/search?q={items[3]['name'].split()[-1]}&max_price={old}&per_page=100"
         assert pid in [p["id"] for p in (await client.get(cheap)).json()["items"]]
         await client.get(path)  # cached: the ids and the summaries
+        # A stock update does not touch the listing (summaries show no stock).
+        assert (await client.patch(f"/api/products/{pid}", json={"stock": 3})).status_code == 200
+        statements = client.market.pool.get_stats().queries.count
+        assert (await client.get(path)).json()["items"] == items
+        assert client.market.pool.get_stats().queries.count == statements
         answer = await client.patch(f"/api/products/{pid}", json={"price_cents": old + 1})
         assert answer.status_code == 200
         before = await client.market.cache.metrics()
@@ -187,7 +192,7 @@ async def test_a_summary_loaded_before_a_price_update_is_not_cached(
         path = "/api/products?per_page=5"
         first = (await client.get(path)).json()["items"][0]
         pid, old = first["id"], first["price_cents"]
-        await client.market.cache.invalidate_tags([f"product:{pid}"])  # summary misses
+        await client.market.cache.invalidate_tags([f"summary:{pid}"])  # summaries miss
         queried, updated = asyncio.Event(), asyncio.Event()
         real = Queries.summaries
 

@@ -51,8 +51,8 @@ HEAVY = (
     "product_analytics",
 )
 # name -> weight in the request mix: about 2 requests in 1000 change a product's stock
-# (invalidating its detail and analytics), 2 in 10 000 its price (invalidating every
-# listing and search result too, as they show prices).
+# (invalidating its detail and analytics), 2 in 10 000 its price (invalidating also the
+# listing pages that show it and the price-filtered search results).
 WEIGHTS: dict[str, float] = {
     "product": 26.0,
     "listing": 12.0,
