@@ -104,3 +104,16 @@ def test_a_bad_admin_token_is_not_echoed() -> None:
     with pytest.raises(ConfigError, match="PERFKIT_ADMIN_TOKEN") as raised:
         Settings.from_env({"PERFKIT_ADMIN_TOKEN": "almost-a-secret"})
     assert "almost-a-secret" not in str(raised.value)
+
+
+def test_repr_hides_url_passwords() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://:s3cret@cache:6379/0",
+            "DATABASE_URL": "host=db user=app password=hunter2 dbname=shop",
+        }
+    )
+    shown = repr(settings)
+    assert "s3cret" not in shown and "hunter2" not in shown
+    assert "redis://:***@cache:6379/0" in shown and "password=***" in shown
+    assert settings.redis_url == "redis://:s3cret@cache:6379/0"  # the value itself is intact

@@ -9,6 +9,7 @@ the variables the seed guide defines in minutes (``CACHE_WARMUP_INTERVAL``,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,21 @@ PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 _MINUTE_VARIABLES = frozenset({"CACHE_WARMUP_INTERVAL", "PERFORMANCE_LOG_INTERVAL"})
 # Fields whose value is never shown by repr().
 _SECRET_FIELDS = frozenset({"perfkit_admin_token"})
+
+
+# A password in a URL (``scheme://user:password@host``) or a libpq conninfo (``password=...``).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)|(password=)\S+")
+
+
+def _shown(name: str, value: object) -> str:
+    """``repr(value)`` with secrets and URL passwords replaced by ``***``."""
+    if name in _SECRET_FIELDS and value is not None:
+        return "***"
+    if isinstance(value, str) and name.endswith("_url"):
+        return repr(
+            _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[2]}" if m[1] else f"{m[3]}***", value)
+        )
+    return repr(value)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,8 +90,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __repr__(self) -> str:
         # Settings end up in logs and tracebacks: never print a secret.
         shown = (
-            f"{name}={'***' if name in _SECRET_FIELDS and value is not None else repr(value)}"
-            for name, value in msgspec.structs.asdict(self).items()
+            f"{name}={_shown(name, value)}" for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({', '.join(shown)})"
 
