@@ -42,10 +42,6 @@ def env_first(*names: str) -> str | None:
     return None
 
 
-def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="perfkit-test-"))
-
-
 class PrivateSentinel:
     """A Sentinel of the test's own watching ``master`` as service ``name``; it fails over
     quickly (the master is judged down after 500 ms)."""

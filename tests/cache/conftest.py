@@ -5,7 +5,8 @@ at the standalone server directly (raw client, URL) run on standalone only."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -20,6 +21,19 @@ TEST_SETTINGS = Settings(
     redis_retry_max_delay=0.5,
     cache_lock_wait=3.0,
 )
+
+
+def eventually(
+    condition: Callable[[], object], timeout: float = 2.0, pause: float = 0.001
+) -> float:
+    """Seconds until ``condition()`` holds, polling every ``pause``; fails after ``timeout``."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout:
+            raise AssertionError("condition not met in time")
+        time.sleep(pause)
+    return time.perf_counter() - start
+
 
 # A test asking for one of these inspects the standalone server itself.
 _STANDALONE_ONLY = {"redis_client", "redis_url", "private_redis"}

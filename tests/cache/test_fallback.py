@@ -9,15 +9,7 @@ from structlog.testing import capture_logs
 
 from perfkit.cache import AsyncRedisService, RedisService
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS
-
-
-def wait_for(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+from tests.cache.conftest import TEST_SETTINGS, eventually
 
 
 def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -> None:
@@ -43,7 +35,7 @@ def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -
             cache.get("before")
 
         private_redis.start()
-        wait_for(lambda: not cache.metrics().fallback_active)
+        eventually(lambda: not cache.metrics().fallback_active, timeout=10, pause=0.05)
         # Nothing from before or during the outage is served stale: the value written in
         # memory is gone from memory, and Redis lost the old one and the deleted one.
         assert cache.get("before", "miss") == "miss"
@@ -68,7 +60,7 @@ def test_tag_invalidated_during_outage_is_replayed(private_redis: PrivateRedis) 
     private_redis.start()
     seeder = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
     seeder.set("p", "old price", tags=["product:1"])
-    wait_for(lambda: not cache.metrics().fallback_active)
+    eventually(lambda: not cache.metrics().fallback_active, timeout=10, pause=0.05)
     assert cache.get("p", "miss") == "miss"
     assert seeder.get("p", "miss") == "miss"
     seeder.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -15,7 +15,7 @@ import redis
 from perfkit.cache import AsyncRedisService, NearCache, RedisService, cached_query
 from perfkit.cache._codec import MISSING
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS
+from tests.cache.conftest import TEST_SETTINGS, eventually
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -26,16 +26,6 @@ class Product(msgspec.Struct, frozen=True):
 def commands(client: redis.Redis, name: str) -> int:
     stats = client.info("commandstats").get(f"cmdstat_{name}", {})
     return int(stats.get("calls", 0))
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> float:
-    """Seconds until ``condition()`` held (fails after ``timeout``)."""
-    start = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - start > timeout:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.001)
-    return time.perf_counter() - start
 
 
 @pytest.fixture
