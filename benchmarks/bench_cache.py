@@ -1,6 +1,6 @@
 """Cache benchmarks (issue 2): ratios measured side by side in one run against one Redis.
 
-    python benchmarks/bench_cache.py [--redis-url URL] [--quick]
+    python benchmarks/bench_cache.py [--redis-url URL] [--quick] [--only "sync hits" ...]
 
 1. A ``cached_query`` hit vs redis-py ``GET`` + ``msgspec.msgpack.decode`` of the same value
    (a list of 20 product dicts), sync and async, untagged and tagged. Target <= 1.10.
@@ -591,10 +591,23 @@ def cleanup(url: str, ns: str) -> int:
     return removed
 
 
+SECTIONS = (
+    "sync hits",
+    "async hits",
+    "invalidate_tags",
+    "async stampede",
+    "thread stampede",
+    "process stampede",
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", help="Redis to use (its DB number is replaced by 11)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, 10 000 tagged keys")
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only this section (repeatable)"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     ns = f"perfkit-bench-{uuid.uuid4().hex[:10]}"
@@ -615,6 +628,8 @@ def main() -> int:
                 ("process stampede", lambda: [bench_stampede_processes(url, ns, plan)]),
             ]
             for title, section in sections:
+                if args.only and title not in args.only:
+                    continue
                 at = time.perf_counter()
                 rows += section()
                 print(f"  {title}: {time.perf_counter() - at:.1f} s", file=sys.stderr)

@@ -36,6 +36,9 @@ REPLACEMENTS = [
     (r"\.aclose\(\)", ".close()"),
     (r"\basync (def|for|with)\b", r"\1"),
     (r"\bawait ", ""),
+    # A function returning an awaitable (to save a coroutine frame) returns the value.
+    (r"-> Awaitable\[([^\n]*)\]:$", r"-> \1:"),
+    (r"\bAwaitable, ", ""),
 ]
 
 

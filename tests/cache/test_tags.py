@@ -58,6 +58,27 @@ def test_entry_read_with_other_tags_than_written_is_still_checked(cache: RedisSe
     assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 9
 
 
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (["a", "b"], ["a", "b"]),  # the header comparison
+        (["a", "b"], ["b", "a"]),  # other order: parsed and checked tag by tag
+        (["a", "b"], ["a"]),  # fewer tags than written
+        (["a"], ["a", "b"]),  # more tags than written
+        (["100%", "%b%s"], ["100%", "%b%s"]),  # format characters in tags
+    ],
+)
+def test_hit_is_checked_against_every_tag_it_was_written_with(
+    cache: RedisService, written: list[str], read: list[str]
+) -> None:
+    for tag in written:
+        cache.delete("p")
+        assert cache.get_or_set("p", lambda: 1, tags=written) == 1
+        assert cache.get_or_set("p", lambda: 2, tags=read) == 1  # a hit
+        cache.invalidate_tags([tag])
+        assert cache.get_or_set("p", lambda: 3, tags=read) == 3  # a miss
+
+
 def test_lost_generation_key_never_revives_old_entries(
     cache: RedisService, redis_client: redis.Redis, namespace: str
 ) -> None:

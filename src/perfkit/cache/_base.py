@@ -70,6 +70,8 @@ def resolve_ttl(ttl: float | None, default: int) -> int:
     """Milliseconds to keep an entry (0 = no expiry) from a ``ttl`` in seconds."""
     if ttl is None:
         return default * 1000
+    if type(ttl) is int and ttl >= 0:
+        return ttl * 1000
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
         raise ValueError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
     return round(ttl * 1000) if ttl else 0
@@ -177,6 +179,30 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+class ReadPlan:
+    """What reading an entry guarded by ``tags`` needs, worked out once per tag tuple: the tag
+    keys to MGET with the entry, and the header of an entry written under exactly these tags."""
+
+    __slots__ = ("keys", "tags", "template")
+
+    def __init__(self, tags: tuple[str, ...], tag_prefix: str) -> None:
+        self.tags = tags
+        self.keys = [tag_prefix + tag for tag in tags]
+        self.template = _codec.header_template(tags)
+
+    def header(self, gens: list[bytes | None]) -> bytes | None:
+        """The header such an entry has while ``gens`` are its tags' generations (None when
+        a generation is missing: no entry written under it is current)."""
+        try:
+            return self.template % tuple(gens)
+        except TypeError:
+            return None
+
+
+# Read plans a service keeps (the distinct tag tuples its callers use) before starting over.
+_PLAN_LIMIT = 4096
+
+
 class BaseCacheService:
     """Keys, tags, serialization, stats and fallback state of a cache service."""
 
@@ -212,6 +238,7 @@ class BaseCacheService:
         self._lock_prefix = f"{self._internal}lock:"
         self._seq_key = f"{self._internal}seq"
         self._stats = CacheStats()
+        self._plans: dict[tuple[str, ...], ReadPlan] = {}
         self._memory = MemoryStore(
             self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
         )
@@ -235,6 +262,19 @@ class BaseCacheService:
         if key.startswith(_INTERNAL):
             raise ValueError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
         return self._prefix + key
+
+    def _read_plan(self, tags: Iterable[str]) -> ReadPlan:
+        """The read plan of ``tags`` (validated the first time a tuple is seen)."""
+        try:
+            plan = self._plans.get(tags) if type(tags) is tuple else None
+        except TypeError:  # an unhashable tag: validate_tags names it
+            plan = None
+        if plan is None:
+            plan = ReadPlan(validate_tags(tags), self._tag_prefix)
+            if len(self._plans) >= _PLAN_LIMIT:
+                self._plans.clear()
+            self._plans[tags if type(tags) is tuple else plan.tags] = plan
+        return plan
 
     def _keys(self, keys: Iterable[str]) -> list[str]:
         if isinstance(keys, str):
@@ -331,7 +371,9 @@ class BaseCacheService:
     def _decode(self, payload: Payload, type_: Any, key: str) -> Any:
         """The value in ``payload``, or MISSING when it no longer fits ``type_``."""
         try:
-            return _codec.decode(payload, type_)
+            if type_ is None:
+                return _codec.plain_decoder.decode(payload)
+            return _codec.decoder_for(type_).decode(payload)
         except Exception as exc:  # msgspec.DecodeError / ValidationError
             self._stats.count(errors=1)
             log.warning("cache.decode_failed", key=key, error=str(exc))

@@ -35,7 +35,8 @@ TAGGED = 1
 _UNTAGGED_PREFIX = b"\x00"
 
 _encoder = msgspec.msgpack.Encoder()
-_plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
+# Untyped values (no return annotation, ``get``): the decoder every such hit uses.
+plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 
 
 def encode(value: object, *, key: str) -> bytes:
@@ -54,6 +55,12 @@ def entry_prefix(pairs: list[tuple[str, str]]) -> bytes:
     if not pairs:
         return _UNTAGGED_PREFIX
     return b"\x01" + "\x1e".join(f"{tag}\x1f{gen}" for tag, gen in pairs).encode() + b"\x1d"
+
+
+def header_template(tags: tuple[str, ...]) -> bytes:
+    """:func:`entry_prefix` of ``tags`` with ``%b`` for each generation: ``template % gens``
+    is the header of an entry written under exactly those tags at those generations."""
+    return entry_prefix([(tag.replace("%", "%%"), "%b") for tag in tags])
 
 
 def split_entry(raw: bytes) -> Entry | None:
@@ -75,10 +82,3 @@ def split_entry(raw: bytes) -> Entry | None:
 def decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
     """A decoder that builds ``type_`` (one per type, reused)."""
     return msgspec.msgpack.Decoder(type_)
-
-
-def decode(payload: bytes | memoryview, type_: Any = None) -> Any:
-    """The value in ``payload``, built as ``type_`` when one is given."""
-    if type_ is None:
-        return _plain_decoder.decode(payload)
-    return decoder_for(type_).decode(payload)

@@ -176,7 +176,8 @@ def cached_query(
             given = args[1:] if skip is not None else args
             memo_key = None
             if _memoizable(given, kwargs):
-                memo_key = (given, *kwargs.items())
+                # Positional arguments are never tuples here, so the two shapes cannot meet.
+                memo_key = (given, *kwargs.items()) if kwargs else given
                 known = memo.get(memo_key)
                 if known is not None:
                     return known
