@@ -22,6 +22,17 @@ def _servers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="data seed (default: %(default)s)")
 
 
+def _requests(text: str) -> int:
+    """A number of requests (>= 0), for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from perfkit._main.demo import run_demo
 
@@ -73,6 +84,15 @@ def add_bench(subparsers: Any) -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (SF 0.01, 3 s per phase)")
     parser.add_argument("--duration", type=float, help="seconds measured per phase (30)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per phase (10)")
+    parser.add_argument(
+        "--warmup-requests",
+        type=_requests,
+        help=(
+            "with caching on, the warm-up also lasts until this many requests were answered "
+            "(default 50000, --quick: 0; at most 120 s): the cache's state depends on the "
+            "requests it has seen, not on seconds"
+        ),
+    )
     parser.add_argument(
         "--concurrency", type=int, default=8, help="requests in flight (default: %(default)s)"
     )
