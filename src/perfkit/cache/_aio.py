@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -449,9 +450,9 @@ class AsyncRedisService(BaseCacheService):
             if hit:
                 return value
 
-        async def fill() -> tuple[Any, Payload | None]:
-            return await self._fill(full, key, loader, ttl_ms, plan, refresh)
-
+        # A partial, not a closure: a closure would make every local above a cell, paid on
+        # every hit too.
+        fill = functools.partial(self._fill, full, key, loader, ttl_ms, plan, refresh)
         for _ in range(_FOLLOW_ATTEMPTS):
             led, value, shared = await self._flights.run(full, fill)
             if led:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -446,9 +447,9 @@ class RedisService(BaseCacheService):
             if hit:
                 return value
 
-        def fill() -> tuple[Any, Payload | None]:
-            return self._fill(full, key, loader, ttl_ms, plan, refresh)
-
+        # A partial, not a closure: a closure would make every local above a cell, paid on
+        # every hit too.
+        fill = functools.partial(self._fill, full, key, loader, ttl_ms, plan, refresh)
         for _ in range(_FOLLOW_ATTEMPTS):
             led, value, shared = self._flights.run(full, fill)
             if led:
