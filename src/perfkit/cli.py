@@ -34,7 +34,10 @@ def _redis_url_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(args.redis_url or settings.redis_url)
+    # A connect timeout only: a read timeout would cut the worker's blocking dequeue.
+    return redis.Redis.from_url(
+        args.redis_url or settings.redis_url, socket_connect_timeout=settings.redis_connect_timeout
+    )
 
 
 def _print_json(value: Any) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from perfkit import JobError
 from perfkit.jobs import JobService, Priority
 from perfkit.jobs.serializer import JobSerializer
+from perfkit.settings import Settings
 from tests._servers import PrivateRedis
 from tests.jobs._processors import Mark, plain_add
 from tests.jobs.conftest import run_burst
@@ -260,3 +263,24 @@ def test_from_env_reads_the_job_settings(private_redis: PrivateRedis) -> None:
     assert (job.retries_left, job.retry_intervals) == (5, [2, 2, 2, 2, 2])
     assert job.failure_ttl == 60
     service.connection.close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port whose connects hang: its listener's accept queue is full, so the
+    kernel drops further SYNs (like a firewalled or frozen host)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            yield port
+
+
+def test_service_from_settings_fails_fast_on_a_host_that_never_answers(silent_port: int) -> None:
+    settings = Settings(redis_url=f"redis://127.0.0.1:{silent_port}/0", redis_connect_timeout=0.3)
+    service = JobService.from_settings(settings)
+    started = time.monotonic()
+    with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
+        service.stats()
+    assert time.monotonic() - started < 3  # the connect timeout (with redis-py's retries)

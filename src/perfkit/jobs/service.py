@@ -96,9 +96,17 @@ class JobService:
     def from_settings(
         cls, settings: Settings, *, connection: redis.Redis | None = None
     ) -> JobService:
-        """A service configured from ``settings`` (on ``settings.redis_url`` by default)."""
+        """A service configured from ``settings`` (on ``settings.redis_url`` by default).
+
+        The connection it makes gives up connecting after ``REDIS_CONNECT_TIMEOUT``, so a
+        host that does not answer fails fast; it has no read timeout, which would cut a
+        worker's blocking wait for jobs."""
+        if connection is None:
+            connection = redis.Redis.from_url(
+                settings.redis_url, socket_connect_timeout=settings.redis_connect_timeout
+            )
         return cls(
-            connection if connection is not None else redis.Redis.from_url(settings.redis_url),
+            connection,
             retry_attempts=settings.job_retry_attempts,
             retry_backoff=settings.job_retry_backoff,
             retry_base_delay=settings.job_retry_base_delay,
