@@ -66,6 +66,15 @@ def test_keys_live_in_the_namespace(
     assert redis_client.exists(f"{namespace}:k") == 1
 
 
+@pytest.mark.parametrize("foreign", [b"", b"plain text", b"\x01no-terminator"])
+def test_value_not_written_by_perfkit_reads_as_a_miss(
+    cache: RedisService, redis_client: redis.Redis, namespace: str, foreign: bytes
+) -> None:
+    redis_client.set(f"{namespace}:k", foreign)
+    assert cache.get("k", "default") == "default"
+    assert cache.get_or_set("k", lambda: "loaded", tags=["t"]) == "loaded"
+
+
 def test_unencodable_value_raises_and_writes_nothing(
     cache: RedisService, redis_client: redis.Redis, namespace: str
 ) -> None:

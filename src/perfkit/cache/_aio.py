@@ -187,7 +187,7 @@ class AsyncRedisService(BaseCacheService):
             near = self._near
             epoch = 0 if near is None else near.epoch
             raw, *gens = await self._mget([full, *plan.keys])
-            if raw is not None and near is None:
+            if raw and near is None:
                 # The common cases, without parsing the header. (Only the near cache needs
                 # the entry's tag pairs, and it is off.)
                 if raw[0] == UNTAGGED:

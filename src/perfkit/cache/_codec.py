@@ -66,6 +66,8 @@ def header_template(tags: tuple[str, ...]) -> bytes:
 def split_entry(raw: bytes) -> Entry | None:
     """``(payload, tag generations)`` of a stored entry (no tags for an untagged one), or
     None when the entry is not in perfkit's layout."""
+    if not raw:
+        return None
     if raw[0] == UNTAGGED:
         return memoryview(raw)[1:], []
     stop = raw.find(b"\x1d", 1)

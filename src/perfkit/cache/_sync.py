@@ -186,7 +186,7 @@ class RedisService(BaseCacheService):
             near = self._near
             epoch = 0 if near is None else near.epoch
             raw, *gens = self._mget([full, *plan.keys])
-            if raw is not None and near is None:
+            if raw and near is None:
                 # The common cases, without parsing the header. (Only the near cache needs
                 # the entry's tag pairs, and it is off.)
                 if raw[0] == UNTAGGED:
