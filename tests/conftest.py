@@ -21,7 +21,7 @@ import redis
 from psycopg import sql
 
 from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, postgres_answers, redis_answers
-from tests._servers import PrivateRedis, env_first
+from tests._servers import PrivateRedis, RestartablePostgres, env_first
 
 # The Redis DB number the tests use on a shared server (never 0, where apps live).
 TEST_REDIS_DB = int(os.environ.get("PERFKIT_TEST_REDIS_DB", "9"))
@@ -90,6 +90,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def private_redis() -> Iterator[PrivateRedis]:
     """A Redis server of this test's own on a free port, which the test may kill."""
     server = PrivateRedis()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[RestartablePostgres]:
+    """An embedded PostgreSQL of this test's own, which the test may stop and start."""
+    server = RestartablePostgres()
     yield server
     server.close()
 

