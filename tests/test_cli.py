@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from perfkit.cli import build_parser, main
+from perfkit.embedded import free_port
 from perfkit.jobs import JobService
 from tests._servers import PrivateRedis
 from tests.jobs._processors import Mark
@@ -105,3 +107,16 @@ def test_errors_exit_1_with_a_message(
     assert (status, err.strip()) == (2, "error: give a JOB_ID or --all")
     status, _, err = _run(capsys, "redis://127.0.0.1:1/0", "jobs", "stats")
     assert status == 1 and err.startswith("error: cannot reach Redis")
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_demo_and_bench_refuse_a_redis_that_does_not_answer(
+    command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    status = main([command, "--redis-url", url, "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "error: no Redis answers at redis://:***@127.0.0.1:" in err
+    assert "hunter2" not in err
+    assert not (tmp_path / "data").exists()  # it stopped before starting anything

@@ -61,12 +61,13 @@ def _wait_ready(url: str, process: subprocess.Popen[str], output: Output) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("interrupt", ["terminal", "process"])
+@pytest.mark.parametrize("interrupt", ["terminal", "process", "sigterm"])
 def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean(
     tmp_path: Path, interrupt: str
 ) -> None:
     """Ctrl-C in a terminal sends SIGINT to the whole process group (the embedded Valkey
-    gets it too); ``kill -INT`` only to the demo, which must stop everything itself."""
+    gets it too); ``kill -INT`` only to the demo, which must stop everything itself; and
+    so must ``kill`` (SIGTERM: ``timeout``, service managers)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
@@ -109,7 +110,7 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean(
         if interrupt == "terminal":
             os.killpg(process.pid, signal.SIGINT)
         else:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT if interrupt == "process" else signal.SIGTERM)
         assert process.wait(60) == 0, output.text
     finally:
         if process.poll() is None:

@@ -284,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.OperationalError as exc:
         print(f"error: PostgreSQL: {str(exc).strip()}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # what the command started is stopped by then
+        print("interrupted", file=sys.stderr)
+        return 130
     return status
 
 

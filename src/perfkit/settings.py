@@ -33,14 +33,17 @@ _SECRET_FIELDS = frozenset({"perfkit_admin_token"})
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)|(password=)\S+")
 
 
+def redacted_url(url: str) -> str:
+    """``url`` (or a libpq conninfo) with its password replaced by ``***``, for messages."""
+    return _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[2]}" if m[1] else f"{m[3]}***", url)
+
+
 def _shown(name: str, value: object) -> str:
     """``repr(value)`` with secrets and URL passwords replaced by ``***``."""
     if name in _SECRET_FIELDS and value is not None:
         return "***"
     if isinstance(value, str) and name.endswith("_url"):
-        return repr(
-            _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[2]}" if m[1] else f"{m[3]}***", value)
-        )
+        return repr(redacted_url(value))
     return repr(value)
 
 

@@ -32,6 +32,7 @@ from perfkit._main.stack import (
     ensure_data,
     marketplace_module,
     say,
+    sigterm_as_interrupt,
     stop_process,
     wait_for_http,
 )
@@ -510,11 +511,14 @@ def run_bench(args: argparse.Namespace) -> int:
     args.warmup = 10.0 if args.warmup is None else args.warmup
     if args.warmup_requests is None:
         args.warmup_requests = WARMUP_REQUESTS
-    with Stack(
-        database_url=args.database_url or settings.database_url,
-        redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
-    ) as stack:
+    with (
+        sigterm_as_interrupt(),
+        Stack(
+            database_url=args.database_url or settings.database_url,
+            redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
+            data_dir=Path(args.data_dir) if args.data_dir else None,
+        ) as stack,
+    ):
         meta = ensure_data(stack.database_url, args.sf, args.seed)
         mix = Mix(args.sf, args.zipf)
         _clear_namespace(stack.redis_url)

@@ -14,7 +14,13 @@ import os
 import secrets
 from pathlib import Path
 
-from perfkit._main.stack import Stack, ensure_data, marketplace_module, say
+from perfkit._main.stack import (
+    Stack,
+    ensure_data,
+    marketplace_module,
+    say,
+    sigterm_as_interrupt,
+)
 from perfkit.settings import Settings
 
 __all__ = ["run_demo"]
@@ -28,11 +34,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     data_dir = Path(args.data_dir) if args.data_dir else None
-    with Stack(
-        database_url=args.database_url or settings.database_url,
-        redis_url=args.redis_url or _env_redis_url(),
-        data_dir=data_dir,
-    ) as stack:
+    # An interrupt while starting (say, during the data load) stops what was started too.
+    with (
+        sigterm_as_interrupt(),
+        contextlib.suppress(KeyboardInterrupt),
+        Stack(
+            database_url=args.database_url or settings.database_url,
+            redis_url=args.redis_url or _env_redis_url(),
+            data_dir=data_dir,
+        ) as stack,
+    ):
         ensure_data(stack.database_url, args.sf, args.seed)
         marketplace = marketplace_module("app")
         token = secrets.token_urlsafe(24)
@@ -58,7 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
         server = uvicorn.Server(
             uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
         )
-        # uvicorn re-raises the SIGINT it handled once it has shut down.
+        # uvicorn re-raises the SIGINT or SIGTERM it handled once it has shut down.
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         say("Stopping ...")

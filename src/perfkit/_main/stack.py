@@ -8,6 +8,7 @@ reverse order on :meth:`Stack.close`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -15,13 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from perfkit._errors import ConfigError
-from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, redis_answers
+from perfkit.settings import redacted_url
 
 __all__ = ["Stack", "examples_path", "import_marketplace", "marketplace_module"]
 
@@ -63,6 +65,10 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+# Redis URLs a plain client can PING (not redis+sentinel:// or redis+cluster://).
+_PLAIN = ("redis://", "rediss://", "unix://")
+
+
 class Stack:
     """PostgreSQL, Redis and subprocesses for one run; a context manager.
 
@@ -77,6 +83,12 @@ class Stack:
         redis_url: str | None,
         data_dir: Path | None = None,
     ) -> None:
+        if redis_url is not None and redis_url.startswith(_PLAIN) and not redis_answers(redis_url):
+            # Else the app would run on its memory fallback and the worker would exit.
+            raise ConfigError(
+                f"no Redis answers at {redacted_url(redis_url)} (REDIS_URL or --redis-url): "
+                "start it, fix the URL, or unset it to use an embedded Valkey"
+            )
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.data_dir = data_dir or default_data_dir()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -153,6 +165,23 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM (``kill``, ``timeout``, a service manager) stops the run as Ctrl-C
+    does, raised as ``KeyboardInterrupt`` where it lands, so whatever was started is stopped
+    in order. (Its default action ends the process at once, leaving the embedded servers and
+    the worker running; uvicorn re-raises it after its own shutdown.)"""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
