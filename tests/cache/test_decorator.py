@@ -157,6 +157,12 @@ def test_wrong_kind_of_service_is_refused(cache: RedisService) -> None:
             return 1
 
 
+@pytest.mark.parametrize("ttl", [-1, "300", True, float("nan"), float("inf")])
+def test_bad_ttl_is_refused_where_the_function_is_decorated(ttl: object) -> None:
+    with pytest.raises(ValueError, match="ttl must be a number of seconds"):
+        cached_query(ttl=ttl)  # type: ignore[arg-type]
+
+
 def test_default_cache_is_replaceable(cache: RedisService, monkeypatch: pytest.MonkeyPatch) -> None:
     set_default_cache(cache)
     try:
@@ -223,7 +229,7 @@ async def test_loader_error_reaches_waiters_and_is_not_cached(acache: AsyncRedis
         raise RuntimeError("database down")
 
     results = await asyncio.gather(*(failing() for _ in range(5)), return_exceptions=True)
-    assert all(isinstance(r, RuntimeError) for r in results)
+    assert all(isinstance(r, RuntimeError) for r in results), results
     assert len(calls) == 1
     with pytest.raises(RuntimeError):
         await failing()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 import threading
 import time
@@ -72,7 +73,7 @@ def resolve_ttl(ttl: float | None, default: int) -> int:
         return default * 1000
     if type(ttl) is int and ttl >= 0:
         return ttl * 1000
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl < math.inf:
         raise ValueError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
     return round(ttl * 1000) if ttl else 0
 
@@ -230,6 +231,10 @@ class BaseCacheService:
             )
         self._client = client
         self._cluster = isinstance(client, redis.RedisCluster | redis.asyncio.RedisCluster)
+        # redis.asyncio's RedisCluster sets itself up on its first command; the service does
+        # that first, once (see AsyncRedisService._set_up_cluster). Sync clients set up in
+        # their constructor.
+        self._cluster_unset = isinstance(client, redis.asyncio.RedisCluster)
         self._owns_client = owns_client
         self._sentinel = sentinel
         self._prefix = f"{self.namespace}:"

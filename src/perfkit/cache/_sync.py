@@ -561,6 +561,8 @@ class RedisService(BaseCacheService):
 
     def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
+        if self._cluster_unset:
+            self._set_up_cluster()
         if not keys:
             return []
         if len(keys) == 1:
@@ -576,6 +578,8 @@ class RedisService(BaseCacheService):
 
     def _use_memory(self) -> bool:
         """Whether to serve from memory now; in fallback, probes Redis when a probe is due."""
+        if self._cluster_unset:
+            self._set_up_cluster()
         if self._fallback_since is None or not self._probe_due():
             return self._fallback_since is not None
         try:
@@ -588,6 +592,19 @@ class RedisService(BaseCacheService):
             self._fall_back(exc)
             return True
         return False
+
+    def _set_up_cluster(self) -> None:
+        """Let a redis.asyncio RedisCluster discover its nodes before the service's first
+        commands: when a fresh client's first commands run concurrently, one can find its
+        new connection closed under it (``AttributeError: 'NoneType' object has no
+        attribute 'writelines'`` from redis-py, about once in 30 fresh clusters here). If
+        the cluster does not answer, the command that follows fails over as usual and the
+        next one tries again."""
+        try:
+            self._client.initialize()
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError):
+            return
+        self._cluster_unset = False
 
     def _replay(self, pending: Pending) -> None:
         """Apply to Redis what this process changed while it was away (or, if that was too

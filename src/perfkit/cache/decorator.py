@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from perfkit.cache._aio import AsyncRedisService
+from perfkit.cache._base import resolve_ttl
 from perfkit.cache._sync import RedisService
 
 __all__ = ["cached_query", "get_default_cache", "set_default_cache"]
@@ -136,6 +137,7 @@ def cached_query(
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
+    resolve_ttl(ttl, 0)  # a bad ttl fails where the function is decorated, not at its first call
 
     def decorate(func: F) -> F:
         signature = inspect.signature(func)
