@@ -21,6 +21,7 @@ from perfkit.cache import (
     get_default_cache,
     set_default_cache,
 )
+from tests.cache.conftest import TEST_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,6 +235,31 @@ async def test_loader_error_reaches_waiters_and_is_not_cached(acache: AsyncRedis
     with pytest.raises(RuntimeError):
         await failing()
     assert len(calls) == 2
+
+
+def test_a_waiter_that_gets_the_lock_after_the_holder_stored_does_not_load_again(
+    cache: RedisService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_process = RedisService(cache.client, namespace=cache.namespace, settings=TEST_SETTINGS)
+    lock_key = cache._lock_key(cache._key("report"))
+    cache.client.set(lock_key, "the other process's token", px=10_000)
+    real_claim = cache._claim_lock
+    claims: list[str] = []
+
+    def claim(key: str, token: str, tags: tuple[str, ...]) -> tuple[bool, list[bytes]]:
+        claims.append(key)
+        if len(claims) == 2:
+            # The holder stores its value and lets go after the waiter's last look.
+            other_process.set("report", "theirs", tags=["reports"])
+            cache.client.delete(lock_key)
+        return real_claim(key, token, tags)
+
+    monkeypatch.setattr(cache, "_claim_lock", claim)
+    loads: list[int] = []
+    value = cache.get_or_set("report", lambda: loads.append(1) or "ours", tags=["reports"])
+    assert (value, loads) == ("theirs", [])
+    assert len(claims) == 2
+    assert not cache.client.exists(lock_key)  # the lock it took is given back
 
 
 @pytest.mark.slow
