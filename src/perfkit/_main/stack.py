@@ -31,14 +31,15 @@ _ROOT = Path(__file__).resolve().parents[3]
 
 
 def examples_path() -> Path:
-    """The ``examples`` directory of the source checkout perfkit runs from."""
-    found = _ROOT / "examples"
-    if not (found / "marketplace" / "__init__.py").is_file():
-        raise ConfigError(
-            "perfkit demo and perfkit bench run examples/marketplace from a source checkout "
-            f"(not found under {_ROOT}): clone the repository and pip install -e '.[examples]'"
-        )
-    return found
+    """The directory holding the ``marketplace`` package: the source checkout's
+    ``examples`` when perfkit runs from one, else the copy installed with the wheel."""
+    for found in (_ROOT / "examples", Path(__file__).resolve().parents[1] / "_examples"):
+        if (found / "marketplace" / "__init__.py").is_file():
+            return found
+    raise ConfigError(
+        "perfkit demo and perfkit bench need examples/marketplace, which is neither in a "
+        f"source checkout at {_ROOT} nor installed with perfkit: reinstall perfkit"
+    )
 
 
 def import_marketplace() -> None:
