@@ -408,6 +408,7 @@ class RedisService(BaseCacheService):
 
         Concurrent misses run the loader once per process, and across processes a short Redis
         lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
+        resolve_ttl(ttl, 0)  # a bad ttl is an error on a hit too (cached_query checks it once)
         return self._load(key, loader, ttl, tags, None)
 
     # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
@@ -427,7 +428,6 @@ class RedisService(BaseCacheService):
         ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
         start = time.perf_counter()
-        ttl_ms = resolve_ttl(ttl, self.default_ttl)
         plan = self._read_plan(tags)
         if not refresh:
             near = self._near
@@ -446,6 +446,7 @@ class RedisService(BaseCacheService):
             self._stats.lookup(hit, time.perf_counter() - start)
             if hit:
                 return value
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
 
         # A partial, not a closure: a closure would make every local above a cell, paid on
         # every hit too.

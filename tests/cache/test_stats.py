@@ -1,0 +1,41 @@
+"""CacheStats: exact counts from many threads, bounded memory, the latency histogram."""
+
+from __future__ import annotations
+
+import threading
+
+from perfkit.cache._stats import CacheStats
+
+
+def test_lookups_from_many_threads_are_all_counted() -> None:
+    stats = CacheStats()
+    start = threading.Barrier(8)
+
+    def work(hit: bool) -> None:
+        start.wait()
+        for _ in range(5_000):
+            stats.lookup(hit, 0.0002)
+            assert len(stats._hit_times) <= CacheStats.FOLD_AT
+            assert len(stats._miss_times) <= CacheStats.FOLD_AT
+
+    threads = [threading.Thread(target=work, args=(n % 4 != 0,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (stats.hits, stats.misses) == (30_000, 10_000)
+    average, p95 = stats.latency()
+    assert round(average, 6) == 0.2 and p95 == 0.25
+
+
+def test_latency_percentile_and_reset() -> None:
+    stats = CacheStats()
+    for _ in range(90):
+        stats.lookup(True, 0.0004)  # 0.4 ms: the 0.5 ms bucket
+    for _ in range(10):
+        stats.lookup(False, 0.02)  # 20 ms: the 25 ms bucket
+    assert (stats.hits, stats.misses) == (90, 10)
+    average, p95 = stats.latency()
+    assert round(average, 6) == round((90 * 0.4 + 10 * 20) / 100, 6) and p95 == 25.0
+    stats.reset()
+    assert (stats.hits, stats.misses, stats.latency()) == (0, 0, (0.0, 0.0))
