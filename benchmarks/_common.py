@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from perfkit.embedded import EmbeddedRedis, redis_answers
+from perfkit.settings import redacted_url
 
 LOOPBACK_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -19,15 +20,6 @@ def with_db(url: str, db: int) -> str:
     """``url`` with its Redis DB number replaced by ``db``."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextmanager
@@ -41,7 +33,7 @@ def redis_server(url: str | None, db: int) -> Iterator[str]:
             yield with_db(candidate, db)
             return
         if candidate == url:
-            raise SystemExit(f"no Redis answers at {redacted(url)}")
+            raise SystemExit(f"no Redis answers at {redacted_url(url)}")
     with EmbeddedRedis() as server:
         print(f"no Redis found: started an embedded Valkey at {server.url}")
         yield with_db(server.url, db)

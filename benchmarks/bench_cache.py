@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 import msgspec
 import redis
 import redis.asyncio
-from _common import Row, interleave, redacted, redis_server, rotated_orders
+from _common import Row, interleave, redis_server, rotated_orders
 
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
-from perfkit.settings import Settings
+from perfkit.settings import Settings, redacted_url
 
 BENCH_DB = 11
 HIT_TARGET = 1.10
@@ -616,7 +616,7 @@ def main() -> int:
         client = redis.Redis.from_url(url)
         server = client.info("server")
         client.close()
-        print(f"Redis {server.get('redis_version')} at {redacted(url)}, namespace {ns}")
+        print(f"Redis {server.get('redis_version')} at {redacted_url(url)}, namespace {ns}")
         rows: list[Row] = []
         try:
             sections: list[tuple[str, Callable[[], list[Row]]]] = [
@@ -645,7 +645,7 @@ def main() -> int:
                 {
                     "benchmark": "cache",
                     "quick": args.quick,
-                    "redis_url": redacted(url),
+                    "redis_url": redacted_url(url),
                     "redis_version": server.get("redis_version"),
                     "python": platform.python_version(),
                     "plan": asdict(plan),

@@ -34,11 +34,12 @@ from typing import Any
 
 import msgspec
 import redis
-from _common import Row, interleave, redacted, redis_server, rotated_orders
+from _common import Row, interleave, redis_server, rotated_orders
 from rq import Queue, Retry, SimpleWorker, Worker
 from rq.serializers import DefaultSerializer
 
 from perfkit.jobs import ForkingJobWorker, JobSerializer, JobService, JobWorker, processor
+from perfkit.settings import redacted_url
 
 if __name__ == "__main__":
     # Workers import job functions by module path and RQ refuses ``__main__`` ones: run
@@ -268,7 +269,7 @@ def main() -> int:
     plan = QUICK if args.quick else Plan()
     started = time.perf_counter()
     with redis_server(args.redis_url, BENCH_DB) as url:
-        print(f"Redis {redacted(url)}; python {platform.python_version()}")
+        print(f"Redis {redacted_url(url)}; python {platform.python_version()}")
         bench = Bench(url, plan)
         try:
             rows = bench.enqueue_rows() + bench.worker_rows()
