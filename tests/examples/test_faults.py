@@ -4,6 +4,7 @@ and back to normal when the server returns."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import psycopg
@@ -26,6 +27,7 @@ def _load(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+@asynccontextmanager
 async def _client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         MarketplaceConfig(
@@ -48,7 +50,7 @@ async def test_reads_answer_503_while_postgres_is_down_then_recover(
     private_postgres: RestartablePostgres, private_redis: PrivateRedis
 ) -> None:
     _load(private_postgres.url)
-    async for client in _client(private_postgres.url, private_redis.url):
+    async with _client(private_postgres.url, private_redis.url) as client:
         cached = (await client.get("/api/products/5")).json()
 
         private_postgres.stop()
@@ -79,7 +81,7 @@ async def test_an_order_is_taken_while_redis_is_down(
     private_postgres: RestartablePostgres, private_redis: PrivateRedis
 ) -> None:
     _load(private_postgres.url)
-    async for client in _client(private_postgres.url, private_redis.url):
+    async with _client(private_postgres.url, private_redis.url) as client:
         stock = (await client.get("/api/products/5")).json()["stock"]
         private_redis.kill()
         # The cache falls back to memory; the confirmation email cannot be queued, but the
