@@ -561,8 +561,8 @@ class RedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
-        """MGET. Not a coroutine function itself: on a hit, one frame less between the
-        caller and the socket."""
+        """MGET, returning the client's own call (in the async service that saves a
+        coroutine frame on every hit)."""
         if self._cluster or not keys:
             return self._mget_split(keys)
         # The command itself rather than mget(), which builds options for redis-py's own
