@@ -106,6 +106,10 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean(
         assert locked.status_code in (401, 403)
         assert redis_answers(redis_url)
         assert psutil.pid_exists(postgres_pid) and psutil.pid_exists(worker_pid)
+        # The worker gets the Redis URL from its environment, never on its command line.
+        worker = psutil.Process(worker_pid)
+        assert not any(redis_url in argument for argument in worker.cmdline())
+        assert worker.environ()["REDIS_URL"] == redis_url
 
         if interrupt == "terminal":
             os.killpg(process.pid, signal.SIGINT)

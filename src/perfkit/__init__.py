@@ -15,6 +15,7 @@ from perfkit._errors import (
     MetricsError,
     PayloadError,
     PerfkitError,
+    PermanentJobError,
     QueryError,
 )
 from perfkit.settings import Settings
@@ -32,6 +33,7 @@ __all__ = [
     "PayloadError",
     "Perfkit",
     "PerfkitError",
+    "PermanentJobError",
     "QueryError",
     "Settings",
     "__version__",

@@ -6,7 +6,8 @@
     │                        the cache falls back to memory instead of raising)
     ├── QueryError           the query layer was misused (bad pagination cursor, ...)
     ├── JobError             a job could not be enqueued, found or retried
-    │   └── PayloadError     a job payload failed validation (names the field)
+    │   └── PermanentJobError  a job cannot succeed however often it runs: no retries
+    │       └── PayloadError     a job payload failed validation (names the field)
     └── MetricsError         a metric was registered twice with another type, ...
 
 Errors that callers already catch from a driver are re-raised unchanged (a failing
@@ -23,6 +24,7 @@ __all__ = [
     "MetricsError",
     "PayloadError",
     "PerfkitError",
+    "PermanentJobError",
     "QueryError",
 ]
 
@@ -47,7 +49,15 @@ class JobError(PerfkitError):
     """A job could not be enqueued, found or retried."""
 
 
-class PayloadError(JobError, ValueError):
+class PermanentJobError(JobError):
+    """A job failed in a way no retry can fix; a worker fails it at once, without retries.
+
+    Raise it (or a subclass) from a processor for errors such as a missing template or
+    a record that does not exist; other exceptions are retried with the backoff.
+    """
+
+
+class PayloadError(PermanentJobError, ValueError):
     """A job payload failed validation; the message names the field."""
 
 

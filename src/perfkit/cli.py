@@ -59,10 +59,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from perfkit.jobs import make_worker
+    from perfkit.jobs import allow_jobs, make_worker
 
     for module in args.imports:
         importlib.import_module(module)
+    # The worker runs registered processors and the functions of these modules only.
+    allow_jobs(*args.imports, *args.allow)
     settings = Settings.from_env()
     worker = make_worker(
         _connection(args, settings),
@@ -129,7 +131,16 @@ def _add_worker(subparsers: Subparsers) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (registers processors, configures senders); repeatable",
+        help="import MODULE first (registers processors, configures senders) and allow "
+        "jobs naming its functions; repeatable",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also run jobs naming functions of module NAME, or the function NAME "
+        "(a dotted path, imported when a job names it); repeatable",
     )
     parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     parser.add_argument("--log-level", default="INFO", help="default: %(default)s")

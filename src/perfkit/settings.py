@@ -78,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     job_retry_attempts: NonNegativeInt = 3
     job_retry_backoff: Literal["exponential", "fixed"] = "exponential"
     job_retry_base_delay: Seconds = 1.0
+    job_retry_jitter: bool = False
     failed_job_ttl: PositiveInt = 7 * 24 * 3600
     job_export_dir: Annotated[str, msgspec.Meta(min_length=1)] = "exports"
 

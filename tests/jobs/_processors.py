@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import os
 import time
 
 import msgspec
@@ -78,3 +80,33 @@ def hold(payload: Hold) -> None:
 def plain_add(numbers: list[int]) -> int:
     """A plain (non-processor) job function."""
     return sum(numbers)
+
+
+class Once(msgspec.Struct, kw_only=True):
+    key: str
+    seconds: float = 6.0
+
+
+@processor("test.once", queue="testq")
+def once(payload: Once) -> int:
+    """Count attempts and completions; the first attempt takes ``seconds``.
+
+    ``key:pids`` lists the process of each attempt (a forked horse's pid)."""
+    conn = _redis()
+    attempt = int(conn.incr(f"{payload.key}:attempts"))
+    conn.rpush(f"{payload.key}:pids", os.getpid())
+    if attempt == 1:
+        time.sleep(payload.seconds)
+    return int(conn.incr(f"{payload.key}:completed"))
+
+
+class Picky(msgspec.Struct, kw_only=True):
+    key: str
+    error: str
+
+
+@processor("test.picky", queue="testq", no_retry_on=LookupError)
+def picky(payload: Picky) -> None:
+    """Count the attempt in ``key``, then raise ``error`` (a builtin exception's name)."""
+    _redis().incr(payload.key)
+    raise getattr(builtins, payload.error)(f"{payload.error} on purpose")

@@ -17,9 +17,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from perfkit.jobs import JobService, make_worker
+from perfkit.jobs import JobService, allow_jobs, make_worker
 from tests._servers import PrivateRedis
 from tests.jobs import _processors  # noqa: F401  (registers the test processors)
+
+# In-process workers run the test module's plain functions too, as `perfkit worker
+# --import tests.jobs._processors` does.
+allow_jobs("tests.jobs._processors")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,11 +53,16 @@ def start_worker(private_redis: PrivateRedis) -> Iterator[StartWorker]:
     """Start ``perfkit worker`` subprocesses on the private Redis; stopped afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*arguments: str, queues: tuple[str, ...] = ("testq",)) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+    def start(
+        *arguments: str, queues: tuple[str, ...] = ("testq",), defaults: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """``defaults``: the worker's default intervals (else 1 s heartbeat and maintenance)."""
+        # The URL travels in the environment, as perfkit demo passes it.
+        env = dict(os.environ, PYTHONPATH=str(ROOT), REDIS_URL=private_redis.url)
         command = [sys.executable, "-m", "perfkit.cli", "worker", *queues]
-        command += ["--redis-url", private_redis.url, "--import", "tests.jobs._processors"]
-        command += ["--heartbeat-interval", "1", "--maintenance-interval", "1"]
+        command += ["--import", "tests.jobs._processors"]
+        if not defaults:
+            command += ["--heartbeat-interval", "1", "--maintenance-interval", "1"]
         command += ["--log-level", "WARNING", *arguments]
         process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         started.append(process)

@@ -142,9 +142,12 @@ class Stack:
         return process
 
     def worker(self, **env: str) -> subprocess.Popen[bytes]:
-        """Start ``perfkit worker --import marketplace.jobs`` on this run's Redis."""
+        """Start ``perfkit worker --import marketplace.jobs`` on this run's Redis.
+
+        The worker reads the Redis URL from REDIS_URL in its environment: a URL on its
+        command line (which may hold a password) would show in ``ps`` to every user."""
         command = [sys.executable, "-m", "perfkit.cli", "worker", "--import", "marketplace.jobs"]
-        command += ["--redis-url", self.redis_url, "--log-level", "WARNING"]
+        command += ["--log-level", "WARNING"]
         return self.spawn("worker", command, self.environment(**env))
 
     def close(self) -> None:

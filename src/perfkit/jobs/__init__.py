@@ -5,6 +5,8 @@ retries, priorities and delays, and reports queue statistics and failed jobs;
 :func:`make_worker` (or ``perfkit worker``) runs them. Job data is JSON, never pickle.
 """
 
+from perfkit._errors import PermanentJobError
+from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
 from perfkit.jobs.delivery import DeliveryReport
 from perfkit.jobs.export import (
     DataExportPayload,
@@ -60,11 +62,14 @@ __all__ = [
     "LogNotificationSink",
     "NotificationPayload",
     "NotificationSink",
+    "PermanentJobError",
     "Priority",
     "Processor",
     "QueueStats",
     "RedisNotificationSink",
     "SMTPEmailSender",
+    "allow_jobs",
+    "allowed_jobs",
     "export_data",
     "get_processor",
     "make_worker",

@@ -25,7 +25,7 @@ import psycopg
 import rq
 from psycopg import sql
 
-from perfkit._errors import ConfigError, JobError
+from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.processor import processor
 from perfkit.queries import TimedPool
 from perfkit.settings import Settings
@@ -133,7 +133,7 @@ def export_data(payload: DataExportPayload) -> ExportReport:
     query = _queries.get(payload.query)
     if query is None:
         known = ", ".join(sorted(_queries)) or "none"
-        raise JobError(f"no export query named {payload.query!r} (registered: {known})")
+        raise PermanentJobError(f"no export query named {payload.query!r} (registered: {known})")
     job = rq.get_current_job()
     suffix = "csv" if payload.format == "csv" else "jsonl"
     stamp = job.id if job is not None else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

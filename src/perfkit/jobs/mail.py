@@ -16,7 +16,7 @@ from typing import Annotated, Any, Protocol
 import msgspec
 import structlog
 
-from perfkit._errors import JobError
+from perfkit._errors import JobError, PermanentJobError
 from perfkit.jobs.delivery import DeliveryReport
 from perfkit.jobs.processor import processor
 
@@ -134,17 +134,20 @@ def set_email_sender(sender: EmailSender) -> None:
 
 
 def render(payload: EmailPayload) -> EmailMessage:
-    """The message for ``payload``; an unknown template or missing field raises JobError."""
+    """The message for ``payload``; an unknown template or a missing field raises
+    :class:`PermanentJobError` (the job fails at once: a retry would fail the same way)."""
     template = _templates.get(payload.template)
     if template is None:
-        raise JobError(
+        raise PermanentJobError(
             f"no email template named {payload.template!r}: register it with "
             "perfkit.jobs.register_email_template() in the worker"
         )
     try:
         body = template.substitute(payload.data)
     except KeyError as exc:
-        raise JobError(f"email template {payload.template!r} needs data field {exc}") from exc
+        raise PermanentJobError(
+            f"email template {payload.template!r} needs data field {exc}"
+        ) from exc
     return EmailMessage(to=payload.to, subject=payload.subject, body=body)
 
 

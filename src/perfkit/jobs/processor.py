@@ -23,14 +23,18 @@ from typing import Any, Generic, TypeVar, get_type_hints
 
 import msgspec
 
-from perfkit._errors import JobError, PayloadError
+from perfkit._errors import JobError, PayloadError, PermanentJobError
 
-__all__ = ["Processor", "get_processor", "processor", "processors"]
+__all__ = ["Processor", "get_processor", "processor", "processor_at", "processors"]
 
 P = TypeVar("P", bound=msgspec.Struct)
 R = TypeVar("R")
 
 _REGISTRY: dict[str, Processor[Any, Any]] = {}
+# The same processors by import path: what a worker reads from a job.
+_BY_PATH: dict[str, Processor[Any, Any]] = {}
+
+ExceptionTypes = tuple[type[BaseException], ...]
 
 
 def _validation_error(name: str, exc: msgspec.ValidationError) -> PayloadError:
@@ -39,16 +43,36 @@ def _validation_error(name: str, exc: msgspec.ValidationError) -> PayloadError:
 
 
 class Processor(Generic[P, R]):
-    """A registered processor: call it with a payload (Struct or mapping) to run it."""
+    """A registered processor: call it with a payload (Struct or mapping) to run it.
+
+    ``retry_on``: only these exceptions are retried (None: any); ``no_retry_on``: these
+    fail at once. :class:`~perfkit.PermanentJobError` always fails at once.
+    """
 
     def __init__(
-        self, name: str, func: Callable[[P], R], payload_type: type[P], queue: str, path: str
+        self,
+        name: str,
+        func: Callable[[P], R],
+        payload_type: type[P],
+        queue: str,
+        path: str,
+        *,
+        retry_on: ExceptionTypes | None = None,
+        no_retry_on: ExceptionTypes = (),
     ) -> None:
         self.name = name
         self.func = func
         self.payload_type = payload_type
         self.queue = queue
         self.path = path
+        self.retry_on = retry_on
+        self.no_retry_on = no_retry_on
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether a failure with ``exc`` is worth retrying (transient) for this processor."""
+        if isinstance(exc, (PermanentJobError, *self.no_retry_on)):
+            return False
+        return self.retry_on is None or isinstance(exc, self.retry_on)
 
     def validate(self, payload: Any) -> P:
         """``payload`` as this processor's Struct; raises :class:`PayloadError` naming the field."""
@@ -87,13 +111,31 @@ def _payload_type(name: str, func: Callable[..., Any]) -> type[msgspec.Struct]:
     return annotation
 
 
-def processor(name: str, *, queue: str) -> Callable[[Callable[[P], R]], Callable[[Any], R]]:
+def _exception_types(name: str, option: str, value: Any) -> ExceptionTypes:
+    types = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise JobError(f"processor {name!r}: {option}= takes exception classes, got {value!r}")
+    return types
+
+
+def processor(
+    name: str,
+    *,
+    queue: str,
+    retry_on: type[BaseException] | ExceptionTypes | None = None,
+    no_retry_on: type[BaseException] | ExceptionTypes = (),
+) -> Callable[[Callable[[P], R]], Callable[[Any], R]]:
     """Register the decorated function as the processor ``name`` on ``queue``.
 
     The function takes one parameter annotated with a msgspec Struct type. The decorated
     function accepts the Struct or a mapping (as a worker passes it) and validates it.
     Registering a name twice with another function raises :class:`JobError`.
+    ``retry_on`` / ``no_retry_on`` (exception classes) say which failures are retried:
+    by default every exception but :class:`~perfkit.PermanentJobError` (and so
+    :class:`PayloadError`) is.
     """
+    retried = None if retry_on is None else _exception_types(name, "retry_on", retry_on)
+    not_retried = _exception_types(name, "no_retry_on", no_retry_on)
 
     def decorate(func: Callable[[P], R]) -> Callable[[Any], R]:
         payload_type: type[Any] = _payload_type(name, func)
@@ -107,7 +149,9 @@ def processor(name: str, *, queue: str) -> Callable[[Callable[[P], R]], Callable
         existing = _REGISTRY.get(name)
         if existing is not None and existing.path != path:
             raise JobError(f"processor {name!r} is already registered by {existing.path}")
-        entry: Processor[Any, R] = Processor(name, func, payload_type, queue, path)
+        entry: Processor[Any, R] = Processor(
+            name, func, payload_type, queue, path, retry_on=retried, no_retry_on=not_retried
+        )
 
         @functools.wraps(func)
         def run(payload: Any) -> R:
@@ -115,6 +159,7 @@ def processor(name: str, *, queue: str) -> Callable[[Callable[[P], R]], Callable
 
         run.processor = entry  # type: ignore[attr-defined]
         _REGISTRY[name] = entry
+        _BY_PATH[path] = entry
         return run
 
     return decorate
@@ -136,6 +181,11 @@ def get_processor(name_or_func: str | Callable[..., Any]) -> Processor[Any, Any]
     if not isinstance(entry, Processor):
         raise JobError(f"{name_or_func!r} is not a registered processor")
     return entry
+
+
+def processor_at(path: str) -> Processor[Any, Any] | None:
+    """The processor whose function lives at import path ``path``, if one is registered."""
+    return _BY_PATH.get(path)
 
 
 def processors() -> dict[str, Processor[Any, Any]]:

@@ -4,11 +4,16 @@ RQ has no exponential mode: ``Retry(max=3, interval=[1])`` waits 1 s before *eve
 retry, because a list shorter than ``max`` repeats its first value. So the full list
 (one interval per retry) is always built here. RQ's scheduler keeps times in whole
 seconds, so intervals are rounded up to whole seconds (never shorter than asked).
+
+Full jitter (``JOB_RETRY_JITTER``, off by default) draws each delay uniformly between
+0 and its scheduled value, once per job at enqueue, so that many jobs failing together
+(an outage) do not all come back in the same second.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from typing import Literal
 
 from rq import Retry
@@ -39,8 +44,17 @@ def retry_intervals(attempts: int, backoff: Backoff, base_delay: float) -> list[
     return [math.ceil(delay) for delay in delays]
 
 
-def rq_retry(attempts: int, backoff: Backoff, base_delay: float) -> Retry | None:
-    """An RQ ``Retry`` with one explicit interval per retry, or ``None`` for no retries."""
+def rq_retry(
+    attempts: int, backoff: Backoff, base_delay: float, *, jitter: bool = False
+) -> Retry | None:
+    """An RQ ``Retry`` with one explicit interval per retry, or ``None`` for no retries.
+
+    With ``jitter``, each interval is drawn uniformly from 0 to its value (full jitter).
+    """
     if attempts == 0:
         return None
-    return Retry(max=attempts, interval=retry_intervals(attempts, backoff, base_delay))
+    intervals = retry_intervals(attempts, backoff, base_delay)
+    if jitter:
+        # Not for secrets: spreading retries needs no cryptographic randomness.
+        intervals = [random.randint(0, interval) for interval in intervals]
+    return Retry(max=attempts, interval=intervals)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
@@ -27,7 +28,7 @@ from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
-from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.serializer import JobSerializer, check_finite
 from perfkit.jobs.stats import QueueStats, health
 from perfkit.settings import Settings
 
@@ -64,8 +65,9 @@ class JobService:
     """Enqueue jobs on RQ queues and inspect them: stats, failed jobs, completed jobs.
 
     Parameters are the ``JOB_*`` settings (see docs/jobs.md); ``retry_base_delay=0``
-    retries at once. Every job is written with :class:`JobSerializer` (JSON, no pickle),
-    so workers must use it too (``perfkit worker`` does).
+    retries at once; ``retry_jitter`` draws each retry's delay from 0 to its value.
+    Every job is written with :class:`JobSerializer` (JSON, no pickle), so workers must
+    use it too (``perfkit worker`` does).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class JobService:
         failed_job_ttl: int = 7 * 24 * 3600,
         job_timeout: int = 180,
         health_window: float = 5 * 60,
+        retry_jitter: bool = False,
     ) -> None:
         if failed_job_ttl <= 0:
             raise ConfigError(f"failed_job_ttl must be > 0 seconds, got {failed_job_ttl}")
@@ -90,6 +93,7 @@ class JobService:
         self.failed_job_ttl = failed_job_ttl
         self.job_timeout = job_timeout
         self.health_window = health_window
+        self.retry_jitter = retry_jitter
         self._queues: dict[str, Queue] = {}
 
     @classmethod
@@ -111,6 +115,7 @@ class JobService:
             retry_backoff=settings.job_retry_backoff,
             retry_base_delay=settings.job_retry_base_delay,
             failed_job_ttl=settings.failed_job_ttl,
+            retry_jitter=settings.job_retry_jitter,
         )
 
     @classmethod
@@ -183,6 +188,7 @@ class JobService:
         if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
             entry = get_processor(processor_or_func)
             args: tuple[Any, ...] = (entry.validate(payload),)
+            check_finite(msgspec.to_builtins(args[0]), f"payload for processor {entry.name!r}")
             path, description = entry.path, entry.name
             base = queue or entry.queue
         else:
@@ -193,7 +199,7 @@ class JobService:
                 raise JobError(f"queue= is required to enqueue the plain function {func!r}")
             args = () if payload is None else (payload,)
             try:
-                JobSerializer.dumps(args)
+                check_finite(msgspec.to_builtins(args), f"payload for {func.__qualname__}")
             except TypeError as exc:
                 raise PayloadError(
                     f"payload for {func.__qualname__} is not encodable: {exc}"
@@ -213,7 +219,9 @@ class JobService:
             # path for a plain function (which is how listings tell the two apart).
             description=description,
             failure_ttl=self.failed_job_ttl,
-            retry=rq_retry(attempts, self.retry_backoff, self.retry_base_delay),
+            retry=rq_retry(
+                attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
+            ),
             status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
         )
         unique = job_id is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from perfkit._errors import JobError
+from perfkit._errors import JobError, PermanentJobError
 from perfkit.cache.warmer import WarmResult, default_warmer
 from perfkit.jobs.processor import processor
 
@@ -21,13 +21,14 @@ class CacheWarmPayload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 def warm_cache(payload: CacheWarmPayload) -> list[WarmResult]:
     """Run the process-wide cache warmers (``perfkit.cache.default_warmer()``).
 
-    Raises :class:`JobError` (so the job is retried) when any warmer failed or a name
-    is unknown; the results are the job's return value otherwise.
+    Raises :class:`JobError` (so the job is retried) when any warmer failed, and
+    :class:`PermanentJobError` (no retries) for an unknown name; the results are the
+    job's return value otherwise.
     """
     try:
         results = default_warmer().warm(payload.names)
     except ValueError as exc:  # unknown warmer names
-        raise JobError(f"cache.warm: {exc}") from exc
+        raise PermanentJobError(f"cache.warm: {exc}") from exc
     failed = [result for result in results if not result.ok]
     if failed:
         detail = "; ".join(f"{result.name}: {result.error}" for result in failed)

@@ -1,17 +1,29 @@
-"""RQ workers tuned so that a killed worker's job is found again within a bounded time.
+"""RQ workers that run a job once, find a dead worker's job again in seconds, and run
+only what the application registered.
 
 RQ finds a job whose worker died (SIGKILL, OOM, power loss) when the job's entry in the
 started registry expires and some worker's maintenance pass sees it: it is then retried
 if it has retries left, else moved to the failed list. Out of the box that takes up to
 RQ's maintenance interval (10 min) plus a heartbeat TTL padded by 60 s (or the whole job
-timeout for the non-forking worker, which does not heartbeat during a job). These
-workers bound it to ``2 * heartbeat_interval + maintenance_interval`` (50 s by default):
+timeout for the non-forking worker, which does not heartbeat during a job), and a retry
+with a backoff then waits up to a minute more for the dead worker's scheduler lock.
+These workers bound it to ``2 * heartbeat_interval + maintenance_interval`` plus the
+backoff (under 10 s with the defaults, 2 s and 1 s):
 
 - the started-registry entry lives two heartbeat intervals, refreshed every interval,
   by a heartbeat thread in :class:`JobWorker` (RQ's parent process in
   :class:`ForkingJobWorker`);
 - an idle worker wakes at least every ``maintenance_interval`` to run maintenance
-  (RQ would block up to ``worker_ttl - 15`` s on the queues).
+  (RQ would block up to ``worker_ttl - 15`` s on the queues);
+- the scheduler (:class:`~perfkit.jobs.scheduler.Scheduler`) leases its lock for
+  seconds, not a minute, and dies with its worker.
+
+At most one execution at a time: a forked work horse dies with its worker
+(:mod:`perfkit.jobs.lifeline`), so a job is never retried as abandoned while a horse of
+the dead worker still runs it. Jobs naming anything but a registered processor or a
+function of an allowed module are refused (:mod:`perfkit.jobs.allowlist`), and
+permanent failures (:class:`~perfkit.PermanentJobError`, a processor's ``no_retry_on``)
+are not retried.
 
 :class:`JobWorker` runs jobs in its own process (RQ's ``SimpleWorker``, several times the
 throughput); :class:`ForkingJobWorker` forks a work horse per job (RQ's ``Worker``) for
@@ -20,8 +32,10 @@ isolation from leaks and crashes in job code.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 import redis
@@ -30,10 +44,15 @@ from rq import SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
+from rq.scheduler import RQScheduler
 from rq.worker import WorkerStatus
 
-from perfkit._errors import ConfigError
+from perfkit._errors import ConfigError, PermanentJobError
+from perfkit.jobs.allowlist import AllowedJob
+from perfkit.jobs.lifeline import die_with_parent
+from perfkit.jobs.processor import processor_at
 from perfkit.jobs.queues import DEFAULT_QUEUES, worker_queue_names
+from perfkit.jobs.scheduler import Scheduler
 from perfkit.jobs.serializer import JobSerializer
 
 __all__ = [
@@ -46,8 +65,9 @@ __all__ = [
 
 log = structlog.get_logger("perfkit.jobs")
 
-DEFAULT_HEARTBEAT_INTERVAL = 10
-DEFAULT_MAINTENANCE_INTERVAL = 30
+# Recovery after SIGKILL: entry TTL 2 x 2 s, found by the next 1 s maintenance pass.
+DEFAULT_HEARTBEAT_INTERVAL = 2
+DEFAULT_MAINTENANCE_INTERVAL = 1
 
 
 def _worker_options(heartbeat_interval: int, maintenance_interval: int) -> dict[str, Any]:
@@ -58,6 +78,7 @@ def _worker_options(heartbeat_interval: int, maintenance_interval: int) -> dict[
         )
     return {
         "serializer": JobSerializer,
+        "job_class": AllowedJob,
         "job_monitoring_interval": heartbeat_interval,
         "maintenance_interval": maintenance_interval,
         # The worker's key must outlive the idle wait between heartbeats (see dequeue_timeout).
@@ -73,6 +94,7 @@ class _BoundedRecovery:
     worker_ttl: int
     pubsub: Any
     pubsub_thread: Any
+    scheduler: RQScheduler | None
 
     def __init__(
         self,
@@ -86,6 +108,36 @@ class _BoundedRecovery:
         kwargs.update(_worker_options(heartbeat_interval, maintenance_interval))
         # The next class in the MRO is RQ's SimpleWorker or Worker.
         super().__init__(list(queues), connection=connection, **kwargs)  # type: ignore[call-arg]
+        self.push_exc_handler(_stop_permanent_failures)  # type: ignore[attr-defined]
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = "",
+        log_format: str = "",
+    ) -> None:
+        # As RQ's, with perfkit's Scheduler (short lock lease, dies with the worker).
+        self.scheduler = Scheduler(
+            self.queues,  # type: ignore[attr-defined]
+            connection=self.connection,  # type: ignore[attr-defined]
+            logging_level=logging_level or "INFO",
+            serializer=self.serializer,  # type: ignore[attr-defined]
+            **({"date_format": date_format} if date_format else {}),
+            **({"log_format": log_format} if log_format else {}),
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            finally:
+                self.scheduler.release_locks()  # type: ignore[no-untyped-call]
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -156,7 +208,53 @@ class JobWorker(_BoundedRecovery, SimpleWorker):
 
 
 class ForkingJobWorker(_BoundedRecovery, Worker):
-    """Forking worker: each job runs in a forked work horse, isolated from the worker."""
+    """Forking worker: each job runs in a forked work horse, isolated from the worker.
+
+    The horse dies with the worker (:func:`~perfkit.jobs.lifeline.die_with_parent`):
+    RQ's horse, in a process group of its own, outlives a SIGKILLed worker and finishes
+    a job that the next worker then runs again.
+    """
+
+    _worker_pid = 0
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Fork a horse for ``job`` (RQ's), remembering which process is its parent."""
+        self._worker_pid = os.getpid()
+        super().execute_job(job, queue)
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """In the horse: tie its life to the worker's, then RQ's horse."""
+        die_with_parent(self._worker_pid)
+        super().main_work_horse(job, queue)
+
+
+def _stop_permanent_failures(
+    job: Job,
+    exc_type: type[BaseException] | None,
+    exc_value: BaseException | None,
+    traceback: TracebackType | None,
+) -> bool:
+    """RQ exception handler: a permanent failure uses up the job's retries (fails at once).
+
+    Permanent: :class:`~perfkit.PermanentJobError` (so a bad payload, an unknown
+    template, a refused job) and whatever the job's processor does not retry
+    (``retry_on=`` / ``no_retry_on=``). Returns True so RQ's other handlers still run.
+    """
+    if exc_value is None or not job.retries_left:
+        return True
+    entry = processor_at(job.func_name or "")
+    permanent = (
+        isinstance(exc_value, PermanentJobError) if entry is None else not entry.retries(exc_value)
+    )
+    if permanent:
+        # RQ stores both: the failed listing counts attempts as intervals used + 1.
+        used = len(job.retry_intervals or []) - job.retries_left
+        job.retry_intervals = (job.retry_intervals or [])[: max(used, 0)]
+        job.retries_left = 0
+        log.info(
+            "job failed permanently, not retried", job_id=job.id, error=type(exc_value).__name__
+        )
+    return True
 
 
 def make_worker(

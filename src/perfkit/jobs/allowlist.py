@@ -1,0 +1,91 @@
+"""What a perfkit worker agrees to call: registered processors and allowed modules only.
+
+An RQ job names its function by import path and RQ imports and calls whatever it
+names, so anyone who can write to the queues' Redis could make a worker run
+``os.system``. A perfkit worker (its job class, :class:`AllowedJob`) refuses before
+importing anything unless the path is
+
+- a registered :func:`~perfkit.jobs.processor` (any module), or
+- a function *defined in* a module allowed with :func:`allow_jobs` (``perfkit worker
+  --import MODULE`` or ``--allow MODULE``), or a function path allowed by name.
+
+A refused job fails at once (:class:`~perfkit.PermanentJobError`, no retries) and is
+listed with the reason in the failed jobs; its function and its callbacks are never
+imported or called. Widen the list deliberately with ``allow_jobs("myapp.tasks")``
+(every function defined in ``myapp.tasks``) or ``allow_jobs("myapp.tasks.rebuild")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from typing import Any
+
+from rq.job import Job
+
+from perfkit._errors import ConfigError, PermanentJobError
+from perfkit.jobs.processor import processor_at
+
+__all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
+
+_names: set[str] = set()
+
+
+def allow_jobs(*names: str) -> None:
+    """Let workers of this process run every function defined in these modules, or
+    these function paths (``"myapp.tasks"``, ``"myapp.tasks.rebuild"``)."""
+    for name in names:
+        if not name or any(not part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"allow_jobs: {name!r} is not a dotted module or function path")
+    _names.update(names)
+
+
+def allowed_jobs() -> frozenset[str]:
+    """The module and function paths allowed with :func:`allow_jobs` (processors aside)."""
+    return frozenset(_names)
+
+
+def _allowed(path: str) -> bool:
+    if processor_at(path) is not None or path in _names:
+        return True
+    module_name, _, attribute = path.rpartition(".")
+    if module_name not in _names:
+        return False
+    # An allowed module may be imported: the operator named it.
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    # Defined there, not merely imported there (``from os import system`` in an allowed
+    # module must not open os.system).
+    found = getattr(module, attribute, None)
+    return inspect.isfunction(found) and found.__module__ == module_name
+
+
+def refusal(job: Job) -> str | None:
+    """Why a worker must not run ``job`` (None: it may)."""
+    path = job.func_name
+    if job.instance is not None:
+        return f"job {job.id} names a method of an instance ({path!r}); perfkit runs functions only"
+    if path is None or not _allowed(path):
+        return (
+            f"job {job.id} names {path!r}, which is neither a registered processor nor a "
+            "function of an allowed module (perfkit worker --import/--allow, "
+            "perfkit.jobs.allow_jobs): refused without calling it"
+        )
+    for kind in ("success", "failure", "stopped"):
+        callback = getattr(job, f"_{kind}_callback_name", None)
+        if callback and not _allowed(callback):
+            return f"job {job.id} names the {kind} callback {callback!r}, which is not allowed"
+    return None
+
+
+class AllowedJob(Job):
+    """RQ's Job, run only when :func:`refusal` finds nothing wrong with it."""
+
+    def _execute(self) -> Any:
+        reason = refusal(self)
+        if reason is not None:
+            # RQ calls the failure callback of a failed job: never the forged one.
+            self._failure_callback_name = None
+            self._failure_callback = None  # type: ignore[assignment]
+            raise PermanentJobError(reason)
+        return super()._execute()

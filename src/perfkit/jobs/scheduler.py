@@ -1,0 +1,72 @@
+"""RQ's scheduler with a short lock lease, so a dead worker's lock frees in seconds.
+
+RQ's scheduler (one process per worker started with ``with_scheduler=True``) moves due
+delayed jobs and retries onto their queues. Only the holder of a queue's scheduler lock
+does that, and RQ leases the lock for ``interval + 60`` s: when the worker holding it is
+SIGKILLed, no other scheduler moves anything for up to a minute, so every retry of the
+jobs the dead worker abandoned waits that long. :class:`Scheduler` keeps RQ's protocol
+(the holder refreshes its locks every ``interval``) but cuts each lease it holds to
+:data:`LOCK_TTL` right after RQ sets it, and dies with the worker that started it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rq.scheduler import RQScheduler
+
+from perfkit.jobs.lifeline import die_with_parent
+
+__all__ = ["LOCK_TTL", "Scheduler"]
+
+# Seconds a scheduler lock outlives its holder's last refresh (RQ: interval + 60). The
+# holder refreshes every second, so a stall of this long hands the lock to another
+# scheduler; the holder notices at its next heartbeat and stops scheduling that queue.
+LOCK_TTL = 4
+
+# Shortens a lock's lease only while the caller still owns it.
+_SHORTEN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class Scheduler(RQScheduler):
+    """RQ's scheduler, holding its locks for :data:`LOCK_TTL` s and dying with its worker."""
+
+    _parent_pid = 0
+
+    def _shorten_leases(self) -> None:
+        locks = sorted(self.acquired_locks)
+        if not locks:
+            return
+        shorten = self.connection.register_script(_SHORTEN)
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in locks:
+                shorten(keys=[self.get_locking_key(name)], args=[self.name, LOCK_TTL], client=pipe)
+            pipe.execute()
+
+    def acquire_locks(self, auto_start: bool = False) -> Any:
+        """RQ's acquisition, then the short lease on every lock won."""
+        won = super().acquire_locks(auto_start=auto_start)  # type: ignore[no-untyped-call]
+        self._shorten_leases()
+        return won
+
+    def heartbeat(self) -> None:
+        """RQ's heartbeat (which re-leases for a minute), then the short lease again."""
+        super().heartbeat()  # type: ignore[no-untyped-call]
+        self._shorten_leases()
+
+    def start(self) -> Any:
+        """Fork the scheduler process (RQ's), remembering who its parent is."""
+        self._parent_pid = os.getpid()
+        return super().start()  # type: ignore[no-untyped-call]
+
+    def work(self) -> None:
+        """In the scheduler process: die with the worker, then RQ's loop."""
+        if self._parent_pid:
+            die_with_parent(self._parent_pid)
+        super().work()  # type: ignore[no-untyped-call]

@@ -1,0 +1,36 @@
+"""Recovery in seconds: the only worker SIGKILLed while holding RQ's scheduler lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from perfkit.jobs import JobService
+from perfkit.jobs.scheduler import LOCK_TTL
+from tests.jobs._processors import Block
+from tests.jobs.conftest import StartWorker, wait_for
+
+LOCK = "rq:scheduler-lock:testq"
+
+
+@pytest.mark.slow
+def test_the_only_worker_killed_with_the_scheduler_lock_is_recovered_within_10_s(
+    conn: redis.Redis, start_worker: StartWorker
+) -> None:
+    service = JobService(conn)  # the defaults: 3 retries, the first after 1 s
+    service.enqueue("test.block", Block(key="victim"))
+    doomed = start_worker(defaults=True)  # default heartbeat and maintenance intervals
+    wait_for(lambda: conn.exists("victim:attempts"), 20, "the job to start")
+    wait_for(lambda: conn.exists(LOCK), 10, "the worker's scheduler to take its lock")
+    assert 0 < conn.ttl(LOCK) <= LOCK_TTL  # RQ's own lease would be 61 s
+    os.killpg(doomed.pid, signal.SIGKILL)  # worker, scheduler process: all of it
+    doomed.wait(5)
+    killed = time.monotonic()
+    start_worker(defaults=True)
+    again = wait_for(lambda: conn.get("victim:attempts") == b"2", 30, "the job to run again")
+    assert again - killed <= 10
+    wait_for(lambda: conn.lrange("victim:done", 0, -1) == [b"2"], 10, "the retry to finish")
