@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,13 +75,42 @@ def _run_worker(args: argparse.Namespace) -> int:
         maintenance_interval=args.maintenance_interval,
         name=args.name,
     )
-    # The scheduler always runs: retries with a delay and delayed jobs need it.
-    worker.work(
-        burst=args.burst,
-        with_scheduler=True,
-        logging_level=args.log_level,
-        max_jobs=args.max_jobs,
-    )
+    # Its own connection: a horse forked while the cron thread holds the worker's
+    # connection pool would find the pool's lock taken forever.
+    cron = _periodic_scheduler(args, settings) if args.with_cron else None
+    if cron is not None:
+        cron.start()
+    try:
+        # The scheduler always runs: retries with a delay and delayed jobs need it.
+        worker.work(
+            burst=args.burst,
+            with_scheduler=True,
+            logging_level=args.log_level,
+            max_jobs=args.max_jobs,
+        )
+    finally:
+        if cron is not None:
+            cron.stop()
+    return 0
+
+
+def _periodic_scheduler(args: argparse.Namespace, settings: Settings) -> Any:
+    from perfkit.jobs import JobService, PeriodicScheduler
+    from perfkit.jobs.periodic import default_schedule
+
+    service = JobService.from_settings(settings, connection=_connection(args, settings))
+    return PeriodicScheduler(service, default_schedule(settings))
+
+
+def _run_cron(args: argparse.Namespace) -> int:
+    for module in args.imports:
+        importlib.import_module(module)
+    settings = Settings.from_env()
+    cron = _periodic_scheduler(args, settings)
+    # SIGTERM stops it as Ctrl-C does: after the current pass.
+    signal.signal(signal.SIGTERM, lambda signum, frame: cron.stop(timeout=0))
+    signal.signal(signal.SIGINT, lambda signum, frame: cron.stop(timeout=0))
+    cron.run()
     return 0
 
 
@@ -142,10 +172,39 @@ def _add_worker(subparsers: Subparsers) -> None:
         help="also run jobs naming functions of module NAME, or the function NAME "
         "(a dotted path, imported when a job names it); repeatable",
     )
+    parser.add_argument(
+        "--with-cron",
+        action="store_true",
+        help="also enqueue periodic jobs (each period once, whatever the number of "
+        "workers doing so); see `perfkit cron`",
+    )
     parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
     _redis_url_option(parser)
     parser.set_defaults(handler=_run_worker)
+
+
+def _add_cron(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cron",
+        help="enqueue periodic jobs (the schedule of perfkit.jobs.periodic)",
+        description=(
+            "Enqueue the periodic jobs of the schedule (perfkit.jobs.periodic() in the "
+            "--import modules, plus cache.warm every CACHE_WARMUP_INTERVAL) when due. Any "
+            "number of `perfkit cron` and `perfkit worker --with-cron` processes may run: "
+            "each period's job is enqueued once."
+        ),
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (its periodic() entries, processors); repeatable",
+    )
+    _redis_url_option(parser)
+    parser.set_defaults(handler=_run_cron)
 
 
 # -- perfkit jobs ...  ------------------------------------------------------------------
@@ -267,7 +326,13 @@ def _add_jobs(subparsers: Subparsers) -> None:
 
 
 # Later commands (perfkit demo, perfkit bench) add themselves here.
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_worker, _add_jobs, add_demo, add_bench]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_worker,
+    _add_cron,
+    _add_jobs,
+    add_demo,
+    add_bench,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

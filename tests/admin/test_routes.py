@@ -164,3 +164,21 @@ def test_state_changes_are_post_only(client: Client) -> None:
     response = client.post("summary", headers=AUTH)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_jobs_route_shows_the_periodic_schedule_with_last_and_next_runs(
+    client: Client, kit: Perfkit
+) -> None:
+    from perfkit.jobs import Periodic, PeriodicScheduler
+
+    assert kit.jobs is not None
+    assert get_json(client, "jobs")["periodic"] == []
+    entry = Periodic(
+        name="nightly", processor="admintest.report", every=3600, payload={"name": "n"}
+    )
+    (job_id,) = PeriodicScheduler(kit.jobs, [entry]).tick()
+    (run,) = get_json(client, "jobs")["periodic"]
+    assert (run["name"], run["processor"], run["every"]) == ("nightly", "admintest.report", 3600)
+    assert run["last_job_id"] == job_id and run["last_status"] == "queued"
+    assert run["last_run_at"] < run["next_run_at"]
+    assert get_json(client, "dashboard")["jobs"]["periodic"] == [run]

@@ -110,3 +110,14 @@ def picky(payload: Picky) -> None:
     """Count the attempt in ``key``, then raise ``error`` (a builtin exception's name)."""
     _redis().incr(payload.key)
     raise getattr(builtins, payload.error)(f"{payload.error} on purpose")
+
+
+class Tick(msgspec.Struct, kw_only=True):
+    key: str
+
+
+@processor("test.tick", queue="testq")
+def tick(payload: Tick) -> None:
+    """Append the running job's id to ``key``."""
+    job = rq.get_current_job()
+    _redis().rpush(payload.key, job.id if job else "?")

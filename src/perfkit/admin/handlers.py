@@ -24,6 +24,7 @@ from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.http import AdminError, Request, Response
+from perfkit.jobs import periodic_runs
 from perfkit.metrics import CONTENT_TYPE, StatsCollector, memory_limit, resident_memory
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import AsyncTimedPool, TimedPool
@@ -121,11 +122,13 @@ class Handlers:
     async def _jobs_report(self) -> s.JobsReport:
         queues = await self._queue_stats()
         page = await self._failed_page(None, 0, RECENT_FAILURES)
+        runs: list[Any] = await self._part("jobs", periodic_runs, self.kit.jobs)
         degraded = any(queue.status != "healthy" for queue in queues)
         return s.JobsReport(
             status="degraded" if degraded else "healthy",
             queues=queues,
             recent_failures=page.jobs,
+            periodic=runs,
         )
 
     async def _failed_page(self, queue: str | None, offset: int, limit: int) -> s.FailedJobsReport:

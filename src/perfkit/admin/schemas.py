@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from perfkit.cache import CacheMetrics, WarmResult
-from perfkit.jobs import FailedJob, QueueStats
+from perfkit.jobs import FailedJob, PeriodicRun, QueueStats
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
 from perfkit.queries import PoolStats, QueryStatsSnapshot
 
@@ -115,11 +115,13 @@ class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class JobsReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET jobs: per-queue counts and health, the newest failures, overall health."""
+    """GET jobs: per-queue counts and health, the newest failures, overall health, and
+    the periodic jobs' schedule with their last and next runs."""
 
     status: Literal["healthy", "degraded"]
     queues: list[QueueStats]
     recent_failures: list[FailedJob]
+    periodic: list[PeriodicRun] = []
 
 
 class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,6 +35,14 @@ from perfkit.jobs.notify import (
     send_notification,
     set_notification_sink,
 )
+from perfkit.jobs.periodic import (
+    Periodic,
+    PeriodicRun,
+    PeriodicScheduler,
+    periodic,
+    periodic_runs,
+    schedule,
+)
 from perfkit.jobs.processor import Processor, get_processor, processor, processors
 from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import retry_intervals
@@ -62,6 +70,9 @@ __all__ = [
     "LogNotificationSink",
     "NotificationPayload",
     "NotificationSink",
+    "Periodic",
+    "PeriodicRun",
+    "PeriodicScheduler",
     "PermanentJobError",
     "Priority",
     "Processor",
@@ -73,12 +84,15 @@ __all__ = [
     "export_data",
     "get_processor",
     "make_worker",
+    "periodic",
+    "periodic_runs",
     "priority_queue",
     "processor",
     "processors",
     "register_email_template",
     "register_export_query",
     "retry_intervals",
+    "schedule",
     "send_email",
     "send_notification",
     "set_email_sender",
