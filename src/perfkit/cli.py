@@ -34,6 +34,12 @@ def _redis_url_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _import_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE", help=help
+    )
+
+
 def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
     # A connect timeout only: a read timeout would cut the worker's blocking dequeue.
     return redis.Redis.from_url(
@@ -155,13 +161,9 @@ def _add_worker(subparsers: Subparsers) -> None:
         metavar="SECONDS",
         help="how often registries are cleaned and abandoned jobs recovered (default: %(default)s)",
     )
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (registers processors, configures senders) and allow "
+    _import_option(
+        parser,
+        "import MODULE first (registers processors, configures senders) and allow "
         "jobs naming its functions; repeatable",
     )
     parser.add_argument(
@@ -195,14 +197,7 @@ def _add_cron(subparsers: Subparsers) -> None:
             "each period's job is enqueued once."
         ),
     )
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (its periodic() entries, processors); repeatable",
-    )
+    _import_option(parser, "import MODULE first (its periodic() entries, processors); repeatable")
     _redis_url_option(parser)
     parser.set_defaults(handler=_run_cron)
 
