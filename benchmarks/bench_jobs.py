@@ -11,6 +11,11 @@
    ``JobWorker`` (non-forking) vs ``ForkingJobWorker``, next to RQ's own ``SimpleWorker`` and
    ``Worker``. ``perfkit worker`` defaults to the non-forking one; the ratio says by how much
    it is faster, and the JobWorker/SimpleWorker row what perfkit's heartbeat thread costs.
+3. Scale-out on no-op jobs: 1, 2 and 4 ``perfkit worker`` processes on one queue vs as many
+   processes of RQ's own ``SimpleWorker`` (JSON serializer), against the same Redis. The
+   workers are started and idle before the jobs are enqueued in one pipeline; the clock runs
+   until every job is finished. Each round measures perfkit and RQ back to back (order
+   alternating); a row's ratio is the median of the rounds' perfkit/RQ ratios.
 
 Contenders run interleaved over rounds (rotating order); a row's ratio is the median time per
 job of perfkit over the median of its baseline. Redis is found as the tests find it; the run
@@ -22,8 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -36,6 +44,7 @@ import msgspec
 import redis
 from _common import Row, interleave, redis_server, rotated_orders
 from rq import Queue, Retry, SimpleWorker, Worker
+from rq.registry import FinishedJobRegistry
 from rq.serializers import DefaultSerializer
 
 from perfkit.jobs import ForkingJobWorker, JobSerializer, JobService, JobWorker, processor
@@ -83,15 +92,33 @@ class Plan:
     enqueue_batch: int = 100
     worker_rounds: int = 3
     worker_jobs: int = 300
+    scale_rounds: int = 3
+    scale_jobs: int = 600
+    scale_processes: tuple[int, ...] = (1, 2, 4)
 
 
-QUICK = Plan(enqueue_rounds=10, enqueue_batch=50, worker_rounds=1, worker_jobs=100)
+QUICK = Plan(
+    enqueue_rounds=10,
+    enqueue_batch=50,
+    worker_rounds=1,
+    worker_jobs=100,
+    scale_rounds=1,
+    scale_jobs=200,
+)
+
+# RQ's SimpleWorker as a process of its own, configured as a perfkit worker's queue needs.
+RQ_SIMPLE_WORKER = (
+    "import os, sys, redis; from rq import SimpleWorker; from perfkit.jobs import JobSerializer; "
+    "SimpleWorker([sys.argv[1]], connection=redis.Redis.from_url(os.environ['REDIS_URL']), "
+    "serializer=JobSerializer).work(logging_level='WARNING')"
+)
 
 
 class Bench:
     """Owns the connection and the queue names, and removes what it created."""
 
     def __init__(self, url: str, plan: Plan) -> None:
+        self.url = url
         self.conn = redis.Redis.from_url(url)
         self.plan = plan
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -237,16 +264,87 @@ class Bench:
             ),
         ]
 
+    def _processes_seconds(self, contender: str, count: int, suffix: str) -> float:
+        """Seconds per job for ``count`` worker processes of ``contender`` on a fresh queue."""
+        queue = self.queue(suffix)
+        folder = str(Path(__file__).resolve().parent)
+        # The URL goes in the environment, as perfkit demo passes it.
+        env = dict(os.environ, REDIS_URL=self.url, PYTHONPATH=folder)
+        if contender == "perfkit":
+            command = [sys.executable, "-m", "perfkit.cli", "worker", queue.name]
+            command += ["--import", "bench_jobs", "--log-level", "WARNING"]
+        else:
+            command = [sys.executable, "-c", RQ_SIMPLE_WORKER, queue.name]
+        # perfkit listens on name:high, name and name:low: count registrations on `name`.
+        workers_key = f"rq:workers:{queue.name}"
+        processes = [subprocess.Popen(command, env=env) for _ in range(count)]
+        try:
+            deadline = time.monotonic() + 60
+            while self.conn.scard(workers_key) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{contender}: {count} workers did not start")
+                time.sleep(0.05)
+            jobs = self.plan.scale_jobs
+            finished = FinishedJobRegistry(queue.name, connection=self.conn)
+            start = time.perf_counter()
+            with self.conn.pipeline() as pipe:
+                created = queue.enqueue_many(
+                    [Queue.prepare_data(noop, (PAYLOAD,)) for _ in range(jobs)], pipeline=pipe
+                )
+                pipe.execute()
+            while self.conn.zcard(finished.key) < jobs:
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - start
+            self.job_ids.extend(job.id for job in created)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(30)
+        return elapsed / jobs
+
+    def scale_rows(self) -> list[Row]:
+        rows = []
+        for count in self.plan.scale_processes:
+            ratios, rates = [], {"perfkit": [], "rq": []}
+            for r, order in enumerate(rotated_orders(["perfkit", "rq"], self.plan.scale_rounds)):
+                rate = {}
+                for contender in order:
+                    suffix = f"s{count}-{r}-{contender}"
+                    rate[contender] = 1 / self._processes_seconds(contender, count, suffix)
+                    rates[contender].append(rate[contender])
+                ratios.append(rate["perfkit"] / rate["rq"])
+            perfkit_rate = statistics.median(rates["perfkit"])
+            rq_rate = statistics.median(rates["rq"])
+            rows.append(
+                Row(
+                    f"throughput, {count} worker process(es): perfkit vs rq SimpleWorker",
+                    f"rq SimpleWorker x{count} {rq_rate:.0f} jobs/s",
+                    f"perfkit worker x{count} {perfkit_rate:.0f} jobs/s",
+                    statistics.median(ratios),
+                    "info",
+                    "info",
+                    {
+                        "perfkit jobs/s": round(perfkit_rate, 1),
+                        "rq jobs/s": round(rq_rate, 1),
+                        "round ratios": [round(ratio, 3) for ratio in ratios],
+                    },
+                )
+            )
+        return rows
+
     def cleanup(self) -> None:
         """Delete the jobs, results and queue keys this run created (only those)."""
         pipe = self.conn.pipeline(transaction=False)
         for job_id in self.job_ids:
             pipe.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
         for name in self.queue_names:
-            pipe.srem("rq:queues", f"rq:queue:{name}")
-            for template in ("queue", "wip", "finished", "failed", "scheduled", "deferred"):
-                pipe.unlink(f"rq:{template}:{name}")
-            pipe.unlink(f"rq:workers:{name}", f"rq:clean_registries:{name}")
+            # A perfkit worker also made the queue's :high and :low levels.
+            for level in (name, f"{name}:high", f"{name}:low"):
+                pipe.srem("rq:queues", f"rq:queue:{level}")
+                for template in ("queue", "wip", "finished", "failed", "scheduled", "deferred"):
+                    pipe.unlink(f"rq:{template}:{level}")
+                pipe.unlink(f"rq:workers:{level}", f"rq:clean_registries:{level}")
         pipe.execute()
         self.conn.close()
 
@@ -265,6 +363,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", help="Redis to use (its DB 12)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument(
+        "--only-scale", action="store_true", help="only the 1/2/4 worker processes section"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     started = time.perf_counter()
@@ -272,7 +373,8 @@ def main() -> int:
         print(f"Redis {redacted_url(url)}; python {platform.python_version()}")
         bench = Bench(url, plan)
         try:
-            rows = bench.enqueue_rows() + bench.worker_rows()
+            rows = [] if args.only_scale else bench.enqueue_rows() + bench.worker_rows()
+            rows += bench.scale_rows()
         finally:
             bench.cleanup()
     print_rows(rows)
