@@ -71,7 +71,11 @@ def trial(url: str, fork: bool) -> float:
     conn.flushall()  # our private server: each trial starts from nothing
     env = dict(os.environ, REDIS_URL=url, PYTHONPATH=str(Path(__file__).resolve().parent))
     command = [sys.executable, "-m", "perfkit.cli", "worker", QUEUE, "--import", "bench_recovery"]
-    command += ["--log-level", "CRITICAL", *(["--fork"] if fork else [])]
+    command += [
+        "--log-level",
+        os.environ.get("BENCH_LOG_LEVEL", "CRITICAL"),
+        *(["--fork"] if fork else []),
+    ]
     JobService(conn).enqueue("bench.block", Block(key="attempts"))
     first = subprocess.Popen(command, env=env, start_new_session=True)
     second = None

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 __all__ = ["POLL_INTERVAL", "die_with_parent"]
 
@@ -28,15 +29,25 @@ POLL_INTERVAL = 0.2
 _PR_SET_PDEATHSIG = 1
 
 
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up at import, in the worker, never after a fork: dlopen/dlsym take the dynamic
+# loader's lock, which another thread of the worker (the pubsub listener resolving a
+# host name) may hold at the fork, and a child of a threaded process would wait on it
+# forever.
+_PRCTL = _load_prctl()
+
+
 def _set_parent_death_signal() -> bool:
     """Ask Linux to SIGKILL this process when its parent dies; False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
+    return _PRCTL is not None and int(_PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
 
 
 def _watch(parent_pid: int) -> None:
