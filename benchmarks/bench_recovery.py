@@ -69,6 +69,10 @@ def trial(url: str, fork: bool) -> float:
     """Seconds from the SIGKILL to the job's second attempt starting."""
     conn = redis.Redis.from_url(url)
     conn.flushall()  # our private server: each trial starts from nothing
+    # The last trial's killed worker may still be blocked in BLPOP on the server for a
+    # moment; a job pushed then would be handed to the dead client and lost (RQ listens on
+    # several queues with a plain BLPOP). Wait until Redis has dropped it.
+    _wait(lambda: conn.info("clients")["blocked_clients"] == 0, 30, "dead clients to go")
     env = dict(os.environ, REDIS_URL=url, PYTHONPATH=str(Path(__file__).resolve().parent))
     command = [sys.executable, "-m", "perfkit.cli", "worker", QUEUE, "--import", "bench_recovery"]
     command += [

@@ -53,9 +53,9 @@ def test_sigkill_mid_job_without_retries_left_lands_in_the_failed_list(
 def test_sigkill_mid_job_with_retries_left_is_retried_after_its_backoff(
     conn: redis.Redis, start_worker: StartWorker
 ) -> None:
-    # The survivor starts first, so its scheduler owns the queue's scheduler lock (a
-    # dead worker's lock would block another scheduler for RQ's 60 s lease), and is kept
-    # busy by a held job so that the victim worker takes the job under test.
+    # The survivor starts first, so its scheduler owns the queue's scheduler lock (the
+    # case of a dead lock holder is tests/jobs/test_scheduler.py), and is kept busy by a
+    # held job so that the victim worker takes the job under test.
     service = JobService(conn, retry_attempts=2)
     service.enqueue("test.hold", Hold(key="survivor"))
     start_worker()
