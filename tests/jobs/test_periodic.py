@@ -109,3 +109,17 @@ def test_perfkit_cron_enqueues_and_stops_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def test_publish_lists_entries_not_run_yet_and_keeps_last_runs(conn: redis.Redis) -> None:
+    service = JobService(conn)
+    entry = Periodic(name="t", processor="test.tick", every=60, payload={"key": "k"})
+    scheduler = PeriodicScheduler(service, [entry])
+    scheduler.publish()
+    (run,) = periodic_runs(service, now=100.0)
+    assert (run.last_run_at, run.last_job_id, run.last_status) == (None, None, None)
+    assert run.next_run_at.timestamp() == 100.0  # due now
+    scheduler.tick(now=6000.0)
+    scheduler.publish()  # a scheduler starting later does not reset the last run
+    (run,) = periodic_runs(service, now=6001.0)
+    assert run.last_job_id == "periodic-t-100"

@@ -196,20 +196,14 @@ class PeriodicScheduler:
         self._thread: threading.Thread | None = None
 
     def publish(self) -> None:
-        """Record the schedule in Redis (for the admin API) without touching last runs."""
+        """Record the schedule's entries never run yet in Redis (for the admin API).
+
+        HSETNX: an entry's record is otherwise rewritten by whoever enqueues its job,
+        and a read-modify-write here could put back an older last run."""
         connection = self.service.connection
         for entry in self.entries:
-            raw = connection.hget(RUNS_KEY, entry.name)
-            known = msgspec.json.decode(raw, type=_Record) if raw else None
-            record = _Record(
-                processor=entry.processor,
-                every=entry.every,
-                period=known.period if known else None,
-                job_id=known.job_id if known else None,
-                enqueued_at=known.enqueued_at if known else None,
-                scheduler=known.scheduler if known else None,
-            )
-            connection.hset(RUNS_KEY, entry.name, msgspec.json.encode(record))
+            record = _Record(processor=entry.processor, every=entry.every)
+            connection.hsetnx(RUNS_KEY, entry.name, msgspec.json.encode(record))
 
     def tick(self, now: float | None = None) -> list[str]:
         """Claim and enqueue every entry whose current period has not run; their job ids."""
