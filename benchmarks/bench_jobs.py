@@ -47,7 +47,14 @@ from rq import Queue, Retry, SimpleWorker, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import DefaultSerializer
 
-from perfkit.jobs import ForkingJobWorker, JobSerializer, JobService, JobWorker, processor
+from perfkit.jobs import (
+    ForkingJobWorker,
+    JobSerializer,
+    JobService,
+    JobWorker,
+    allow_jobs,
+    processor,
+)
 from perfkit.settings import redacted_url
 
 if __name__ == "__main__":
@@ -79,6 +86,11 @@ def noop(payload: Any = None) -> None:
 @processor("bench.noop", queue="bench")
 def noop_processor(payload: OrderPayload) -> None:
     """The same no-op, as a typed processor."""
+
+
+# The in-process workers run `noop`, a plain function: allow this module's functions, as
+# `perfkit worker --import bench_jobs` does for the worker processes.
+allow_jobs(__name__)
 
 
 PAYLOAD = {"order_id": 123, "customer": "ada@example.com", "items": ["a", "b"], "total": 9.5}
@@ -205,8 +217,8 @@ class Bench:
         start = time.perf_counter()
         worker.work(burst=True, logging_level="WARNING")
         elapsed = time.perf_counter() - start
-        if len(queue):
-            raise RuntimeError(f"{suffix}: {len(queue)} jobs left after the burst")
+        if len(queue) or queue.failed_job_registry.count:
+            raise RuntimeError(f"{suffix}: jobs left or failed after the burst")
         return elapsed / jobs
 
     def worker_rows(self) -> list[Row]:
