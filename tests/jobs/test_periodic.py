@@ -19,11 +19,12 @@ from tests.jobs.conftest import ROOT, StartWorker, wait_for
 
 
 def _periods(conn: redis.Redis) -> list[int]:
+    """The start (epoch seconds) of each period a tick ran for, from its job id."""
     return [int(raw.decode().rsplit("-", 1)[1]) for raw in conn.lrange("ticks", 0, -1)]
 
 
-def _once_each(periods: list[int]) -> bool:
-    return sorted(periods) == list(range(min(periods), max(periods) + 1))
+def _once_each(starts: list[int], every: int = 2) -> bool:
+    return sorted(starts) == list(range(min(starts), max(starts) + every, every))
 
 
 @pytest.mark.slow
@@ -69,19 +70,26 @@ def test_concurrent_passes_enqueue_a_period_once(conn: redis.Redis) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert enqueued == ["periodic-t-100"]
+    assert enqueued == ["periodic-t-6000"]
     assert schedulers[0].tick(now=6059.0) == []  # same period
-    assert schedulers[1].tick(now=6060.0) == ["periodic-t-101"]
+    assert schedulers[1].tick(now=6060.0) == ["periodic-t-6060"]
     assert schedulers[2].tick(now=5990.0) == []  # a clock behind never reruns a period
     (run,) = periodic_runs(service, now=6061.0)
-    assert run.last_job_id == "periodic-t-101" and run.last_status == "queued"
+    assert run.last_job_id == "periodic-t-6060" and run.last_status == "queued"
     assert run.next_run_at.timestamp() == 6120.0
+    # A longer period never reruns the time already covered: its 6000-6120 period
+    # overlaps the claimed 6060 one, so the next run is the one starting at 6120.
+    longer = PeriodicScheduler(
+        service, [Periodic(name="t", processor="test.tick", every=120, payload={"key": "k"})]
+    )
+    assert longer.tick(now=6100.0) == []
+    assert longer.tick(now=6120.0) == ["periodic-t-6120"]
 
 
 def test_schedule_entries_are_checked(conn: redis.Redis) -> None:
     service = JobService(conn)
-    with pytest.raises(ConfigError, match="every must be >= 1 s"):
-        PeriodicScheduler(service, [Periodic(name="t", processor="test.tick", every=0.5)])
+    with pytest.raises(ConfigError, match=r"every must be whole seconds >= 1, got 0\.5"):
+        PeriodicScheduler(service, [Periodic(name="t", processor="test.tick", every=0.5)])  # type: ignore[arg-type]
     with pytest.raises(PayloadError, match="no processor named 'nope'"):
         PeriodicScheduler(service, [Periodic(name="t", processor="nope", every=5)])
     with pytest.raises(PayloadError, match="missing required field `key`"):
@@ -122,4 +130,4 @@ def test_publish_lists_entries_not_run_yet_and_keeps_last_runs(conn: redis.Redis
     scheduler.tick(now=6000.0)
     scheduler.publish()  # a scheduler starting later does not reset the last run
     (run,) = periodic_runs(service, now=6001.0)
-    assert run.last_job_id == "periodic-t-100"
+    assert run.last_job_id == "periodic-t-6000"

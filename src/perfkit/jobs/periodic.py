@@ -5,11 +5,12 @@
     periodic("cache.warm", every=30 * 60)           # in a module the workers import
     periodic("analytics.sales_aggregation", every=3600, payload={"period": "daily"})
 
-Time is cut into periods aligned on the epoch (``every`` seconds each), the same for
-every process. Each :class:`PeriodicScheduler` (``perfkit worker --with-cron``, or
+Time is cut into periods aligned on the epoch (``every`` whole seconds each), the same
+for every process. Each :class:`PeriodicScheduler` (``perfkit worker --with-cron``, or
 ``perfkit cron``) checks its schedule every second and, for each entry whose current
 period has not run yet, *claims* the period with one atomic compare-and-set in Redis
-(the period number only goes up), and only the claimant enqueues the job. So with N
+(the claimed period's start time only goes up, also when ``every`` changes), and only
+the claimant enqueues the job. So with N
 schedulers each period runs once, and when the scheduling process dies another one
 claims the next period within a second: no lock, no leader, nothing to expire.
 
@@ -19,13 +20,13 @@ pickle. Its schedule format is kept in spirit: ``every`` seconds, one job per pe
 
 A new entry runs in the current period (at once), then at the start of each period.
 The job goes through :class:`~perfkit.jobs.JobService` (validated payload, retries,
-JSON); its id is ``periodic-<name>-<period>``. A scheduler that dies between its claim
-and the enqueue (a window of one Redis round trip) loses that one period.
+JSON); its id is ``periodic-<name>-<start>`` (the period's start, epoch seconds). A
+scheduler that dies between its claim and the enqueue (a window of one Redis round trip)
+loses that one period.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import socket
@@ -58,7 +59,7 @@ __all__ = [
 
 log = structlog.get_logger("perfkit.jobs")
 
-# Redis hashes, by entry name: the last claimed period, and the last run's record.
+# Redis hashes, by entry name: the start of the last claimed period, the last run's record.
 CLAIMS_KEY = "perfkit:periodic:claims"
 RUNS_KEY = "perfkit:periodic:runs"
 
@@ -80,7 +81,7 @@ class Periodic(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     name: str
     processor: str
-    every: float
+    every: int
     payload: dict[str, Any] = {}
     priority: int = 5
 
@@ -94,7 +95,7 @@ class PeriodicRun(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     processor: str
-    every: float
+    every: int
     last_run_at: datetime | None
     last_job_id: str | None
     last_status: str | None
@@ -104,8 +105,8 @@ class PeriodicRun(msgspec.Struct, frozen=True, kw_only=True):
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True):
     processor: str
-    every: float
-    period: int | None = None
+    every: int
+    period_start: int | None = None
     job_id: str | None = None
     enqueued_at: float | None = None
     scheduler: str | None = None
@@ -117,20 +118,20 @@ _SCHEDULE: dict[str, Periodic] = {}
 def periodic(
     processor: str,
     *,
-    every: float,
+    every: int,
     payload: Mapping[str, Any] | None = None,
     name: str | None = None,
     priority: int = 5,
 ) -> Periodic:
     """Add (or replace) an entry of this process's schedule and return it.
 
-    ``every`` is the period in seconds (at least 1); ``name`` defaults to the
+    ``every`` is the period in whole seconds (at least 1); ``name`` defaults to the
     processor's name. The payload is validated now, as at enqueue.
     """
     entry = Periodic(
         name=name or processor,
         processor=processor,
-        every=float(every),
+        every=every,
         payload=dict(payload or {}),
         priority=priority,
     )
@@ -144,8 +145,10 @@ def _check(entry: Periodic) -> None:
         raise ConfigError(
             f"periodic job name {entry.name!r}: use 1-100 letters, digits, '_', '.', ':', '-'"
         )
-    if not (math.isfinite(entry.every) and entry.every >= 1):
-        raise ConfigError(f"periodic job {entry.name!r}: every must be >= 1 s, got {entry.every}")
+    if not (isinstance(entry.every, int) and entry.every >= 1):
+        raise ConfigError(
+            f"periodic job {entry.name!r}: every must be whole seconds >= 1, got {entry.every!r}"
+        )
     get_processor(entry.processor).validate(entry.payload)
 
 
@@ -160,14 +163,18 @@ def default_schedule(settings: Settings) -> list[Periodic]:
     entries = {entry.name: entry for entry in schedule()}
     entries.setdefault(
         "cache.warm",
-        Periodic(name="cache.warm", processor="cache.warm", every=settings.cache_warmup_interval),
+        Periodic(
+            name="cache.warm",
+            processor="cache.warm",
+            every=max(1, round(settings.cache_warmup_interval)),
+        ),
     )
     return [entries[name] for name in sorted(entries)]
 
 
-def _job_id(name: str, period: int) -> str:
+def _job_id(name: str, start: int) -> str:
     # RQ job ids allow letters, digits, '_' and '-'.
-    return f"periodic-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}-{period}"
+    return f"periodic-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}-{start}"
 
 
 class PeriodicScheduler:
@@ -210,10 +217,10 @@ class PeriodicScheduler:
         now = time.time() if now is None else now
         enqueued = []
         for entry in self.entries:
-            period = int(now // entry.every)
-            if not self._claim(keys=[CLAIMS_KEY], args=[period, entry.name]):
+            start = int(now // entry.every) * entry.every
+            if not self._claim(keys=[CLAIMS_KEY], args=[start, entry.name]):
                 continue
-            job_id = _job_id(entry.name, period)
+            job_id = _job_id(entry.name, start)
             try:
                 self.service.enqueue(
                     entry.processor, entry.payload, priority=entry.priority, job_id=job_id
@@ -224,7 +231,7 @@ class PeriodicScheduler:
             record = _Record(
                 processor=entry.processor,
                 every=entry.every,
-                period=period,
+                period_start=start,
                 job_id=job_id,
                 enqueued_at=now,
                 scheduler=f"{socket.gethostname()}:{os.getpid()}",
@@ -279,8 +286,8 @@ def periodic_runs(service: JobService, now: float | None = None) -> list[Periodi
     runs = []
     for name, status in zip(names, statuses, strict=True):
         record = records[name]
-        period = record.period
-        next_at = (period + 1) * record.every if period is not None else now
+        start = record.period_start
+        next_at = start + record.every if start is not None else now
         runs.append(
             PeriodicRun(
                 name=name,
