@@ -228,6 +228,33 @@ def _jobs_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs_schedule(args: argparse.Namespace) -> int:
+    from perfkit.jobs import periodic_runs
+
+    runs = periodic_runs(_service(args))
+    if args.json:
+        _print_json(runs)
+        return 0
+
+    def when(moment: Any) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+    rows = [
+        [
+            run.name,
+            run.processor,
+            run.every,
+            when(run.last_run_at),
+            run.last_status or "-",
+            when(run.next_run_at),
+        ]
+        for run in runs
+    ]
+    headers = ["name", "processor", "every (s)", "last run (UTC)", "status", "next run (UTC)"]
+    print(_table(headers, rows) if rows else "no periodic jobs scheduled")
+    return 0
+
+
 def _jobs_failed(args: argparse.Namespace) -> int:
     service = _service(args)
     queues = [args.queue] if args.queue else list(_default_queues())
@@ -302,6 +329,8 @@ def _add_jobs(subparsers: Subparsers) -> None:
 
     stats = command("stats", _jobs_stats, "queue statistics and health (counts only)")
     stats.add_argument("queues", nargs="*", metavar="QUEUE")
+
+    command("schedule", _jobs_schedule, "periodic jobs: every, last and next runs")
 
     failed = command("failed", _jobs_failed, "list failed jobs, newest first")
     failed.add_argument("queue", nargs="?", metavar="QUEUE", help="default: every queue")

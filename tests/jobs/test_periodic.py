@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,20 @@ def test_publish_lists_entries_not_run_yet_and_keeps_last_runs(conn: redis.Redis
     scheduler.publish()  # a scheduler starting later does not reset the last run
     (run,) = periodic_runs(service, now=6001.0)
     assert run.last_job_id == "periodic-t-6000"
+
+
+def test_perfkit_jobs_schedule_shows_last_and_next_runs(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perfkit.cli import main
+
+    assert main(["jobs", "schedule", "--redis-url", private_redis.url]) == 0
+    assert "no periodic jobs scheduled" in capsys.readouterr().out
+    entry = Periodic(name="t", processor="test.tick", every=60, payload={"key": "k"})
+    PeriodicScheduler(JobService(conn), [entry]).tick(now=6000.0)
+    assert main(["jobs", "schedule", "--redis-url", private_redis.url]) == 0
+    table = capsys.readouterr().out
+    assert "test.tick" in table and "1970-01-01 01:40:00" in table and "queued" in table
+    assert main(["jobs", "schedule", "--json", "--redis-url", private_redis.url]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["last_job_id"] == "periodic-t-6000" and run["every"] == 60
