@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import redis
 import redis as driver
@@ -42,6 +42,8 @@ _FOLLOW_ATTEMPTS = 3
 _SCAN_COUNT = 1000
 _NO_TAGS = ReadPlan((), "")
 _NO_PAIRS: list[tuple[str, bytes]] = []  # shared: never mutated
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 class RedisService(BaseCacheService):
@@ -118,15 +120,28 @@ class RedisService(BaseCacheService):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key``, or ``default`` when there is none (a cached None is None)."""
+    @overload
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    @overload
+    def get(self, key: str, default: None = None, *, type: type[T]) -> T | None: ...
+
+    @overload
+    def get(self, key: str, default: D, *, type: type[T]) -> T | D: ...
+
+    def get(self, key: str, default: Any = None, *, type: Any = None) -> Any:
+        """The value at ``key``, or ``default`` when there is none (a cached None is None).
+
+        ``type``: decode into it (``Product``, ``list[Product]``: a msgspec Struct, a
+        dataclass, an attrs class, a pydantic model...); a value that does not fit it is a
+        miss."""
         full = self._key(key)
         start = time.perf_counter()
-        value = self._near_get(full, None)
+        value = self._near_get(full, type)
         if value is MISSING:
             epoch = self._near_epoch()
             entry = self._lookup_one(full, _NO_TAGS)
-            value = MISSING if entry is None else self._accept(full, entry, None, key, epoch)
+            value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
         return default if value is MISSING else value
 
@@ -397,19 +412,45 @@ class RedisService(BaseCacheService):
 
     # -- get or load ------------------------------------------------------------------------
 
+    @overload
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        *,
+        type: None = None,
+    ) -> T: ...
+
+    @overload
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], object],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        *,
+        type: type[T],
+    ) -> T: ...
+
     def get_or_set(
         self,
         key: str,
         loader: Callable[[], Any],
         ttl: float | None = None,
         tags: Iterable[str] = (),
+        *,
+        type: Any = None,
     ) -> Any:
         """The cached value at ``key``; on a miss, ``loader()``'s value, cached.
 
         Concurrent misses run the loader once per process, and across processes a short Redis
-        lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
+        lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value.
+        ``type``: decode hits into it, as :meth:`get` does (without it a hit is plain data:
+        a pydantic model comes back as a dict)."""
         resolve_ttl(ttl, 0)  # a bad ttl is an error on a hit too (cached_query checks it once)
-        return self._load(key, loader, ttl, tags, None)
+        return self._load(key, loader, ttl, tags, type)
 
     # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
     cached_query = get_or_set
