@@ -3,6 +3,7 @@ memory fallback), the database statements timed into perfkit's QueryStats, pool 
 the admin mounted in urls.py."""
 
 import threading
+import time
 
 from django.core.cache import cache, caches
 from django.db import ProgrammingError, connection
@@ -13,6 +14,7 @@ from perfkit.contrib.django.cache import PerfkitCache
 from perfkit.contrib.django.db import QueryTimer, get_query_stats, pool_stats
 from shop.kit import ADMIN_TOKEN
 from shop.models import Book
+from shop.tests._support import eventually
 
 
 class PerfkitAdditionsTests(SimpleTestCase):
@@ -30,14 +32,19 @@ class PerfkitAdditionsTests(SimpleTestCase):
     def test_get_or_load_runs_the_loader_once_for_concurrent_misses(self):
         calls = []
         gate = threading.Barrier(8)
+        entered = []
         results = []
 
         def loader():
             calls.append(1)
+            # A slow query: every caller misses while it runs.
+            eventually(lambda: len(entered) == 8)
+            time.sleep(0.2)
             return {"value": 42}
 
         def worker():
             gate.wait()
+            entered.append(1)
             results.append(cache.get_or_load("hot", loader, 60))
 
         threads = [threading.Thread(target=worker) for _ in range(8)]
