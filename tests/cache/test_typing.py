@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from perfkit.cache import RedisService, cached_query
+
 USER_CODE = Path(__file__).parent / "typing" / "user_code.py"
 
 
@@ -41,3 +43,23 @@ def test_mypy_strict_accepts_typed_user_code_and_rejects_its_mistakes(tmp_path: 
     # Every line marked as a mistake is flagged, and nothing else is.
     assert expected, "the user code marks no mistakes"
     assert reported == expected, result.stdout
+
+
+def test_a_methods_helpers_work_through_the_class(cache: RedisService) -> None:
+    # What the typed surface promises for methods (user_code.py): bound calls, and the
+    # helpers through the class with the instance first.
+    calls: list[int] = []
+
+    class Repository:
+        @cached_query(ttl=60, cache=cache)
+        def find(self, product_id: int) -> int:
+            calls.append(product_id)
+            return product_id * 10
+
+    repo = Repository()
+    assert repo.find(1) == 10
+    assert repo.find(1) == 10
+    Repository.find.invalidate(repo, 1)
+    assert repo.find(1) == 10
+    assert calls == [1, 1]
+    assert Repository.find.cache_key(repo, 1) == Repository.find.cache_key(Repository(), 1)
