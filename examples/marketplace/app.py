@@ -43,6 +43,7 @@ from perfkit import PayloadError, Perfkit, Settings
 from perfkit.cache import AsyncRedisService, CacheWarmer
 from perfkit.jobs import JobService
 from perfkit.queries import AsyncTimedPool, QueryStats
+from perfkit.settings import check_redis_url
 from perfkit.types import ASGIApp
 
 __all__ = ["ADMIN_PATH", "Marketplace", "MarketplaceConfig", "app_from_env", "create_app"]
@@ -489,6 +490,11 @@ def create_app(config: MarketplaceConfig, settings: Settings | None = None) -> A
     return wrapped
 
 
+def _jobs_redis_url() -> str | None:
+    url = os.environ.get("MARKETPLACE_JOBS_REDIS_URL", "").strip()
+    return check_redis_url(url, "MARKETPLACE_JOBS_REDIS_URL") if url else None
+
+
 def app_from_env() -> ASGIApp:
     """The app configured from the environment (the factory for ``uvicorn --factory``)."""
     settings = Settings.from_env()
@@ -499,7 +505,7 @@ def app_from_env() -> ASGIApp:
         MarketplaceConfig(
             database_url=settings.database_url,
             redis_url=settings.redis_url,
-            jobs_redis_url=os.environ.get("MARKETPLACE_JOBS_REDIS_URL") or None,
+            jobs_redis_url=_jobs_redis_url(),
             caching=flag not in ("0", "false", "no", "off"),
             bench_endpoints=os.environ.get("MARKETPLACE_BENCH_ENDPOINTS") == "1",
             admin_token=settings.perfkit_admin_token,
