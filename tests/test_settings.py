@@ -127,6 +127,9 @@ def test_repr_hides_url_passwords() -> None:
         "unix:///var/run/redis.sock?db=1",
         "redis+sentinel://:pw@a:26379,b:26379/mymaster/0",
         "redis+cluster://127.0.0.1:7000",
+        "redis://[::1]:6379/0",
+        "redis://[::1]/0",
+        "redis://",
     ],
 )
 def test_good_redis_urls_are_accepted(url: str) -> None:

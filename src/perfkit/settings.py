@@ -50,7 +50,9 @@ def _redis_url_problem(url: str) -> str | None:
     if parts.scheme == "unix":
         return None if parts.path else "a unix:// URL needs the socket's path"
     hosts = parts.netloc.rpartition("@")[2]
-    for host in hosts.split(","):
+    for host in hosts.split(",") if hosts else ():  # none: redis-py's localhost:6379
+        if host.startswith("[") and host.endswith("]"):
+            continue  # an IPv6 address without a port
         name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
         if not name or (colon and not port.isdigit()):
             return f"{host!r} is not host[:port]"
