@@ -298,6 +298,19 @@ class BackendTests(CacheTestsMixin, SimpleTestCase):
         ttl = cache.service.client.pttl(cache.service._key(cache.make_key("key1")))
         self.assertTrue(99_000 < ttl <= 100_200, ttl)
 
+    def test_get_backend_timeout_method(self):
+        self.assertEqual(cache.get_backend_timeout(10), 10)
+        self.assertEqual(cache.get_backend_timeout(-10), 0)
+        self.assertIsNone(cache.get_backend_timeout(None))
+        self.assertEqual(cache.get_backend_timeout(), 300)  # TIMEOUT's default
+
+    def test_default_far_future_timeout(self):
+        far = 60 * 60 * 24 * 365 * 50  # 50 years: still relative, still cached
+        cache.set("far", "future", far)
+        self.assertEqual(cache.get("far"), "future")
+        self.assertIs(cache.add("far2", "future", far), True)
+        self.assertEqual(cache.get_many(["far", "far2"]), {"far": "future", "far2": "future"})
+
     def test_default_timeout_comes_from_caches(self):
         caches["short"].set("key1", "spam")
         self.assertEqual(caches["short"].get("key1"), "spam")
