@@ -181,6 +181,11 @@ async def test_serializer_with_an_async_function(acache: AsyncRedisService) -> N
     assert await acache.get(point.cache_key(2)) is None
 
 
+def test_a_serializer_without_dumps_and_loads_is_refused() -> None:
+    with pytest.raises(TypeError, match="serializer must have dumps.*got str"):
+        cached_query(serializer="json")  # type: ignore[arg-type]
+
+
 def test_a_type_nothing_encodes_names_the_serializer_hook(cache: RedisService) -> None:
     with pytest.raises(TypeError, match=r"type Point for key 'p'.*serializer="):
         cache.set("p", Point(1, 2))

@@ -244,6 +244,13 @@ def cached_query(
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
+    if serializer is not None and not all(
+        callable(getattr(serializer, method, None)) for method in ("dumps", "loads")
+    ):
+        raise TypeError(
+            f"serializer must have dumps(value) -> bytes and loads(bytes) methods, got "
+            f"{type(serializer).__name__}"
+        )
     resolve_ttl(ttl, 0)  # a bad ttl fails where the function is decorated, not at its first call
 
     def decorate(func: Callable[..., Any]) -> Any:
