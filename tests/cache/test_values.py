@@ -182,7 +182,7 @@ async def test_serializer_with_an_async_function(acache: AsyncRedisService) -> N
 
 
 def test_a_serializer_without_dumps_and_loads_is_refused() -> None:
-    with pytest.raises(TypeError, match="serializer must have dumps.*got str"):
+    with pytest.raises(TypeError, match=r"serializer must have dumps.*got str"):
         cached_query(serializer="json")  # type: ignore[arg-type]
 
 
