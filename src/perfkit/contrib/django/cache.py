@@ -124,14 +124,19 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
     def _full(self, key: str, version: int | None) -> str:
         return self._service._key(self.make_and_validate_key(key, version=version))
 
-    def _atomic(self, command: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
-        """``command`` on Redis, or ``fallback`` (through the service, which serves from
-        memory) while Redis is away."""
+    def _atomic(self, full: str, command: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
+        """``command`` writing ``full`` on Redis, or ``fallback`` (through the service,
+        which serves from memory) while Redis is away."""
         if not self._service.fallback_active:
             try:
-                return command()
+                result = command()
             except CONNECTION_ERRORS as exc:
                 self._service._fall_back(exc)
+            else:
+                # Written behind the service's back: its L1 copy (if any) is stale now,
+                # before Redis's invalidation push arrives.
+                self._service._near_evict([full])
+                return result
         return fallback()
 
     # -- Django's API ---------------------------------------------------------------------
@@ -162,7 +167,7 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
                 self._service.set(name, self._dump(value), self._ttl(seconds))
             return True
 
-        return bool(self._atomic(command, fallback))
+        return bool(self._atomic(full, command, fallback))
 
     def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
         """The value at ``key``, or ``default``."""
@@ -210,7 +215,7 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
             self._service.set(name, stored, self._ttl(seconds))
             return True
 
-        return bool(self._atomic(command, fallback))
+        return bool(self._atomic(full, command, fallback))
 
     def delete(self, key: str, version: int | None = None) -> bool:
         """Remove ``key``; True if it was there."""
@@ -238,7 +243,7 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
         def fallback() -> Any:
             return [1]
 
-        answer = self._atomic(command, fallback)
+        answer = self._atomic(full, command, fallback)
         if answer[0] == 0:
             raise ValueError(f"Key '{key}' not found")
         if answer[0] == 2:

@@ -55,6 +55,8 @@ CACHES = {
     "forever": _cache(OPTIONS={"SERIALIZER": "pickle"}, TIMEOUT=None),
     # perfkit's default: MessagePack values, no pickle.
     "msgspec": _cache(KEY_PREFIX="mp"),
+    # With perfkit's in-process L1 near cache.
+    "l1": _cache(KEY_PREFIX="l1", OPTIONS={"L1": True}),
     # Redis is down from the start: served from perfkit's memory fallback.
     "down": {
         "BACKEND": "perfkit.contrib.django.cache.PerfkitCache",

@@ -72,6 +72,19 @@ class PerfkitAdditionsTests(SimpleTestCase):
         with self.assertRaisesMessage(TypeError, "cannot cache a value of type Book"):
             mp.set("model", Book(title="x", price_cents=1))
 
+    def test_atomic_writes_are_seen_at_once_through_the_l1_near_cache(self):
+        near = caches["l1"]
+        self.assertTrue(near.service.wait_l1_ready(10))
+        near.set("n", 1)
+        self.assertEqual(near.get("n"), 1)
+        self.assertEqual(near.get("n"), 1)  # now served from process memory
+        self.assertEqual(near.incr("n"), 2)
+        self.assertEqual(near.get("n"), 2)
+        self.assertIs(near.add("n", 5), False)
+        near.touch("n", 0)  # removes it
+        self.assertIsNone(near.get("n"))
+        near.clear()
+
     def test_the_fallback_serves_from_memory_while_redis_is_down(self):
         down = caches["down"]
         down.set("k", {"v": 1})
