@@ -106,7 +106,7 @@ def test_read_routes_show_the_traffic(client: Client, kit: Perfkit) -> None:
     metrics = client.get("metrics", headers=AUTH)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"] == CONTENT_TYPE
-    assert re.search(r"^perfkit_cache_hits 3(\.0)?$", metrics.text, re.MULTILINE)
+    assert re.search(r"^perfkit_cache_hits_total 3(\.0)?$", metrics.text, re.MULTILINE)
     assert 'perfkit_jobs_failed{queue="reports"} 3' in metrics.text
 
     document = get_json(client, "openapi.json")

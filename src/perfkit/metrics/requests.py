@@ -1,6 +1,7 @@
 """Per-route request metrics: what the ASGI and WSGI request middleware share (no I/O).
 
-Metrics (route = the host's route template, else the path with ids collapsed):
+Metrics (route = the host's route template, ``<unmatched>`` for a 404/405 no route
+matched, else the path with ids collapsed):
 
 - ``http_request_duration_seconds`` histogram {method, route}, to the last byte sent
 - ``http_requests_total`` counter {method, route, status_class}
@@ -28,7 +29,7 @@ from perfkit.metrics.registry import (
     HistogramChild,
     MetricsRegistry,
 )
-from perfkit.metrics.routes import collapse_path, route_template
+from perfkit.metrics.routes import collapse_path, route_label, route_template
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import Trends, estimate_quantile
@@ -129,12 +130,18 @@ class RequestMetrics:
         seconds: float,
         *,
         failed: bool = False,
+        route: str | None = None,
     ) -> None:
-        """Record a finished request (``failed``: it raised instead of answering)."""
+        """Record a finished request (``failed``: it raised instead of answering).
+
+        ``route`` is the label when the caller resolved it (see :func:`route_label`);
+        by default it is resolved from ``scope`` now.
+        """
         self._in_flight.pop(id(scope), None)
         if method not in _METHODS:
             method = "other"
-        route = route_template(scope) or collapse_path(path)
+        if route is None:
+            route = route_label(scope, path, status)
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
