@@ -1,0 +1,1 @@
+"""Integrations with web frameworks (each imports its framework; install it first)."""
