@@ -108,7 +108,7 @@ def _django() -> WSGIApp:
 
     settings.configure(
         DEBUG=False,
-        SECRET_KEY="perfkit-tests-only",  # noqa: S106 - a test site's, never deployed
+        SECRET_KEY="perfkit-tests-only",  # a test site's, never deployed
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=__name__ + "_django_urls",
         MIDDLEWARE=[
