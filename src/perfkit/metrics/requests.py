@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -114,6 +114,9 @@ class RequestMetrics:
         self._children: dict[tuple[str, str, int], _Children] = {}
         self._children_cap = registry.max_label_sets * 8
         self._lock = threading.Lock()
+        # Called with (method, route, status, seconds) for each finished request: how
+        # perfkit.otel records durations into an OpenTelemetry histogram.
+        self.observers: list[Callable[[str, str, int, float], None]] = []
         registry.register_collector(self.collect)
 
     def begin(self, scope: Mapping[str, Any], path: str) -> float:
@@ -167,6 +170,8 @@ class RequestMetrics:
             )
         if self.trends is not None:
             self.trends.record(seconds, error=is_error, slow=is_slow)
+        for observer in self.observers:
+            observer(method, route, status, seconds)
 
     def _resolve(self, key: tuple[str, str, int]) -> _Children:
         method, route, status = key
