@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -143,3 +146,51 @@ def _is_numeric(tp: object) -> bool:
 def _is_numeric_info(info: msgspec.inspect.Type) -> bool:
     return isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType
                       | msgspec.inspect.BoolType)  # fmt: skip
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "perfkit-dashboard.json"
+# What a query holds besides metric names: PromQL functions and keywords.
+PROMQL_WORDS = frozenset([
+    "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile",
+    "clamp_min", "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
+    "unless", "bool", "offset",
+])  # fmt: skip
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def metric_names(query: str) -> set[str]:
+    """The metric names a PromQL query reads (labels, ranges, functions left out)."""
+    query = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without)\s*\([^)]*\)", " ", query)
+    query = re.sub(r'"[^"]*"|\b\d+(\.\d+)?(e-?\d+)?\b', " ", query)
+    return set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", query)) - PROMQL_WORDS
+
+
+async def test_every_grafana_query_names_metrics_of_the_exposition(
+    full_monitor: PerformanceMonitor,
+) -> None:
+    text = await full_exposition(full_monitor)
+    exposed: set[str] = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE):
+        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        exposed |= {name + suffix for suffix in suffixes}
+    queries = dashboard_queries()
+    assert len(queries) >= 15
+    read = set().union(*(metric_names(query) for query in queries))
+    assert "perfkit_cache_hits_total" in read  # the extraction finds names at all
+    assert sorted(read - exposed) == []
+
+
+def test_promtool_accepts_every_grafana_query(tmp_path: Path) -> None:
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"perfkit:dashboard_query:{i}", "expr": query}
+        for i, query in enumerate(dashboard_queries())
+    ]}]}  # fmt: skip
+    path = tmp_path / "rules.json"  # JSON is YAML: promtool reads it
+    path.write_text(json.dumps(rules))
+    result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
