@@ -220,3 +220,20 @@ except ImportError as exc:
                             timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "pip install 'perfkit[otel]'" in result.stdout
+
+
+def test_without_a_tracer_provider_the_methods_answer_as_perfkit_s_own(
+    redis_url: str, namespace: str
+) -> None:
+    # No provider given and none configured globally: calls go straight to perfkit's code.
+    perfkit.otel.instrument()
+    try:
+        assert perfkit.otel._off()
+        with RedisService(redis_url, namespace=namespace,
+                          settings=Settings(redis_url=redis_url)) as cache:  # fmt: skip
+            cache.set("k", None)
+            assert cache.get("k", "default") is None  # a cached None is a hit
+            assert cache.get("absent", "default") == "default"
+            assert cache.get_or_set("x", lambda: 5) == 5
+    finally:
+        perfkit.otel.uninstrument()

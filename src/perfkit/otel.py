@@ -64,18 +64,20 @@ SUMMARY_LENGTH = 255
 _lock = threading.Lock()
 _patched: list[tuple[type, str, Any]] = []  # (class, attribute, what it had before or None)
 _tracer: Tracer | None = None
+_explicit_provider: TracerProvider | None = None
 _MISSING = object()
 
 
 def instrument(*, tracer_provider: TracerProvider | None = None) -> None:
     """Start tracing perfkit's cache, statements and jobs (idempotent).
 
-    ``tracer_provider`` defaults to the global one; spans go nowhere until a provider with
-    an exporter is configured, and cost little then (non-recording spans).
+    ``tracer_provider`` defaults to the global one; until one is configured the wrapped
+    methods call perfkit's own straight away (no spans are made).
     """
-    global _tracer
+    global _tracer, _explicit_provider
     with _lock:
         _tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+        _explicit_provider = tracer_provider
         if _patched:
             return
         for cls in (RedisService, AsyncRedisService):
@@ -94,7 +96,7 @@ def instrument(*, tracer_provider: TracerProvider | None = None) -> None:
 
 def uninstrument() -> None:
     """Stop tracing: every wrapped method is perfkit's own again."""
-    global _tracer
+    global _tracer, _explicit_provider
     with _lock:
         while _patched:
             cls, name, before = _patched.pop()
@@ -103,7 +105,7 @@ def uninstrument() -> None:
             else:
                 setattr(cls, name, before)
         _telemetry.reset()
-        _tracer = None
+        _tracer = _explicit_provider = None
 
 
 def instrumented() -> bool:
@@ -114,8 +116,33 @@ def instrumented() -> bool:
 def _patch(cls: type, name: str, make: Callable[[Callable[..., Any], bool], Any]) -> None:
     original = getattr(cls, name)
     _patched.append((cls, name, cls.__dict__.get(name)))
-    wrapper = make(original, inspect.iscoroutinefunction(original))
+    is_async = inspect.iscoroutinefunction(original)
+    traced = make(original, is_async)
+    wrapper: Callable[..., Any]
+    # Until a TracerProvider is configured, spans would go nowhere: call perfkit's own
+    # method straight away instead of making no-op spans.
+    if is_async:
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _off():
+                return await original(*args, **kwargs)
+            return await traced(*args, **kwargs)
+
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _off():
+                return original(*args, **kwargs)
+            return traced(*args, **kwargs)
+
     setattr(cls, name, functools.wraps(original)(wrapper))
+
+
+def _off() -> bool:
+    """No provider given to instrument() and none configured globally yet."""
+    return _explicit_provider is None and isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider
+    )
 
 
 def _get_tracer() -> Tracer:
@@ -285,20 +312,21 @@ def _traced_record(original: Callable[..., Any], is_async: bool) -> Any:
         # The statement has run: its span is made from the duration perfkit measured, in
         # the caller's context (the statement's parent).
         end = time.time_ns()
-        summary = self.fingerprint(query, context).text[:SUMMARY_LENGTH]
-        operation = summary.split(" ", 1)[0].upper()
         span = _get_tracer().start_span(
-            summary,
-            kind=SpanKind.CLIENT,
-            start_time=end - int(seconds * 1e9),
-            attributes={
-                "db.system.name": "postgresql",
-                "db.operation.name": operation,
-                "db.query.summary": summary,
-                "db.client.connection.pool.name": pool,
-                "db.response.returned_rows": rows,
-            },
+            "db", kind=SpanKind.CLIENT, start_time=end - int(seconds * 1e9)
         )
+        if not span.is_recording():  # no SDK provider, or sampled out: skip the fingerprint
+            span.end(end_time=end)
+            return
+        summary = self.fingerprint(query, context).text[:SUMMARY_LENGTH]
+        span.update_name(summary)
+        span.set_attributes({
+            "db.system.name": "postgresql",
+            "db.operation.name": summary.split(" ", 1)[0].upper(),
+            "db.query.summary": summary,
+            "db.client.connection.pool.name": pool,
+            "db.response.returned_rows": rows,
+        })  # fmt: skip
         if failed:
             span.set_status(StatusCode.ERROR)
         span.end(end_time=end)

@@ -40,6 +40,9 @@ _UUID = re.compile(
 )
 _CACHE_SIZE = 4096
 _collapsed: dict[str, str] = {}
+# (id(route), root path after, root path before) -> (route, template) for mounted routes;
+# the route is kept to tell a reused id from the same route.
+_mounted: dict[tuple[int, str, str], tuple[Any, str | None]] = {}
 
 
 def collapse_path(path: str) -> str:
@@ -117,7 +120,16 @@ def route_template(scope_or_environ: Mapping[str, Any], root_path: str = "") -> 
         mounted = scope_or_environ.get("root_path", "") != root_path or hasattr(route, "routes")
         router = scope_or_environ.get("router")
         if mounted and router is not None:
-            return _mounted_template(router, scope_or_environ, root_path)
+            # The same route under the same literal mount path has the same template.
+            key = (id(route), scope_or_environ.get("root_path", ""), root_path)
+            known = _mounted.get(key)
+            if known is not None and known[0] is route:
+                return known[1]
+            template = _mounted_template(router, scope_or_environ, root_path)
+            if len(_mounted) >= _CACHE_SIZE:
+                _mounted.clear()
+            _mounted[key] = (route, template)
+            return template
         template = getattr(route, "path_format", None) or getattr(route, "path", None)
         if isinstance(template, str):
             return template
