@@ -14,6 +14,9 @@ import httpx
 import msgspec
 import pytest
 import redis
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from perfkit._stat_kinds import StatKind
@@ -194,3 +197,18 @@ def test_promtool_accepts_every_grafana_query(tmp_path: Path) -> None:
     result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True,
                             timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+async def test_openmetrics_exposition_parses_with_the_openmetrics_parser(
+    full_monitor: PerformanceMonitor,
+) -> None:
+    await full_exposition(full_monitor)
+    text = full_monitor.exposition(openmetrics=True)
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in openmetrics_families(text)}
+    hits = families["perfkit_cache_hits"]
+    assert hits.type == "counter"
+    assert [s.name for s in hits.samples] == ["perfkit_cache_hits_total"]
+    assert families["http_request_duration_seconds"].type == "histogram"
+    assert families["perfkit_jobs_waiting"].type == "gauge"
+    assert "# TYPE perfkit_cache_hits counter" in text  # the family, without _total

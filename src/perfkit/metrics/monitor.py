@@ -146,15 +146,16 @@ class PerformanceMonitor:
             except Exception as exc:
                 _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
 
-    def exposition(self) -> str:
-        """Refresh the sync sources and render the whole registry (Prometheus 0.0.4)."""
+    def exposition(self, *, openmetrics: bool = False) -> str:
+        """Refresh the sync sources and render the whole registry (Prometheus 0.0.4, or
+        OpenMetrics 1.0)."""
         self.refresh()
-        return self.registry.exposition()
+        return self.registry.exposition(openmetrics=openmetrics)
 
-    async def aexposition(self) -> str:
-        """Refresh every source and render the whole registry (Prometheus 0.0.4)."""
+    async def aexposition(self, *, openmetrics: bool = False) -> str:
+        """Refresh every source and render the whole registry (as :meth:`exposition`)."""
         await self.arefresh()
-        return self.registry.exposition()
+        return self.registry.exposition(openmetrics=openmetrics)
 
     def report(self) -> PerformanceReport:
         """Requests, memory, source values and findings (sources as last refreshed)."""
