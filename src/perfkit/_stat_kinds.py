@@ -7,13 +7,15 @@ reads the annotation, so no exporter needs an adapter per part::
         hits: Annotated[int, CounterField("Lookups that found a value.")]
         avg_latency_ms: Annotated[float, DurationField("Mean lookup time.", name="...")]
 
-This module sits below every part (it imports nothing of perfkit), so a part can use it
+This module sits below every part (it imports only perfkit's errors), so a part can use it
 without depending on ``perfkit.metrics``. A field without a marker is not exported.
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+from perfkit._errors import ConfigError
 
 __all__ = ["CounterField", "DurationField", "GaugeField", "StatKind"]
 
@@ -32,7 +34,7 @@ class StatKind:
         self, help: str, *, name: str | None = None, scale: float = 1.0, mode: Mode = "sum"
     ) -> None:
         if not help.strip():
-            raise ValueError("a stats field needs a HELP text saying what it measures")
+            raise ConfigError("a stats field needs a HELP text saying what it measures")
         self.help = help
         # The exported name without the part's prefix; None: the field's own name.
         self.name = name
