@@ -70,9 +70,7 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
             "Clients connected to the Redis server.", name="redis_connected_clients", mode="max"
         ),
     ]
-    l1_active: Annotated[bool, GaugeField("1 when the in-process L1 cache is on.", mode="max")] = (
-        False
-    )
+    l1_active: Annotated[bool, GaugeField("1 when the L1 cache is on.", mode="max")] = False
     l1_hits: Annotated[int, CounterField("Lookups answered by the in-process L1 cache.")] = 0
     l1_entries: Annotated[int, GaugeField("Entries in the in-process L1 cache.")] = 0
 
