@@ -81,10 +81,18 @@ async def test_async_cache_spans(spans: InMemorySpanExporter, redis_url: str,
         await cache.set("k", 1)
         assert await cache.get("k") == 1
         assert await cache.get("absent") is None
+
+        async def load() -> int:
+            return 7
+
+        assert await cache.get_or_set("loaded", load) == 7  # an async loader, then a hit
+        assert await cache.get_or_set("loaded", load) == 7
     finally:
         await cache.close()
     gets = named(spans, "cache get")
     assert [span.attributes["perfkit.cache.hit"] for span in gets] == [True, False]  # type: ignore[index]
+    loads = named(spans, "cache get_or_set")
+    assert [span.attributes["perfkit.cache.hit"] for span in loads] == [False, True]  # type: ignore[index]
 
 
 def test_statements_become_child_spans_with_the_fingerprint_never_parameters(
