@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from perfkit.metrics import PerformanceMonitor
+from perfkit.metrics import MetricsRegistry, PerformanceMonitor
 from perfkit.types import ASGIApp
 from tests.metrics.conftest import UvicornThread
 
@@ -129,3 +129,14 @@ def test_exclude_takes_prefixes_or_a_predicate(
     server = serve_asgi(by_predicate.asgi(app, exclude=lambda path: path.endswith("b")))
     get_all(server.url, ["/a/1", "/ab", "/metrics"])
     assert set(counts(by_predicate)) == {("/a/{x}", "2xx"), ("<unmatched>", "4xx")}
+
+
+def test_probes_do_not_push_real_routes_into_overflow(
+    serve_asgi: Callable[[ASGIApp], UvicornThread],
+) -> None:
+    app = Starlette(routes=[Route("/users/{user_id:int}", ok)])
+    monitor = PerformanceMonitor(registry=MetricsRegistry(max_label_sets=5))
+    server = serve_asgi(monitor.asgi(app))
+    get_all(server.url, [f"/scan-{i}.php" for i in range(50)] + ["/users/1"])
+    found = counts(monitor)
+    assert found == {("<unmatched>", "4xx"): 50, ("/users/{user_id}", "2xx"): 1}

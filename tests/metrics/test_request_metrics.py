@@ -218,3 +218,13 @@ def test_one_request_metrics_per_registry() -> None:
     RequestMetrics(registry)
     with pytest.raises(MetricsError, match="already has a RequestMetrics"):
         RequestMetrics(registry)
+
+
+def test_a_bad_exclude_is_refused_naming_it() -> None:
+    from perfkit import ConfigError
+
+    metrics = RequestMetrics(MetricsRegistry())
+    with pytest.raises(ConfigError, match=r"a predicate, got '/metrics'"):
+        MetricsMiddleware(asgi_app, metrics=metrics, exclude="/metrics")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'metrics' is not a path"):
+        WSGIMetricsMiddleware(wsgi_app, metrics=metrics, exclude=["metrics"])

@@ -297,13 +297,19 @@ class WSGICompressionMiddleware(_ResponseOptimizer):
         if isinstance(result, (list, tuple)):
             body = b"".join([*written, *result])
             return [self._full(environ, method, head, body, start_response)]
-        if head and self._is_full(head[1], result):
-            try:
-                body = b"".join([*written, *result])
-            finally:
-                _close(result)
-            return [self._full(environ, method, head, body, start_response)]
-        return self._stream(environ, method, head, written, result, start_response)
+        iterator = iter(result)
+        try:
+            # A generator app calls start_response with its first chunk at the latest.
+            first = next(iterator, None)
+            if not (head and self._is_full(head[1], result)):
+                return self._stream(environ, method, head, written, first, iterator, result,
+                                    start_response)  # fmt: skip
+            body = b"".join([*written, *([first] if first is not None else []), *iterator])
+        except BaseException:
+            _close(result)
+            raise
+        _close(result)
+        return [self._full(environ, method, head, body, start_response)]
 
     def _is_full(self, headers: Headers, result: Iterable[bytes]) -> bool:
         """A response known to be small and finite: read whole before answering."""
@@ -337,18 +343,12 @@ class WSGICompressionMiddleware(_ResponseOptimizer):
 
     def _stream(
         self, environ: Environ, method: str, head: list[Any], written: list[bytes],
-        result: Iterable[bytes], start_response: StartResponse,
+        first: bytes | None, iterator: Iterator[bytes], result: Iterable[bytes],
+        start_response: StartResponse,
     ) -> Iterator[bytes]:  # fmt: skip
-        iterator = iter(result)
-        try:
-            # The app calls start_response before its first chunk at the latest.
-            first = next(iterator, None)
-            plan = self._plan(environ, method, head)
-            headers = plan.headers if plan.passthrough else self.stream_headers(plan)
-            start_response(head[0], headers, head[2])
-        except BaseException:
-            _close(result)
-            raise
+        plan = self._plan(environ, method, head)
+        headers = plan.headers if plan.passthrough else self.stream_headers(plan)
+        start_response(head[0], headers, head[2])
         return self._chunks(plan, written, first, iterator, result)
 
     def _chunks(
