@@ -24,7 +24,14 @@ from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.http import AdminError, Request, Response
-from perfkit.metrics import CONTENT_TYPE, StatsCollector, memory_limit, resident_memory
+from perfkit.metrics import (
+    CONTENT_TYPE,
+    OPENMETRICS_CONTENT_TYPE,
+    StatsCollector,
+    memory_limit,
+    resident_memory,
+    wants_openmetrics,
+)
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import AsyncTimedPool, TimedPool
 
@@ -343,10 +350,13 @@ class Handlers:
         return Response.json(body, 503 if status == "down" else 200)
 
     async def metrics(self, request: Request) -> Response:
-        """GET metrics: the Prometheus text exposition."""
+        """GET metrics: the Prometheus text exposition (OpenMetrics when the scraper's
+        Accept header asks for it)."""
         await self._refresh_all()
-        text = self.kit.monitor.registry.exposition()
-        return Response(headers=[("content-type", CONTENT_TYPE)], body=text.encode())
+        openmetrics = wants_openmetrics(request.headers.get("accept"))
+        text = self.kit.monitor.registry.exposition(openmetrics=openmetrics)
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
+        return Response(headers=[("content-type", content_type)], body=text.encode())
 
     # -- POST routes ------------------------------------------------------------------------
 
