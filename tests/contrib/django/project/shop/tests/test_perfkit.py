@@ -10,6 +10,7 @@ from django.db import ProgrammingError, connection
 from django.test import Client, SimpleTestCase, TestCase, TransactionTestCase
 
 from perfkit._errors import ConfigError
+from perfkit.cache import cached_query
 from perfkit.contrib.django.cache import PerfkitCache
 from perfkit.contrib.django.db import QueryTimer, get_query_stats, pool_stats
 from shop.kit import ADMIN_TOKEN
@@ -60,6 +61,20 @@ class PerfkitAdditionsTests(SimpleTestCase):
         self.assertEqual(cache.get_or_load("t", lambda: 2, tags=["t"]), 1)
         cache.invalidate_tags(["t"])
         self.assertEqual(cache.get_or_load("t", lambda: 3, tags=["t"]), 3)
+
+    def test_cached_query_on_the_backends_service(self):
+        calls = []
+
+        @cached_query(ttl=60, tags=["card:{card_id}"], cache=cache.service)
+        def card(card_id: int) -> dict:
+            calls.append(card_id)
+            return {"id": card_id}
+
+        self.assertEqual(card(1), {"id": 1})
+        self.assertEqual(card(1), {"id": 1})
+        cache.invalidate_tags(["card:1"])  # through Django's cache object
+        self.assertEqual(card(1), {"id": 1})
+        self.assertEqual(calls, [1, 1])
 
     def test_msgspec_serializer_stores_data_not_pickles(self):
         mp = caches["msgspec"]
