@@ -30,6 +30,8 @@ REPLACEMENTS = [
     (r"\bAsyncRedisService\b", "RedisService"),
     (r"\bAsyncFlights\b", "Flights"),
     (r"\bacall_loader\b", "call_loader"),
+    (r"\baspawn\b", "spawn"),
+    (r"\bastop\b", "stop"),
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"\basync def __aenter__\b", "def __enter__"),
     (r"\basync def __aexit__\b", "def __exit__"),
