@@ -278,3 +278,19 @@ def test_ttl_edges(private_redis: PrivateRedis, raw: redis.Redis) -> None:
     cache.set("long", 1, ttl=10**12)
     assert raw.pttl("app:long") > 0
     cache.close()
+
+
+def test_no_other_part_keeps_its_default_keys_in_the_cache_namespace(
+    private_redis: PrivateRedis, raw: redis.Redis
+) -> None:
+    from perfkit.jobs.notify import NotificationPayload, RedisNotificationSink
+
+    sink = RedisNotificationSink(private_redis.url)
+    sink.deliver(NotificationPayload(user_id="u1", type="hello"))
+    cache = RedisService(private_redis.url, settings=TEST_SETTINGS)  # default namespace
+    cache.set("k", 1)
+    assert cache.invalidate_pattern("*") == 1
+    cache.set("k", 1)
+    assert cache.clear() == 1
+    assert raw.llen(f"{sink.prefix}:u1") == 1  # the user's notification survived
+    cache.close()

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 import redis.asyncio as driver
 
+from perfkit._errors import CacheError
 from perfkit.cache import _codec, _scripts
 from perfkit.cache._background import aspawn, astop
 from perfkit.cache._base import (
@@ -726,6 +727,17 @@ class AsyncRedisService(BaseCacheService):
                 pass  # still refused (read-only...): counted once already; try again
 
     # -- metrics ----------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Return if the cache works normally, else raise (for health checks: every other
+        method degrades instead). Raises the driver's error when Redis is away or refuses a
+        write (full, read-only), ``CacheError`` while changes wait to reach Redis."""
+        if self._fallback_since is not None or self._memory.blocking:
+            raise CacheError(
+                f"cache {self.namespace!r} is degraded: changes wait to be applied to Redis"
+            )
+        # A write, not PING: a full or read-only Redis answers PING.
+        await self._client.set(self._internal + "health", b"1", px=1000)
 
     async def metrics(self) -> CacheMetrics:
         """Counters of this service, the fallback state, and Redis's memory, key count and
