@@ -582,7 +582,13 @@ class RedisService(BaseCacheService):
         try:
             value = call_loader(loader)
             payload = _codec.encode(value, key=key)
-            self._store({full: payload}, ttl_ms, plan.tags, gens)
+            if len(gens) == len(plan.tags):
+                self._store({full: payload}, ttl_ms, plan.tags, gens)
+            elif self._fallback_since is not None:
+                self._memory.set(full, payload, ttl_ms / 1000, plan.tags)
+            # Else the tags' generations were never read (Redis refused, or was away when
+            # the loader started): in Redis this value could predate an invalidation, and
+            # would be served after it. The caller gets it; the cache does not.
             return value, payload
         finally:
             if locked:
