@@ -294,3 +294,18 @@ def test_no_other_part_keeps_its_default_keys_in_the_cache_namespace(
     assert cache.clear() == 1
     assert raw.llen(f"{sink.prefix}:u1") == 1  # the user's notification survived
     cache.close()
+
+
+def test_a_value_loaded_without_its_generations_is_not_stored(
+    private_redis: PrivateRedis, raw: redis.Redis
+) -> None:
+    # Under OOM the lock script is refused, so the tags' generations are not read before
+    # the loader runs; a script that extends a tag key first may still write after that.
+    # Stored with the generations current at write time, the value could predate an
+    # invalidation made while the loader ran: it goes to the caller only.
+    cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    cache.set("other", 1, tags=["t"])  # the tag has a generation
+    fill_up(raw)
+    assert cache.get_or_set("k", lambda: "loaded", tags=["t"]) == "loaded"
+    assert raw.exists("app:k") == 0
+    cache.close()
