@@ -1,5 +1,6 @@
-"""Secrets never reach the log, whatever renders it: a failing admin request is logged
-without the locals a rich traceback would show (the request's headers, the token)."""
+"""When something under the admin API fails: bytes another client wrote in the cache's
+namespace break no route, and a request that does fail is logged without the locals a rich
+traceback would show (the request's headers, the token), whatever renders the log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 import structlog
 
 from perfkit import Perfkit, Settings
@@ -45,3 +47,19 @@ def test_a_failing_admin_request_logs_no_token(
     assert "Traceback" in log
     # ...and without the credentials the request carried.
     assert TOKEN not in log and cookie not in log
+
+
+def test_foreign_bytes_in_the_cache_namespace_break_no_admin_route(
+    kit: Perfkit, kit_redis: redis.Redis
+) -> None:
+    # Another client's keys: a name that is not UTF-8, a tag generation that is not.
+    kit_redis.set(b"admintest:\xff\xfe", b"\x00\x01")
+    kit_redis.set(b"admintest:__perfkit__:tag:t", b"\xff\xfe")
+    kit_redis.set(b"admintest:entry", b"\x01t\x1f\xff\xfe\x1d\x01")
+    client = asgi_client(kit.asgi_admin())
+    for path in ("summary", "dashboard", "cache", "metrics", "realtime"):
+        answer = client.get(path, headers=AUTH)
+        assert answer.status_code == 200, (path, answer.text)
+    answer = client.post("cache/invalidate", headers=AUTH, json={"pattern": "*", "tags": ["t"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["deleted"] >= 2
