@@ -576,7 +576,7 @@ class RedisService(BaseCacheService):
                 gens = []
             except REDIS_ERRORS as exc:
                 # Refused (full, read-only, a tag key of another type...): load without the
-                # lock; storing is then refused too, or checks the generations itself.
+                # lock, and without the generations (so the value is not stored, below).
                 self._error("lock", exc)
                 gens = []
         try:
