@@ -256,7 +256,7 @@ class Handlers:
         kit = self.kit
         redis_check = None
         if kit.cache is not None:
-            redis_check = await self._check("redis", kit.cache.client.ping)
+            redis_check = await self._check("redis", kit.cache.ping)
         elif kit.jobs is not None:
             redis_check = await self._check("redis", kit.jobs.connection.ping)
         now = time.time()
@@ -319,7 +319,9 @@ class Handlers:
         checks = []
         if kit.cache is not None:
             checks.append(
-                await self._check("redis", kit.cache.client.ping, "redis" in kit.required)
+                # The cache's own check: a full or read-only Redis answers PING, and
+                # degrades the cache all the same.
+                await self._check("redis", kit.cache.ping, "redis" in kit.required)
             )
         if kit.pool is not None:
             if isinstance(kit.pool, AsyncTimedPool):

@@ -85,23 +85,23 @@ def encode(value: object, *, key: str) -> bytes:
         ) from exc
 
 
-def entry_prefix(pairs: list[tuple[str, str]]) -> bytes:
+def entry_prefix(pairs: list[tuple[str, bytes]]) -> bytes:
     """The header of an entry guarded by these (tag, generation) pairs (none: untagged).
     The Lua script STORE_TAGGED writes the same layout."""
     if not pairs:
         return _UNTAGGED_PREFIX
-    return b"\x01" + "\x1e".join(f"{tag}\x1f{gen}" for tag, gen in pairs).encode() + b"\x1d"
+    return b"\x01" + b"\x1e".join(tag.encode() + b"\x1f" + gen for tag, gen in pairs) + b"\x1d"
 
 
 def header_template(tags: tuple[str, ...]) -> bytes:
     """:func:`entry_prefix` of ``tags`` with ``%b`` for each generation: ``template % gens``
     is the header of an entry written under exactly those tags at those generations."""
-    return entry_prefix([(tag.replace("%", "%%"), "%b") for tag in tags])
+    return entry_prefix([(tag.replace("%", "%%"), b"%b") for tag in tags])
 
 
 def split_entry(raw: bytes) -> Entry | None:
     """``(payload, tag generations)`` of a stored entry (no tags for an untagged one), or
-    None when the entry is not in perfkit's layout."""
+    None when the entry is not in perfkit's layout (bytes another client wrote: a miss)."""
     if not raw:
         return None
     if raw[0] == UNTAGGED:
@@ -112,7 +112,10 @@ def split_entry(raw: bytes) -> Entry | None:
     pairs: list[tuple[str, bytes]] = []
     for pair in raw[1:stop].split(b"\x1e"):
         tag, _, gen = pair.partition(b"\x1f")
-        pairs.append((tag.decode(), gen))
+        try:
+            pairs.append((tag.decode(), gen))
+        except UnicodeDecodeError:
+            return None
     return memoryview(raw)[stop + 1 :], pairs
 
 

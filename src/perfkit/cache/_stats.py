@@ -73,6 +73,9 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
     l1_active: Annotated[bool, GaugeField("1 when the L1 cache is on.", mode="max")] = False
     l1_hits: Annotated[int, CounterField("Lookups answered by the in-process L1 cache.")] = 0
     l1_entries: Annotated[int, GaugeField("Entries in the in-process L1 cache.")] = 0
+    l1_flushes: Annotated[
+        int, CounterField("Times the L1 cache was emptied because invalidations may be lost.")
+    ] = 0
 
 
 class CacheStats:
