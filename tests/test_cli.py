@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+import perfkit
 from perfkit.cli import build_parser, main
 from perfkit.embedded import free_port
 from perfkit.jobs import JobService
@@ -102,11 +103,11 @@ def test_errors_exit_1_with_a_message(
     private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, _, err = _run(capsys, private_redis.url, "jobs", "retry", "no-such-job")
-    assert (status, err.strip()) == (1, "error: no job with id 'no-such-job'")
+    assert (status, err.splitlines()[-1]) == (1, "error: no job with id 'no-such-job'")
     status, _, err = _run(capsys, private_redis.url, "jobs", "retry")
-    assert (status, err.strip()) == (2, "error: give a JOB_ID or --all")
+    assert (status, err.splitlines()[-1]) == (2, "error: give a JOB_ID or --all")
     status, _, err = _run(capsys, "redis://127.0.0.1:1/0", "jobs", "stats")
-    assert status == 1 and err.startswith("error: cannot reach Redis")
+    assert status == 1 and err.splitlines()[-1].startswith("error: cannot reach Redis")
 
 
 @pytest.mark.parametrize("command", ["demo", "bench"])
@@ -116,7 +117,68 @@ def test_demo_and_bench_refuse_a_redis_that_does_not_answer(
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     status = main([command, "--redis-url", url, "--data-dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
-    assert status == 1
+    assert status == 2  # a setting that points nowhere is a configuration error
     assert "error: no Redis answers at redis://:***@127.0.0.1:" in err
     assert "hunter2" not in err
     assert not (tmp_path / "data").exists()  # it stopped before starting anything
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"perfkit {perfkit.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("REDIS_URL", "nonsense", "the scheme must be one of"),
+        ("REDIS_URL", "redis://:hunter2@127.0.0.1:port/0", "is not host[:port]"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/zero", "the database number 'zero'"),
+        ("DATABASE_URL", "nonsense", 'missing "=" after "nonsense"'),
+        ("DATABASE_URL", "postgresql://u:hunter2@db:five/x", "its port is not a number"),
+    ],
+)
+def test_a_bad_url_variable_is_one_line_naming_it_and_exit_2(
+    variable: str,
+    value: str,
+    problem: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    status = main(["jobs", "stats"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {variable}=")
+    assert problem in err
+    assert "hunter2" not in err
+
+
+def test_a_bad_redis_url_option_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _run(capsys, "localhost:6379", "jobs", "stats")
+    assert status == 2
+    assert err.strip() == (
+        "error: --redis-url='localhost:6379' is not a Redis URL: the scheme must be one of "
+        "redis://, rediss://, unix://, redis+sentinel://, redis+cluster://"
+    )
+
+
+def test_jobs_commands_say_which_redis_they_use(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret_url = private_redis.url.replace("redis://", "redis://:hunter2@", 1)
+    redis.Redis.from_url(private_redis.url).config_set("requirepass", "hunter2")
+    status, _, err = _run(capsys, secret_url, "jobs", "stats", "--json")
+    assert status == 0
+    assert err.splitlines()[0] == f"Redis: {secret_url.replace('hunter2', '***')} (--redis-url)"
+    monkeypatch.setenv("REDIS_URL", secret_url)
+    assert main(["jobs", "clear"]) == 0
+    assert capsys.readouterr().err.splitlines()[0].endswith("(REDIS_URL)")
+    monkeypatch.delenv("REDIS_URL")
+    main(["jobs", "stats", "--json", "nothing-here"])
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "Redis: redis://127.0.0.1:6379/0 (REDIS_URL is not set: the default)"
+    )

@@ -117,3 +117,45 @@ def test_repr_hides_url_passwords() -> None:
     assert "s3cret" not in shown and "hunter2" not in shown
     assert "redis://:***@cache:6379/0" in shown and "password=***" in shown
     assert settings.redis_url == "redis://:s3cret@cache:6379/0"  # the value itself is intact
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://user:pw@cache.example.com:6380/2",
+        "unix:///var/run/redis.sock?db=1",
+        "redis+sentinel://:pw@a:26379,b:26379/mymaster/0",
+        "redis+cluster://127.0.0.1:7000",
+        "redis://[::1]:6379/0",
+        "redis://[::1]/0",
+        "redis://",
+    ],
+)
+def test_good_redis_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nonsense", "localhost:6379", "http://h/0", "redis://h:abc/0", "redis://h/db", "unix://"],
+)
+def test_a_bad_redis_url_names_the_variable(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^REDIS_URL='.*' is not a Redis URL: "):
+        Settings.from_env({"REDIS_URL": url})
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings(redis_url=url)  # built by keyword: checked too
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:pw@h:5432/db", "host=h port=5432,5433 dbname=x", "postgres://"]
+)
+def test_good_database_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize("url", ["nonsense", "postgresql://u:secret@h:port/db", "host=h port=x"])
+def test_a_bad_database_url_names_the_variable_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL='.*' is not a PostgreSQL URL") as info:
+        Settings.from_env({"DATABASE_URL": url})
+    assert "secret" not in str(info.value)

@@ -30,7 +30,11 @@ REPLACEMENTS = [
     (r"\bAsyncRedisService\b", "RedisService"),
     (r"\bAsyncFlights\b", "Flights"),
     (r"\bacall_loader\b", "call_loader"),
+    (r"\baspawn\b", "spawn"),
+    (r"\bastop\b", "stop"),
     (r"\basyncio\.sleep\b", "time.sleep"),
+    # An overload for coroutine-function arguments has no sync counterpart.
+    (r"^    @overload\n    async def \w+\(  # async only\b.*?\) -> \w+: \.\.\.\n\n", ""),
     (r"\basync def __aenter__\b", "def __enter__"),
     (r"\basync def __aexit__\b", "def __exit__"),
     (r"\.aclose\(\)", ".close()"),

@@ -20,6 +20,15 @@ cache = RedisService.from_env()  # REDIS_URL, CACHE_NAMESPACE, CACHE_DEFAULT_TTL
 pool = TimedPool.from_env()  # DATABASE_URL, DB_POOL_*, SLOW_QUERY_MS
 kit = Perfkit(cache=cache, pool=pool)  # admin token from PERFKIT_ADMIN_TOKEN
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    id integer PRIMARY KEY,
+    name text NOT NULL,
+    price_cents integer NOT NULL
+);
+INSERT INTO products VALUES (1, 'lamp', 1900), (2, 'chair', 4200) ON CONFLICT (id) DO NOTHING;
+"""
+
 
 @cached_query(ttl=300, tags=["product:{product_id}"], cache=cache)
 def load_product(product_id: int) -> dict[str, Any] | None:
@@ -53,6 +62,8 @@ def set_price(product_id: int) -> dict[str, int]:
 
 
 pool.open(wait=True)
+with pool.connection() as conn:
+    conn.execute(SCHEMA)  # the table this example reads, with two products
 kit.start()  # cache warming schedule, periodic performance log (threads)
 atexit.register(kit.stop)
 # Admin API under /api/admin/performance, then request metrics and compression outside.

@@ -43,6 +43,7 @@ from perfkit import PayloadError, Perfkit, Settings
 from perfkit.cache import AsyncRedisService, CacheWarmer
 from perfkit.jobs import JobService
 from perfkit.queries import AsyncTimedPool, QueryStats
+from perfkit.settings import check_redis_url
 from perfkit.types import ASGIApp
 
 __all__ = ["ADMIN_PATH", "Marketplace", "MarketplaceConfig", "app_from_env", "create_app"]
@@ -149,6 +150,16 @@ class BadRequest(ValueError):
     """A query parameter or body that does not fit (answered with 400)."""
 
 
+class TooLarge(ValueError):
+    """A request body over ``MAX_BODY`` bytes (answered with 413)."""
+
+
+# The largest request body read (an order of many items fits many times over).
+MAX_BODY = 64 * 1024
+# PostgreSQL's bigint: the ids' type.
+_MAX_ID = 2**63 - 1
+
+
 def _json(value: Any, status: int = 200) -> Response:
     return Response(_encoder.encode(value), status_code=status, media_type="application/json")
 
@@ -208,6 +219,13 @@ def _endpoint(
             result = await handler(request, market)
         except (BadRequest, msgspec.ValidationError, msgspec.DecodeError) as exc:
             return _error(400, str(exc))
+        except TooLarge as exc:
+            return _error(413, str(exc))
+        except psycopg.DataError as exc:
+            # Input the checks above let through and PostgreSQL refused (a value out of a
+            # column's range): the client's mistake, named by type only.
+            _log.info("marketplace.bad_value", error=type(exc).__name__)
+            return _error(400, "a value is out of range for the database")
         except NotFound as exc:
             return _error(404, str(exc))
         except Conflict as exc:
@@ -234,7 +252,24 @@ def _endpoint(
 
 def _path_id(request: Request, name: str) -> int:
     value: int = request.path_params[name]
+    if not 1 <= value <= _MAX_ID:
+        raise BadRequest(f"{name} must be between 1 and {_MAX_ID}, got {value}")
     return value
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused past ``MAX_BODY`` bytes (by Content-Length, or counted
+    while reading a streamed one) before more is read."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise TooLarge(f"the body must be at most {MAX_BODY} bytes, got {length}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge(f"the body must be at most {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # -- reads ------------------------------------------------------------------------------
@@ -252,6 +287,8 @@ async def search(request: Request, market: Marketplace) -> Any:
     q = request.query_params.get("q", "").strip()
     if not q or len(q) > 200:
         raise BadRequest("q must be 1 to 200 characters")
+    if "\x00" in q:
+        raise BadRequest("q must not contain NUL characters")
     page, per_page = _page(request)
     return await market.queries.search(
         q,
@@ -319,7 +356,7 @@ async def sales_summary(request: Request, market: Marketplace) -> Any:
 
 async def create_order(request: Request, market: Marketplace) -> Any:
     """POST /api/orders {"user_id": 1, "items": {"<product id>": quantity}}"""
-    order = msgspec.json.decode(await request.body(), type=OrderRequest)
+    order = msgspec.json.decode(await _body(request), type=OrderRequest)
     written = await market.queries.create_order(order)
     await market.invalidate(written)
     summary = written.result
@@ -345,7 +382,7 @@ async def create_order(request: Request, market: Marketplace) -> Any:
 
 async def update_product(request: Request, market: Marketplace) -> Any:
     """PATCH /api/products/{id} {"price_cents": 1999, "stock": 5}"""
-    update = msgspec.json.decode(await request.body(), type=ProductUpdate)
+    update = msgspec.json.decode(await _body(request), type=ProductUpdate)
     written = await market.queries.update_product(_path_id(request, "product_id"), update)
     await market.invalidate(written)
     return await market.queries.product(_path_id(request, "product_id"))
@@ -369,7 +406,7 @@ JOB_PROCESSORS = (
 
 async def enqueue_job(request: Request, market: Marketplace) -> Any:
     """POST /api/jobs {"processor": "analytics.report_generation", "payload": {...}}"""
-    job = msgspec.json.decode(await request.body(), type=JobRequest)
+    job = msgspec.json.decode(await _body(request), type=JobRequest)
     if job.processor not in JOB_PROCESSORS:
         raise BadRequest(f"processor must be one of {', '.join(JOB_PROCESSORS)}")
     try:
@@ -437,8 +474,16 @@ async def warm(request: Request, market: Marketplace) -> Any:
 
 
 async def health(request: Request, market: Marketplace) -> Any:
-    """GET /healthz"""
-    return {"ok": True, "caching": market.config.caching}
+    """GET /healthz: 200 while the app answers; ``status`` is ``degraded`` while the cache
+    cannot work normally (Redis away, full or read-only: reads then come from PostgreSQL)."""
+    status = "ok"
+    if market.config.caching:
+        try:
+            await market.cache.ping()
+        except Exception as exc:  # the cache's check raises whatever Redis answered
+            _log.info("marketplace.cache_degraded", error=type(exc).__name__)
+            status = "degraded"
+    return {"ok": True, "status": status, "caching": market.config.caching}
 
 
 def _routes(config: MarketplaceConfig) -> list[Route]:
@@ -489,6 +534,11 @@ def create_app(config: MarketplaceConfig, settings: Settings | None = None) -> A
     return wrapped
 
 
+def _jobs_redis_url() -> str | None:
+    url = os.environ.get("MARKETPLACE_JOBS_REDIS_URL", "").strip()
+    return check_redis_url(url, "MARKETPLACE_JOBS_REDIS_URL") if url else None
+
+
 def app_from_env() -> ASGIApp:
     """The app configured from the environment (the factory for ``uvicorn --factory``)."""
     settings = Settings.from_env()
@@ -499,7 +549,7 @@ def app_from_env() -> ASGIApp:
         MarketplaceConfig(
             database_url=settings.database_url,
             redis_url=settings.redis_url,
-            jobs_redis_url=os.environ.get("MARKETPLACE_JOBS_REDIS_URL") or None,
+            jobs_redis_url=_jobs_redis_url(),
             caching=flag not in ("0", "false", "no", "off"),
             bench_endpoints=os.environ.get("MARKETPLACE_BENCH_ENDPOINTS") == "1",
             admin_token=settings.perfkit_admin_token,

@@ -36,7 +36,7 @@ import contextvars
 import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from psycopg import AsyncConnection, errors, sql
@@ -115,18 +115,25 @@ class Conflict(ValueError):
     """A write that cannot be done as asked (not enough stock)."""
 
 
+# The columns' bounds: ids are bigint, prices, stock and quantities integer. A value outside
+# them is a 400 naming the field, not a database error.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# Below 0 fits the column's type and is a Conflict (its CHECK), as before.
+Int4 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+
+
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /api/orders``: who orders what (product id -> quantity)."""
 
-    user_id: int
-    items: dict[int, int]
+    user_id: Id
+    items: dict[Id, Int4]
 
 
 class ProductUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``PATCH /api/products/{id}``: a new price and/or stock."""
 
-    price_cents: int | None = None
-    stock: int | None = None
+    price_cents: Int4 | None = None
+    stock: Int4 | None = None
 
 
 class Written(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -19,9 +20,10 @@ import msgspec
 import psycopg
 import redis
 
-from perfkit._errors import PerfkitError
+from perfkit import __version__
+from perfkit._errors import ConfigError, PerfkitError
 from perfkit._main import add_bench, add_demo
-from perfkit.settings import Settings
+from perfkit.settings import Settings, check_redis_url, redacted_url
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -41,10 +43,16 @@ def _import_option(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
+    if args.redis_url:
+        url, source = check_redis_url(args.redis_url, "--redis-url"), "--redis-url"
+    else:
+        url = settings.redis_url
+        given = os.environ.get("REDIS_URL", "").strip()
+        source = "REDIS_URL" if given else "REDIS_URL is not set: the default"
+    # Said every time: a command run against the wrong Redis looks like an empty one.
+    print(f"Redis: {redacted_url(url)} ({source})", file=sys.stderr)
     # A connect timeout only: a read timeout would cut the worker's blocking dequeue.
-    return redis.Redis.from_url(
-        args.redis_url or settings.redis_url, socket_connect_timeout=settings.redis_connect_timeout
-    )
+    return redis.Redis.from_url(url, socket_connect_timeout=settings.redis_connect_timeout)
 
 
 def _print_json(value: Any) -> None:
@@ -364,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfkit", description="perfkit: backend performance primitives"
     )
+    parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(subparsers)
@@ -371,10 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``perfkit`` command line; returns the exit status."""
+    """Run the ``perfkit`` command line; returns the exit status (2: a bad setting or
+    argument, 1: another error)."""
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except PerfkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,12 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from perfkit._errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "check_database_url", "check_redis_url", "redacted_url"]
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -36,6 +37,62 @@ _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)|(password=)\S+")
 def redacted_url(url: str) -> str:
     """``url`` (or a libpq conninfo) with its password replaced by ``***``, for messages."""
     return _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[2]}" if m[1] else f"{m[3]}***", url)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL (None: nothing perfkit can tell before connecting)."""
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES:
+        return f"the scheme must be one of {', '.join(s + '://' for s in _REDIS_SCHEMES)}"
+    if parts.scheme == "unix":
+        return None if parts.path else "a unix:// URL needs the socket's path"
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(",") if hosts else ():  # none: redis-py's localhost:6379
+        if host.startswith("[") and host.endswith("]"):
+            continue  # an IPv6 address without a port
+        name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+        if not name or (colon and not port.isdigit()):
+            return f"{host!r} is not host[:port]"
+    if parts.scheme == "redis+sentinel":
+        return None  # its path names the service: checked when the cache reads it
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        return f"the database number {db!r} is not a number"
+    return None
+
+
+def check_redis_url(url: str, variable: str = "REDIS_URL") -> str:
+    """``url`` if it is a Redis URL perfkit can use, else ``ConfigError`` naming
+    ``variable`` (password hidden)."""
+    problem = _redis_url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"{variable}={redacted_url(url)!r} is not a Redis URL: {problem}")
+    return url
+
+
+def check_database_url(url: str, variable: str = "DATABASE_URL") -> str:
+    """``url`` if libpq can read it (a ``postgresql://`` URL or ``key=value`` conninfo),
+    else ``ConfigError`` naming ``variable`` (password hidden)."""
+    # Imported here: reading settings should not load the driver unless a URL is given.
+    from psycopg import ProgrammingError, conninfo
+
+    problem: str | None = None
+    try:
+        params = conninfo.conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        problem = redacted_url(str(exc).strip())
+    else:
+        ports = str(params.get("port", "")).split(",")
+        if not all(port.isdigit() for port in ports if port):
+            problem = "its port is not a number"
+    if problem is not None:
+        raise ConfigError(
+            f"{variable}={redacted_url(url)!r} is not a PostgreSQL URL or conninfo: {problem}"
+        )
+    return url
 
 
 def _shown(name: str, value: object) -> str:
@@ -99,6 +156,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return f"Settings({', '.join(shown)})"
 
     def __post_init__(self) -> None:
+        check_redis_url(self.redis_url)
+        if self.database_url is not None:
+            check_database_url(self.database_url)
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError(
                 f"DB_POOL_MIN={self.db_pool_min} is larger than DB_POOL_MAX={self.db_pool_max}"

@@ -131,6 +131,24 @@ def test_the_dashboard_shows_real_numbers(
         # Charts drawn from the trends: a line with points for the requests per minute.
         assert browser.evaluate("document.querySelectorAll('#chart-requests circle').length") >= 12
         assert browser.evaluate("document.querySelectorAll('#chart-queues circle').length") >= 12
+        # The time axis fits the 12 minutes of data: the first point is at the left edge,
+        # not squeezed at the right of an empty hour.
+        first_x = browser.evaluate(
+            "document.querySelector('#chart-requests circle').cx.baseVal.value"
+        )
+        width = browser.evaluate("document.getElementById('chart-requests').clientWidth")
+        assert first_x < width * 0.2
+        # Counts get whole-number ticks (the y labels are drawn at x=4).
+        for chart in ("chart-requests", "chart-queues"):
+            ticks = browser.evaluate(
+                f"[...document.querySelectorAll('#{chart} text[x=\"4\"]')].map(t => t.textContent)"
+            )
+            assert len(ticks) == 3 and all(t.replace(",", "").isdigit() for t in ticks), ticks
+        # Numeric columns: header aligned with its cells.
+        aligns = browser.evaluate(
+            "[...document.querySelectorAll('#queues th')].map(th => getComputedStyle(th).textAlign)"
+        )
+        assert aligns[0] == "left" and aligns[2] == "right"
         statements = browser.evaluate("document.getElementById('queries').textContent")
         assert "pg_sleep" in statements
         assert "cache_hit_rate" in browser.evaluate(
@@ -153,5 +171,11 @@ def test_the_dashboard_shows_real_numbers(
         )
         with httpx.Client(base_url=f"{server.url}{PREFIX}/", headers=AUTH) as admin:
             assert admin.get("jobs/failed").json()["total"] == FAILED_JOBS - 1
+            admin.post("jobs/retry", json={}).raise_for_status()  # every failed job
+        # No failed jobs left: one empty-state message, not a caption and a message.
+        browser.wait_for(
+            "document.getElementById('failed').textContent === 'No failed jobs.'", timeout=30
+        )
+        assert browser.evaluate("document.querySelectorAll('#failed .empty').length") == 1
     finally:
         server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from perfkit import Perfkit
-from perfkit.metrics import CONTENT_TYPE
+from perfkit.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE
 from tests.admin.conftest import (
     AUTH,
     COMPLETED_JOBS,
@@ -106,8 +106,13 @@ def test_read_routes_show_the_traffic(client: Client, kit: Perfkit) -> None:
     metrics = client.get("metrics", headers=AUTH)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"] == CONTENT_TYPE
-    assert re.search(r"^perfkit_cache_hits 3(\.0)?$", metrics.text, re.MULTILINE)
+    assert re.search(r"^perfkit_cache_hits_total 3(\.0)?$", metrics.text, re.MULTILINE)
     assert 'perfkit_jobs_failed{queue="reports"} 3' in metrics.text
+    scraped = client.get(
+        "metrics", headers={**AUTH, "Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert scraped.headers["content-type"] == OPENMETRICS_CONTENT_TYPE
+    assert scraped.text.endswith("# EOF\n")
 
     document = get_json(client, "openapi.json")
     assert document["openapi"] == "3.1.0"

@@ -246,13 +246,13 @@ def test_a_waiter_that_gets_the_lock_after_the_holder_stored_does_not_load_again
     real_claim = cache._claim_lock
     claims: list[str] = []
 
-    def claim(key: str, token: str, tags: tuple[str, ...]) -> tuple[bool, list[bytes]]:
+    def claim(key: str, token: str, tags: tuple[str, ...], ttl_ms: int) -> tuple[bool, list[bytes]]:
         claims.append(key)
         if len(claims) == 2:
             # The holder stores its value and lets go after the waiter's last look.
             other_process.set("report", "theirs", tags=["reports"])
             cache.client.delete(lock_key)
-        return real_claim(key, token, tags)
+        return real_claim(key, token, tags, ttl_ms)
 
     monkeypatch.setattr(cache, "_claim_lock", claim)
     loads: list[int] = []

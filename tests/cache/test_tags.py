@@ -199,3 +199,16 @@ def test_caller_joining_a_loader_after_invalidation_gets_a_fresh_value(
     late.join(5)
     assert results == {"first": 1, "late": 2}
     assert cache.get("p") == 2
+
+
+def test_tag_generations_outlive_their_entries_and_then_expire(cache: RedisService) -> None:
+    # On one server and on a cluster (where the generations are made outside a script).
+    cache.set("a", 1, ttl=5, tags=["written"])
+    cache.get_or_set("b", lambda: 2, ttl=5, tags=["loaded"])
+    for tag in ("written", "loaded"):
+        assert 5_000 < cache.client.pttl(cache._tag_prefix + tag) <= 65_000
+    cache.set("c", 3, ttl=600, tags=["written"])
+    assert cache.client.pttl(cache._tag_prefix + "written") > 600_000
+    cache.set("d", 4, ttl=0, tags=["loaded"])  # no expiry: nor for its tag
+    assert cache.client.pttl(cache._tag_prefix + "loaded") == -1
+    assert cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3, "d": 4}

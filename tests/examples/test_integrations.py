@@ -1,11 +1,14 @@
-"""The getting-started examples (examples/integrations), as the docs show them: FastAPI
-and Flask apps on real PostgreSQL and Redis."""
+"""The getting-started examples (examples/integrations), as the docs show them: FastAPI,
+Flask and Django apps on real PostgreSQL and Redis, each creating the table it reads."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from perfkit.embedded import free_port
 from tests._servers import PrivateRedis
 
 INTEGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "integrations"
@@ -26,9 +30,6 @@ TOKEN = "integration-token-0123456789"
 def environment(
     database_url: str, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with psycopg.connect(database_url) as conn:
-        conn.execute("CREATE TABLE products (id int PRIMARY KEY, name text, price_cents int)")
-        conn.execute("INSERT INTO products VALUES (1, 'lamp', 1900), (2, 'chair', 4200)")
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", private_redis.url)
     monkeypatch.setenv("PERFKIT_ADMIN_TOKEN", TOKEN)
@@ -118,7 +119,8 @@ async def test_fastapi_example(fastapi_module: ModuleType) -> None:
             await client.get("/api/admin/performance/cache"),
             await client.get("/api/admin/performance/openapi.json", headers=AUTH),
         )
-    assert fastapi_module.kit.monitor.requests.summary().requests == len(STEPS) + 3
+    # The admin API is not measured (DEFAULT_EXCLUDE): monitoring does not count itself.
+    assert fastapi_module.kit.monitor.requests.summary().requests == len(STEPS)
 
 
 def test_flask_example(flask_module: ModuleType) -> None:
@@ -131,4 +133,44 @@ def test_flask_example(flask_module: ModuleType) -> None:
             client.get("/api/admin/performance/cache"),
             client.get("/api/admin/performance/openapi.json", headers=AUTH),
         )
-    assert flask_module.kit.monitor.requests.summary().requests == len(STEPS) + 3
+    assert flask_module.kit.monitor.requests.summary().requests == len(STEPS)
+
+
+@pytest.mark.slow
+def test_django_example(environment: None, database_url: str) -> None:
+    # Django is configured once per process: the example runs as its docstring says, under
+    # Django's own development server, in a process of its own.
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "django_app.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=INTEGRATIONS,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/api/admin/performance/health")
+                    break
+                except httpx.TransportError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            for step in STEPS:
+                _check(step, client.request(step[0], step[1], headers=step[2]))
+            report = client.get("/api/admin/performance/cache", headers=AUTH)
+            assert report.status_code == 200, report.text
+            assert report.json()["metrics"]["hits"] == 1  # the second GET of product 1
+            assert client.get("/api/admin/performance/cache").status_code == 401
+            queries = client.get("/api/admin/performance/queries", headers=AUTH)
+            assert queries.status_code == 404  # no perfkit pool in this kit: Django's own
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
+    with psycopg.connect(database_url) as conn:  # the example created and seeded its table
+        assert conn.execute("SELECT price_cents FROM products WHERE id = 1").fetchone() == (1750,)

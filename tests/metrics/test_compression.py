@@ -297,3 +297,36 @@ async def test_levels_are_validated() -> None:
         CompressionMiddleware(asgi_app, gzip_level=0)
     with pytest.raises(ConfigError, match="brotli_quality"):
         WSGICompressionMiddleware(wsgi_app, brotli_quality=12)
+
+
+def _declared_length_app(body: bytes, declared: int) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(declared))])  # fmt: skip
+        for i in range(0, len(body), 1000):
+            yield body[i : i + 1000]
+
+    return app
+
+
+def test_wsgi_declared_length_up_to_max_buffered_is_full_beyond_it_streamed() -> None:
+    body = b"z" * 5000
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/d", "HTTP_ACCEPT_ENCODING": "gzip"}
+    heads: list[Any] = []
+    small = WSGICompressionMiddleware(_declared_length_app(body, len(body)), max_buffered=5000)
+    full = b"".join(small(dict(environ), lambda s, h, e=None: heads.append(dict(h))))
+    assert gzip.decompress(full) == body
+    assert heads[0]["Content-Length"] == str(len(full)) and "ETag" in heads[0]
+
+    heads.clear()
+    large = WSGICompressionMiddleware(_declared_length_app(body, len(body)), max_buffered=4999)
+    streamed = b"".join(large(dict(environ), lambda s, h, e=None: heads.append(dict(h))))
+    assert gzip.decompress(streamed) == body
+    assert "Content-Length" not in heads[0] and "ETag" not in heads[0]
+
+
+def test_max_buffered_is_validated() -> None:
+    from perfkit import ConfigError
+
+    with pytest.raises(ConfigError, match="max_buffered must be >= 0 bytes, got -1"):
+        WSGICompressionMiddleware(wsgi_app, max_buffered=-1)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 import pytest
 import redis
 
 from perfkit import MetricsError
+from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.cache import AsyncRedisService, RedisService
 from perfkit.jobs import JobService
 from perfkit.metrics import MetricsRegistry, PerformanceMonitor, StatsCollector, Thresholds
@@ -16,37 +19,48 @@ from tests.metrics.test_registry import families
 
 
 class Inner(msgspec.Struct):
-    depth: int
+    depth: Annotated[int, GaugeField("Depth.")]
     label: str
 
 
 class Stats(msgspec.Struct):
-    served: int
-    ratio: float
-    up: bool
-    missing: int | None
+    served: Annotated[int, CounterField("Requests served.")]
+    ratio: Annotated[float, GaugeField("A ratio.")]
+    up: Annotated[bool, GaugeField("1 when up.")]
+    missing: Annotated[int | None, GaugeField("Absent.")]
+    wait_ms: Annotated[float, DurationField("Mean wait.", name="wait_seconds")]
+    spent_ms: Annotated[int, CounterField("Time spent.", name="spent_seconds", scale=0.001)]
+    undeclared: int
     name: str
     inner: Inner
 
 
 class Queue(msgspec.Struct):
     queue: str
-    waiting: int
-    failed: int
+    waiting: Annotated[int, GaugeField("Waiting.")]
+    failed: Annotated[int, GaugeField("Failed.")]
 
 
-def test_struct_fields_become_gauges() -> None:
+def test_declared_fields_become_counters_and_gauges_in_base_units() -> None:
     registry = MetricsRegistry()
-    collector = StatsCollector("app", lambda: Stats(3, 0.5, True, None, "x", Inner(4, "y")))
+    stats = Stats(3, 0.5, True, None, 250.0, 1500, 9, "x", Inner(4, "y"))
+    collector = StatsCollector("app", lambda: stats)
     registry.register_collector(collector)
     assert "app_served" not in registry.exposition()  # nothing before the first refresh
     collector.refresh()
-    parsed = families(registry.exposition())
-    assert parsed["app_served"][("app_served", ())] == 3
+    text = registry.exposition()
+    parsed = families(text)
+    assert parsed["app_served"][("app_served_total", ())] == 3
+    assert "# TYPE app_served_total counter" in text
+    assert "# HELP app_served_total Requests served." in text
     assert parsed["app_ratio"][("app_ratio", ())] == 0.5
+    assert "# TYPE app_ratio gauge" in text
     assert parsed["app_up"][("app_up", ())] == 1
+    assert parsed["app_wait_seconds"][("app_wait_seconds", ())] == 0.25
+    assert parsed["app_spent_seconds"][("app_spent_seconds_total", ())] == 1.5
     assert parsed["app_inner_depth"][("app_inner_depth", ())] == 4
     assert "app_missing" not in parsed and "app_name" not in parsed
+    assert "app_undeclared" not in parsed
 
 
 def test_one_struct_per_queue_is_labelled() -> None:
@@ -91,10 +105,11 @@ def test_monitor_reads_real_cache_pool_and_jobs(
         monitor = PerformanceMonitor(cache=cache, pool=pool, jobs=jobs, settings=settings,
                                      thresholds=Thresholds(avg_response_ms=1000.0))  # fmt: skip
         parsed = families(monitor.exposition())
-        assert parsed["perfkit_cache_hits"][("perfkit_cache_hits", ())] == 1
-        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses", ())] == 3
-        assert parsed["perfkit_cache_hit_rate"][("perfkit_cache_hit_rate", ())] == 0.25
-        assert parsed["perfkit_db_queries_count"][("perfkit_db_queries_count", ())] >= 2
+        assert parsed["perfkit_cache_hits"][("perfkit_cache_hits_total", ())] == 1
+        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses_total", ())] == 3
+        assert parsed["perfkit_cache_hit_ratio"][("perfkit_cache_hit_ratio", ())] == 0.25
+        statements = parsed["perfkit_db_queries_statements"]
+        assert statements[("perfkit_db_queries_statements_total", ())] >= 2
         assert parsed["perfkit_db_pool_max_size"][("perfkit_db_pool_max_size", ())] == 2
         assert ("perfkit_jobs_waiting", (("queue", "email"),)) in parsed["perfkit_jobs_waiting"]
 
@@ -124,9 +139,9 @@ async def test_async_cache_is_read_with_aexposition(redis_url: str, namespace: s
         await cache.get("nothing")
         monitor = PerformanceMonitor(cache=cache)
         parsed = families(await monitor.aexposition())
-        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses", ())] == 1
+        assert parsed["perfkit_cache_misses"][("perfkit_cache_misses_total", ())] == 1
         # The sync path cannot await: it keeps the last value and logs, never raises.
-        assert "perfkit_cache_misses 1.0" in monitor.exposition()
+        assert "perfkit_cache_misses_total 1.0" in monitor.exposition()
     finally:
         await cache.close()
 

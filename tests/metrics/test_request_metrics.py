@@ -74,7 +74,7 @@ def check_known_traffic(metrics: RequestMetrics) -> None:
         == 1
     )
     assert (
-        value(metrics, "http_requests_total", method="GET", route="/missing", status_class="4xx")
+        value(metrics, "http_requests_total", method="GET", route="<unmatched>", status_class="4xx")
         == 1
     )
     assert (
@@ -85,7 +85,7 @@ def check_known_traffic(metrics: RequestMetrics) -> None:
     )
     assert value(metrics, "http_request_errors_total", method="GET", route="/error") == 1
     assert value(metrics, "http_request_errors_total", method="GET", route="/boom") == 1
-    assert value(metrics, "http_request_errors_total", method="GET", route="/missing") == 0
+    assert value(metrics, "http_request_errors_total", method="GET", route="<unmatched>") == 0
     assert value(metrics, "http_request_duration_seconds", method="GET", route="/json") == 2
     assert value(metrics, "http_slow_requests_total", method="GET", route="/slow") == 1
     assert value(metrics, "http_slow_requests_total", method="GET", route="/json") == 0
@@ -218,3 +218,13 @@ def test_one_request_metrics_per_registry() -> None:
     RequestMetrics(registry)
     with pytest.raises(MetricsError, match="already has a RequestMetrics"):
         RequestMetrics(registry)
+
+
+def test_a_bad_exclude_is_refused_naming_it() -> None:
+    from perfkit import ConfigError
+
+    metrics = RequestMetrics(MetricsRegistry())
+    with pytest.raises(ConfigError, match=r"a predicate, got '/metrics'"):
+        MetricsMiddleware(asgi_app, metrics=metrics, exclude="/metrics")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'metrics' is not a path"):
+        WSGIMetricsMiddleware(wsgi_app, metrics=metrics, exclude=["metrics"])

@@ -23,7 +23,7 @@ from typing import Any
 
 from perfkit._errors import ConfigError
 from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, redis_answers
-from perfkit.settings import redacted_url
+from perfkit.settings import check_database_url, check_redis_url, redacted_url
 
 __all__ = ["Stack", "examples_path", "import_marketplace", "marketplace_module"]
 
@@ -84,6 +84,10 @@ class Stack:
         redis_url: str | None,
         data_dir: Path | None = None,
     ) -> None:
+        if redis_url is not None:
+            check_redis_url(redis_url, "REDIS_URL or --redis-url")
+        if database_url is not None:
+            check_database_url(database_url, "DATABASE_URL or --database-url")
         if redis_url is not None and redis_url.startswith(_PLAIN) and not redis_answers(redis_url):
             # Else the app would run on its memory fallback and the worker would exit.
             raise ConfigError(

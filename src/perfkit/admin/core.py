@@ -4,6 +4,7 @@ run the handler, and answer every failure as a JSON error. Shared by both adapte
 from __future__ import annotations
 
 import re
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -82,8 +83,15 @@ class AdminCore:
             response = await self._dispatch(request, read_body)
         except AdminError as exc:
             response = exc.response()
-        except Exception:
-            _log.exception("admin.handler_failed", path=request.path, method=request.method)
+        except Exception as exc:
+            # The traceback as text, never exc_info: a renderer that shows locals (rich's,
+            # structlog's development default) would print the request, token included.
+            _log.error(
+                "admin.handler_failed",
+                path=request.path,
+                method=request.method,
+                exception="".join(traceback.format_exception(exc)),
+            )
             response = AdminError(500, "internal", "internal error; see the server log").response()
         return response.finished(head=request.method == "HEAD")
 

@@ -25,7 +25,14 @@ from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.http import AdminError, Request, Response
 from perfkit.jobs import periodic_runs
-from perfkit.metrics import CONTENT_TYPE, StatsCollector, memory_limit, resident_memory
+from perfkit.metrics import (
+    CONTENT_TYPE,
+    OPENMETRICS_CONTENT_TYPE,
+    StatsCollector,
+    memory_limit,
+    resident_memory,
+    wants_openmetrics,
+)
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import AsyncTimedPool, TimedPool
 
@@ -252,7 +259,7 @@ class Handlers:
         kit = self.kit
         redis_check = None
         if kit.cache is not None:
-            redis_check = await self._check("redis", kit.cache.client.ping)
+            redis_check = await self._check("redis", kit.cache.ping)
         elif kit.jobs is not None:
             redis_check = await self._check("redis", kit.jobs.connection.ping)
         now = time.time()
@@ -315,7 +322,9 @@ class Handlers:
         checks = []
         if kit.cache is not None:
             checks.append(
-                await self._check("redis", kit.cache.client.ping, "redis" in kit.required)
+                # The cache's own check: a full or read-only Redis answers PING, and
+                # degrades the cache all the same.
+                await self._check("redis", kit.cache.ping, "redis" in kit.required)
             )
         if kit.pool is not None:
             if isinstance(kit.pool, AsyncTimedPool):
@@ -346,10 +355,13 @@ class Handlers:
         return Response.json(body, 503 if status == "down" else 200)
 
     async def metrics(self, request: Request) -> Response:
-        """GET metrics: the Prometheus text exposition."""
+        """GET metrics: the Prometheus text exposition (OpenMetrics when the scraper's
+        Accept header asks for it)."""
         await self._refresh_all()
-        text = self.kit.monitor.registry.exposition()
-        return Response(headers=[("content-type", CONTENT_TYPE)], body=text.encode())
+        openmetrics = wants_openmetrics(request.headers.get("accept"))
+        text = self.kit.monitor.registry.exposition(openmetrics=openmetrics)
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
+        return Response(headers=[("content-type", content_type)], body=text.encode())
 
     # -- POST routes ------------------------------------------------------------------------
 

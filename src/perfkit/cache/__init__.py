@@ -6,15 +6,27 @@ from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._near import NearCache
 from perfkit.cache._stats import CacheMetrics
 from perfkit.cache._sync import RedisService
-from perfkit.cache.decorator import cached_query, get_default_cache, set_default_cache
+from perfkit.cache.decorator import (
+    AsyncCachedFunction,
+    CachedFunction,
+    CachedQueryDecorator,
+    Serializer,
+    cached_query,
+    get_default_cache,
+    set_default_cache,
+)
 from perfkit.cache.warmer import CacheWarmer, WarmResult, default_warmer, register_warmer
 
 __all__ = [
+    "AsyncCachedFunction",
     "AsyncRedisService",
     "CacheMetrics",
     "CacheWarmer",
+    "CachedFunction",
+    "CachedQueryDecorator",
     "NearCache",
     "RedisService",
+    "Serializer",
     "WarmResult",
     "cached_query",
     "default_warmer",

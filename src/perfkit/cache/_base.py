@@ -39,13 +39,41 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ClusterError,
 )
 
+# Anything Redis or the way to it can answer instead of a result. Outside CONNECTION_ERRORS
+# (an outage) these are refusals: full (OOM), read-only, a key of another type, BUSY, protocol
+# errors... Never raised to a caller (see docs/reliability.md).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+
 CLUSTER_SCHEME = "redis+cluster://"
 
 
-def new_generation() -> str:
+def redacted(exc: BaseException) -> str:
+    """An error from Redis for the log, without the command it quotes: redis-py names a
+    failed pipeline command with its arguments, which are cache values."""
+    message = str(exc).rpartition(" of pipeline caused error: ")[2]
+    return f"{type(exc).__name__}: {message[:300]}"
+
+
+def new_generation() -> bytes:
     """A tag generation never used before (the cluster path; the Lua scripts use the
-    server's clock and a counter the same way)."""
-    return f"{time.time_ns()}.{secrets.token_hex(6)}"
+    server's clock and a random nonce the same way)."""
+    return f"{time.time_ns()}.{secrets.token_hex(6)}".encode()
+
+
+def nonce() -> str:
+    """The random part of the generations a script may create (see ``_scripts``)."""
+    return secrets.token_hex(6)
+
+
+# How much longer than the entries written under it a tag's generation key lives.
+TAG_MARGIN_MS = 60_000
+# The longest ttl: Redis refuses an expiry past 2**63 - 1 ms after now; the tag margin
+# and the clock must still fit below it.
+MAX_TTL_MS = 2**62
 
 
 # Internal keys live under "<namespace>:__perfkit__:", which user keys may not start with.
@@ -68,14 +96,25 @@ def validate_namespace(namespace: str) -> str:
 
 
 def resolve_ttl(ttl: float | None, default: int) -> int:
-    """Milliseconds to keep an entry (0 = no expiry) from a ``ttl`` in seconds."""
+    """Milliseconds to keep an entry (0 = no expiry) from a ``ttl`` in seconds: a ttl below
+    1 ms keeps it 1 ms; one longer than Redis accepts is a ``ValueError``."""
     if ttl is None:
         return default * 1000
-    if type(ttl) is int and ttl >= 0:
+    if type(ttl) is int and 0 <= ttl <= MAX_TTL_MS // 1000:
         return ttl * 1000
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl < math.inf:
         raise ValueError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
-    return round(ttl * 1000) if ttl else 0
+    if ttl * 1000 > MAX_TTL_MS:
+        raise ValueError(
+            f"ttl must be at most {MAX_TTL_MS // 1000} seconds (what Redis accepts), got {ttl!r}"
+        )
+    return max(1, round(ttl * 1000)) if ttl else 0
+
+
+def tag_ttl_ms(ttl_ms: int) -> int:
+    """How long the generation key of a tag guarding an entry of ``ttl_ms`` lives (0: no
+    expiry, like the entry)."""
+    return ttl_ms + TAG_MARGIN_MS if ttl_ms else 0
 
 
 def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
@@ -240,8 +279,9 @@ class BaseCacheService:
         self._prefix = f"{self.namespace}:"
         self._internal = f"{self.namespace}:{_INTERNAL}:"
         self._tag_prefix = f"{self._internal}tag:"
+        self._internal_bytes = self._internal.encode()
+        self._prefix_bytes = self._prefix.encode()
         self._lock_prefix = f"{self._internal}lock:"
-        self._seq_key = f"{self._internal}seq"
         self._stats = CacheStats()
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
         self._memory = MemoryStore(
@@ -253,6 +293,9 @@ class BaseCacheService:
         self._fallback_since: float | None = None
         self._probe_delay = _PROBE_FIRST_DELAY
         self._next_probe = 0.0
+        # The background worker applying pending changes (see _wake_replayer).
+        self._replaying = False
+        self._closed = False
 
     @property
     def client(self) -> Any:
@@ -291,9 +334,9 @@ class BaseCacheService:
             raise ValueError(f"pattern must be a non-empty glob string, got {pattern!r}")
         return self._prefix + pattern
 
-    def _is_internal(self, full_key: bytes | str) -> bool:
-        text = full_key.decode() if isinstance(full_key, bytes) else full_key
-        return text.startswith(self._internal)
+    def _is_internal(self, full_key: bytes) -> bool:
+        # Bytes: a key another client wrote need not be UTF-8.
+        return full_key.startswith(self._internal_bytes)
 
     def _lock_key(self, full_key: str) -> str:
         return self._lock_prefix + full_key[len(self._prefix) :]
@@ -335,7 +378,8 @@ class BaseCacheService:
 
     def _near_get(self, full: str, type_: Any) -> Any:
         near = self._near
-        if near is None or self._fallback_since is not None:
+        # While changes wait to be applied, L1 could hold (or learn) what they replace.
+        if near is None or self._fallback_since is not None or self._memory.blocking:
             return MISSING
         return near.get(full, type_)
 
@@ -354,9 +398,55 @@ class BaseCacheService:
         payload, pairs = entry
         value = self._decode(payload, type_, key)
         near = self._near
-        if l1 and near is not None and value is not MISSING and self._fallback_since is None:
+        if (
+            l1
+            and near is not None
+            and value is not MISSING
+            and self._fallback_since is None
+            and not self._memory.blocking
+        ):
             near.put(full, type_, value, pairs, len(payload), epoch)
         return value
+
+    def _blocked(self, full: str, entry: Entry) -> bool:
+        """Whether a change Redis refused (not applied yet) covers this entry."""
+        return self._memory.blocks(full, [tag for tag, _ in entry[1]])
+
+    def _block(
+        self,
+        keys: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        *,
+        everything: bool = False,
+    ) -> None:
+        """Redis refused a change it is still reachable for (read-only, full...): serve misses
+        for what it covers, in this process, until the background worker applies it."""
+        self._memory.refused(keys, tags, patterns, everything=everything)
+        if self._near is not None:
+            self._near.clear()
+        self._wake_replayer()
+
+    def _wake_replayer(self) -> None:
+        """Start the background worker that applies pending changes (one per service)."""
+        raise NotImplementedError
+
+    def _replayer_done(self) -> bool:
+        """Whether the background worker may stop (claims the stop: a later change starts a
+        new one): nothing pending, or the service closed."""
+        with self._state_lock:
+            if self._closed or (self._fallback_since is None and not self._memory.blocking):
+                self._replaying = False
+                return True
+            return False
+
+    def _replayer_wanted(self) -> bool:
+        """Whether to start the background worker now (claims the start)."""
+        with self._state_lock:
+            if self._replaying or self._closed:
+                return False
+            self._replaying = True
+            return True
 
     def _memory_entry(self, full: str) -> Entry | None:
         payload = self._memory.get(full)
@@ -369,9 +459,18 @@ class BaseCacheService:
         return {self._key(key): _codec.encode(value, key=key) for key, value in mapping.items()}
 
     def _store_args(
-        self, ttl_ms: int, tags: Sequence[str], gens: Sequence[str], payloads: Iterable[bytes]
+        self, ttl_ms: int, tags: Sequence[str], gens: Sequence[bytes], payloads: Iterable[bytes]
     ) -> list[Any]:
-        return [self._tag_prefix, self._seq_key, ttl_ms, len(tags), *tags, *gens, *payloads]
+        return [
+            self._tag_prefix,
+            nonce(),
+            ttl_ms,
+            tag_ttl_ms(ttl_ms),
+            len(tags),
+            *tags,
+            *gens,
+            *payloads,
+        ]
 
     def _decode(self, payload: Payload, type_: Any, key: str) -> Any:
         """The value in ``payload``, or MISSING when it no longer fits ``type_``."""
@@ -400,11 +499,18 @@ class BaseCacheService:
             if self._fallback_since is not None:
                 return
             self._fallback_since = time.time()
+        # Changes made from now on must reach Redis when it is back, even if no call comes.
+        self._wake_replayer()
         log.warning(
             "cache.fallback.activated",
             namespace=self.namespace,
-            error=f"{type(exc).__name__}: {exc}",
+            error=redacted(exc),
         )
+
+    def _probe_soon(self) -> None:
+        """Let the next probe run now (the background worker probes on its own clock)."""
+        with self._state_lock:
+            self._next_probe = min(self._next_probe, time.monotonic())
 
     def _probe_due(self) -> bool:
         """In fallback, whether it is time to try Redis again (claims the probe)."""
@@ -431,7 +537,7 @@ class BaseCacheService:
     def _error(self, operation: str, exc: BaseException) -> None:
         """A Redis error that is not an outage: counted and logged, never raised."""
         self._stats.count(errors=1)
-        log.error("cache.redis_error", operation=operation, error=f"{type(exc).__name__}: {exc}")
+        log.error("cache.redis_error", operation=operation, error=redacted(exc))
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -468,6 +574,7 @@ class BaseCacheService:
             l1_active=self._near is not None and self._near.enabled,
             l1_hits=0 if self._near is None else self._near.hits,
             l1_entries=0 if self._near is None else len(self._near),
+            l1_flushes=0 if self._near is None else self._near.flushes,
         )
 
 

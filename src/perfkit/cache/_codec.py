@@ -1,5 +1,12 @@
 """Values in Redis: msgspec MessagePack behind a one-byte header that says whether tags guard it.
 
+msgspec encodes and decodes most values natively (builtins, ``Struct``, dataclasses, attrs
+classes). pydantic v2 models are encoded as their JSON-mode dump and rebuilt by
+``model_validate`` when decoded into a type that names them (``Book``, ``list[Book]``,
+``dict[str, Book | None]``...); pydantic is never imported by perfkit: a model can only
+exist if the application imported it. The hooks run only for types msgspec does not
+handle itself, so ``Struct`` values cost what they did.
+
 An untagged entry is ``b"\\x00" + payload``. A tagged entry is ``b"\\x01"``, then for each tag
 ``tag \\x1f generation`` separated by ``\\x1e``, then ``\\x1d`` and the payload. The header is
 written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`split_entry`'s caller.
@@ -7,6 +14,7 @@ written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`spli
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Any, Final
 
@@ -34,7 +42,34 @@ UNTAGGED = 0
 TAGGED = 1
 _UNTAGGED_PREFIX = b"\x00"
 
-_encoder = msgspec.msgpack.Encoder()
+
+def _pydantic_model_base() -> Any:
+    """pydantic's ``BaseModel`` if the application imported pydantic (never imported here)."""
+    module = sys.modules.get("pydantic")
+    return None if module is None else getattr(module, "BaseModel", None)
+
+
+def _enc_hook(value: Any) -> Any:
+    """What msgspec encodes for a value it has no native support for."""
+    base = _pydantic_model_base()
+    if base is not None and isinstance(value, base):
+        # JSON mode: only types msgspec encodes natively, and model_validate reads them back.
+        return value.model_dump(mode="json")
+    raise NotImplementedError(f"{type(value).__name__} is not a type msgspec or pydantic encodes")
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    """Builds a value of a type msgspec does not know from what was stored."""
+    if type_ is object:  # given a hook, msgspec asks it about ``object`` too: anything goes
+        return obj
+    base = _pydantic_model_base()
+    if base is not None and isinstance(type_, type) and issubclass(type_, base):
+        model: Any = type_
+        return model.model_validate(obj)
+    raise NotImplementedError(f"cannot decode into {type_!r}")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 # Untyped values (no return annotation, ``get``): the decoder every such hit uses.
 plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 
@@ -43,29 +78,30 @@ def encode(value: object, *, key: str) -> bytes:
     """MessagePack of ``value``; ``TypeError`` naming the type (and key) when it can't be."""
     try:
         return _encoder.encode(value)
-    except (TypeError, OverflowError) as exc:
+    except (TypeError, OverflowError, NotImplementedError) as exc:
         raise TypeError(
-            f"cannot cache a value of type {type(value).__name__} for key {key!r}: {exc}"
+            f"cannot cache a value of type {type(value).__name__} for key {key!r}: {exc} "
+            "(cached_query(serializer=...) caches any type through your own dumps/loads)"
         ) from exc
 
 
-def entry_prefix(pairs: list[tuple[str, str]]) -> bytes:
+def entry_prefix(pairs: list[tuple[str, bytes]]) -> bytes:
     """The header of an entry guarded by these (tag, generation) pairs (none: untagged).
     The Lua script STORE_TAGGED writes the same layout."""
     if not pairs:
         return _UNTAGGED_PREFIX
-    return b"\x01" + "\x1e".join(f"{tag}\x1f{gen}" for tag, gen in pairs).encode() + b"\x1d"
+    return b"\x01" + b"\x1e".join(tag.encode() + b"\x1f" + gen for tag, gen in pairs) + b"\x1d"
 
 
 def header_template(tags: tuple[str, ...]) -> bytes:
     """:func:`entry_prefix` of ``tags`` with ``%b`` for each generation: ``template % gens``
     is the header of an entry written under exactly those tags at those generations."""
-    return entry_prefix([(tag.replace("%", "%%"), "%b") for tag in tags])
+    return entry_prefix([(tag.replace("%", "%%"), b"%b") for tag in tags])
 
 
 def split_entry(raw: bytes) -> Entry | None:
     """``(payload, tag generations)`` of a stored entry (no tags for an untagged one), or
-    None when the entry is not in perfkit's layout."""
+    None when the entry is not in perfkit's layout (bytes another client wrote: a miss)."""
     if not raw:
         return None
     if raw[0] == UNTAGGED:
@@ -76,11 +112,14 @@ def split_entry(raw: bytes) -> Entry | None:
     pairs: list[tuple[str, bytes]] = []
     for pair in raw[1:stop].split(b"\x1e"):
         tag, _, gen = pair.partition(b"\x1f")
-        pairs.append((tag.decode(), gen))
+        try:
+            pairs.append((tag.decode(), gen))
+        except UnicodeDecodeError:
+            return None
     return memoryview(raw)[stop + 1 :], pairs
 
 
 @lru_cache(maxsize=256)
 def decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
     """A decoder that builds ``type_`` (one per type, reused)."""
-    return msgspec.msgpack.Decoder(type_)
+    return msgspec.msgpack.Decoder(type_, dec_hook=_dec_hook)

@@ -5,6 +5,10 @@ outage. Tags are honoured with local generations. Everything this process change
 was away (keys written or deleted, tags and patterns invalidated) is remembered, bounded, and
 applied to Redis before the service trusts it again -- so no value from before the outage, and
 none it replaced, is served afterwards.
+
+The same record holds what Redis refused while it was reachable (a write refused by a full or
+read-only server whose old entry could not be deleted either): those keys, tags and patterns
+are also *blocked* -- reads of what they cover are misses -- until they have been applied.
 """
 
 from __future__ import annotations
@@ -46,10 +50,23 @@ class Pending:
         self.tags.update(tags)
         self.patterns.update(patterns)
         if len(self.keys) + len(self.tags) + len(self.patterns) > MAX_PENDING:
-            self.overflow = True
-            self.keys.clear()
-            self.tags.clear()
-            self.patterns.clear()
+            self.drop_all()
+
+    def drop_all(self) -> None:
+        """Remember to drop the whole namespace instead."""
+        self.overflow = True
+        self.keys.clear()
+        self.tags.clear()
+        self.patterns.clear()
+
+    def covers(self, full: str, tags: Iterable[str]) -> bool:
+        """Whether the entry at ``full`` guarded by ``tags`` is one of these changes."""
+        return (
+            self.overflow
+            or full in self.keys
+            or any(tag in self.tags for tag in tags)
+            or any(fnmatch.fnmatchcase(full, pattern) for pattern in self.patterns)
+        )
 
     def __bool__(self) -> bool:
         return self.overflow or bool(self.keys or self.tags or self.patterns)
@@ -65,6 +82,9 @@ class MemoryStore:
         self._tag_gens: dict[str, int] = {}
         self._lock = threading.Lock()
         self.pending = Pending()
+        self._blocked = Pending()
+        # Whether any change Redis refused is still to apply (read on every hit: a bool).
+        self.blocking = False
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -112,6 +132,35 @@ class MemoryStore:
                 del self._entries[key]
             self.pending.add(patterns=[pattern])
             return len(doomed)
+
+    def refused(
+        self,
+        keys: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+        *,
+        everything: bool = False,
+    ) -> None:
+        """Record changes Redis refused: pending, and blocked until applied."""
+        keys, tags, patterns = list(keys), list(tags), list(patterns)
+        with self._lock:
+            for record in (self.pending, self._blocked):
+                if everything:
+                    record.drop_all()
+                record.add(keys, tags, patterns)
+            self.blocking = True
+
+    def blocks(self, full: str, tags: Iterable[str]) -> bool:
+        """Whether a refused change not applied yet covers the entry at ``full``."""
+        with self._lock:
+            return self.blocking and self._blocked.covers(full, tags)
+
+    def applied(self) -> None:
+        """Pending changes were applied: unblock everything unless more arrived meanwhile."""
+        with self._lock:
+            if not self.pending:
+                self._blocked = Pending()
+                self.blocking = False
 
     def take_pending(self) -> Pending:
         """Hand over the remembered changes, leaving an empty record."""

@@ -10,6 +10,10 @@ is not connected the near cache is empty and bypassed.
 
 Races: a value read from Redis is only kept if no invalidation arrived since before the read
 (an epoch counter), so a push that overtakes the read can never leave an old value behind.
+
+Fail safe: a push the listener cannot read (a key that is not UTF-8, an unexpected shape) and
+any gap in the stream (the connection lost, a FLUSHALL) empty the near cache, counted in
+``flushes``: it cannot know which entries the lost invalidations were about.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class NearCache:
         self.epoch = 0
         self.enabled = False
         self.hits = 0
+        self.flushes = 0
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -149,6 +154,11 @@ class NearCache:
             if enabled is not None:
                 self.enabled = enabled
 
+    def flush(self, *, enabled: bool | None = None) -> None:
+        """Empty the cache because invalidations may have been lost (counted)."""
+        self.flushes += 1
+        self.clear(enabled=enabled)
+
     def _drop(self, full: str) -> None:
         entry = self._entries.pop(full, None)
         if entry is not None:
@@ -217,7 +227,8 @@ class Tracker:
                     )
             finally:
                 self.connected.clear()
-                self.near.clear(enabled=False)
+                # A gap in the push stream (or the end): invalidations may be lost.
+                self.near.flush(enabled=False)
                 if conn is not None:
                     conn.disconnect()
             self._stop.wait(delay)
@@ -240,12 +251,19 @@ class Tracker:
                 last_ping = now
 
     def _on_push(self, response: list[Any]) -> None:
-        keys = response[1] if len(response) > 1 else None
+        try:
+            self._invalidate(response[1])
+        except Exception as exc:
+            self.near.flush()
+            log.warning("cache.l1.push_unreadable", error=type(exc).__name__)
+
+    def _invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:  # FLUSHDB / FLUSHALL
-            self.near.clear()
+            self.near.flush()
             return
         fulls, tags = [], []
         for raw in keys:
+            # A key another client wrote need not be UTF-8: that raises, and flushes.
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             if key.startswith(self._tag_prefix):
                 tags.append(key[len(self._tag_prefix) :])

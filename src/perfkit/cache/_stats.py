@@ -5,8 +5,11 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
+from typing import Annotated
 
 import msgspec
+
+from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 
 # Upper bounds (ms) of the latency buckets: fixed, so memory never grows.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
@@ -21,24 +24,58 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
     sample (``keys_estimated`` says which). Redis fields are ``None`` while Redis is away.
     """
 
-    hits: int
-    misses: int
-    hit_rate: float
-    sets: int
-    deletes: int
-    errors: int
-    avg_latency_ms: float
-    p95_latency_ms: float
-    fallback_active: bool
-    fallback_since: float | None
-    fallback_entries: int
-    used_memory: int | None
-    keys: int | None
-    keys_estimated: bool
-    connected_clients: int | None
-    l1_active: bool = False
-    l1_hits: int = 0
-    l1_entries: int = 0
+    hits: Annotated[int, CounterField("Cache lookups that found a value.")]
+    misses: Annotated[int, CounterField("Cache lookups that found nothing.")]
+    hit_rate: Annotated[
+        float, GaugeField("Hits over lookups since start (0..1).", name="hit_ratio", mode="mean")
+    ]
+    sets: Annotated[int, CounterField("Values written to the cache.")]
+    deletes: Annotated[int, CounterField("Keys deleted or invalidated.")]
+    errors: Annotated[int, CounterField("Cache operations that failed.")]
+    avg_latency_ms: Annotated[
+        float,
+        DurationField("Mean cache lookup time.", name="lookup_duration_mean_seconds", mode="mean"),
+    ]
+    p95_latency_ms: Annotated[
+        float,
+        DurationField(
+            "95th percentile cache lookup time (bucket bound).",
+            name="lookup_duration_p95_seconds",
+            mode="max",
+        ),
+    ]
+    fallback_active: Annotated[
+        bool, GaugeField("1 while the in-memory fallback serves instead of Redis.", mode="max")
+    ]
+    fallback_since: Annotated[
+        float | None,
+        GaugeField(
+            "When the fallback took over (unix time).",
+            name="fallback_since_timestamp_seconds",
+            mode="min",
+        ),
+    ]
+    fallback_entries: Annotated[int, GaugeField("Entries held by the in-memory fallback.")]
+    used_memory: Annotated[
+        int | None,
+        GaugeField("Memory used by the Redis server.", name="redis_memory_used_bytes", mode="max"),
+    ]
+    keys: Annotated[int | None, GaugeField("Keys in the cache's Redis database.", mode="max")]
+    keys_estimated: Annotated[
+        bool, GaugeField("1 when the key count is an estimate from a sample.", mode="max")
+    ]
+    connected_clients: Annotated[
+        int | None,
+        GaugeField(
+            "Clients connected to the Redis server.", name="redis_connected_clients", mode="max"
+        ),
+    ]
+    l1_active: Annotated[bool, GaugeField("1 when the L1 cache is on.", mode="max")] = False
+    l1_hits: Annotated[int, CounterField("Lookups answered by the in-process L1 cache.")] = 0
+    l1_entries: Annotated[int, GaugeField("Entries in the in-process L1 cache.")] = 0
+    l1_flushes: Annotated[
+        int, CounterField("Times the L1 cache was emptied because invalidations may be lost.")
+    ] = 0
 
 
 class CacheStats:

@@ -9,23 +9,28 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import redis
 import redis as driver
 
+from perfkit._errors import CacheError
 from perfkit.cache import _codec, _scripts
+from perfkit.cache._background import spawn, stop
 from perfkit.cache._base import (
     CLUSTER_SCHEME,
     CONNECTION_ERRORS,
     EXACT_KEY_COUNT_LIMIT,
     KEY_SAMPLE,
+    REDIS_ERRORS,
     BaseCacheService,
     ReadPlan,
     SentinelURL,
     client_kwargs,
     new_generation,
+    nonce,
     resolve_ttl,
+    tag_ttl_ms,
     validate_tags,
 )
 from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
@@ -40,8 +45,13 @@ _STORE_BATCH = 500
 # Followers of a loader whose value they may not serve try again (as leader) this often.
 _FOLLOW_ATTEMPTS = 3
 _SCAN_COUNT = 1000
+# How often the background worker tries Redis while changes are pending: they reach Redis
+# within about this (plus a round trip) of its return.
+_REPLAY_EVERY = 0.25
 _NO_TAGS = ReadPlan((), "")
 _NO_PAIRS: list[tuple[str, bytes]] = []  # shared: never mutated
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 class RedisService(BaseCacheService):
@@ -92,6 +102,7 @@ class RedisService(BaseCacheService):
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
         self._flights = Flights()
+        self._replayer: Any = None
         self._start_l1(l1)
 
     @classmethod
@@ -100,8 +111,11 @@ class RedisService(BaseCacheService):
         return cls(settings=Settings.from_env(), **kwargs)
 
     def close(self) -> None:
-        """Stop the L1 listener, and close the client if the service created it."""
+        """Stop the L1 listener and the background worker, and close the client if the
+        service created it."""
+        self._closed = True
         self._stop_l1()
+        stop(self._replayer)
         if self._owns_client:
             self._client.close()
 
@@ -118,15 +132,28 @@ class RedisService(BaseCacheService):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key``, or ``default`` when there is none (a cached None is None)."""
+    @overload
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    @overload
+    def get(self, key: str, default: None = None, *, type: type[T]) -> T | None: ...
+
+    @overload
+    def get(self, key: str, default: D, *, type: type[T]) -> T | D: ...
+
+    def get(self, key: str, default: Any = None, *, type: Any = None) -> Any:
+        """The value at ``key``, or ``default`` when there is none (a cached None is None).
+
+        ``type``: decode into it (``Product``, ``list[Product]``: a msgspec Struct, a
+        dataclass, an attrs class, a pydantic model...); a value that does not fit it is a
+        miss."""
         full = self._key(key)
         start = time.perf_counter()
-        value = self._near_get(full, None)
+        value = self._near_get(full, type)
         if value is MISSING:
             epoch = self._near_epoch()
             entry = self._lookup_one(full, _NO_TAGS)
-            value = MISSING if entry is None else self._accept(full, entry, None, key, epoch)
+            value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
         return default if value is MISSING else value
 
@@ -158,8 +185,10 @@ class RedisService(BaseCacheService):
         return found
 
     def exists(self, key: str) -> bool:
-        """Whether ``key`` holds a value that may be served (its tags still current)."""
-        return self._lookup_one(self._key(key), _NO_TAGS) is not None
+        """Whether ``key`` holds a value that may be served (its tags still current, and
+        decodable: ``exists`` agrees with ``get``)."""
+        entry = self._lookup_one(self._key(key), _NO_TAGS)
+        return entry is not None and self._decode(entry[0], None, key) is not MISSING
 
     def _lookup(self, fulls: list[str]) -> list[Entry | None]:
         """Each key's payload and tag generations, or None when missing or guarded by a tag
@@ -168,11 +197,11 @@ class RedisService(BaseCacheService):
             return [self._memory_entry(full) for full in fulls]
         try:
             epoch = self._near_epoch()
-            return self._guard(self._mget(fulls), {}, epoch)
+            return self._guard(fulls, self._mget(fulls), {}, epoch)
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
             return [self._memory_entry(full) for full in fulls]
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._error("get", exc)
             return [None] * len(fulls)
 
@@ -186,7 +215,7 @@ class RedisService(BaseCacheService):
             near = self._near
             epoch = 0 if near is None else near.epoch
             raw, *gens = self._mget([full, *plan.keys])
-            if raw and near is None:
+            if raw and near is None and not self._memory.blocking:
                 # The common cases, without parsing the header. (Only the near cache needs
                 # the entry's tag pairs, and it is off.)
                 if raw[0] == UNTAGGED:
@@ -194,24 +223,31 @@ class RedisService(BaseCacheService):
                 header = plan.header(gens)
                 if header is not None and raw.startswith(header):
                     return memoryview(raw)[len(header) :], _NO_PAIRS
-            return (self._guard([raw], dict(zip(plan.tags, gens, strict=True)), epoch))[0]
+            known = dict(zip(plan.tags, gens, strict=True))
+            return (self._guard([full], [raw], known, epoch))[0]
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
             return self._memory_entry(full)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._error("get", exc)
             return None
 
     def _guard(
-        self, raws: list[bytes | None], known: dict[str, bytes | None], epoch: int
+        self,
+        fulls: list[str],
+        raws: list[bytes | None],
+        known: dict[str, bytes | None],
+        epoch: int,
     ) -> list[Entry | None]:
-        """The entries in ``raws``, or None where missing or guarded by a tag that moved on.
+        """The entries in ``raws`` (read at ``fulls``), or None where missing, not perfkit's,
+        guarded by a tag that moved on, or covered by a refused change not applied yet.
         ``known``: tag generations already read; the others are read here."""
         entries: list[Entry | None] = [None] * len(raws)
         guarded: list[tuple[int, Entry]] = []
+        blocking = self._memory.blocking
         for index, raw in enumerate(raws):
             entry = None if raw is None else _codec.split_entry(raw)
-            if entry is None:
+            if entry is None or (blocking and self._blocked(fulls[index], entry)):
                 continue
             if entry[1]:
                 guarded.append((index, entry))
@@ -252,7 +288,7 @@ class RedisService(BaseCacheService):
             self._store(payloads, ttl_ms, checked_tags, ())
 
     def _store(
-        self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[str]
+        self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[bytes]
     ) -> None:
         """Write encoded entries. ``gens``: the tag generations read before the values were
         computed (empty: take the current ones)."""
@@ -263,7 +299,7 @@ class RedisService(BaseCacheService):
                     # No script across slots: read (or make) the generations first. A value
                     # computed before an invalidation may then be written, but readers
                     # check the generations and never serve it.
-                    current = self._current_gens(tags, gens)
+                    current = self._current_gens(tags, gens, ttl_ms)
                     if current is None:
                         return
                     header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
@@ -280,7 +316,7 @@ class RedisService(BaseCacheService):
                         self._store_tagged(
                             keys=[full for full, _ in chunk],
                             args=self._store_args(
-                                ttl_ms, tags, gens or [""] * len(tags), [p for _, p in chunk]
+                                ttl_ms, tags, gens or [b""] * len(tags), [p for _, p in chunk]
                             ),
                             client=pipe,
                         )
@@ -288,6 +324,13 @@ class RedisService(BaseCacheService):
                         prefix = header or _codec.entry_prefix([])
                         for full, payload in chunk:
                             pipe.set(full, prefix + payload, px=ttl_ms or None)
+                if header is not None:
+                    # The tags must outlive the entries (the script does this elsewhere).
+                    for tag in tags:
+                        if ttl_ms:
+                            pipe.pexpire(self._tag_prefix + tag, tag_ttl_ms(ttl_ms), gt=True)
+                        else:
+                            pipe.persist(self._tag_prefix + tag)
                 written = pipe.execute()
                 self._near_evict(list(payloads))
                 if tags and header is None:
@@ -300,8 +343,10 @@ class RedisService(BaseCacheService):
                 return
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
+                # Refused (full, read-only...): the entries it replaces must not be served.
                 self._error("set", exc)
+                self._drop_or_block(list(payloads))
                 return
         self._near_evict(list(payloads))
         for full, payload in payloads.items():
@@ -321,8 +366,9 @@ class RedisService(BaseCacheService):
                 return removed
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._error("delete", exc)
+                self._block(keys=fulls)
                 return 0
         removed = self._memory.delete(fulls)
         self._stats.count(deletes=removed)
@@ -346,6 +392,10 @@ class RedisService(BaseCacheService):
                 return
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
+            except REDIS_ERRORS as exc:
+                self._error("invalidate_tags", exc)
+                self._block(tags=checked)
+                return
         self._memory.invalidate_tags(checked)
 
     def invalidate_pattern(self, pattern: str) -> int:
@@ -361,6 +411,10 @@ class RedisService(BaseCacheService):
                 return removed
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
+            except REDIS_ERRORS as exc:
+                self._error("invalidate_pattern", exc)
+                self._block(patterns=[full_pattern])
+                return 0
         removed = self._memory.invalidate_pattern(full_pattern)
         self._stats.count(deletes=removed)
         return removed
@@ -380,6 +434,10 @@ class RedisService(BaseCacheService):
             self._fall_back(exc)
             self._memory.pending.overflow = True
             return 0
+        except REDIS_ERRORS as exc:
+            self._error("clear", exc)
+            self._block(everything=True)
+            return 0
 
     def _unlink_matching(self, full_pattern: str, *, keep_internal: bool) -> int:
         removed = 0
@@ -395,7 +453,42 @@ class RedisService(BaseCacheService):
             removed += self._client.unlink(*batch)
         return removed
 
+    def _unlink(self, fulls: list[str]) -> None:
+        for start in range(0, len(fulls), _UNLINK_BATCH):
+            self._client.unlink(*fulls[start : start + _UNLINK_BATCH])
+
+    def _drop_or_block(self, fulls: list[str]) -> None:
+        """After Redis refused to overwrite ``fulls``: delete the old entries (a full Redis
+        still deletes), else block them until the background worker can."""
+        try:
+            self._unlink(fulls)
+            self._near_evict(fulls)
+        except REDIS_ERRORS:
+            self._block(keys=fulls)
+
     # -- get or load ------------------------------------------------------------------------
+
+    @overload
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        *,
+        type: None = None,
+    ) -> T: ...
+
+    @overload
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], object],
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        *,
+        type: type[T],
+    ) -> T: ...
 
     def get_or_set(
         self,
@@ -403,13 +496,17 @@ class RedisService(BaseCacheService):
         loader: Callable[[], Any],
         ttl: float | None = None,
         tags: Iterable[str] = (),
+        *,
+        type: Any = None,
     ) -> Any:
         """The cached value at ``key``; on a miss, ``loader()``'s value, cached.
 
         Concurrent misses run the loader once per process, and across processes a short Redis
-        lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value."""
+        lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value.
+        ``type``: decode hits into it, as :meth:`get` does (without it a hit is plain data:
+        a pydantic model comes back as a dict)."""
         resolve_ttl(ttl, 0)  # a bad ttl is an error on a hit too (cached_query checks it once)
-        return self._load(key, loader, ttl, tags, None)
+        return self._load(key, loader, ttl, tags, type)
 
     # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
     cached_query = get_or_set
@@ -496,7 +593,7 @@ class RedisService(BaseCacheService):
             waited = False
             try:
                 while True:
-                    taken, gens = self._claim_lock(lock_key, token, plan.tags)
+                    taken, gens = self._claim_lock(lock_key, token, plan.tags, ttl_ms)
                     locked = bool(taken)
                     if locked and waited and not refresh:
                         # The holder may have stored its value and let go between our last
@@ -518,46 +615,62 @@ class RedisService(BaseCacheService):
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
                 gens = []
+            except REDIS_ERRORS as exc:
+                # Refused (full, read-only, a tag key of another type...): load without the
+                # lock, and without the generations (so the value is not stored, below).
+                self._error("lock", exc)
+                gens = []
         try:
             value = call_loader(loader)
             payload = _codec.encode(value, key=key)
-            self._store({full: payload}, ttl_ms, plan.tags, [g.decode() for g in gens])
+            if len(gens) == len(plan.tags):
+                self._store({full: payload}, ttl_ms, plan.tags, gens)
+            elif self._fallback_since is not None:
+                self._memory.set(full, payload, ttl_ms / 1000, plan.tags)
+            # Else the tags' generations were never read (Redis refused, or was away when
+            # the loader started): in Redis this value could predate an invalidation, and
+            # would be served after it. The caller gets it; the cache does not.
             return value, payload
         finally:
             if locked:
                 self._unlock(lock_key, token)
 
     def _claim_lock(
-        self, lock_key: str, token: str, tags: tuple[str, ...]
+        self, lock_key: str, token: str, tags: tuple[str, ...], ttl_ms: int
     ) -> tuple[bool, list[bytes]]:
         """Try to take the stampede lock; and the tags' current generations (made fresh
-        where missing), read before the loader runs."""
+        where missing, to live as long as an entry of ``ttl_ms`` would), read before the
+        loader runs."""
         lock_ms = round(self.settings.cache_lock_ttl * 1000)
         if self._cluster:
             taken = self._client.set(lock_key, token, nx=True, px=lock_ms)
-            gens = self._current_gens(tags, ()) or []
-            return bool(taken), [gen.encode() for gen in gens]
+            gens = self._current_gens(tags, (), ttl_ms) or []
+            return bool(taken), gens
         taken, *gens = self._claim(
-            keys=[lock_key], args=[self._tag_prefix, self._seq_key, token, lock_ms, *tags]
+            keys=[lock_key],
+            args=[self._tag_prefix, nonce(), token, lock_ms, tag_ttl_ms(ttl_ms), *tags],
         )
         return bool(taken), gens
 
-    def _current_gens(self, tags: Sequence[str], wanted: Sequence[str]) -> list[str] | None:
+    def _current_gens(
+        self, tags: Sequence[str], wanted: Sequence[bytes], ttl_ms: int
+    ) -> list[bytes] | None:
         """The current generation of each tag, made fresh where missing (the cluster path of
         the CLAIM and STORE_TAGGED scripts); None when one differs from ``wanted``."""
         values = self._mget([self._tag_prefix + tag for tag in tags])
         current = []
-        for tag, value, want in zip(tags, values, wanted or [""] * len(tags), strict=True):
+        for tag, value, want in zip(tags, values, wanted or [b""] * len(tags), strict=True):
             if value is None:
                 if want:
                     return None
                 fresh = new_generation()
-                if not self._client.set(self._tag_prefix + tag, fresh, nx=True):
+                tag_ms = tag_ttl_ms(ttl_ms) or None
+                if not self._client.set(self._tag_prefix + tag, fresh, nx=True, px=tag_ms):
                     return None  # another writer made one meanwhile: this value is late
-                value = fresh.encode()
-            elif want and value.decode() != want:
+                value = fresh
+            elif want and value != want:
                 return None
-            current.append(value.decode())
+            current.append(value)
         return current
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
@@ -581,7 +694,7 @@ class RedisService(BaseCacheService):
         return values
 
     def _unlock(self, lock_key: str, token: str) -> None:
-        with contextlib.suppress(redis.RedisError):  # else the lease expires by itself
+        with contextlib.suppress(*REDIS_ERRORS):  # else the lease expires by itself
             self._release(keys=[lock_key], args=[token])
 
     # -- fallback ---------------------------------------------------------------------------
@@ -598,7 +711,8 @@ class RedisService(BaseCacheService):
             self._recovered()
             # Changes made in memory while the first replay ran.
             self._replay(self._memory.take_pending())
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
+            # Away, or back but refusing the changes (read-only): memory stays safe.
             self._fall_back(exc)
             return True
         return False
@@ -624,19 +738,50 @@ class RedisService(BaseCacheService):
         try:
             if pending.overflow:
                 self._unlink_matching(self._prefix + "*", keep_internal=False)
-                return
-            keys = sorted(pending.keys)
-            for start in range(0, len(keys), _UNLINK_BATCH):
-                self._client.unlink(*keys[start : start + _UNLINK_BATCH])
-            if pending.tags:
-                self._client.delete(*[self._tag_prefix + tag for tag in pending.tags])
-            for pattern in pending.patterns:
-                self._unlink_matching(pattern, keep_internal=True)
+            else:
+                self._unlink(sorted(pending.keys))
+                if pending.tags:
+                    self._client.delete(*[self._tag_prefix + tag for tag in pending.tags])
+                for pattern in pending.patterns:
+                    self._unlink_matching(pattern, keep_internal=True)
         except BaseException:
             self._memory.give_back(pending)
             raise
+        self._memory.applied()
+
+    def _wake_replayer(self) -> None:
+        if self._replayer_wanted():
+            self._replayer = spawn(self._apply_pending)
+
+    def _apply_pending(self) -> None:
+        """The background worker: while changes are pending (an outage, or changes Redis
+        refused), try Redis every ``_REPLAY_EVERY`` seconds and apply them, whatever callers
+        do; it ends when nothing is left."""
+        while not self._replayer_done():
+            time.sleep(_REPLAY_EVERY)
+            try:
+                if self._fallback_since is not None:
+                    self._probe_soon()
+                    self._use_memory()
+                elif self._memory.blocking:
+                    self._replay(self._memory.take_pending())
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except REDIS_ERRORS:
+                pass  # still refused (read-only...): counted once already; try again
 
     # -- metrics ----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Return if the cache works normally, else raise (for health checks: every other
+        method degrades instead). Raises the driver's error when Redis is away or refuses a
+        write (full, read-only), ``CacheError`` while changes wait to reach Redis."""
+        if self._fallback_since is not None or self._memory.blocking:
+            raise CacheError(
+                f"cache {self.namespace!r} is degraded: changes wait to be applied to Redis"
+            )
+        # A write, not PING: a full or read-only Redis answers PING.
+        self._client.set(self._internal + "health", b"1", px=1000)
 
     def metrics(self) -> CacheMetrics:
         """Counters of this service, the fallback state, and Redis's memory, key count and
@@ -650,7 +795,7 @@ class RedisService(BaseCacheService):
                 keys, estimated = self._count_keys()
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._error("metrics", exc)
         return self._metrics(used_memory, keys, estimated, clients)
 
@@ -675,7 +820,7 @@ class RedisService(BaseCacheService):
         seen = ours = 0
         for key in self._client.scan_iter(count=_SCAN_COUNT):
             seen += 1
-            ours += key.startswith(self._prefix.encode()) and not self._is_internal(key)
+            ours += key.startswith(self._prefix_bytes) and not self._is_internal(key)
             if seen >= KEY_SAMPLE:
                 break
         return round(total * ours / max(seen, 1)), True

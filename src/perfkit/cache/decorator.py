@@ -7,8 +7,8 @@ import hashlib
 import inspect
 import threading
 import typing
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
 import msgspec
 
@@ -16,9 +16,110 @@ from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
 from perfkit.cache._sync import RedisService
 
-__all__ = ["cached_query", "get_default_cache", "set_default_cache"]
+__all__ = [
+    "AsyncCachedFunction",
+    "CachedFunction",
+    "CachedQueryDecorator",
+    "Serializer",
+    "cached_query",
+    "get_default_cache",
+    "set_default_cache",
+]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+P2 = ParamSpec("P2")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class CachedFunction(Protocol[P, R_co]):
+    """A sync function decorated with :func:`cached_query`: called as before, plus helpers
+    taking the same arguments."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """The cached value for these arguments (computed and cached on a miss)."""
+        ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Drop the entry for these arguments."""
+        ...
+
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """Recompute and cache the value for these arguments, even on a hit."""
+        ...
+
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """The cache key (without the namespace) of these arguments."""
+        ...
+
+    # A decorated method: called through an instance, it is bound like any function; the
+    # helpers are reached through the class (``Repo.find.invalidate(repo, 1)``).
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Self: ...
+
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[Any, P2], R], instance: object, owner: type[Any], /
+    ) -> Callable[P2, R]: ...
+
+
+class AsyncCachedFunction(Protocol[P, R_co]):
+    """An async function decorated with :func:`cached_query`; as :class:`CachedFunction`,
+    with ``invalidate`` and ``refresh`` awaited."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]:
+        """The cached value for these arguments (computed and cached on a miss)."""
+        ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[None]:
+        """Drop the entry for these arguments."""
+        ...
+
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R_co]:
+        """Recompute and cache the value for these arguments, even on a hit."""
+        ...
+
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """The cache key (without the namespace) of these arguments."""
+        ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any], /) -> Self: ...
+
+    @overload
+    def __get__(
+        self: AsyncCachedFunction[Concatenate[Any, P2], R],
+        instance: object,
+        owner: type[Any],
+        /,
+    ) -> Callable[P2, Coroutine[Any, Any, R]]: ...
+
+
+class CachedQueryDecorator(Protocol):
+    """What ``cached_query(...)`` returns: applied to a function, its typed cached twin."""
+
+    # A coroutine function is also a Callable[P, R] (R a coroutine): the async overload
+    # must come first, which mypy flags as an overlap.
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: Callable[P, Coroutine[Any, Any, R]]
+    ) -> AsyncCachedFunction[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]: ...
+
+
+class Serializer(Protocol):
+    """Turns values of a type perfkit cannot encode into bytes and back (``serializer=``)."""
+
+    def dumps(self, value: Any, /) -> bytes:
+        """The bytes to cache for ``value``."""
+        ...
+
+    def loads(self, data: bytes, /) -> Any:
+        """The value ``data`` was made from."""
+        ...
+
 
 _defaults: dict[bool, RedisService | AsyncRedisService] = {}
 _defaults_lock = threading.Lock()
@@ -124,22 +225,35 @@ def cached_query(
     cache: RedisService | AsyncRedisService | None = None,
     key: str | None = None,
     l1: bool = True,
-) -> Callable[[F], F]:
+    serializer: Serializer | None = None,
+) -> CachedQueryDecorator:
     """Cache the results of a sync or async function.
 
     The key is the function's module and qualified name plus its arguments bound to its
     signature (defaults applied), msgspec-encoded and hashed, or ``key`` formatted with the
     arguments (``"products:{category}:{page}"``). ``tags`` are templates filled the same
-    way. Hits are decoded into the return annotation when there is one. The function gains
-    ``.invalidate(*args, **kwargs)`` and ``.refresh(*args, **kwargs)``. ``l1=False`` keeps
+    way. Hits are decoded into the return annotation when there is one (msgspec Structs,
+    dataclasses, attrs classes, pydantic models and containers of them). The function
+    gains ``.invalidate(...)``, ``.refresh(...)`` and ``.cache_key(...)``, typed with its
+    parameters (:class:`CachedFunction`, :class:`AsyncCachedFunction`). ``l1=False`` keeps
     this function's results out of the service's L1 near cache (when it has one).
+    ``serializer``: an object with ``dumps(value) -> bytes`` and ``loads(bytes)`` for
+    values of any other type (its bytes are cached; only use one whose ``loads`` is safe
+    on what your Redis holds: never ``pickle``).
     """
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
+    if serializer is not None and not all(
+        callable(getattr(serializer, method, None)) for method in ("dumps", "loads")
+    ):
+        raise TypeError(
+            f"serializer must have dumps(value) -> bytes and loads(bytes) methods, got "
+            f"{type(serializer).__name__}"
+        )
     resolve_ttl(ttl, 0)  # a bad ttl fails where the function is decorated, not at its first call
 
-    def decorate(func: F) -> F:
+    def decorate(func: Callable[..., Any]) -> Any:
         signature = inspect.signature(func)
         is_async = inspect.iscoroutinefunction(func)
         name = f"{func.__module__}.{func.__qualname__}"
@@ -152,7 +266,8 @@ def cached_query(
                 f"{'AsyncRedisService' if is_async else 'RedisService'}, got "
                 f"{type(cache).__name__}"
             )
-        return_type: list[Any] = []
+        # With a serializer the cache holds its bytes: hits are decoded as bytes, then loads().
+        return_type: list[Any] = [] if serializer is None else [bytes]
 
         def decode_type() -> Any:
             # Resolved on first call, so annotations may name types defined later.
@@ -210,13 +325,15 @@ def cached_query(
         def service() -> Any:
             return cache if cache is not None else get_default_cache(asynchronous=is_async)
 
+        load = func if serializer is None else _dumping(func, serializer, is_async)
+
         if is_async:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return await service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type(), l1=l1
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, decode_type(), l1=l1
                 )
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -225,7 +342,7 @@ def cached_query(
             async def async_refresh(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return await service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, None, refresh=True
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, None, refresh=True
                 )
 
             wrapper: Any = async_wrapper
@@ -237,7 +354,7 @@ def cached_query(
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, decode_type(), l1=l1
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, decode_type(), l1=l1
                 )
 
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -246,13 +363,60 @@ def cached_query(
             def sync_refresh(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return service()._load(
-                    cache_key, lambda: func(*args, **kwargs), ttl, filled, None, refresh=True
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, None, refresh=True
                 )
 
             wrapper = sync_wrapper
             wrapper.invalidate = sync_invalidate
             wrapper.refresh = sync_refresh
+        if serializer is not None:
+            wrapper = _loading(wrapper, serializer, is_async)
         wrapper.cache_key = lambda *args, **kwargs: resolve(args, kwargs)[0]
-        return cast(F, wrapper)
+        return wrapper
 
-    return decorate
+    return cast(CachedQueryDecorator, decorate)
+
+
+def _dumping(func: Callable[..., Any], serializer: Serializer, is_async: bool) -> Any:
+    """``func`` returning ``serializer.dumps`` of its value: what a miss caches."""
+    if is_async:
+
+        async def adumps(*args: Any, **kwargs: Any) -> bytes:
+            return serializer.dumps(await func(*args, **kwargs))
+
+        return adumps
+
+    def dumps(*args: Any, **kwargs: Any) -> bytes:
+        return serializer.dumps(func(*args, **kwargs))
+
+    return dumps
+
+
+def _loading(cached: Any, serializer: Serializer, is_async: bool) -> Any:
+    """The cached function (and its ``refresh``) returning ``serializer.loads`` of the
+    bytes the cache holds, so hits and misses return the same kind of value."""
+    refresh = cached.refresh
+    if is_async:
+
+        @functools.wraps(cached)
+        async def aloaded(*args: Any, **kwargs: Any) -> Any:
+            return serializer.loads(await cached(*args, **kwargs))
+
+        async def arefresh(*args: Any, **kwargs: Any) -> Any:
+            return serializer.loads(await refresh(*args, **kwargs))
+
+        wrapper: Any = aloaded
+        wrapper.refresh = arefresh
+    else:
+
+        @functools.wraps(cached)
+        def loaded(*args: Any, **kwargs: Any) -> Any:
+            return serializer.loads(cached(*args, **kwargs))
+
+        def sync_refresh(*args: Any, **kwargs: Any) -> Any:
+            return serializer.loads(refresh(*args, **kwargs))
+
+        wrapper = loaded
+        wrapper.refresh = sync_refresh
+    wrapper.invalidate = cached.invalidate
+    return wrapper

@@ -58,10 +58,11 @@ class RedisNotificationSink:
     """Delivers to Redis: a capped per-user inbox list and a pub/sub channel.
 
     Each notification is pushed as JSON to ``{prefix}:{user_id}`` (newest first, at most
-    ``keep`` kept) and published on ``prefix`` for live listeners.
+    ``keep`` kept) and published on ``prefix`` for live listeners. The default prefix is
+    outside the cache's default namespace (``perfkit:``), which the cache may clear.
     """
 
-    def __init__(self, url: str, *, prefix: str = "perfkit:notifications", keep: int = 100) -> None:
+    def __init__(self, url: str, *, prefix: str = "perfkit-notifications", keep: int = 100) -> None:
         self.url = url
         self.prefix = prefix
         self.keep = keep

@@ -23,6 +23,7 @@ from rq.registry import (
 from rq.results import Result
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
+from perfkit import _telemetry
 from perfkit._errors import ConfigError, JobError, PayloadError
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.processor import get_processor
@@ -223,6 +224,7 @@ class JobService:
                 attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
             ),
             status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
+            meta=_telemetry.enqueue_meta(),  # the trace context, when perfkit.otel is on
         )
         unique = job_id is not None
         try:

@@ -7,9 +7,11 @@ unusable at 100 000 failed ones).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from perfkit._stat_kinds import GaugeField
 
 __all__ = ["QueueStats", "health"]
 
@@ -24,15 +26,23 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     queue: str
-    waiting: int
+    waiting: Annotated[int, GaugeField("Jobs waiting in the queue.", mode="max")]
     waiting_by_priority: dict[str, int]
-    started: int
-    scheduled: int
-    deferred: int
-    completed: int
-    failed: int
-    failed_recent: int
-    workers: int
+    started: Annotated[int, GaugeField("Jobs being run by a worker now.", mode="max")]
+    scheduled: Annotated[int, GaugeField("Jobs scheduled for later.", mode="max")]
+    deferred: Annotated[int, GaugeField("Jobs waiting on other jobs.", mode="max")]
+    # RQ keeps finished jobs for their result TTL and failed ones until retried or
+    # deleted: sizes of registries, not monotonic totals.
+    completed: Annotated[
+        int, GaugeField("Completed jobs RQ still keeps (for their result TTL).", mode="max")
+    ]
+    failed: Annotated[
+        int, GaugeField("Failed jobs RQ keeps (until retried or deleted).", mode="max")
+    ]
+    failed_recent: Annotated[
+        int, GaugeField("Jobs that failed in the health window.", mode="max")
+    ]
+    workers: Annotated[int, GaugeField("Workers listening on the queue.", mode="max")]
     status: HealthStatus
     reason: str
 

@@ -4,10 +4,16 @@ trends, recommendations and the periodic performance log (see docs/metrics.md).
 Nothing here starts a thread or touches the network on import.
 """
 
+from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.metrics.aggregate import AsyncSnapshotStore, SnapshotPusher, SnapshotStore
 from perfkit.metrics.collectors import CacheSource, JobsSource, PoolSource, StatsCollector
 from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
-from perfkit.metrics.exposition import CONTENT_TYPE, render
+from perfkit.metrics.exposition import (
+    CONTENT_TYPE,
+    OPENMETRICS_CONTENT_TYPE,
+    render,
+    wants_openmetrics,
+)
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
 from perfkit.metrics.monitor import PerformanceMonitor, PerformanceReport
 from perfkit.metrics.negotiation import (
@@ -31,7 +37,15 @@ from perfkit.metrics.registry import (
     MetricsRegistry,
 )
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
-from perfkit.metrics.routes import collapse_path, route_template
+from perfkit.metrics.routes import (
+    DEFAULT_EXCLUDE,
+    UNMATCHED,
+    Exclude,
+    collapse_path,
+    exclusion,
+    route_label,
+    route_template,
+)
 from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, Sample, merge
 from perfkit.metrics.system import memory_limit, resident_memory
 from perfkit.metrics.trends import TrendPoint, Trends, estimate_quantile
@@ -45,17 +59,23 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "CompressionMiddleware",
     "Counter",
     "CounterChild",
+    "CounterField",
     "DEFAULT_BUCKETS",
     "DEFAULT_CACHE_RULES",
+    "DEFAULT_EXCLUDE",
+    "DurationField",
+    "Exclude",
     "Finding",
     "Gauge",
     "GaugeChild",
+    "GaugeField",
     "Histogram",
     "HistogramChild",
     "JobsSource",
     "MetricSnapshot",
     "MetricsMiddleware",
     "MetricsRegistry",
+    "OPENMETRICS_CONTENT_TYPE",
     "OVERFLOW",
     "PerformanceLog",
     "PerformanceMonitor",
@@ -72,16 +92,20 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "Thresholds",
     "TrendPoint",
     "Trends",
+    "UNMATCHED",
     "WSGICompressionMiddleware",
     "WSGIMetricsMiddleware",
     "choose_encoding",
     "collapse_path",
     "estimate_quantile",
     "etag_matches",
+    "exclusion",
     "memory_limit",
     "merge",
     "recommend",
     "render",
     "resident_memory",
+    "route_label",
     "route_template",
+    "wants_openmetrics",
 ]

@@ -1,8 +1,11 @@
-"""Gauges from the stats of the other parts (cache, query pool, jobs), read duck-typed.
+"""Metrics from the stats of the other parts (cache, query pool, jobs).
 
-A :class:`StatsCollector` fetches a msgspec Struct (or a mapping of them, e.g. one per
-queue) and turns every numeric field into a gauge named ``<prefix>_<field>``. It never
-imports the other subpackages, so they can add fields and the gauges follow.
+A :class:`StatsCollector` fetches a msgspec Struct (or a mapping or list of them, e.g.
+one per queue) and exports each field that declares its kind with a
+:class:`~perfkit._stat_kinds.CounterField`, ``GaugeField`` or ``DurationField`` marker
+(``Annotated[int, CounterField("...")]``): counters as ``<prefix>_<name>_total``, gauges
+as ``<prefix>_<name>``, in base units, with the marker's HELP text. It never imports the
+other subpackages: the fields say what they are, so no part needs an adapter here.
 
 Fetching may do I/O (the cache asks Redis for INFO), so it is separate from collecting:
 :meth:`StatsCollector.refresh` (sync source) or ``await`` :meth:`StatsCollector.arefresh`
@@ -13,13 +16,15 @@ from __future__ import annotations
 
 import inspect
 import time
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from perfkit._errors import MetricsError
-from perfkit.metrics.snapshot import GaugeMode, MetricSnapshot, Sample
+from perfkit._stat_kinds import StatKind
+from perfkit.metrics.snapshot import MetricSnapshot, Sample
 
 __all__ = ["CacheSource", "JobsSource", "PoolSource", "StatsCollector"]
 
@@ -42,43 +47,19 @@ class JobsSource(Protocol):
     def stats(self) -> Any: ...
 
 
-# How cache gauges combine across processes: per-process counters add up, values read
-# from the one shared Redis server do not.
-CACHE_MODES: dict[str, GaugeMode] = {
-    "hit_rate": "mean",
-    "avg_latency_ms": "mean",
-    "p95_latency_ms": "max",
-    "fallback_active": "max",
-    "fallback_since": "min",
-    "used_memory": "max",
-    "keys": "max",
-    "connected_clients": "max",
-}
-
-
 class StatsCollector:
-    """Gauges ``<prefix>_<field>`` for the numeric fields of what ``fetch`` returns.
+    """Metrics for the declared fields of what ``fetch`` returns (see the module doc).
 
     ``fetch`` returns a msgspec Struct, a mapping of label value -> Struct, a list of
     Structs whose ``label`` field names them (the job service's one per queue), or an
-    awaitable of any of these. Nested Structs become ``<prefix>_<field>_<sub>``.
-    ``modes`` says how a field's gauge combines across processes (default ``"sum"``).
+    awaitable of any of these. A nested Struct's fields are named
+    ``<prefix>_<field>_<name>``. Fields without a marker, and ``None`` values, are left out.
     """
 
-    def __init__(
-        self,
-        prefix: str,
-        fetch: Callable[[], Any],
-        *,
-        label: str = "queue",
-        modes: Mapping[str, GaugeMode] | None = None,
-        help: str = "",
-    ) -> None:
+    def __init__(self, prefix: str, fetch: Callable[[], Any], *, label: str = "queue") -> None:
         self.prefix = prefix
         self.fetch = fetch
         self.label = label
-        self.modes = dict(modes or {})
-        self.help = help or f"From {prefix} stats."
         self.latest: Any = None
         self.fetched_at: float | None = None
         # Found to be async by refresh(): sync refreshes skip it from then on.
@@ -108,44 +89,74 @@ class StatsCollector:
         return value
 
     def __call__(self) -> list[MetricSnapshot]:
-        """The gauges of the latest value (none before the first refresh)."""
+        """The metrics of the latest value (none before the first refresh)."""
         latest = self.latest
         if latest is None:
             return []
-        gauges: dict[str, list[Sample]] = {}
+        found: dict[str, tuple[StatKind, list[Sample]]] = {}
         if isinstance(latest, Mapping):
             labelnames: tuple[str, ...] = (self.label,)
             for key, value in latest.items():
-                _numeric_fields(value, "", (str(key),), gauges)
+                _declared_fields(value, f"{self.prefix}_", (str(key),), found)
         elif isinstance(latest, list | tuple):
             labelnames = (self.label,)
             for value in latest:
-                _numeric_fields(value, "", (str(getattr(value, self.label, "")),), gauges)
+                label = (str(getattr(value, self.label, "")),)
+                _declared_fields(value, f"{self.prefix}_", label, found)
         else:
             labelnames = ()
-            _numeric_fields(latest, "", (), gauges)
+            _declared_fields(latest, f"{self.prefix}_", (), found)
         return [
             MetricSnapshot(
-                name=f"{self.prefix}_{field}",
-                kind="gauge",
-                help=self.help,
+                name=name,
+                kind=kind.kind,
+                help=kind.help,
                 labelnames=labelnames,
                 samples=samples,
-                mode=self.modes.get(field, "sum"),
+                mode=kind.mode,
             )
-            for field, samples in gauges.items()
+            for name, (kind, samples) in found.items()
         ]
 
 
-def _numeric_fields(
-    value: Any, prefix: str, labels: tuple[str, ...], out: dict[str, list[Sample]]
+def declared_kinds(cls: type[msgspec.Struct]) -> dict[str, StatKind]:
+    """The fields of a stats Struct that declare their kind, and the kind (cached)."""
+    known = _kinds.get(cls)
+    if known is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        known = {}
+        for field in cls.__struct_fields__:
+            for extra in getattr(hints.get(field), "__metadata__", ()):
+                if isinstance(extra, StatKind):
+                    known[field] = extra
+        _kinds[cls] = known
+    return known
+
+
+def exported_name(prefix: str, field: str, kind: StatKind) -> str:
+    """The Prometheus name of a declared field: counters end in ``_total``."""
+    name = f"{prefix}{kind.name or field}"
+    return f"{name}_total" if kind.kind == "counter" else name
+
+
+_kinds: dict[type, dict[str, StatKind]] = {}
+
+
+def _declared_fields(
+    value: Any,
+    prefix: str,
+    labels: tuple[str, ...],
+    out: dict[str, tuple[StatKind, list[Sample]]],
 ) -> None:
     if not isinstance(value, msgspec.Struct):
         return
+    kinds = declared_kinds(type(value))
     for field in value.__struct_fields__:
         item = getattr(value, field)
-        name = f"{prefix}{field}"
-        if isinstance(item, bool | int | float):
-            out.setdefault(name, []).append(Sample(labels, float(item)))
+        kind = kinds.get(field)
+        if kind is not None:
+            if isinstance(item, bool | int | float):
+                name = exported_name(prefix, field, kind)
+                out.setdefault(name, (kind, []))[1].append(Sample(labels, item * kind.scale))
         elif isinstance(item, msgspec.Struct):
-            _numeric_fields(item, f"{name}_", labels, out)
+            _declared_fields(item, f"{prefix}{field}_", labels, out)

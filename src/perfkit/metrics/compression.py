@@ -1,6 +1,7 @@
 """Compression, ETag / 304 and Cache-Control middleware for any ASGI or WSGI host.
 
-A full response (one body message in ASGI, a list or tuple in WSGI) is compressed when it
+A full response (one body message in ASGI; in WSGI a list or tuple, one element, or a
+declared Content-Length up to ``max_buffered``) is compressed when it
 is at least ``minimum_size`` bytes, gets an ETag (a hash of the uncompressed body, weak
 once compressed) when it is a 200 to GET or HEAD without one, and becomes a bodiless 304
 when the client's If-None-Match matches. A streamed response is compressed chunk by chunk
@@ -25,6 +26,7 @@ from perfkit.metrics.negotiation import (
     etag_matches,
     make_encoder,
 )
+from perfkit.metrics.routes import route_template
 from perfkit.types import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse, WSGIApp
 
 __all__ = ["CompressionMiddleware", "WSGICompressionMiddleware"]
@@ -263,13 +265,19 @@ class CompressionMiddleware(_ResponseOptimizer):
 class WSGICompressionMiddleware(_ResponseOptimizer):
     """WSGI middleware with the same behaviour and options as :class:`CompressionMiddleware`.
 
-    A response returned as a list or tuple is a full response; any other iterable is
-    streamed (each chunk compressed and flushed as the app yields it).
+    A response is full (one body: compressed whole, ETag, 304, Content-Length kept) when
+    the app returns a list or tuple, an iterable of one element, or any iterable whose
+    declared Content-Length is at most ``max_buffered`` bytes (Flask's ``ClosingIterator``
+    and Django's ``HttpResponse`` are such iterables): it is read whole first. Any other
+    iterable is streamed (each chunk compressed and flushed as the app yields it).
     """
 
-    def __init__(self, app: WSGIApp, **options: Any) -> None:
+    def __init__(self, app: WSGIApp, *, max_buffered: int = 1024 * 1024, **options: Any) -> None:
         super().__init__(**options)
+        if max_buffered < 0:
+            raise ConfigError(f"max_buffered must be >= 0 bytes, got {max_buffered}")
         self.app = app
+        self.max_buffered = max_buffered
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -278,13 +286,42 @@ class WSGICompressionMiddleware(_ResponseOptimizer):
 
         def capture(status: str, headers: Any, exc_info: Any = None) -> Any:
             head[:] = [status, list(headers), exc_info]
+            # The request metrics outside see start_response only once the body is read,
+            # after Flask's teardown forgot the route (werkzeug.request): keep it now.
+            template = route_template(environ)
+            if template is not None:
+                environ["perfkit.route"] = template
             return written.append  # PEP 3333's write(): kept in order before the body
 
         result = self.app(environ, capture)
         if isinstance(result, (list, tuple)):
             body = b"".join([*written, *result])
             return [self._full(environ, method, head, body, start_response)]
-        return self._stream(environ, method, head, written, result, start_response)
+        iterator = iter(result)
+        try:
+            # A generator app calls start_response with its first chunk at the latest.
+            first = next(iterator, None)
+            if not (head and self._is_full(head[1], result)):
+                return self._stream(environ, method, head, written, first, iterator, result,
+                                    start_response)  # fmt: skip
+            body = b"".join([*written, *([first] if first is not None else []), *iterator])
+        except BaseException:
+            _close(result)
+            raise
+        _close(result)
+        return [self._full(environ, method, head, body, start_response)]
+
+    def _is_full(self, headers: Headers, result: Iterable[bytes]) -> bool:
+        """A response known to be small and finite: read whole before answering."""
+        try:
+            if len(result) == 1:  # type: ignore[arg-type]
+                return True
+        except TypeError:
+            pass
+        for name, value in headers:
+            if name.lower() == "content-length":
+                return value.isdigit() and int(value) <= self.max_buffered
+        return False
 
     def _plan(self, environ: Environ, method: str, head: list[Any]) -> _Plan:
         accept = environ.get("HTTP_ACCEPT_ENCODING", "")
@@ -306,18 +343,12 @@ class WSGICompressionMiddleware(_ResponseOptimizer):
 
     def _stream(
         self, environ: Environ, method: str, head: list[Any], written: list[bytes],
-        result: Iterable[bytes], start_response: StartResponse,
+        first: bytes | None, iterator: Iterator[bytes], result: Iterable[bytes],
+        start_response: StartResponse,
     ) -> Iterator[bytes]:  # fmt: skip
-        iterator = iter(result)
-        try:
-            # The app calls start_response before its first chunk at the latest.
-            first = next(iterator, None)
-            plan = self._plan(environ, method, head)
-            headers = plan.headers if plan.passthrough else self.stream_headers(plan)
-            start_response(head[0], headers, head[2])
-        except BaseException:
-            _close(result)
-            raise
+        plan = self._plan(environ, method, head)
+        headers = plan.headers if plan.passthrough else self.stream_headers(plan)
+        start_response(head[0], headers, head[2])
         return self._chunks(plan, written, first, iterator, result)
 
     def _chunks(

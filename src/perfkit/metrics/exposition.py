@@ -1,4 +1,4 @@
-"""Rendering metric snapshots in the Prometheus text format, version 0.0.4."""
+"""Rendering metric snapshots in the Prometheus text format (0.0.4) or OpenMetrics 1.0."""
 
 from __future__ import annotations
 
@@ -7,19 +7,35 @@ from collections.abc import Iterable
 
 from perfkit.metrics.snapshot import MetricSnapshot
 
-__all__ = ["CONTENT_TYPE", "render"]
+__all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "render", "wants_openmetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Content-Type of :func:`render`'s output, for a ``/metrics`` endpoint."""
 
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+"""The Content-Type of ``render(..., openmetrics=True)``."""
 
-def render(metrics: Iterable[MetricSnapshot]) -> str:
-    """The text exposition of ``metrics``: HELP, TYPE, then one line per sample."""
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether a scraper's Accept header asks for OpenMetrics (Prometheus does by default)."""
+    return accept is not None and "application/openmetrics-text" in accept.lower()
+
+
+def render(metrics: Iterable[MetricSnapshot], *, openmetrics: bool = False) -> str:
+    """The text exposition of ``metrics``: HELP, TYPE, then one line per sample.
+
+    ``openmetrics``: OpenMetrics 1.0 instead (a counter's family is named without
+    ``_total``, its samples with it; the text ends with ``# EOF``).
+    """
     lines: list[str] = []
     for metric in metrics:
         name = metric.name
-        lines.append(f"# HELP {name} {_escape_help(metric.help)}")
-        lines.append(f"# TYPE {name} {metric.kind}")
+        family = name
+        if openmetrics and metric.kind == "counter":
+            family = name.removesuffix("_total")
+            name = family + "_total"
+        lines.append(f"# HELP {family} {_escape_help(metric.help, openmetrics)}")
+        lines.append(f"# TYPE {family} {metric.kind}")
         names = metric.labelnames
         for sample in metric.samples:
             pairs = [f'{n}="{_escape_value(v)}"' for n, v in zip(names, sample.labels, strict=True)]
@@ -33,6 +49,8 @@ def render(metrics: Iterable[MetricSnapshot]) -> str:
                 lines.append(f"{name}_bucket{_braces([*pairs, le])} {_number(cumulative)}")
             lines.append(f"{name}_sum{_braces(pairs)} {_number(sample.value)}")
             lines.append(f"{name}_count{_braces(pairs)} {_number(cumulative)}")
+    if openmetrics:
+        lines.append("# EOF")
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -48,8 +66,9 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def _escape_help(text: str, openmetrics: bool = False) -> str:
+    escaped = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return escaped.replace('"', '\\"') if openmetrics else escaped
 
 
 def _escape_value(text: str) -> str:

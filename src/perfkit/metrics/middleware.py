@@ -3,6 +3,12 @@
 Both time a request to the last byte of its response: for ASGI the moment the final
 ``http.response.body`` message was handed to the server (so Starlette background tasks do
 not count), for WSGI the moment the server closes the response iterable.
+
+The route label is read from the host after it routed: for ASGI when the app returns
+(Starlette/FastAPI/Litestar leave the route in the scope), for WSGI when the app calls
+``start_response``, before Flask's teardown clears ``werkzeug.request``. Paths matching
+``exclude`` (default :data:`~perfkit.metrics.routes.DEFAULT_EXCLUDE`: the admin API,
+``/metrics``, health checks) are passed through unmeasured.
 """
 
 from __future__ import annotations
@@ -12,24 +18,35 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from perfkit.metrics.requests import RequestMetrics
+from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude, exclusion, route_label
 from perfkit.types import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse, WSGIApp
 
 __all__ = ["MetricsMiddleware", "WSGIMetricsMiddleware"]
 
 
 class MetricsMiddleware:
-    """ASGI middleware recording every HTTP request into ``metrics``."""
+    """ASGI middleware recording every HTTP request into ``metrics``.
 
-    def __init__(self, app: ASGIApp, *, metrics: RequestMetrics) -> None:
+    ``exclude``: path prefixes or a predicate on the path; those requests are not measured.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: RequestMetrics, exclude: Exclude | None = DEFAULT_EXCLUDE
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.excluded = exclusion(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        metrics = self.metrics
         path = scope.get("path", "")
+        if self.excluded is not None and self.excluded(path):
+            await self.app(scope, receive, send)
+            return
+        metrics = self.metrics
+        root_path = scope.get("root_path", "")
         status = 500
         finished = 0.0
         start = metrics.begin(scope, path)
@@ -43,64 +60,83 @@ class MetricsMiddleware:
             elif kind == "http.response.body" and not message.get("more_body", False):
                 finished = time.perf_counter()
 
+        method = scope.get("method", "GET")
         try:
             await self.app(scope, receive, timed_send)
         except BaseException:
             end = finished or time.perf_counter()
-            metrics.end(scope, scope.get("method", "GET"), path, status, end - start, failed=True)
+            route = route_label(scope, path, status, root_path)
+            metrics.end(scope, method, path, status, end - start, failed=True, route=route)
             raise
         end = finished or time.perf_counter()
-        metrics.end(scope, scope.get("method", "GET"), path, status, end - start)
+        route = route_label(scope, path, status, root_path)
+        metrics.end(scope, method, path, status, end - start, route=route)
 
 
 class WSGIMetricsMiddleware:
-    """WSGI middleware recording every request into ``metrics``."""
+    """WSGI middleware recording every request into ``metrics``.
 
-    def __init__(self, app: WSGIApp, *, metrics: RequestMetrics) -> None:
+    ``exclude``: path prefixes or a predicate on the path; those requests are not measured.
+    """
+
+    def __init__(
+        self, app: WSGIApp, *, metrics: RequestMetrics, exclude: Exclude | None = DEFAULT_EXCLUDE
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.excluded = exclusion(exclude)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if self.excluded is not None and self.excluded(path):
+            return self.app(environ, start_response)
         start = self.metrics.begin(environ, path)
-        state = [500]
+        request = _Request(self, environ, path, start)
 
         def record_status(status: str, headers: Any, exc_info: Any = None) -> Any:
-            state[0] = int(status[:3])
+            request.status = int(status[:3])
+            # Now, not at close: Flask clears its request (and url_rule) at teardown.
+            request.route = route_label(environ, path, request.status)
             return start_response(status, headers, exc_info)
 
         try:
             result = self.app(environ, record_status)
         except BaseException:
-            self._end(environ, path, state[0], start, failed=True)
+            request.end(failed=True)
             raise
-        return _TimedBody(self, environ, path, state, start, result)
+        return _TimedBody(request, result)
 
-    def _end(self, environ: Environ, path: str, status: int, start: float, *, failed: bool) -> None:
-        seconds = time.perf_counter() - start
-        self.metrics.end(environ, environ.get("REQUEST_METHOD", "GET"), path, status, seconds,
-                         failed=failed)  # fmt: skip
+
+class _Request:
+    """One measured WSGI request: what is known of it until the server closes the body."""
+
+    __slots__ = ("environ", "middleware", "path", "route", "start", "status")
+
+    def __init__(
+        self, middleware: WSGIMetricsMiddleware, environ: Environ, path: str, start: float
+    ) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        self.path = path
+        self.start = start
+        self.status = 500
+        self.route: str | None = None
+
+    def end(self, *, failed: bool) -> None:
+        seconds = time.perf_counter() - self.start
+        environ = self.environ
+        self.middleware.metrics.end(environ, environ.get("REQUEST_METHOD", "GET"), self.path,
+                                    self.status, seconds, failed=failed,
+                                    route=self.route)  # fmt: skip
 
 
 class _TimedBody:
     """The app's response iterable; records the request when the server closes it."""
 
-    __slots__ = ("_environ", "_failed", "_middleware", "_path", "_result", "_start", "_state")
+    __slots__ = ("_failed", "_request", "_result")
 
-    def __init__(
-        self,
-        middleware: WSGIMetricsMiddleware,
-        environ: Environ,
-        path: str,
-        state: list[int],
-        start: float,
-        result: Iterable[bytes],
-    ) -> None:
-        self._middleware = middleware
-        self._environ = environ
-        self._path = path
-        self._state = state
-        self._start = start
+    def __init__(self, request: _Request, result: Iterable[bytes]) -> None:
+        self._request = request
         self._result = result
         self._failed = False
 
@@ -117,5 +153,4 @@ class _TimedBody:
             if close is not None:
                 close()
         finally:
-            self._middleware._end(self._environ, self._path, self._state[0], self._start,
-                                  failed=self._failed)  # fmt: skip
+            self._request.end(failed=self._failed)

@@ -10,7 +10,6 @@ import msgspec
 import structlog
 
 from perfkit.metrics.collectors import (
-    CACHE_MODES,
     CacheSource,
     JobsSource,
     PoolSource,
@@ -21,6 +20,7 @@ from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
 from perfkit.metrics.recommendations import Finding, Thresholds, recommend
 from perfkit.metrics.registry import MetricsRegistry
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
+from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.metrics.trends import TrendPoint, Trends
 from perfkit.settings import Settings
@@ -80,14 +80,14 @@ class PerformanceMonitor:
         self.requests = RequestMetrics(
             self.registry, slow_request_ms=self.settings.slow_request_ms, trends=self.trends
         )
-        self.cache = self._source("perfkit_cache", cache and cache.metrics, CACHE_MODES)
-        self.pool = self._source("perfkit_db", pool and pool.get_stats, {})
-        self.jobs = self._source("perfkit_jobs", jobs and jobs.stats, {})
+        self.cache = self._source("perfkit_cache", cache and cache.metrics)
+        self.pool = self._source("perfkit_db", pool and pool.get_stats)
+        self.jobs = self._source("perfkit_jobs", jobs and jobs.stats)
 
-    def _source(self, prefix: str, fetch: Any, modes: Any) -> StatsCollector | None:
+    def _source(self, prefix: str, fetch: Any) -> StatsCollector | None:
         if fetch is None:
             return None
-        collector = StatsCollector(prefix, fetch, modes=modes)
+        collector = StatsCollector(prefix, fetch)
         self.registry.register_collector(collector)
         return collector
 
@@ -96,15 +96,34 @@ class PerformanceMonitor:
         """The collectors of the sources given."""
         return [c for c in (self.cache, self.pool, self.jobs) if c is not None]
 
-    def asgi(self, app: ASGIApp, *, compress: bool = True, **options: Any) -> ASGIApp:
-        """``app`` wrapped in request metrics (outside) and compression (inside)."""
-        inner = CompressionMiddleware(app, **options) if compress else app
-        return MetricsMiddleware(inner, metrics=self.requests)
+    def asgi(
+        self,
+        app: ASGIApp,
+        *,
+        compress: bool = True,
+        exclude: Exclude | None = DEFAULT_EXCLUDE,
+        **options: Any,
+    ) -> ASGIApp:
+        """``app`` wrapped in request metrics (outside) and compression (inside).
 
-    def wsgi(self, app: WSGIApp, *, compress: bool = True, **options: Any) -> WSGIApp:
-        """``app`` wrapped in request metrics (outside) and compression (inside)."""
+        ``exclude``: paths not measured (see :class:`MetricsMiddleware`); ``options`` go
+        to the compression middleware.
+        """
+        inner = CompressionMiddleware(app, **options) if compress else app
+        return MetricsMiddleware(inner, metrics=self.requests, exclude=exclude)
+
+    def wsgi(
+        self,
+        app: WSGIApp,
+        *,
+        compress: bool = True,
+        exclude: Exclude | None = DEFAULT_EXCLUDE,
+        **options: Any,
+    ) -> WSGIApp:
+        """``app`` wrapped in request metrics (outside) and compression (inside), as
+        :meth:`asgi`."""
         inner = WSGICompressionMiddleware(app, **options) if compress else app
-        return WSGIMetricsMiddleware(inner, metrics=self.requests)
+        return WSGIMetricsMiddleware(inner, metrics=self.requests, exclude=exclude)
 
     def refresh(self) -> None:
         """Read every sync source now; a failing source is logged and keeps its last value.
@@ -127,15 +146,16 @@ class PerformanceMonitor:
             except Exception as exc:
                 _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
 
-    def exposition(self) -> str:
-        """Refresh the sync sources and render the whole registry (Prometheus 0.0.4)."""
+    def exposition(self, *, openmetrics: bool = False) -> str:
+        """Refresh the sync sources and render the whole registry (Prometheus 0.0.4, or
+        OpenMetrics 1.0)."""
         self.refresh()
-        return self.registry.exposition()
+        return self.registry.exposition(openmetrics=openmetrics)
 
-    async def aexposition(self) -> str:
-        """Refresh every source and render the whole registry (Prometheus 0.0.4)."""
+    async def aexposition(self, *, openmetrics: bool = False) -> str:
+        """Refresh every source and render the whole registry (as :meth:`exposition`)."""
         await self.arefresh()
-        return self.registry.exposition()
+        return self.registry.exposition(openmetrics=openmetrics)
 
     def report(self) -> PerformanceReport:
         """Requests, memory, source values and findings (sources as last refreshed)."""

@@ -399,9 +399,9 @@ class MetricsRegistry:
                 _log.warning("metrics.collector_failed", collector=repr(collector), error=repr(exc))
         return result
 
-    def exposition(self) -> str:
-        """The Prometheus text format (0.0.4) of the whole registry."""
-        return render(self.snapshot())
+    def exposition(self, *, openmetrics: bool = False) -> str:
+        """The Prometheus text format (0.0.4), or OpenMetrics 1.0, of the whole registry."""
+        return render(self.snapshot(), openmetrics=openmetrics)
 
 
 def _check_names(name: str, labelnames: tuple[str, ...]) -> None:

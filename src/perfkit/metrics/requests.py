@@ -1,6 +1,7 @@
 """Per-route request metrics: what the ASGI and WSGI request middleware share (no I/O).
 
-Metrics (route = the host's route template, else the path with ids collapsed):
+Metrics (route = the host's route template, ``<unmatched>`` for a 404/405 no route
+matched, else the path with ids collapsed):
 
 - ``http_request_duration_seconds`` histogram {method, route}, to the last byte sent
 - ``http_requests_total`` counter {method, route, status_class}
@@ -16,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ from perfkit.metrics.registry import (
     HistogramChild,
     MetricsRegistry,
 )
-from perfkit.metrics.routes import collapse_path, route_template
+from perfkit.metrics.routes import collapse_path, route_label, route_template
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import Trends, estimate_quantile
@@ -113,6 +114,9 @@ class RequestMetrics:
         self._children: dict[tuple[str, str, int], _Children] = {}
         self._children_cap = registry.max_label_sets * 8
         self._lock = threading.Lock()
+        # Called with (method, route, status, seconds) for each finished request: how
+        # perfkit.otel records durations into an OpenTelemetry histogram.
+        self.observers: list[Callable[[str, str, int, float], None]] = []
         registry.register_collector(self.collect)
 
     def begin(self, scope: Mapping[str, Any], path: str) -> float:
@@ -129,12 +133,18 @@ class RequestMetrics:
         seconds: float,
         *,
         failed: bool = False,
+        route: str | None = None,
     ) -> None:
-        """Record a finished request (``failed``: it raised instead of answering)."""
+        """Record a finished request (``failed``: it raised instead of answering).
+
+        ``route`` is the label when the caller resolved it (see :func:`route_label`);
+        by default it is resolved from ``scope`` now.
+        """
         self._in_flight.pop(id(scope), None)
         if method not in _METHODS:
             method = "other"
-        route = route_template(scope) or collapse_path(path)
+        if route is None:
+            route = route_label(scope, path, status)
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
@@ -160,6 +170,8 @@ class RequestMetrics:
             )
         if self.trends is not None:
             self.trends.record(seconds, error=is_error, slow=is_slow)
+        for observer in self.observers:
+            observer(method, route, status, seconds)
 
     def _resolve(self, key: tuple[str, str, int]) -> _Children:
         method, route, status = key

@@ -12,13 +12,14 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import msgspec
 from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from perfkit._errors import ConfigError
+from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._cursor import timed_cursor_class
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
 from perfkit.settings import Settings
@@ -32,25 +33,39 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     """A pool's connections and acquisitions (psycopg_pool's counters plus perfkit's)."""
 
     name: str
-    min_size: int
-    max_size: int
-    size: int
-    idle: int
-    in_use: int
-    waiting: int
-    utilization_pct: float
-    requests: int
-    requests_queued: int
-    requests_errors: int
-    timeouts: int
-    acquire_wait_ms: int
-    acquire_wait_mean_ms: float
-    usage_ms: int
-    connections: int
-    connections_ms: int
-    connection_errors: int
-    connections_lost: int
-    returns_bad: int
+    min_size: Annotated[int, GaugeField("The pool's minimum number of connections.")]
+    max_size: Annotated[int, GaugeField("The pool's maximum number of connections.")]
+    size: Annotated[int, GaugeField("Connections open now.", name="connections_open")]
+    idle: Annotated[int, GaugeField("Open connections not in use.", name="connections_idle")]
+    in_use: Annotated[int, GaugeField("Connections lent out now.", name="connections_in_use")]
+    waiting: Annotated[int, GaugeField("Requests waiting for a connection now.")]
+    utilization_pct: Annotated[
+        float, GaugeField("Connections in use over max_size (0..1).", name="utilization_ratio",
+                          scale=0.01, mode="mean"),
+    ]  # fmt: skip
+    requests: Annotated[int, CounterField("Connections requested from the pool.")]
+    requests_queued: Annotated[int, CounterField("Requests that had to wait for a connection.")]
+    requests_errors: Annotated[int, CounterField("Requests that got no connection.")]
+    timeouts: Annotated[int, CounterField("Requests that timed out waiting for a connection.")]
+    acquire_wait_ms: Annotated[
+        int, CounterField("Time spent waiting for a connection.", name="acquire_wait_seconds",
+                          scale=0.001),
+    ]  # fmt: skip
+    acquire_wait_mean_ms: Annotated[
+        float, DurationField("Mean wait for a connection.", name="acquire_wait_mean_seconds",
+                             mode="mean"),
+    ]  # fmt: skip
+    usage_ms: Annotated[
+        int, CounterField("Time connections were lent out.", name="usage_seconds", scale=0.001)
+    ]
+    connections: Annotated[int, CounterField("Connections opened.", name="connections_opened")]
+    connections_ms: Annotated[
+        int, CounterField("Time spent opening connections.", name="connect_seconds",
+                          scale=0.001),
+    ]  # fmt: skip
+    connection_errors: Annotated[int, CounterField("Connection attempts that failed.")]
+    connections_lost: Annotated[int, CounterField("Connections found broken and dropped.")]
+    returns_bad: Annotated[int, CounterField("Connections returned in a bad state.")]
 
 
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):

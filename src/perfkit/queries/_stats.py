@@ -13,13 +13,14 @@ import threading
 from collections import OrderedDict, deque
 from math import log
 from time import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from psycopg import sql
 
 from perfkit._errors import ConfigError
+from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._fingerprint import Fingerprint
 
 __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
@@ -80,17 +81,33 @@ class SlowQuery(msgspec.Struct, frozen=True, kw_only=True):
 class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """All statement statistics at one moment (see docs/queries.md for every field)."""
 
-    since: float
-    slow_query_ms: float
-    count: int
-    errors: int
-    slow: int
-    slow_pct: float
-    rows: int
-    total_ms: float
-    mean_ms: float
-    fingerprints_tracked: int
-    fingerprints_evicted: int
+    since: Annotated[
+        float,
+        GaugeField("When the statistics started (unix time).", name="since_timestamp_seconds",
+                   mode="min"),
+    ]  # fmt: skip
+    slow_query_ms: Annotated[
+        float, DurationField("The slow statement threshold.", name="slow_threshold_seconds",
+                             mode="max"),
+    ]  # fmt: skip
+    count: Annotated[int, CounterField("Statements run.", name="statements")]
+    errors: Annotated[int, CounterField("Statements that raised.")]
+    slow: Annotated[int, CounterField("Statements at least the slow threshold long.")]
+    slow_pct: Annotated[
+        float, GaugeField("Slow statements over all (0..1).", name="slow_ratio", scale=0.01,
+                          mode="mean"),
+    ]  # fmt: skip
+    rows: Annotated[int, CounterField("Rows returned or affected by statements.")]
+    total_ms: Annotated[
+        float, CounterField("Time spent in statements.", name="duration_seconds", scale=0.001)
+    ]
+    mean_ms: Annotated[
+        float, DurationField("Mean statement time.", name="duration_mean_seconds", mode="mean")
+    ]
+    fingerprints_tracked: Annotated[int, GaugeField("Statement fingerprints tracked now.")]
+    fingerprints_evicted: Annotated[
+        int, CounterField("Statement fingerprints dropped to keep the table bounded.")
+    ]
     by_fingerprint: list[StatementStats]
     slowest: list[SlowQuery]
 

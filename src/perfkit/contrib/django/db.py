@@ -1,0 +1,117 @@
+"""Django's database statements timed into a :class:`~perfkit.queries.QueryStats`.
+
+:class:`QueryTimer` is a Django execute wrapper (see Django's "Database instrumentation");
+the :mod:`app config <perfkit.contrib.django.apps>` installs it on every connection Django
+opens. Statements are fingerprinted; parameter values are never recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.db.backends.signals import connection_created
+
+from perfkit.queries import PoolStats, QueryStats
+from perfkit.settings import Settings
+
+__all__ = ["QueryTimer", "get_query_stats", "install", "pool_stats", "set_query_stats"]
+
+_stats: list[QueryStats] = []
+_stats_lock = threading.Lock()
+
+
+def get_query_stats() -> QueryStats:
+    """The statistics Django's statements go to: created on first use with the
+    ``SLOW_QUERY_MS`` setting, unless :func:`set_query_stats` gave one."""
+    with _stats_lock:
+        if not _stats:
+            _stats.append(QueryStats(slow_query_ms=Settings.from_env().slow_query_ms))
+        return _stats[0]
+
+
+def set_query_stats(stats: QueryStats) -> None:
+    """Record into ``stats`` from now on (share one with perfkit's own pools)."""
+    with _stats_lock:
+        _stats[:] = [stats]
+
+
+class QueryTimer:
+    """A Django execute wrapper recording each statement's duration, rows and failure
+    under the connection's alias."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def __call__(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        started = time.perf_counter()
+        failed = True
+        try:
+            result = execute(sql, params, many, context)
+            failed = False
+            return result
+        finally:
+            cursor = context.get("cursor") if isinstance(context, dict) else None
+            rows = getattr(cursor, "rowcount", -1) if cursor is not None else -1
+            get_query_stats().record(
+                sql,
+                time.perf_counter() - started,
+                rows if rows > 0 and not failed else 0,
+                failed=failed,
+                pool=self.alias,
+            )
+
+
+def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    wrappers = connection.execute_wrappers
+    if not any(isinstance(wrapper, QueryTimer) for wrapper in wrappers):
+        wrappers.append(QueryTimer(connection.alias))
+
+
+def install() -> None:
+    """Time the statements of every connection Django opens from now on (and of those
+    already open in this thread). The app config calls this in ``ready()``."""
+    connection_created.connect(_on_connection_created, dispatch_uid="perfkit.db.timer")
+    for connection in connections.all(initialized_only=True):
+        _on_connection_created(None, connection)
+
+
+def pool_stats(alias: str = "default") -> PoolStats | None:
+    """The connection pool of database ``alias`` when Django's pool is on
+    (``DATABASES[alias]["OPTIONS"]["pool"]``, PostgreSQL, Django 5.1+), else None."""
+    pool = getattr(connections[alias], "pool", None)
+    if pool is None:
+        return None
+    raw = pool.get_stats()
+    size = raw.get("pool_size", 0)
+    idle = raw.get("pool_available", 0)
+    in_use = max(size - idle, 0)
+    requests = raw.get("requests_num", 0)
+    wait_ms = raw.get("requests_wait_ms", 0)
+    return PoolStats(
+        name=alias,
+        min_size=raw.get("pool_min", 0),
+        max_size=raw.get("pool_max", 0),
+        size=size,
+        idle=idle,
+        in_use=in_use,
+        waiting=raw.get("requests_waiting", 0),
+        utilization_pct=100.0 * in_use / pool.max_size if pool.max_size else 0.0,
+        requests=requests,
+        requests_queued=raw.get("requests_queued", 0),
+        requests_errors=raw.get("requests_errors", 0),
+        timeouts=0,  # psycopg_pool counts them in requests_errors
+        acquire_wait_ms=wait_ms,
+        acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
+        usage_ms=raw.get("usage_ms", 0),
+        connections=raw.get("connections_num", 0),
+        connections_ms=raw.get("connections_ms", 0),
+        connection_errors=raw.get("connections_errors", 0),
+        connections_lost=raw.get("connections_lost", 0),
+        returns_bad=raw.get("returns_bad", 0),
+    )

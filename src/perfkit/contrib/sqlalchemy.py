@@ -1,0 +1,166 @@
+"""Statement timing for SQLAlchemy 2 engines, sync and asyncio (docs/sqlalchemy.md).
+
+:func:`instrument` listens to the engine's cursor execution events and records every
+statement into a :class:`~perfkit.queries.QueryStats`: the same fingerprints, percentiles and
+slow-query log as perfkit's own pools (parameter values are never recorded), plus the
+engine's pool counters as a :class:`~perfkit.queries.PoolStats`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from perfkit.queries import PoolStats, QueryStats, TimedPoolStats
+from perfkit.settings import Settings
+
+__all__ = ["EngineInstrumentation", "instrument"]
+
+# Where a connection keeps the start times of its statements in flight (a stack: a
+# statement's events may nest another's, as in an ORM flush inside a listener).
+_STARTED = "perfkit.started"
+_names = itertools.count(1)
+
+
+class EngineInstrumentation:
+    """The statistics of one instrumented engine; :func:`instrument` returns it."""
+
+    def __init__(self, engine: Engine, stats: QueryStats, name: str) -> None:
+        self.engine = engine
+        self.stats = stats
+        self.name = name
+        self._lock = threading.Lock()
+        self._checkouts = 0
+        self._connects = 0
+        self._listeners: list[tuple[Any, str, Any]] = [
+            (engine, "before_cursor_execute", self._before),
+            (engine, "after_cursor_execute", self._after),
+            (engine, "handle_error", self._failed),
+            (engine.pool, "checkout", self._checkout),
+            (engine.pool, "connect", self._connect),
+        ]
+        for target, name_, listener in self._listeners:
+            event.listen(target, name_, listener)
+
+    def remove(self) -> None:
+        """Stop recording (the statistics gathered so far stay readable)."""
+        for target, name, listener in self._listeners:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _before(self, conn: Connection, *_: Any) -> None:
+        conn.info.setdefault(_STARTED, []).append(time.perf_counter())
+
+    def _after(
+        self,
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        started = conn.info.get(_STARTED)
+        if not started:
+            return  # instrumented while this statement ran
+        seconds = time.perf_counter() - started.pop()
+        rows = getattr(cursor, "rowcount", -1)
+        self.stats.record(statement, seconds, rows if rows > 0 else 0, pool=self.name)
+
+    def _failed(self, context: ExceptionContext) -> None:
+        conn = context.connection
+        started = None if conn is None else conn.info.get(_STARTED)
+        if not started or context.statement is None:
+            return  # not a statement (connecting, a transaction's BEGIN/COMMIT...)
+        seconds = time.perf_counter() - started.pop()
+        self.stats.record(context.statement, seconds, failed=True, pool=self.name)
+
+    def _checkout(self, *_: Any) -> None:
+        with self._lock:
+            self._checkouts += 1
+
+    def _connect(self, *_: Any) -> None:
+        with self._lock:
+            self._connects += 1
+
+    # -- statistics -----------------------------------------------------------------------
+
+    def pool_stats(self) -> PoolStats:
+        """The engine's pool now. SQLAlchemy's pools count less than psycopg_pool: the
+        fields they do not know (waiting, wait times, timeouts...) are 0."""
+        pool: Any = self.engine.pool
+        size = _call(pool, "size")
+        idle = _call(pool, "checkedin")
+        in_use = _call(pool, "checkedout")
+        overflow = max(getattr(pool, "_max_overflow", 0), 0)
+        max_size = size + overflow
+        return PoolStats(
+            name=self.name,
+            min_size=0,
+            max_size=max_size,
+            size=idle + in_use,
+            idle=idle,
+            in_use=in_use,
+            waiting=0,
+            utilization_pct=100.0 * in_use / max_size if max_size else 0.0,
+            requests=self._checkouts,
+            requests_queued=0,
+            requests_errors=0,
+            timeouts=0,
+            acquire_wait_ms=0,
+            acquire_wait_mean_ms=0.0,
+            usage_ms=0,
+            connections=self._connects,
+            connections_ms=0,
+            connection_errors=0,
+            connections_lost=0,
+            returns_bad=0,
+        )
+
+    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+        """The pool and the statements run through the engine (``top`` cuts the
+        per-fingerprint list), as ``TimedPool.get_stats()`` returns them."""
+        return TimedPoolStats(pool=self.pool_stats(), queries=self.stats.get_stats(top))
+
+    def reset_stats(self) -> None:
+        """Zero the pool counters and the statement statistics."""
+        with self._lock:
+            self._checkouts = self._connects = 0
+        self.stats.reset()
+
+
+def _call(pool: Any, method: str) -> int:
+    # NullPool, StaticPool... have no counters: they read as 0.
+    found = getattr(pool, method, None)
+    return int(found()) if callable(found) else 0
+
+
+def instrument(
+    engine: Engine | AsyncEngine,
+    *,
+    stats: QueryStats | None = None,
+    name: str | None = None,
+) -> EngineInstrumentation:
+    """Time every statement ``engine`` runs (an ``AsyncEngine`` too: its sync core's events).
+
+    ``stats``: the :class:`QueryStats` to record into (share one with perfkit's pools and
+    the admin to see everything together; default: a new one with the ``SLOW_QUERY_MS``
+    setting). ``name``: the pool name in statistics and slow-query logs.
+    """
+    if isinstance(engine, AsyncEngine):
+        engine = engine.sync_engine
+    if not isinstance(engine, Engine):
+        raise TypeError(
+            f"instrument() takes a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}"
+        )
+    if stats is None:
+        stats = QueryStats(slow_query_ms=Settings.from_env().slow_query_ms)
+    return EngineInstrumentation(engine, stats, name or f"sqlalchemy-{next(_names)}")

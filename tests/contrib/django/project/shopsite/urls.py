@@ -1,0 +1,11 @@
+from django.urls import include, path
+from shop import views
+from shop.kit import kit
+
+from perfkit.contrib.django.urls import admin_urls
+
+urlpatterns = [
+    path("books/<int:book_id>/", views.book),
+    path("books/<int:book_id>/price/", views.set_price),
+    path("api/admin/performance/", include(admin_urls(kit))),
+]

@@ -1,0 +1,155 @@
+"""perfkit.contrib.sqlalchemy on real PostgreSQL: ORM and Core, sync and asyncio engines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from perfkit.contrib.sqlalchemy import instrument
+from perfkit.queries import QueryStats
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Book(Base):
+    __tablename__ = "books"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    price_cents: Mapped[int]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(database_url), pool_size=3
+    )
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def async_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(
+        "postgresql+psycopg://",
+        async_creator=lambda: psycopg.AsyncConnection.connect(database_url),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+def by_text(stats: QueryStats) -> dict[str, int]:
+    return {s.fingerprint: s.count for s in stats.get_stats().by_fingerprint}
+
+
+def test_orm_statements_are_timed_by_fingerprint(engine: sa.Engine) -> None:
+    timed = instrument(engine, stats=QueryStats(), name="orm")
+    with Session(engine) as session:
+        session.add_all([Book(id=i, title=f"t{i}", price_cents=100 * i) for i in range(1, 4)])
+        session.commit()
+        for i in range(1, 4):
+            assert session.get(Book, i) is not None
+        session.expunge_all()
+        cheap = session.scalars(sa.select(Book).where(Book.price_cents < 250)).all()
+    assert len(cheap) == 2
+    snapshot = timed.stats.get_stats()
+    counts = by_text(timed.stats)
+    lookups = [text for text in counts if text.startswith("SELECT") and "books.id =" in text]
+    assert len(lookups) == 1, counts  # three get()s, one fingerprint
+    assert counts[lookups[0]] == 3
+    assert any(text.startswith("INSERT INTO books") for text in counts)
+    # the filtered select returned 2 rows; every statement has a duration
+    assert snapshot.rows >= 2 + 3
+    assert all(s.p50_ms > 0 for s in snapshot.by_fingerprint)
+
+
+def test_parameter_values_never_reach_stats_or_the_slow_log(engine: sa.Engine) -> None:
+    timed = instrument(engine, stats=QueryStats(slow_query_ms=0), name="secret-test")
+    with structlog.testing.capture_logs() as logs, Session(engine) as session:
+        session.add(Book(id=7, title="hunter2-title", price_cents=4242))
+        session.commit()
+        found = session.scalars(sa.select(Book).where(Book.title == "hunter2-title")).one()
+        assert found.id == 7
+    slow = [entry for entry in logs if entry["event"] == "slow_query"]
+    assert slow and all(entry["pool"] == "secret-test" for entry in slow)
+    dumped = repr(logs) + repr(timed.get_stats())
+    assert "hunter2" not in dumped and "4242" not in dumped
+
+
+async def test_core_on_an_async_engine(async_engine: AsyncEngine) -> None:
+    timed = instrument(async_engine, stats=QueryStats())
+    books = Book.__table__
+    async with async_engine.begin() as conn:
+        await conn.execute(
+            sa.insert(books),
+            [{"id": i, "title": f"a{i}", "price_cents": i} for i in range(10, 15)],
+        )
+    async with async_engine.connect() as conn:
+        result = await conn.execute(sa.select(books.c.id).where(books.c.id >= 12))
+        assert sorted(result.scalars()) == [12, 13, 14]
+    counts = by_text(timed.stats)
+    assert any(text.startswith("SELECT books.id FROM books WHERE") for text in counts), counts
+    assert timed.get_stats().queries.count >= 2
+
+
+def test_a_failing_statement_counts_as_an_error(engine: sa.Engine) -> None:
+    timed = instrument(engine, stats=QueryStats())
+    with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError):
+        conn.execute(sa.text("SELECT no_such_column FROM books"))
+    snapshot = timed.stats.get_stats()
+    assert snapshot.errors == 1
+    [failed] = [s for s in snapshot.by_fingerprint if "no_such_column" in s.fingerprint]
+    assert failed.errors == 1
+
+
+def test_pool_stats_follow_the_engine_pool(engine: sa.Engine) -> None:
+    engine.dispose()
+    timed = instrument(engine, stats=QueryStats(), name="pooled")
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(sa.text("SELECT 1"))
+        second.execute(sa.text("SELECT 1"))
+        busy = timed.pool_stats()
+        assert (busy.in_use, busy.max_size, busy.name) == (2, 3 + 10, "pooled")
+    idle = timed.get_stats().pool
+    assert (idle.in_use, idle.idle, idle.requests, idle.connections) == (0, 2, 2, 2)
+    timed.reset_stats()
+    assert timed.get_stats().pool.requests == 0
+    assert timed.get_stats().queries.count == 0
+
+
+def test_remove_stops_recording(engine: sa.Engine) -> None:
+    timed = instrument(engine, stats=QueryStats())
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+        timed.remove()
+        conn.execute(sa.text("SELECT 2"))
+    assert timed.stats.get_stats().count == 1
+
+
+def test_one_stats_object_can_serve_several_engines(engine: sa.Engine, database_url: str) -> None:
+    shared = QueryStats()
+    other = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(database_url))
+    instrument(engine, stats=shared, name="a")
+    instrument(other, stats=shared, name="b")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    with other.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    other.dispose()
+    assert by_text(shared)["SELECT ?"] == 2
+
+
+def test_anything_else_is_refused() -> None:
+    with pytest.raises(TypeError, match="Engine or AsyncEngine, got str"):
+        instrument("postgresql://")  # type: ignore[arg-type]
