@@ -1,26 +1,30 @@
 """TimedPool and AsyncTimedPool: psycopg_pool pools whose every statement is timed.
 
-The pools are psycopg_pool's own (``pool.pool``); perfkit only adds a ``configure`` step
-that installs timed cursor factories on each new connection, and counts acquisitions that
-time out. Handing out a connection costs nothing more than psycopg_pool does.
+The pools are psycopg_pool's own (``pool.pool``); perfkit adds a ``configure`` step that
+installs timed cursor factories on each new connection, a checkout that never hands out
+a connection it has reason to think dead (see ``_watch.py``: no round trip in the steady
+state), and counts of acquisitions that timed out or were refused.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from time import monotonic
 from types import TracebackType
 from typing import Any, Self
 
 import msgspec
 from psycopg import AsyncConnection, Connection
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit._errors import ConfigError
 from perfkit.queries._cursor import timed_cursor_class
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
+from perfkit.queries._watch import ConnectionWatch
 from perfkit.settings import Settings
 
 __all__ = ["AsyncTimedPool", "PoolStats", "TimedPool", "TimedPoolStats"]
@@ -42,6 +46,7 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     requests: int
     requests_queued: int
     requests_errors: int
+    requests_rejected: int
     timeouts: int
     acquire_wait_ms: int
     acquire_wait_mean_ms: float
@@ -51,6 +56,8 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     connection_errors: int
     connections_lost: int
     returns_bad: int
+    connections_verified: int
+    connections_replaced: int
 
 
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,7 +67,9 @@ class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
     queries: QueryStatsSnapshot
 
 
-def _check_sizes(min_size: int, max_size: int, max_idle: float, timeout: float) -> None:
+def _check_sizes(
+    min_size: int, max_size: int, max_idle: float, timeout: float, max_waiting: int
+) -> None:
     if min_size < 0:
         raise ConfigError(f"min_size={min_size!r} must be >= 0 (DB_POOL_MIN)")
     if max_size < max(1, min_size):
@@ -71,6 +80,20 @@ def _check_sizes(min_size: int, max_size: int, max_idle: float, timeout: float) 
         raise ConfigError(f"max_idle={max_idle!r} must be > 0 (DB_POOL_IDLE_TIMEOUT)")
     if timeout <= 0:
         raise ConfigError(f"timeout={timeout!r} must be > 0 (DB_POOL_TIMEOUT)")
+    if max_waiting < 0:
+        raise ConfigError(f"max_waiting={max_waiting!r} must be >= 0 (DB_POOL_MAX_WAITING)")
+
+
+def _with_statement_timeout(conninfo: str, seconds: float | None) -> str:
+    """``conninfo`` whose sessions start with ``statement_timeout`` set (no round trip:
+    it travels in the startup packet's ``options``, after any options already there)."""
+    if seconds is None:
+        return conninfo
+    if seconds <= 0:
+        raise ConfigError(f"statement_timeout={seconds!r} must be > 0 (DB_STATEMENT_TIMEOUT)")
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    milliseconds = max(1, round(seconds * 1000))
+    return make_conninfo(conninfo, options=f"{options} -c statement_timeout={milliseconds}".strip())
 
 
 def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, Any]]:
@@ -82,46 +105,125 @@ def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, An
         "max_size": settings.db_pool_max,
         "max_idle": settings.db_pool_idle_timeout,
         "timeout": settings.db_pool_timeout,
+        "max_waiting": settings.db_pool_max_waiting,
+        "statement_timeout": settings.db_statement_timeout,
         "stats": QueryStats(slow_query_ms=settings.slow_query_ms),
     }
     return settings.database_url, arguments
 
 
-class _CountingPool(ConnectionPool[Any]):
-    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+# The longest pause between two attempts to reconnect to a server that is down.
+# psycopg_pool doubles it without bound (1, 2, 4, 8 s ...): after a 10 s outage the pool
+# could stay empty for 5 s more with the server back. Refused connections are cheap.
+RECONNECT_MAX_DELAY = 1.0
 
-    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
-        self.on_timeout = on_timeout
+
+class _Reconnect(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff, capped at :data:`RECONNECT_MAX_DELAY`."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_MAX_DELAY)
+
+
+class _WatchedPool(ConnectionPool[Any]):
+    """psycopg_pool's pool, whose checkout verifies or replaces suspect connections."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
+        self.watch = watch
         super().__init__(*args, **kwargs)
 
     def getconn(self, timeout: float | None = None) -> Any:
         try:
-            return super().getconn(timeout)
+            conn = super().getconn(timeout)
+            if self.watch.suspect(conn):
+                conn = self._live(conn, timeout)
+            return conn
+        except TooManyRequests:
+            self.watch.count_rejected()
+            raise
         except PoolTimeout:
-            self.on_timeout()
+            self.watch.count_timeout()
             raise
 
+    def _live(self, conn: Any, timeout: float | None) -> Any:
+        """``conn`` if it answers a check, else the first of its successors that does."""
+        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            epoch = self.watch.epoch
+            if not self.watch.must_replace(conn):
+                try:
+                    self.check_connection(conn)
+                except Exception:  # noqa: S110 (dead: replaced below)
+                    pass
+                else:
+                    self.watch.verified_good(conn, epoch)
+                    return conn
+            # Closed before it goes back, so that the pool opens a new one in its place.
+            self.watch.found_dead(conn, replaced=True)
+            conn.close()
+            self.putconn(conn)
+            conn = super().getconn(max(deadline - monotonic(), 0.0))
+            if not self.watch.suspect(conn):
+                return conn
 
-class _AsyncCountingPool(AsyncConnectionPool[Any]):
-    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        super()._add_connection(attempt or _Reconnect(timeout=self.reconnect_timeout), growing)
 
-    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
-        self.on_timeout = on_timeout
+
+class _AsyncWatchedPool(AsyncConnectionPool[Any]):
+    """The asyncio twin of :class:`_WatchedPool`."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
+        self.watch = watch
         super().__init__(*args, **kwargs)
 
     async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
         try:
-            return await super().getconn(timeout)
-        except PoolTimeout:
-            self.on_timeout()
+            conn = await super().getconn(timeout)
+            if self.watch.suspect(conn):
+                conn = await self._live(conn, timeout)
+            return conn
+        except TooManyRequests:
+            self.watch.count_rejected()
             raise
+        except PoolTimeout:
+            self.watch.count_timeout()
+            raise
+
+    async def _live(self, conn: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+        """``conn`` if it answers a check, else the first of its successors that does."""
+        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            epoch = self.watch.epoch
+            if not self.watch.must_replace(conn):
+                try:
+                    await self.check_connection(conn)
+                except Exception:  # noqa: S110 (dead: replaced below)
+                    pass
+                else:
+                    self.watch.verified_good(conn, epoch)
+                    return conn
+            self.watch.found_dead(conn, replaced=True)
+            await conn.close()
+            await self.putconn(conn)
+            conn = await super().getconn(max(deadline - monotonic(), 0.0))
+            if not self.watch.suspect(conn):
+                return conn
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        await super()._add_connection(
+            attempt or _Reconnect(timeout=self.reconnect_timeout), growing
+        )
 
 
 class BaseTimedPool:
     """What the sync and async pools share: stats, cursor classes, configuration."""
 
     pool: ConnectionPool[Any] | AsyncConnectionPool[Any]
-    _pool_class: type[_CountingPool] | type[_AsyncCountingPool]
+    _pool_class: type[_WatchedPool] | type[_AsyncWatchedPool]
 
     def __init__(
         self,
@@ -132,25 +234,27 @@ class BaseTimedPool:
         max_size: int = 20,
         max_idle: float = 30.0,
         timeout: float = 30.0,
+        max_waiting: int = 0,
+        statement_timeout: float | None = None,
         name: str | None = None,
         open: bool = False,
         configure: Callable[[Any], Any] | None = None,
         **pool_kwargs: Any,
     ) -> None:
-        _check_sizes(min_size, max_size, max_idle, timeout)
+        _check_sizes(min_size, max_size, max_idle, timeout, max_waiting)
         self.stats = stats if stats is not None else QueryStats()
         self.name = name or f"perfkit-pool-{next(_names)}"
         self._cursor_classes: dict[type[Any], type[Any]] = {}
-        self._timeouts = 0
-        self._timeouts_lock = threading.Lock()  # PoolTimeouts come from many threads at once
+        self._watch = ConnectionWatch()
         self._configure_first = configure
         self.pool = self._pool_class(
-            conninfo,
-            on_timeout=self._count_timeout,
+            _with_statement_timeout(conninfo, statement_timeout),
+            watch=self._watch,
             min_size=min_size,
             max_size=max_size,
             max_idle=max_idle,
             timeout=timeout,
+            max_waiting=max_waiting,
             name=self.name,
             open=open,
             configure=self._configure,
@@ -170,20 +274,18 @@ class BaseTimedPool:
         raise NotImplementedError
 
     def _instrument(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
-        """Swap the connection's cursor factories for timed subclasses of them."""
+        """Swap the connection's cursor factories for timed subclasses of them, and start
+        watching it."""
         conn.cursor_factory = self._timed(conn.cursor_factory)
         conn.server_cursor_factory = self._timed(conn.server_cursor_factory)
+        self._watch.stamp(conn)
 
     def _timed(self, base: type[Any]) -> type[Any]:
         found = self._cursor_classes.get(base)
         if found is None:
-            found = timed_cursor_class(base, self.stats, self.name)
+            found = timed_cursor_class(base, self.stats, self.name, self._watch.statement_failed)
             found = self._cursor_classes.setdefault(base, found)
         return found
-
-    def _count_timeout(self) -> None:
-        with self._timeouts_lock:
-            self._timeouts += 1
 
     def get_stats(self, top: int | None = None) -> TimedPoolStats:
         """Pool and statement statistics (``top`` cuts the per-fingerprint list)."""
@@ -191,7 +293,9 @@ class BaseTimedPool:
         size = raw.get("pool_size", 0)
         idle = raw.get("pool_available", 0)
         in_use = max(size - idle, 0)
-        requests = raw.get("requests_num", 0)
+        watch = self._watch
+        # A checkout that replaced a dead connection asked psycopg_pool again: one request.
+        requests = raw.get("requests_num", 0) - watch.replaced
         wait_ms = raw.get("requests_wait_ms", 0)
         pool = PoolStats(
             name=self.name,
@@ -205,7 +309,8 @@ class BaseTimedPool:
             requests=requests,
             requests_queued=raw.get("requests_queued", 0),
             requests_errors=raw.get("requests_errors", 0),
-            timeouts=self._timeouts,
+            requests_rejected=watch.rejected,
+            timeouts=watch.timeouts,
             acquire_wait_ms=wait_ms,
             acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
             usage_ms=raw.get("usage_ms", 0),
@@ -214,14 +319,15 @@ class BaseTimedPool:
             connection_errors=raw.get("connections_errors", 0),
             connections_lost=raw.get("connections_lost", 0),
             returns_bad=raw.get("returns_bad", 0),
+            connections_verified=watch.verified,
+            connections_replaced=watch.replaced,
         )
         return TimedPoolStats(pool=pool, queries=self.stats.get_stats(top))
 
     def reset_stats(self) -> None:
         """Zero the pool's counters and the statement stats (shared by every pool using them)."""
         self.pool.pop_stats()
-        with self._timeouts_lock:
-            self._timeouts = 0
+        self._watch.reset()
         self.stats.reset()
 
     @property
@@ -249,13 +355,17 @@ class TimedPool(BaseTimedPool):
     :param max_size: most connections (``DB_POOL_MAX``).
     :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).
     :param timeout: seconds to wait for a connection before ``PoolTimeout`` (``DB_POOL_TIMEOUT``).
+    :param max_waiting: requests that may wait for a connection at once; one more is refused
+        at once with ``TooManyRequests`` (``DB_POOL_MAX_WAITING``; 0: no limit).
+    :param statement_timeout: seconds a statement may run before the server cancels it
+        (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run on each new connection, before perfkit installs its cursors.
     :param pool_kwargs: passed to ``ConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
     """
 
     pool: ConnectionPool[Any]
-    _pool_class = _CountingPool
+    _pool_class = _WatchedPool
 
     def _configure(self, conn: Connection[Any]) -> None:
         if self._configure_first is not None:
@@ -317,7 +427,7 @@ class AsyncTimedPool(BaseTimedPool):
     """
 
     pool: AsyncConnectionPool[Any]
-    _pool_class = _AsyncCountingPool
+    _pool_class = _AsyncWatchedPool
 
     async def _configure(self, conn: AsyncConnection[Any]) -> None:
         if self._configure_first is not None:

@@ -1,0 +1,99 @@
+"""Which pooled connections may be dead, decided without a round trip per checkout.
+
+A pool hands out a connection without asking the server whether it is still there: that
+round trip would cost as much as the statement. Instead :class:`ConnectionWatch` keeps an
+*epoch* and each connection the epoch it was last known good in, plus a ``poll`` object on
+its socket. At checkout a connection is *suspect* when
+
+- its socket is readable while idle: the server closed it (a restart or a terminated
+  backend sends its goodbye and FIN) or has something unasked-for to say, or
+- its epoch is older than the pool's: since it was last known good, some other connection
+  of the pool turned out dead (the epoch moves on then), so all of them may be.
+
+A suspect connection is verified with one round trip (or replaced) before it is handed
+out; in the steady state checkout costs an attribute comparison and a zero-timeout
+``poll()``. A statement refused because the server became a read-only standby moves the
+*replace mark* to the current epoch: every connection made before is closed and replaced
+at its next checkout (a multi-host conninfo with ``target_session_attrs=read-write`` then
+finds the new primary).
+
+No I/O here: the sync and async pools share it.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+from typing import Any
+
+from psycopg import errors
+
+__all__ = ["ConnectionWatch"]
+
+# What a statement can raise when the server has become a read-only standby.
+_READ_ONLY = (errors.ReadOnlySqlTransaction,)
+
+
+class ConnectionWatch:
+    """The epoch, the replace mark, and the counters of connections verified or replaced."""
+
+    __slots__ = ("_lock", "epoch", "rejected", "replace_before", "replaced", "timeouts", "verified")
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.replace_before = 0
+        self.verified = self.replaced = self.timeouts = self.rejected = 0
+        self._lock = threading.Lock()  # the rare paths only: failures, verifications
+
+    def stamp(self, conn: Any) -> None:
+        """Mark a new connection as good now, with a poll object on its socket."""
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        conn._pk_poll = poller
+        conn._pk_epoch = self.epoch
+
+    def suspect(self, conn: Any) -> bool:
+        """True when ``conn`` must be verified before it is handed out (the hot path)."""
+        return conn._pk_epoch != self.epoch or bool(conn._pk_poll.poll(0))
+
+    def must_replace(self, conn: Any) -> bool:
+        """True when ``conn`` dates from before a read-only refusal: close it unverified."""
+        return bool(conn._pk_epoch < self.replace_before)
+
+    def verified_good(self, conn: Any, epoch: int) -> None:
+        """``conn`` answered a check that started in ``epoch``."""
+        conn._pk_epoch = epoch
+        with self._lock:
+            self.verified += 1
+
+    def found_dead(self, conn: Any, *, replaced: bool = False) -> None:
+        """``conn`` turned out dead: if it was trusted, every older connection is suspect."""
+        with self._lock:
+            if getattr(conn, "_pk_epoch", None) == self.epoch:
+                self.epoch += 1
+            if replaced:
+                self.replaced += 1
+
+    def statement_failed(self, conn: Any, exc: BaseException) -> None:
+        """A statement on ``conn`` raised ``exc``: note a dead connection or a standby."""
+        if isinstance(exc, _READ_ONLY):
+            with self._lock:
+                self.epoch += 1
+                self.replace_before = self.epoch
+        elif conn.broken:
+            self.found_dead(conn)
+
+    def count_timeout(self) -> None:
+        """A request gave up waiting for a connection (``PoolTimeout``)."""
+        with self._lock:
+            self.timeouts += 1
+
+    def count_rejected(self) -> None:
+        """A request was refused at once: too many were waiting (``TooManyRequests``)."""
+        with self._lock:
+            self.rejected += 1
+
+    def reset(self) -> None:
+        """Zero the counters (the epoch and the replace mark stay)."""
+        with self._lock:
+            self.verified = self.replaced = self.timeouts = self.rejected = 0
