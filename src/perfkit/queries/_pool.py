@@ -119,11 +119,17 @@ RECONNECT_MAX_DELAY = 1.0
 
 
 class _Reconnect(AttemptWithBackoff):
-    """psycopg_pool's reconnection backoff, capped at :data:`RECONNECT_MAX_DELAY`."""
+    """psycopg_pool's reconnection backoff, capped at :data:`RECONNECT_MAX_DELAY` and at
+    half the pool's ``timeout``: a request that waits for a connection while the server
+    comes back sees a reconnection attempt before it gives up."""
+
+    def __init__(self, *, timeout: float, pool_timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.max_delay = min(RECONNECT_MAX_DELAY, pool_timeout / 2)
 
     def update_delay(self, now: float) -> None:
         super().update_delay(now)
-        self.delay = min(self.delay, RECONNECT_MAX_DELAY)
+        self.delay = min(self.delay, self.max_delay)
 
 
 class _WatchedPool(ConnectionPool[Any]):
@@ -168,7 +174,9 @@ class _WatchedPool(ConnectionPool[Any]):
                 return conn
 
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
-        super()._add_connection(attempt or _Reconnect(timeout=self.reconnect_timeout), growing)
+        if attempt is None:
+            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
+        super()._add_connection(attempt, growing)
 
 
 class _AsyncWatchedPool(AsyncConnectionPool[Any]):
@@ -214,9 +222,9 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
     async def _add_connection(
         self, attempt: AttemptWithBackoff | None, growing: bool = False
     ) -> None:
-        await super()._add_connection(
-            attempt or _Reconnect(timeout=self.reconnect_timeout), growing
-        )
+        if attempt is None:
+            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
+        await super()._add_connection(attempt, growing)
 
 
 class BaseTimedPool:
