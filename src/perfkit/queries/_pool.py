@@ -16,14 +16,15 @@ from types import TracebackType
 from typing import Any, Self
 
 import msgspec
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, OperationalError
+from psycopg.abc import Params, Query
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit._errors import ConfigError
 from perfkit.queries._cursor import timed_cursor_class
-from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
+from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, sql_text
 from perfkit.queries._watch import ConnectionWatch
 from perfkit.settings import Settings
 
@@ -58,6 +59,7 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     returns_bad: int
     connections_verified: int
     connections_replaced: int
+    statements_retried: int
 
 
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -329,6 +331,7 @@ class BaseTimedPool:
             returns_bad=raw.get("returns_bad", 0),
             connections_verified=watch.verified,
             connections_replaced=watch.replaced,
+            statements_retried=watch.retried,
         )
         return TimedPoolStats(pool=pool, queries=self.stats.get_stats(top))
 
@@ -405,6 +408,34 @@ class TimedPool(BaseTimedPool):
         """Give back a connection taken with :meth:`getconn`."""
         self.pool.putconn(conn)
 
+    def fetch(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        row_factory: Any = None,
+        retry_safe: bool | None = None,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows (``[]`` if none).
+
+        If the connection dies under the statement, it runs once more on a fresh
+        connection when that is safe: a read-only statement (``SELECT`` ... without
+        writes or row locks), or any with ``retry_safe=True``; ``retry_safe=False`` never.
+        """
+        retried = False
+        while True:
+            with self.connection(timeout) as conn:
+                cursor = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+                try:
+                    cursor.execute(query, params)  # type: ignore[arg-type]
+                    return cursor.fetchall() if cursor.description is not None else []
+                except OperationalError:
+                    text = sql_text(query, conn)
+                    if retried or not self._watch.may_retry(conn, text, retry_safe):
+                        raise
+            retried = True
+
     def check(self) -> None:
         """Check the idle connections, replacing broken ones."""
         self.pool.check()
@@ -468,6 +499,30 @@ class AsyncTimedPool(BaseTimedPool):
     async def putconn(self, conn: AsyncConnection[Any]) -> None:
         """Give back a connection taken with :meth:`getconn`."""
         await self.pool.putconn(conn)
+
+    async def fetch(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        row_factory: Any = None,
+        retry_safe: bool | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the pool's wait, as connection())
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows (``[]`` if none);
+        retried once on a fresh connection as :meth:`TimedPool.fetch` says."""
+        retried = False
+        while True:
+            async with self.connection(timeout) as conn:
+                cursor = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+                try:
+                    await cursor.execute(query, params)  # type: ignore[arg-type]
+                    return await cursor.fetchall() if cursor.description is not None else []
+                except OperationalError:
+                    text = sql_text(query, conn)
+                    if retried or not self._watch.may_retry(conn, text, retry_safe):
+                        raise
+            retried = True
 
     async def check(self) -> None:
         """Check the idle connections, replacing broken ones."""

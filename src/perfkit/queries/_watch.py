@@ -17,32 +17,62 @@ out; in the steady state checkout costs an attribute comparison and a zero-timeo
 at its next checkout (a multi-host conninfo with ``target_session_attrs=read-write`` then
 finds the new primary).
 
+A statement whose connection dies while it runs cannot be caught that way. The pools'
+``fetch()`` runs it once more on a fresh connection when that is safe: a read-only
+statement (:func:`read_only`) outside an explicit transaction, or one the caller marks
+``retry_safe``.
+
 No I/O here: the sync and async pools share it.
 """
 
 from __future__ import annotations
 
+import re
 import select
 import threading
 from typing import Any
 
 from psycopg import errors
 
-__all__ = ["ConnectionWatch"]
+__all__ = ["ConnectionWatch", "read_only"]
 
 # What a statement can raise when the server has become a read-only standby.
 _READ_ONLY = (errors.ReadOnlySqlTransaction,)
+
+# A statement that only reads: it starts with one of these ...
+_READS = re.compile(r"\s*(?:\(\s*)*(?:SELECT|VALUES|SHOW|TABLE|WITH)\b", re.IGNORECASE)
+# ... and has none of these anywhere (data-modifying CTEs, SELECT INTO, row locks, ...).
+_WRITES = re.compile(
+    r"\b(?:INSERT|UPDATE|DELETE|MERGE|INTO|FOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE|KEY))\b"
+    r"|\bnextval\s*\(|\bsetval\s*\(|\bpg_advisory",
+    re.IGNORECASE,
+)
+
+
+def read_only(text: str) -> bool:
+    """True when SQL ``text`` reads and writes nothing, judged by its words (a function
+    called from a SELECT may still write: pass ``retry_safe=False`` for one that does)."""
+    return bool(_READS.match(text)) and not _WRITES.search(text)
 
 
 class ConnectionWatch:
     """The epoch, the replace mark, and the counters of connections verified or replaced."""
 
-    __slots__ = ("_lock", "epoch", "rejected", "replace_before", "replaced", "timeouts", "verified")
+    __slots__ = (
+        "_lock",
+        "epoch",
+        "rejected",
+        "replace_before",
+        "replaced",
+        "retried",
+        "timeouts",
+        "verified",
+    )
 
     def __init__(self) -> None:
         self.epoch = 0
         self.replace_before = 0
-        self.verified = self.replaced = self.timeouts = self.rejected = 0
+        self.verified = self.replaced = self.timeouts = self.rejected = self.retried = 0
         self._lock = threading.Lock()  # the rare paths only: failures, verifications
 
     def stamp(self, conn: Any) -> None:
@@ -93,7 +123,20 @@ class ConnectionWatch:
         with self._lock:
             self.rejected += 1
 
+    def may_retry(self, conn: Any, text: str, retry_safe: bool | None) -> bool:
+        """Whether a statement that just failed, alone on ``conn`` (so outside any explicit
+        transaction), may run again on another connection: the connection died (not the
+        statement), and the statement is retry-safe (``retry_safe``, else
+        :func:`read_only`)."""
+        if not conn.broken:
+            return False
+        safe = read_only(text) if retry_safe is None else retry_safe
+        if safe:
+            with self._lock:
+                self.retried += 1
+        return safe
+
     def reset(self) -> None:
         """Zero the counters (the epoch and the replace mark stay)."""
         with self._lock:
-            self.verified = self.replaced = self.timeouts = self.rejected = 0
+            self.verified = self.replaced = self.timeouts = self.rejected = self.retried = 0
