@@ -43,9 +43,11 @@ def test_read_only_is_judged_by_the_statement_words(text: str, expected: bool) -
 def _kill_when_running(database_url: str, marker: str) -> threading.Thread:
     """Terminate the backend running the statement tagged ``marker`` once it runs."""
 
+    admin = psycopg.connect(database_url, autocommit=True)  # ready before the statement runs
+
     def kill() -> None:
         deadline = time.monotonic() + 30
-        with psycopg.connect(database_url, autocommit=True) as admin:
+        with admin:
             while time.monotonic() < deadline:
                 killed = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -75,7 +77,7 @@ def test_a_read_killed_mid_statement_is_run_again(database_url: str) -> None:
     with TimedPool(database_url, min_size=2, max_size=2) as pool:
         rows = _killed_once(
             database_url,
-            lambda m: pool.fetch(f"SELECT 7 AS n, pg_sleep(0.5) /* {m} */", row_factory=dict_row),
+            lambda m: pool.fetch(f"SELECT 7 AS n, pg_sleep(1) /* {m} */", row_factory=dict_row),
         )
         assert rows == [{"n": 7, "pg_sleep": ""}]
         stats = pool.get_stats()
@@ -89,14 +91,14 @@ def test_a_write_killed_mid_statement_is_not_run_again(database_url: str) -> Non
         with pytest.raises(psycopg.OperationalError):
             _killed_once(
                 database_url,
-                lambda m: pool.fetch(f"INSERT INTO w SELECT 1 FROM pg_sleep(0.5) /* {m} */"),
+                lambda m: pool.fetch(f"INSERT INTO w SELECT 1 FROM pg_sleep(1) /* {m} */"),
             )
         assert pool.get_stats().pool.statements_retried == 0
         # opting in retries it
         _killed_once(
             database_url,
             lambda m: pool.fetch(
-                f"INSERT INTO w SELECT 2 FROM pg_sleep(0.5) /* {m} */", retry_safe=True
+                f"INSERT INTO w SELECT 2 FROM pg_sleep(1) /* {m} */", retry_safe=True
             ),
         )
         assert pool.fetch("SELECT x FROM w") == [(2,)]
@@ -110,7 +112,7 @@ def test_retry_safe_false_never_retries_a_read(database_url: str) -> None:
     ):
         _killed_once(
             database_url,
-            lambda m: pool.fetch(f"SELECT pg_sleep(0.5) /* {m} */", retry_safe=False),
+            lambda m: pool.fetch(f"SELECT pg_sleep(1) /* {m} */", retry_safe=False),
         )
 
 
@@ -128,7 +130,7 @@ async def test_the_async_pool_runs_a_killed_read_again(database_url: str) -> Non
         marker = uuid.uuid4().hex
         killer = await asyncio.to_thread(_kill_when_running, database_url, marker)
         try:
-            rows = await pool.fetch(f"SELECT 7, pg_sleep(0.5) /* {marker} */")
+            rows = await pool.fetch(f"SELECT 7, pg_sleep(1) /* {marker} */")
         finally:
             await asyncio.to_thread(killer.join, 30)
         assert rows == [(7, "")]
