@@ -259,7 +259,10 @@ def test_a_server_that_accepts_then_stalls(cluster: Cluster) -> None:
         proxy.reset()  # the old connections die; every new one hangs after accept
         for _ in range(3):
             assert not load.request()
-        assert all(isinstance(exc, PoolTimeout) for exc in load.errors), load.errors
+        # A connection given back moments before the reset is not polled at checkout, so
+        # its statement may be the one that finds it dead; then the pool waits, bounded.
+        others = [exc for exc in load.errors if not isinstance(exc, PoolTimeout)]
+        assert len(others) <= 1, load.errors
         assert max(load.waits) < 1.0 + 1.0
         proxy.resume()
         recovery = load.recover()

@@ -13,6 +13,7 @@ from psycopg_pool import TooManyRequests
 
 from perfkit import ConfigError
 from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries._watch import POLL_AFTER_IDLE
 
 
 def test_env_sets_max_waiting_and_statement_timeout(database_url: str) -> None:
@@ -86,7 +87,11 @@ def test_a_terminated_idle_connection_is_replaced_before_use(database_url: str) 
         pids = [conn.info.backend_pid for conn in conns]
         for conn in conns:
             pool.putconn(conn)
+        returned = time.monotonic()
         _terminate(database_url, pids)
+        # A reaper kills connections that sat idle; a checkout polls only those.
+        while time.monotonic() - returned <= POLL_AFTER_IDLE:
+            time.sleep(0.01)
         for _ in range(6):
             with pool.connection() as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -175,6 +175,10 @@ class _WatchedPool(ConnectionPool[Any]):
             if not self.watch.suspect(conn):
                 return conn
 
+    def putconn(self, conn: Any) -> None:
+        self.watch.given_back(conn)
+        super().putconn(conn)
+
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         if attempt is None:
             attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
@@ -220,6 +224,10 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
             conn = await super().getconn(max(deadline - monotonic(), 0.0))
             if not self.watch.suspect(conn):
                 return conn
+
+    async def putconn(self, conn: Any) -> None:
+        self.watch.given_back(conn)
+        await super().putconn(conn)
 
     async def _add_connection(
         self, attempt: AttemptWithBackoff | None, growing: bool = False

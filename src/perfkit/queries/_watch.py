@@ -2,20 +2,24 @@
 
 A pool hands out a connection without asking the server whether it is still there: that
 round trip would cost as much as the statement. Instead :class:`ConnectionWatch` keeps an
-*epoch* and each connection the epoch it was last known good in, plus a ``poll`` object on
-its socket. At checkout a connection is *suspect* when
+*epoch* and each connection the epoch it was last known good in, the time it was last
+given back, and a ``poll`` object on its socket. At checkout a connection is *suspect*
+when
 
-- its socket is readable while idle: the server closed it (a restart or a terminated
-  backend sends its goodbye and FIN) or has something unasked-for to say, or
-- its epoch is older than the pool's: since it was last known good, some other connection
-  of the pool turned out dead (the epoch moves on then), so all of them may be.
+- it sat idle for more than :data:`POLL_AFTER_IDLE` and its socket is readable: the
+  server closed it (a restart, a crash or a terminated backend sends its goodbye and FIN)
+  or has something unasked-for to say. A connection given back moments ago is not
+  polled: no server restarts that fast, and the zero-timeout ``poll()`` is a system call
+  that a busy pool would otherwise make on every checkout;
+- or its epoch is older than the pool's: since it was last known good, some other
+  connection of the pool turned out dead (the epoch moves on then), so all of them may be.
 
 A suspect connection is verified with one round trip (or replaced) before it is handed
-out; in the steady state checkout costs an attribute comparison and a zero-timeout
-``poll()``. A statement refused because the server became a read-only standby moves the
-*replace mark* to the current epoch: every connection made before is closed and replaced
-at its next checkout (a multi-host conninfo with ``target_session_attrs=read-write`` then
-finds the new primary).
+out; in the steady state checkout costs two comparisons and a clock read. A statement
+refused because the server became a read-only standby moves the *replace mark* to the
+current epoch: every connection made before is closed and replaced at its next checkout
+(a multi-host conninfo with ``target_session_attrs=read-write`` then finds the new
+primary).
 
 A statement whose connection dies while it runs cannot be caught that way. The pools'
 ``fetch()`` runs it once more on a fresh connection when that is safe: a read-only
@@ -30,11 +34,16 @@ from __future__ import annotations
 import re
 import select
 import threading
+from time import monotonic
 from typing import Any
 
 from psycopg import errors
 
-__all__ = ["ConnectionWatch", "read_only"]
+__all__ = ["POLL_AFTER_IDLE", "ConnectionWatch", "read_only"]
+
+# Seconds a connection must have sat idle before a checkout polls its socket: far shorter
+# than any PostgreSQL restart, far longer than a busy pool keeps a connection idle.
+POLL_AFTER_IDLE = 0.05
 
 # What a statement can raise when the server has become a read-only standby.
 _READ_ONLY = (errors.ReadOnlySqlTransaction,)
@@ -81,10 +90,18 @@ class ConnectionWatch:
         poller.register(conn.pgconn.socket, select.POLLIN)
         conn._pk_poll = poller
         conn._pk_epoch = self.epoch
+        conn._pk_idle_since = monotonic()
 
     def suspect(self, conn: Any) -> bool:
         """True when ``conn`` must be verified before it is handed out (the hot path)."""
-        return conn._pk_epoch != self.epoch or bool(conn._pk_poll.poll(0))
+        return conn._pk_epoch != self.epoch or (
+            monotonic() - conn._pk_idle_since > POLL_AFTER_IDLE and bool(conn._pk_poll.poll(0))
+        )
+
+    @staticmethod
+    def given_back(conn: Any) -> None:
+        """``conn`` goes back to the pool now."""
+        conn._pk_idle_since = monotonic()
 
     def must_replace(self, conn: Any) -> bool:
         """True when ``conn`` dates from before a read-only refusal: close it unverified."""
