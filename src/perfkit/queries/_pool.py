@@ -179,6 +179,8 @@ class _WatchedPool(ConnectionPool[Any]):
         self.watch.given_back(conn)
         super().putconn(conn)
 
+    # psycopg_pool's own (private) step that connects and reschedules itself on failure:
+    # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         if attempt is None:
             attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
