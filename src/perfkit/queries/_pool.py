@@ -141,9 +141,10 @@ class _WatchedPool(ConnectionPool[Any]):
         self.watch = watch
         super().__init__(*args, **kwargs)
 
+    # getconn and putconn are the hot path: the base class is named, not found by super().
     def getconn(self, timeout: float | None = None) -> Any:
         try:
-            conn = super().getconn(timeout)
+            conn = ConnectionPool.getconn(self, timeout)
             if self.watch.suspect(conn):
                 conn = self._live(conn, timeout)
             return conn
@@ -176,8 +177,8 @@ class _WatchedPool(ConnectionPool[Any]):
                 return conn
 
     def putconn(self, conn: Any) -> None:
-        self.watch.given_back(conn)
-        super().putconn(conn)
+        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
+        ConnectionPool.putconn(self, conn)
 
     # psycopg_pool's own (private) step that connects and reschedules itself on failure:
     # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
@@ -196,7 +197,7 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
 
     async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
         try:
-            conn = await super().getconn(timeout)
+            conn = await AsyncConnectionPool.getconn(self, timeout)
             if self.watch.suspect(conn):
                 conn = await self._live(conn, timeout)
             return conn
@@ -228,8 +229,8 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
                 return conn
 
     async def putconn(self, conn: Any) -> None:
-        self.watch.given_back(conn)
-        await super().putconn(conn)
+        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
+        await AsyncConnectionPool.putconn(self, conn)
 
     async def _add_connection(
         self, attempt: AttemptWithBackoff | None, growing: bool = False

@@ -98,11 +98,6 @@ class ConnectionWatch:
             monotonic() - conn._pk_idle_since > POLL_AFTER_IDLE and bool(conn._pk_poll.poll(0))
         )
 
-    @staticmethod
-    def given_back(conn: Any) -> None:
-        """``conn`` goes back to the pool now."""
-        conn._pk_idle_since = monotonic()
-
     def must_replace(self, conn: Any) -> bool:
         """True when ``conn`` dates from before a read-only refusal: close it unverified."""
         return bool(conn._pk_epoch < self.replace_before)
