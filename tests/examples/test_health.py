@@ -1,5 +1,6 @@
 """The reference server's /healthz follows PostgreSQL: 503 within one check interval of
-it going away, 200 again by itself once it is back."""
+it going away, 200 again by itself once it is back; and each kind of database error
+answers 503 with Retry-After and says which bound ran out."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import asyncio
 import time
 
 import httpx
+import msgspec
+import psycopg
 import pytest
-from marketplace.app import MarketplaceConfig, create_app
+from marketplace.app import RETRY_AFTER, MarketplaceConfig, _database_error, create_app
+from psycopg import errors
+from psycopg_pool import PoolTimeout, TooManyRequests
 
 from perfkit import Settings
 from tests._servers import PrivateRedis, RestartablePostgres
@@ -56,3 +61,22 @@ async def test_health_follows_the_database_and_recovers_by_itself(
 
             private_postgres.start()
             assert await _until(client, 200) <= 5.0
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (TooManyRequests("the pool has already 4 requests waiting"), "too many requests"),
+        (PoolTimeout("couldn't get a connection after 1.00 sec"), "no connection was free"),
+        (errors.QueryCanceled("canceling statement due to statement timeout"), "statement"),
+        (psycopg.OperationalError("connection refused"), "cannot be reached"),
+    ],
+)
+def test_database_errors_answer_503_with_retry_after_and_the_reason(
+    error: psycopg.OperationalError, reason: str
+) -> None:
+    answer = _database_error(error)
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == str(RETRY_AFTER)
+    message = msgspec.json.decode(answer.body)["error"]
+    assert "the database is unavailable" in message and reason in message
