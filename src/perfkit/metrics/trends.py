@@ -12,13 +12,20 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
 from perfkit.metrics.registry import DEFAULT_BUCKETS
 
-__all__ = ["TrendPoint", "Trends", "estimate_quantile"]
+__all__ = [
+    "TrendBucket",
+    "TrendPoint",
+    "Trends",
+    "estimate_quantile",
+    "merge_buckets",
+    "merge_trends",
+]
 
 
 class TrendPoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +41,24 @@ class TrendPoint(msgspec.Struct, frozen=True, kw_only=True):
     slow: int
     avg_ms: float | None
     p95_ms: float | None
+    cache_hit_rate: float | None = None
+    slow_query_pct: float | None = None
+    queue_depth: int | None = None
+
+
+class TrendBucket(msgspec.Struct, array_like=True, frozen=True):
+    """One time bucket's raw numbers, as a process publishes them for the fleet view.
+
+    ``index`` is the bucket's start over its length; ``total`` the seconds of all
+    requests; ``counts`` per histogram bucket (not cumulative), the last for ``+Inf``.
+    """
+
+    index: int
+    requests: int
+    errors: int
+    slow: int
+    total: float
+    counts: list[int]
     cache_hit_rate: float | None = None
     slow_query_pct: float | None = None
     queue_depth: int | None = None
@@ -121,48 +146,109 @@ class Trends:
             if queue_depth is not None:
                 bucket.queue_depth = queue_depth
 
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The upper bounds (seconds) of the response-time histogram of each bucket."""
+        return self._bounds
+
+    def export(self, *, last: int | None = None) -> list[TrendBucket]:
+        """The raw buckets, oldest first (the most recent ``last`` bucket lengths only)."""
+        with self._lock:
+            buckets = [
+                TrendBucket(b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
+                            b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
+                for b in self._buckets
+            ]  # fmt: skip
+        if last is not None and buckets:
+            buckets = [b for b in buckets if b.index > buckets[-1].index - last]
+        return buckets
+
     def points(self, *, last: int | None = None) -> list[TrendPoint]:
         """The buckets oldest first, quiet buckets in between filled with zeros.
 
         ``last`` limits the answer to the most recent ``last`` buckets.
         """
-        with self._lock:
-            buckets = [
-                (b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
-                 b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
-                for b in self._buckets
-            ]  # fmt: skip
-        if not buckets:
-            return []
-        newest = buckets[-1][0]
-        oldest = max(buckets[0][0], newest - self.history + 1)
-        if last is not None:
-            oldest = max(oldest, newest - last + 1)
-        by_index = {b[0]: b for b in buckets}
-        points = []
-        for index in range(oldest, newest + 1):
-            start = index * self.bucket_seconds
-            found = by_index.get(index)
-            if found is None:
-                points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
-                                         avg_ms=None, p95_ms=None))  # fmt: skip
-                continue
-            _, requests, errors, slow, total, counts, hit_rate, slow_pct, depth = found
-            p95 = estimate_quantile(self._bounds, counts, 0.95)
-            points.append(
-                TrendPoint(
-                    start=start,
-                    requests=requests,
-                    errors=errors,
-                    slow=slow,
-                    avg_ms=total / requests * 1000 if requests else None,
-                    p95_ms=p95 * 1000 if p95 is not None else None,
-                    cache_hit_rate=hit_rate,
-                    slow_query_pct=slow_pct,
-                    queue_depth=depth,
-                )
+        return merge_trends(
+            [self.export()], self._bounds, self.bucket_seconds, history=self.history, last=last
+        )
+
+
+def merge_trends(
+    exports: Sequence[Sequence[TrendBucket]],
+    bounds: Sequence[float],
+    bucket_seconds: float,
+    *,
+    history: int,
+    last: int | None = None,
+) -> list[TrendPoint]:
+    """The points of several processes' buckets, merged per bucket index: counts and
+    histograms summed (so the p95 comes from the merged histogram), sampled values
+    averaged (rates) or the largest taken (queue depth, read from one shared server)."""
+    merged = merge_buckets(exports)
+    if not merged:
+        return []
+    newest = max(merged)
+    oldest = max(min(merged), newest - history + 1)
+    if last is not None:
+        oldest = max(oldest, newest - last + 1)
+    points = []
+    for index in range(oldest, newest + 1):
+        start = index * bucket_seconds
+        found = merged.get(index)
+        if found is None:
+            points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
+                                     avg_ms=None, p95_ms=None))  # fmt: skip
+            continue
+        p95 = estimate_quantile(bounds, found.counts, 0.95)
+        points.append(
+            TrendPoint(
+                start=start,
+                requests=found.requests,
+                errors=found.errors,
+                slow=found.slow,
+                avg_ms=found.total / found.requests * 1000 if found.requests else None,
+                p95_ms=p95 * 1000 if p95 is not None else None,
+                cache_hit_rate=found.cache_hit_rate,
+                slow_query_pct=found.slow_query_pct,
+                queue_depth=found.queue_depth,
             )
-        return points
+        )
+    return points
+
+
+def merge_buckets(exports: Iterable[Sequence[TrendBucket]]) -> dict[int, TrendBucket]:
+    """Several processes' buckets summed per index (see :func:`merge_trends`)."""
+    merged: dict[int, TrendBucket] = {}
+    for buckets in exports:
+        for b in buckets:
+            known = merged.get(b.index)
+            merged[b.index] = b if known is None else _added(known, b)
+    return merged
+
+
+def _added(a: TrendBucket, b: TrendBucket) -> TrendBucket:
+    """Two processes' numbers of one bucket index (histograms of the same bounds)."""
+    return TrendBucket(
+        a.index,
+        a.requests + b.requests,
+        a.errors + b.errors,
+        a.slow + b.slow,
+        a.total + b.total,
+        [x + y for x, y in zip(a.counts, b.counts, strict=True)],
+        _mean(a.cache_hit_rate, b.cache_hit_rate),
+        _mean(a.slow_query_pct, b.slow_query_pct),
+        max(a.queue_depth, b.queue_depth)
+        if a.queue_depth is not None and b.queue_depth is not None
+        else a.queue_depth
+        if a.queue_depth is not None
+        else b.queue_depth,
+    )
+
+
+def _mean(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return (a + b) / 2
 
 
 def estimate_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
