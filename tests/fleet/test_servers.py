@@ -8,6 +8,7 @@ the scheduled warm-ups run once per interval across the workers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -23,7 +24,6 @@ import redis
 
 from perfkit._main.stack import wait_for_http
 from perfkit.embedded import free_port
-
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fleet-test-token"  # as in tests/fleet/_app.py (imported only by the servers)
@@ -154,9 +154,11 @@ def test_summary_gives_the_fleet_total_whichever_worker_answers(server: Server) 
     assert all(p["rss_bytes"] > 0 and p["uptime_s"] > 0 and p["host"] for p in processes)
     assert sum(point["requests"] for point in server.admin("trends")["points"]) == REQUESTS
     metrics = server.get(f"{ADMIN}/metrics").text
-    counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                  if line.startswith('http_requests_total{method="GET",route="/hello"'))  # fmt: skip
-    assert counted == REQUESTS
+    hello = 'http_requests_total{method="GET",route="/hello"'
+    exported = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(hello)
+    )
+    assert exported == REQUESTS
 
 
 def test_a_killed_worker_drops_out_and_its_requests_stay_counted(server: Server) -> None:
@@ -190,7 +192,7 @@ def test_scheduled_warmups_run_once_per_interval_across_workers(
     server.wait(lambda: redis_client.llen(runs_key) >= 4, "four warm-up rounds")
     runs = [entry.decode().split() for entry in redis_client.lrange(runs_key, 0, -1)]
     times = sorted(float(at) for at, _ in runs)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # The lease lasts an interval: no round starts before the previous one's lease ended.
     assert min(gaps) >= WARM_INTERVAL * 0.95, gaps
     elapsed = time.time() - server.started
