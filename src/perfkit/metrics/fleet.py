@@ -223,7 +223,7 @@ class Fleet:
             started=started,
             uptime_s=now - started,
             requests=summarize(metrics, in_flight=0).requests,
-            in_flight=len(monitor.requests._in_flight),
+            in_flight=sum(monitor.requests.in_flight().values()),
             rss_bytes=resident_memory(),
             published=now,
         )
