@@ -22,9 +22,12 @@ from perfkit.queries._merge import export_query_stats
 from tests._servers import PrivateRedis
 
 
-def _fleet(client: redis.Redis, namespace: str, stats: QueryStats | None = None) -> Fleet:
+def _fleet(
+    client: redis.Redis, namespace: str, stats: QueryStats | None = None, retire_after: float = 300
+) -> Fleet:
     queries = (lambda: export_query_stats(stats, TOP_STATEMENTS)) if stats is not None else None
-    return Fleet(PerformanceMonitor(), client, namespace=namespace, interval=0.5, queries=queries)
+    return Fleet(PerformanceMonitor(), client, namespace=namespace, interval=0.5, queries=queries,
+                 retire_after=retire_after)  # fmt: skip
 
 
 def _serve(fleet: Fleet, count: int, seconds: float, *, status: int = 200) -> None:
@@ -127,20 +130,42 @@ def test_gauges_combine_by_their_declared_mode(redis_client: redis.Redis, namesp
 
 
 def test_a_dead_process_leaves_the_live_list_and_its_totals_stay_once(
-    pair: tuple[Fleet, Fleet], redis_client: redis.Redis
+    pair: tuple[Fleet, Fleet], redis_client: redis.Redis, namespace: str
 ) -> None:
     a, b = pair
     _serve(a, 5, 0.01)
     _serve(b, 8, 0.01)
     b.publish()
     redis_client.delete(b.alive_key(b.process))  # as when its liveness key expires
-    for _ in range(3):  # folded once: later reads do not add it again
-        view = a.read()
-        assert [p.process for p in view.processes] == [a.process]
+    view = a.read()
+    assert [p.process for p in view.processes] == [a.process]
+    assert view.requests().requests == 13
+    assert b.process in {f.decode() for f in redis_client.hkeys(a.hash_key)}  # kept a while
+    # Once gone for longer than retire_after, it is folded into the retired totals, once:
+    # later reads do not add it again.
+    reader = Fleet(a.monitor, redis_client, namespace=namespace, retire_after=0)
+    for _ in range(3):
+        view = reader.read()
+        assert [p.process for p in view.processes] == [reader.process]
         assert view.requests().requests == 13
         assert sum(p.requests for p in view.trend_points()) == 13
     fields = {f.decode() for f in redis_client.hkeys(a.hash_key)}
     assert RETIRED in fields and b.process not in fields
+
+
+def test_a_stalled_process_that_publishes_again_is_counted_once(
+    pair: tuple[Fleet, Fleet], redis_client: redis.Redis
+) -> None:
+    a, b = pair
+    _serve(b, 8, 0.01)
+    b.publish()
+    redis_client.delete(b.alive_key(b.process))  # its thread stalled past the liveness bound
+    assert a.read().requests().requests == 8
+    _serve(b, 2, 0.01)
+    b.publish()  # back: its own numbers replace what it published before
+    view = a.read()
+    assert view.requests().requests == 10
+    assert {p.process for p in view.processes} == {a.process, b.process}
 
 
 def test_a_stopped_process_is_retired_with_its_last_numbers(

@@ -15,10 +15,13 @@ their declared mode, trends per minute, statements by fingerprint id. The answer
 process puts its own live numbers in place of what it last published, so the view is at
 most ``interval`` old for the others and current for itself.
 
-A process whose liveness key expired (it exited, or was killed) is folded into the
-``retired`` field — its counters, histograms, trends and statements; the gauges of the
-dead make no sense — in a WATCH/MULTI transaction, so two readers cannot fold it twice:
-it leaves the live list and its totals stay.
+A process whose liveness key expired (it exited, or was killed) leaves the live list at
+once, and its totals stay: its counters, histograms, trends and statements (the gauges of
+the dead make no sense). Its state is kept as it is for ``retire_after`` seconds (5
+minutes) — so a process that only stalled, and publishes again, replaces its own numbers
+instead of being counted twice — and then folded into the ``retired`` field, in a
+WATCH/MULTI transaction so that two readers cannot fold it twice. The hash therefore holds
+the live processes, those gone in the last minutes, and one more.
 """
 
 from __future__ import annotations
@@ -178,7 +181,10 @@ class Fleet:
         interval: float = 2.0,
         ttl: float | None = None,
         queries: Callable[[], QueryExport] | None = None,
+        retire_after: float = 300.0,
     ) -> None:
+        if retire_after < 0:
+            raise ConfigError(f"fleet retire_after must be >= 0, got {retire_after}")
         if not namespace:
             raise ConfigError("fleet namespace must not be empty")
         if interval <= 0:
@@ -190,6 +196,7 @@ class Fleet:
         self.client = client
         self.interval = interval
         self.queries = queries
+        self.retire_after = retire_after
         self.hash_key = f"{namespace}:__perfkit__:fleet"
         self._process = ""
         self._pid = -1
@@ -289,13 +296,33 @@ class Fleet:
         local = self.state()
         if self.client is None:
             return FleetView(self.monitor, [local], None, scope="process")
-        raw = {_text(field): value for field, value in self.client.hgetall(self.hash_key).items()}
-        live, dead, retired = self._split(self.client, raw)
-        if dead:
-            retired = self._retire() or retired
+        live, dead, retired = self._read()
+        if self._stale(dead):
+            # Folded by this reader or a concurrent one: read what the fold left.
+            self._retire()
+            live, dead, retired = self._read()
         own = local.info.process
+        # This process's live numbers replace whatever it published (even if its liveness
+        # key expired while its thread stalled): never counted twice.
+        dead.pop(own, None)
+        gone = [s for s in (retired, *dead.values()) if s is not None]
         others = [state for state in live if state.info.process != own]
-        return FleetView(self.monitor, [local, *others], retired, scope="fleet")
+        totals = _retired(gone) if gone else None
+        return FleetView(self.monitor, [local, *others], totals, scope="fleet")
+
+    def _read(
+        self,
+    ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
+        raw = {_text(field): value for field, value in self.client.hgetall(self.hash_key).items()}
+        return self._split(self.client, raw)
+
+    def _stale(self, dead: dict[str, ProcessState | None]) -> list[str]:
+        """The dead processes gone for longer than ``retire_after`` (by their last publish)."""
+        oldest = time.time() - self.retire_after
+        own = self.process  # a reader never folds itself: its live numbers count already
+        return [
+            p for p, s in dead.items() if p != own and (s is None or s.info.published <= oldest)
+        ]
 
     def _split(
         self, client: Any, raw: dict[str, bytes]
@@ -315,26 +342,23 @@ class Fleet:
         retired = _decode(RETIRED, raw[RETIRED]) if RETIRED in raw else None
         return live, dead, retired
 
-    def _retire(self) -> ProcessState | None:
-        """Fold the dead processes into ``retired`` (a WATCH/MULTI transaction, retried
-        when another reader changed the hash meanwhile)."""
-        folded: list[ProcessState | None] = []
+    def _retire(self) -> None:
+        """Fold the processes dead for longer than ``retire_after`` into ``retired`` (a
+        WATCH/MULTI transaction, retried when another reader changed the hash meanwhile)."""
 
         def fold(pipe: Any) -> None:
             raw = {_text(f): v for f, v in pipe.hgetall(self.hash_key).items()}
             _, dead, retired = self._split(pipe, raw)
-            if not dead:
-                folded.append(None)
+            stale = self._stale(dead)
+            if not stale:
                 return
-            states = [s for s in (retired, *dead.values()) if s is not None]
+            states = [s for s in (retired, *(dead[p] for p in stale)) if s is not None]
             state = _retired(states)
             pipe.multi()
             pipe.hset(self.hash_key, RETIRED, _encoder.encode(state))
-            pipe.hdel(self.hash_key, *dead)
-            folded.append(state)
+            pipe.hdel(self.hash_key, *stale)
 
         self.client.transaction(fold, self.hash_key)
-        return folded[-1]
 
 
 def _decode(process: str, raw: bytes) -> ProcessState | None:
