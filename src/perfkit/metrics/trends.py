@@ -217,38 +217,58 @@ def merge_trends(
 
 
 def merge_buckets(exports: Iterable[Sequence[TrendBucket]]) -> dict[int, TrendBucket]:
-    """Several processes' buckets summed per index (see :func:`merge_trends`)."""
-    merged: dict[int, TrendBucket] = {}
+    """Several processes' buckets summed per index (see :func:`merge_trends`); sampled
+    rates are averaged over the processes that sampled them, the queue depth (read from
+    one shared server) is the largest."""
+    sums: dict[int, _BucketSum] = {}
     for buckets in exports:
-        for b in buckets:
-            known = merged.get(b.index)
-            merged[b.index] = b if known is None else _added(known, b)
-    return merged
+        for bucket in buckets:
+            found = sums.get(bucket.index)
+            if found is None:
+                sums[bucket.index] = _BucketSum(bucket)
+            else:
+                found.add(bucket)
+    return {index: found.bucket() for index, found in sums.items()}
 
 
-def _added(a: TrendBucket, b: TrendBucket) -> TrendBucket:
-    """Two processes' numbers of one bucket index (histograms of the same bounds)."""
-    return TrendBucket(
-        a.index,
-        a.requests + b.requests,
-        a.errors + b.errors,
-        a.slow + b.slow,
-        a.total + b.total,
-        [x + y for x, y in zip(a.counts, b.counts, strict=True)],
-        _mean(a.cache_hit_rate, b.cache_hit_rate),
-        _mean(a.slow_query_pct, b.slow_query_pct),
-        max(a.queue_depth, b.queue_depth)
-        if a.queue_depth is not None and b.queue_depth is not None
-        else a.queue_depth
-        if a.queue_depth is not None
-        else b.queue_depth,
-    )
+class _BucketSum:
+    """One bucket index's numbers being added up (mutable: one object per index)."""
+
+    __slots__ = ("counts", "depth", "errors", "hit_rates", "index", "requests", "slow",
+                 "slow_pcts", "total")  # fmt: skip
+
+    def __init__(self, first: TrendBucket) -> None:
+        self.index = first.index
+        self.requests, self.errors, self.slow = first.requests, first.errors, first.slow
+        self.total = first.total
+        self.counts = list(first.counts)
+        self.hit_rates = [first.cache_hit_rate]
+        self.slow_pcts = [first.slow_query_pct]
+        self.depth = first.queue_depth
+
+    def add(self, other: TrendBucket) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.slow += other.slow
+        self.total += other.total
+        for i, count in enumerate(other.counts):
+            self.counts[i] += count
+        self.hit_rates.append(other.cache_hit_rate)
+        self.slow_pcts.append(other.slow_query_pct)
+        if other.queue_depth is not None:
+            self.depth = (
+                other.queue_depth if self.depth is None else max(self.depth, other.queue_depth)
+            )
+
+    def bucket(self) -> TrendBucket:
+        return TrendBucket(self.index, self.requests, self.errors, self.slow, self.total,
+                           self.counts, _mean(self.hit_rates), _mean(self.slow_pcts),
+                           self.depth)  # fmt: skip
 
 
-def _mean(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return a if b is None else b
-    return (a + b) / 2
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def estimate_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:

@@ -93,13 +93,24 @@ def _export(entry: _Entry) -> StatementExport:
 def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
     """One export of several: totals summed, statements merged by fingerprint id (counts
     and buckets summed, min/max/last seen combined), cut to the ``top`` by total time."""
-    by_id: dict[str, StatementExport] = {}
+    by_id: dict[str, _Entry] = {}
     for export in exports:
         for statement in export.statements:
-            known = by_id.get(statement.fingerprint_id)
-            by_id[statement.fingerprint_id] = (
-                statement if known is None else _added(known, statement)
-            )
+            entry = by_id.get(statement.fingerprint_id)
+            if entry is None:
+                by_id[statement.fingerprint_id] = _entry(statement)
+                continue
+            entry.count += statement.count
+            entry.errors += statement.errors
+            entry.slow += statement.slow
+            entry.rows += statement.rows
+            entry.total += statement.total
+            entry.min = min(entry.min, statement.min)
+            entry.max = max(entry.max, statement.max)
+            entry.last_seen = max(entry.last_seen, statement.last_seen)
+            for index, count in statement.buckets.items():
+                if 0 <= index < BUCKET_COUNT:
+                    entry.buckets[index] += count
     slowest = heapq.nlargest(
         max((len(e.slowest) for e in exports), default=0),
         (query for export in exports for query in export.slowest),
@@ -114,27 +125,8 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         rows=sum(e.rows for e in exports),
         total=sum(e.total for e in exports),
         evicted=sum(e.evicted for e in exports),
-        statements=heapq.nlargest(top, by_id.values(), key=lambda s: s.total),
+        statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
         slowest=slowest,
-    )
-
-
-def _added(a: StatementExport, b: StatementExport) -> StatementExport:
-    buckets = dict(a.buckets)
-    for index, count in b.buckets.items():
-        buckets[index] = buckets.get(index, 0) + count
-    return StatementExport(
-        fingerprint=a.fingerprint,
-        fingerprint_id=a.fingerprint_id,
-        count=a.count + b.count,
-        errors=a.errors + b.errors,
-        slow=a.slow + b.slow,
-        rows=a.rows + b.rows,
-        total=a.total + b.total,
-        min=min(a.min, b.min),
-        max=max(a.max, b.max),
-        last_seen=max(a.last_seen, b.last_seen),
-        buckets=buckets,
     )
 
 
