@@ -3,11 +3,16 @@ state is merged in, whichever adapter answers; with Redis away, this process's o
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
+import redis
+
 from perfkit import Perfkit
+from perfkit.cache import AsyncRedisService
 from perfkit.metrics import PerformanceMonitor
-from perfkit.metrics.fleet import Fleet
+from perfkit.metrics.fleet import Fleet, FleetView
 from perfkit.queries import QueryStats
 from perfkit.queries._merge import export_query_stats
 from tests._servers import PrivateRedis
@@ -89,3 +94,34 @@ def test_the_cache_route_shows_which_process_warmed_last(
     last = client.get("cache", headers=AUTH).json()["fleet_warm"]
     assert last["process"] == kit.fleet.process
     assert [r["name"] for r in last["results"]] == ["products"]
+
+
+def test_a_kit_with_an_async_cache_publishes_through_a_sync_client_of_its_own(
+    redis_url: str, namespace: str
+) -> None:
+    cache = AsyncRedisService(redis_url, namespace=namespace)
+    kit = Perfkit(cache=cache, token="t" * 16)
+    client = kit.fleet.client
+    assert isinstance(client, redis.Redis) and client is not cache.client
+    _serve(kit, 4)
+    probe = redis.Redis.from_url(redis_url)
+
+    async def run() -> FleetView:
+        await kit.astart()
+        try:
+            deadline = time.monotonic() + 30
+            while not probe.hexists(kit.fleet.hash_key, kit.fleet.process):
+                assert time.monotonic() < deadline, "the kit never published"
+                await asyncio.sleep(0.05)
+            reader = Fleet(
+                PerformanceMonitor(), redis.Redis.from_url(redis_url), namespace=namespace
+            )
+            return reader.read()
+        finally:
+            await kit.astop()
+            await cache.close()
+
+    view = asyncio.run(run())
+    probe.close()
+    assert kit.fleet.process in {p.process for p in view.processes}
+    assert view.requests().requests == 4
