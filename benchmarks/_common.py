@@ -65,16 +65,22 @@ def rotated_orders(names: list[str], rounds: int) -> list[list[str]]:
 Samples = dict[str, list[float]]
 
 
-def interleave(calls: dict[str, Callable[[], Any]], rounds: int, batch: int) -> Samples:
+def interleave(
+    calls: dict[str, Callable[[], Any]],
+    rounds: int,
+    batch: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Samples:
     """Seconds per call of each contender, one sample per round (after one warm-up round),
-    the contenders taking turns in rotated order so that all see the same machine."""
+    the contenders taking turns in rotated order so that all see the same machine.
+    ``clock``: ``time.process_time`` measures CPU instead of elapsed time."""
     samples: Samples = {name: [] for name in calls}
     for index, order in enumerate(rotated_orders(list(calls), rounds + 1)):
         for name in order:
             call = calls[name]
-            start = time.perf_counter()
+            start = clock()
             for _ in range(batch):
                 call()
             if index:
-                samples[name].append((time.perf_counter() - start) / batch)
+                samples[name].append((clock() - start) / batch)
     return samples

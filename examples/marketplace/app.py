@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ import msgspec
 import psycopg
 import redis
 import structlog
+from psycopg import errors
+from psycopg_pool import PoolTimeout, TooManyRequests
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,7 +65,9 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     benchmarking only: they are not authenticated); ``admin_token`` protects the admin
     API and dashboard at ``/api/admin/performance``; ``l1`` turns on the cache's in-process
     near cache (hits without a Redis round trip; across processes an invalidation
-    reaches it after Redis's push, a few milliseconds — see docs/cache.md).
+    reaches it after Redis's push, a few milliseconds — see docs/cache.md);
+    ``health_interval``: seconds ``/healthz`` trusts its last database check (a state
+    change shows within one interval; many health probes make one check per interval).
     """
 
     database_url: str
@@ -75,6 +80,7 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     l1: bool = False
     pool_min: int = 2
     pool_max: int = 20
+    health_interval: float = 2.0
 
 
 class Marketplace:
@@ -89,6 +95,8 @@ class Marketplace:
             min_size=config.pool_min,
             max_size=config.pool_max,
             timeout=settings.db_pool_timeout,
+            max_waiting=settings.db_pool_max_waiting,
+            statement_timeout=settings.db_statement_timeout,
             name="marketplace",
         )
         self.cache = AsyncRedisService(config.redis_url, settings=settings, l1=config.l1)
@@ -119,6 +127,24 @@ class Marketplace:
         # GET reads answered, and those that ran no statement themselves (bench stats).
         self.reads = 0
         self.reads_without_sql = 0
+        # The last database check of /healthz: (monotonic time, answered).
+        self._database_check: tuple[float, bool] | None = None
+
+    async def database_up(self) -> bool:
+        """Whether PostgreSQL answered ``SELECT 1``, checked at most once per
+        ``health_interval`` (and waiting at most that long for a connection)."""
+        interval = self.config.health_interval
+        last = self._database_check
+        if last is not None and time.monotonic() - last[0] < interval:
+            return last[1]
+        try:
+            async with self.pool.connection(timeout=interval) as conn:
+                await conn.execute("SELECT 1")
+            answered = True
+        except psycopg.Error:
+            answered = False
+        self._database_check = (time.monotonic(), answered)
+        return answered
 
     async def invalidate(self, written: Written) -> None:
         """Invalidate what a committed write made stale (before the response is sent)."""
@@ -168,8 +194,28 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+# Seconds a client should wait before trying again after a 503 from the database.
+RETRY_AFTER = 1
+
+
+def _database_error(exc: psycopg.OperationalError) -> Response:
+    """503 with Retry-After, saying which of the bounded waits ran out (if one did)."""
+    if isinstance(exc, TooManyRequests):
+        why = "too many requests are waiting for a connection"
+    elif isinstance(exc, PoolTimeout):
+        why = "no connection was free in time"
+    elif isinstance(exc, errors.QueryCanceled):
+        why = "the statement took longer than the statement timeout"
+    else:
+        why = "it cannot be reached"
+    response = _error(503, f"the database is unavailable ({why}); try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 _log = structlog.get_logger("marketplace")
-# PostgreSQL down or the pool out of connections (psycopg_pool.PoolTimeout is one too).
+# PostgreSQL down, the pool out of connections or too many waiting (psycopg_pool's
+# PoolTimeout and TooManyRequests are OperationalErrors), a statement timeout.
 _DATABASE_DOWN = psycopg.OperationalError
 # Redis down for the job queues (the cache falls back to memory by itself).
 _QUEUES_DOWN = redis.RedisError
@@ -232,7 +278,7 @@ def _endpoint(
             return _error(409, str(exc))
         except _DATABASE_DOWN as exc:
             _log.warning("marketplace.database_unavailable", error=type(exc).__name__)
-            return _error(503, "the database is unavailable; try again shortly")
+            return _database_error(exc)
         except _QUEUES_DOWN as exc:
             _log.warning("marketplace.queues_unavailable", error=type(exc).__name__)
             return _error(503, "the job queues are unavailable; try again shortly")
@@ -474,8 +520,22 @@ async def warm(request: Request, market: Marketplace) -> Any:
 
 
 async def health(request: Request, market: Marketplace) -> Any:
-    """GET /healthz: 200 while the app answers; ``status`` is ``degraded`` while the cache
-    cannot work normally (Redis away, full or read-only: reads then come from PostgreSQL)."""
+    """GET /healthz: 200 while PostgreSQL answers, 503 (with Retry-After) while it does not
+    (the answer is at most ``health_interval`` seconds old); ``status`` is ``degraded`` while
+    the cache cannot work normally (Redis away, full or read-only: reads then come from
+    PostgreSQL)."""
+    if not await market.database_up():
+        response = _json(
+            {
+                "ok": False,
+                "status": "unavailable",
+                "database": "unavailable",
+                "caching": market.config.caching,
+            },
+            503,
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
     status = "ok"
     if market.config.caching:
         try:
@@ -483,7 +543,7 @@ async def health(request: Request, market: Marketplace) -> Any:
         except Exception as exc:  # the cache's check raises whatever Redis answered
             _log.info("marketplace.cache_degraded", error=type(exc).__name__)
             status = "degraded"
-    return {"ok": True, "status": status, "caching": market.config.caching}
+    return {"ok": True, "status": status, "database": "up", "caching": market.config.caching}
 
 
 def _routes(config: MarketplaceConfig) -> list[Route]:

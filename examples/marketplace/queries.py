@@ -170,6 +170,12 @@ def track_sql() -> list[bool]:
     return box
 
 
+def _mark_sql() -> None:
+    box = _RAN_SQL.get()
+    if box is not None:
+        box[0] = True
+
+
 def _search_query(
     columns: Sequence[str],
     q: str,
@@ -207,17 +213,15 @@ class Queries:
         self.pool = pool
 
     def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
-        box = _RAN_SQL.get()
-        if box is not None:
-            box[0] = True
+        _mark_sql()
         return self.pool.connection()
 
     async def _all(
         self, query: str | sql.SQL | sql.Composed, params: Any = None
     ) -> list[dict[str, Any]]:
-        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(query, params)
-            return await cur.fetchall()
+        # One statement alone: a read is run again if its connection dies under it.
+        _mark_sql()
+        return await self.pool.fetch(query, params, row_factory=dict_row)
 
     # -- catalog --------------------------------------------------------------------
 

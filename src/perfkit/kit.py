@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import redis
 import structlog
 
 from perfkit._errors import ConfigError
@@ -16,10 +17,13 @@ from perfkit.admin.calls import InlineCaller, ThreadCaller
 from perfkit.admin.core import AdminCore
 from perfkit.admin.wsgi import WSGIAdmin
 from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService, default_warmer
+from perfkit.cache.warmer import WarmLease
 from perfkit.jobs import JobService
 from perfkit.jobs.queues import DEFAULT_QUEUES
 from perfkit.metrics import PerformanceLog, PerformanceMonitor
+from perfkit.metrics.fleet import TOP_STATEMENTS, Fleet
 from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries._merge import export_query_stats
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
 
@@ -56,6 +60,11 @@ class Perfkit:
     - ``required``: dependencies whose outage makes health ``down`` (HTTP 503); default
       ``database`` and ``jobs`` — the cache falls back to memory, so Redis for the cache
       only makes it ``degraded``.
+    - The fleet view (``fleet``, default on): with a Redis (the cache's, else the job
+      service's) every process publishes its numbers every ``fleet_interval`` seconds once
+      :meth:`start`/:meth:`astart` ran, and the admin answers with the merged numbers of
+      every process (see :mod:`perfkit.metrics.fleet`); scheduled warm-ups then run once
+      per interval across the processes.
     """
 
     def __init__(
@@ -75,6 +84,8 @@ class Perfkit:
         required: Iterable[str] = ("database", "jobs"),
         health_timeout: float = 2.0,
         performance_log: bool = True,
+        fleet: bool = True,
+        fleet_interval: float = 2.0,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.cache = cache
@@ -112,6 +123,20 @@ class Perfkit:
         self.performance_log = PerformanceLog(self.monitor) if performance_log else None
         self._guard: Guard | None = None
         self._owned: list[Any] = []
+        client = _fleet_client(cache, jobs) if fleet else None
+        self._fleet_client_owned = client is not None and isinstance(cache, AsyncRedisService)
+        namespace = cache.namespace if cache is not None else self.settings.cache_namespace
+        self.fleet = Fleet(
+            self.monitor,
+            client,
+            namespace=namespace,
+            interval=fleet_interval,
+            queries=_query_export(pool),
+        )
+        if client is not None and warmer is not None and warmer.lease is None:
+            warmer.lease = WarmLease(
+                client, namespace=namespace, process=lambda: self.fleet.process
+            )
 
     def __repr__(self) -> str:
         parts = [name for name in ("cache", "pool", "jobs", "warmer") if getattr(self, name)]
@@ -202,21 +227,25 @@ class Perfkit:
     # -- background work -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open an owned pool, start the warming schedule and the performance log (threads)."""
+        """Open an owned pool, start the warming schedule, the fleet publisher and the
+        performance log (threads). Call it in each worker process, after the fork."""
         for part in self._owned:
             if isinstance(part, TimedPool):
                 part.open()
+        self.fleet.start()
         if self.warmer is not None:
             self.warmer.start()
         if self.performance_log is not None:
             self.performance_log.start()
 
     def stop(self) -> None:
-        """Stop the background work and close what the kit created."""
+        """Stop the background work (this process leaves the fleet's live list, its totals
+        stay) and close what the kit created."""
         if self.performance_log is not None:
             self.performance_log.stop()
         if self.warmer is not None:
             self.warmer.stop()
+        self._stop_fleet()
         for part in self._owned:
             part.close()
 
@@ -225,6 +254,7 @@ class Perfkit:
         for part in self._owned:
             if isinstance(part, TimedPool):
                 part.open()
+        self.fleet.start()
         if self.warmer is not None:
             await self.warmer.astart()
         if self.performance_log is not None:
@@ -236,5 +266,43 @@ class Perfkit:
             self.performance_log.stop()
         if self.warmer is not None:
             await self.warmer.astop()
+        self._stop_fleet()
         for part in self._owned:
             part.close()
+
+    def _stop_fleet(self) -> None:
+        self.fleet.stop()
+        if self._fleet_client_owned:
+            self.fleet.client.close()
+
+
+def _fleet_client(
+    cache: RedisService | AsyncRedisService | None, jobs: JobService | None
+) -> redis.Redis | None:
+    """A sync Redis client for the fleet publisher's thread: the sync cache's, else the
+    job service's, else one to the async cache's server. ``None`` on a Redis Cluster (the
+    fleet's keys would span slots)."""
+    if isinstance(cache, RedisService) and isinstance(cache.client, redis.Redis):
+        return cache.client
+    if jobs is not None:
+        return jobs.connection
+    if isinstance(cache, AsyncRedisService) and isinstance(cache.client, redis.asyncio.Redis):
+        kwargs = cache.client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return redis.Redis(unix_socket_path=kwargs["path"], **_common(kwargs))
+        return redis.Redis(host=kwargs.get("host", "localhost"), port=kwargs.get("port", 6379),
+                           **_common(kwargs))  # fmt: skip
+    if cache is not None:
+        _log.warning("fleet.unavailable", reason="a Redis Cluster client: no fleet view")
+    return None
+
+
+def _common(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    names = ("db", "username", "password", "socket_timeout", "socket_connect_timeout")
+    return {name: kwargs[name] for name in names if name in kwargs}
+
+
+def _query_export(pool: TimedPool | AsyncTimedPool | None) -> Any:
+    if pool is None:
+        return None
+    return lambda: export_query_stats(pool.stats, TOP_STATEMENTS)

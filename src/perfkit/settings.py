@@ -129,6 +129,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_pool_min: NonNegativeInt = 2
     db_pool_idle_timeout: Seconds = 30.0
     db_pool_timeout: Seconds = 30.0
+    db_pool_max_waiting: NonNegativeInt = 0
+    db_statement_timeout: Seconds | None = None
     slow_query_ms: Annotated[float, msgspec.Meta(ge=0)] = 100.0
 
     # Jobs (perfkit.jobs)

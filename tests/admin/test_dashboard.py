@@ -5,6 +5,7 @@ taken (PNG, kept in the test's tmp_path)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,6 +152,12 @@ def test_the_dashboard_shows_real_numbers(
         assert aligns[0] == "left" and aligns[2] == "right"
         statements = browser.evaluate("document.getElementById('queries').textContent")
         assert "pg_sleep" in statements
+        # The per-process breakdown: this (one) process, by its pid.
+        pids = browser.evaluate(
+            "[...document.querySelectorAll('#processes tbody tr')]"
+            ".map(r => r.children[1].textContent)"
+        )
+        assert pids == [str(os.getpid())]
         assert "cache_hit_rate" in browser.evaluate(
             "document.getElementById('recommendations').textContent"
         )

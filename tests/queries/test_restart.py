@@ -42,6 +42,7 @@ def test_pool_recovers_after_the_database_restarts(private_postgres: Restartable
             assert run(pool) == (1,)
 
         stats = pool.get_stats()
-        assert stats.queries.errors >= 1
-        assert stats.pool.connections_lost + stats.pool.returns_bad >= 1
+        # The dead connections were found at checkout, before a statement was sent on one.
+        assert stats.queries.errors == 0
+        assert stats.pool.connections_replaced >= 2
         assert stats.pool.connections > 2  # replacement connections were opened

@@ -30,9 +30,11 @@ from perfkit.metrics import (
     OPENMETRICS_CONTENT_TYPE,
     StatsCollector,
     memory_limit,
+    render,
     resident_memory,
     wants_openmetrics,
 )
+from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import AsyncTimedPool, TimedPool
 
@@ -171,6 +173,29 @@ class Handlers:
             jobs=merged[offset : offset + limit],
         )
 
+    async def _fleet(self) -> FleetView:
+        """The fleet's numbers; this process's alone while Redis is away (never a 503: the
+        admin still answers for what it knows)."""
+        fleet = self.kit.fleet
+        try:
+            view: FleetView = await self.call(fleet.read)
+        except UNAVAILABLE as exc:
+            _log.warning("admin.fleet_unavailable", error=type(exc).__name__)
+            return fleet.local()
+        return view
+
+    def _fleet_queries(self, view: FleetView, top: int) -> s.DatabaseReport | None:
+        """The pool (this process's) and the statements merged over the fleet."""
+        if self.kit.pool is None:
+            return None
+        stats = self.kit.pool.get_stats(0)
+        queries = view.queries(top)
+        return s.DatabaseReport(
+            pool=stats.pool,
+            queries=queries if queries is not None else stats.queries,
+            scope=view.scope,
+        )
+
     def _memory(self) -> s.MemoryReport:
         rss = resident_memory()
         limit = memory_limit(self.kit.monitor.configured_memory_limit)
@@ -192,7 +217,13 @@ class Handlers:
     async def summary(self, request: Request) -> s.SummaryReport:
         """GET summary."""
         await self._refresh_all()
-        report = self.kit.monitor.report()
+        view = await self._fleet()
+        queries = view.queries(0) if self.kit.pool is not None else None
+        report = self.kit.monitor.report(
+            requests=view.requests(),
+            slowest=view.slowest(),
+            slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
+        )
         return s.SummaryReport(
             at=report.at,
             uptime_s=report.uptime_s,
@@ -207,17 +238,25 @@ class Handlers:
             queue_depth=report.queue_depth,
             failed_jobs=report.failed_jobs,
             recommendations=report.findings,
+            scope=view.scope,
+            processes=len(view.live),
         )
 
     async def dashboard(self, request: Request) -> s.DashboardReport:
         """GET dashboard."""
         kit = self.kit
         await self._refresh_all()
-        report = kit.monitor.report()
-        database = None
-        if kit.pool is not None:
-            stats = kit.pool.get_stats(DASHBOARD_TOP)
-            database = s.DatabaseReport(pool=stats.pool, queries=stats.queries)
+        view = await self._fleet()
+        database = self._fleet_queries(view, DASHBOARD_TOP)
+        report = kit.monitor.report(
+            requests=view.requests(),
+            slowest=view.slowest(),
+            slow_query_pct=(
+                database.queries.slow_pct
+                if database is not None and database.queries.count
+                else None
+            ),
+        )
         cache = kit.monitor.cache.latest if kit.monitor.cache is not None else None
         if cache is None and kit.cache is not None:
             cache = await self._optional(self._cache_metrics())
@@ -236,7 +275,9 @@ class Handlers:
             cache=cache,
             jobs=jobs,
             recommendations=report.findings,
-            trends=kit.monitor.trend_points(last=60),
+            trends=view.trend_points(last=60),
+            scope=view.scope,
+            processes=view.processes,
         )
 
     @staticmethod
@@ -251,8 +292,10 @@ class Handlers:
         if self.kit.pool is None:
             raise not_configured("database pool")
         top = int_param(request, "top", 20, low=1, high=100)
-        stats = self.kit.pool.get_stats(top)
-        return s.DatabaseReport(pool=stats.pool, queries=stats.queries)
+        report = self._fleet_queries(await self._fleet(), top)
+        if report is None:  # pragma: no cover - checked above
+            raise not_configured("database pool")
+        return report
 
     async def realtime(self, request: Request) -> s.RealtimeReport:
         """GET realtime."""
@@ -262,29 +305,37 @@ class Handlers:
             redis_check = await self._check("redis", kit.cache.ping)
         elif kit.jobs is not None:
             redis_check = await self._check("redis", kit.jobs.connection.ping)
+        view = await self._fleet()
         now = time.time()
         return s.RealtimeReport(
             at=now,
             uptime_s=now - process_start_time(),
             memory=self._memory(),
-            requests_in_flight=sum(kit.monitor.requests.in_flight().values()),
+            requests_in_flight=sum(p.in_flight for p in view.processes),
             database=kit.pool.get_stats(0).pool if kit.pool is not None else None,
             redis=redis_check,
+            scope=view.scope,
+            processes=view.processes,
         )
 
     async def trends(self, request: Request) -> s.TrendsReport:
         """GET trends."""
         last = int_param(request, "last", 60, low=1, high=24 * 60)
-        return s.TrendsReport(points=self.kit.monitor.trend_points(last=last))
+        view = await self._fleet()
+        return s.TrendsReport(points=view.trend_points(last=last), scope=view.scope)
 
     async def cache(self, request: Request) -> s.CacheReport:
         """GET cache."""
         metrics = await self._cache_metrics()
         warmer = self.kit.warmer
+        fleet_warm = None
+        if warmer is not None and warmer.lease is not None:
+            fleet_warm = await self._optional(self._part("cache", warmer.lease.last))
         return s.CacheReport(
             metrics=metrics,
             warmers=warmer.names if warmer is not None else [],
             last_warm=list(warmer.last_results) if warmer is not None else [],
+            fleet_warm=fleet_warm,
         )
 
     async def jobs(self, request: Request) -> s.JobsReport:
@@ -359,7 +410,8 @@ class Handlers:
         Accept header asks for it)."""
         await self._refresh_all()
         openmetrics = wants_openmetrics(request.headers.get("accept"))
-        text = self.kit.monitor.registry.exposition(openmetrics=openmetrics)
+        view = await self._fleet()
+        text = render(view.metrics, openmetrics=openmetrics)
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
         return Response(headers=[("content-type", content_type)], body=text.encode())
 

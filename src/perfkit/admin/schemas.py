@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 import msgspec
 
 from perfkit.cache import CacheMetrics, WarmResult
+from perfkit.cache.warmer import WarmRecord
 from perfkit.jobs import FailedJob, PeriodicRun, QueueStats
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
+from perfkit.metrics.fleet import FleetProcess
 from perfkit.queries import PoolStats, QueryStatsSnapshot
 
 __all__ = [
@@ -49,6 +51,9 @@ Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 WarmerName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 HealthStatus = Literal["ok", "degraded", "down"]
+# "fleet": merged over every live process (and the retired totals); "process": this
+# process alone (no Redis for the fleet view, or Redis away).
+Scope = Literal["fleet", "process"]
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,7 +99,11 @@ class MemoryReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SummaryReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET summary: the headline numbers and the findings."""
+    """GET summary: the headline numbers and the findings.
+
+    ``requests`` and ``slow_query_pct`` are the fleet's (see ``scope``; ``processes`` is
+    how many are live); ``memory`` and ``uptime_s`` are the answering process's.
+    """
 
     at: float
     uptime_s: float
@@ -105,13 +114,20 @@ class SummaryReport(msgspec.Struct, frozen=True, kw_only=True):
     queue_depth: int | None
     failed_jobs: int | None
     recommendations: list[Finding]
+    scope: Scope = "process"
+    processes: int = 1
 
 
 class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
-    """The pool and its statement statistics (``queries.by_fingerprint`` cut to the top)."""
+    """The pool and its statement statistics (``queries.by_fingerprint`` cut to the top).
+
+    ``queries`` are the fleet's, merged by fingerprint (see ``scope``); ``pool`` is the
+    answering process's own pool.
+    """
 
     pool: PoolStats
     queries: QueryStatsSnapshot
+    scope: Scope = "process"
 
 
 class JobsReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,7 +141,12 @@ class JobsReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET dashboard: everything at once (a part not configured is ``null``)."""
+    """GET dashboard: everything at once (a part not configured is ``null``).
+
+    ``api``, ``slowest_requests``, ``database.queries`` and ``trends`` are the fleet's
+    (see ``scope``), ``processes`` the live processes; ``system`` and ``uptime_s`` are the
+    answering process's.
+    """
 
     at: float
     uptime_s: float
@@ -137,6 +158,8 @@ class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):
     jobs: JobsReport | None
     recommendations: list[Finding]
     trends: list[TrendPoint]
+    scope: Scope = "process"
+    processes: list[FleetProcess] = []
 
 
 class Dependency(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,7 +187,11 @@ class DetailedHealth(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RealtimeReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET realtime: connections in use, memory, uptime, Redis status, requests in flight."""
+    """GET realtime: connections in use, memory, uptime, Redis status, requests in flight.
+
+    ``requests_in_flight`` is the fleet's, ``processes`` each live process (see
+    ``scope``); the rest is the answering process's.
+    """
 
     at: float
     uptime_s: float
@@ -172,20 +199,30 @@ class RealtimeReport(msgspec.Struct, frozen=True, kw_only=True):
     requests_in_flight: int
     database: PoolStats | None
     redis: Dependency | None
+    scope: Scope = "process"
+    processes: list[FleetProcess] = []
 
 
 class CacheReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET cache: the cache's metrics, the registered warmers and their last results."""
+    """GET cache: the cache's metrics, the registered warmers and their last results in
+    this process; ``fleet_warm`` is the fleet's last scheduled warm-up (which process
+    ran it and when), ``null`` before the first one or without a Redis lease."""
 
     metrics: CacheMetrics
     warmers: list[str]
     last_warm: list[WarmResult]
+    fleet_warm: WarmRecord | None = None
 
 
 class TrendsReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET trends: one point per minute, oldest first."""
+    """GET trends: one point per minute, oldest first, merged over the fleet (``scope``).
+
+    Each process publishes its last hour; older minutes come from the answering process
+    and the retired totals.
+    """
 
     points: list[TrendPoint]
+    scope: Scope = "process"
 
 
 class FailedJobsReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,5 +1,11 @@
 """Cache warming: named warmers run CACHE_WARMUP_DELAY after start, then every
-CACHE_WARMUP_INTERVAL, and on demand; one failing warmer never stops the others."""
+CACHE_WARMUP_INTERVAL, and on demand; one failing warmer never stops the others.
+
+With a :class:`WarmLease` (the kit sets one when it has a Redis) each scheduled warm-up
+runs once per interval across every process and host of the app: the process that takes
+the lease warms, the others skip that round. The manual :meth:`CacheWarmer.warm` always
+runs.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,14 @@ import structlog
 
 from perfkit.settings import Settings
 
-__all__ = ["CacheWarmer", "WarmResult", "default_warmer", "register_warmer"]
+__all__ = [
+    "CacheWarmer",
+    "WarmLease",
+    "WarmRecord",
+    "WarmResult",
+    "default_warmer",
+    "register_warmer",
+]
 
 log = structlog.get_logger("perfkit.cache")
 
@@ -33,6 +46,66 @@ class WarmResult(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float
     keys_written: int
     error: str | None = None
+
+
+class WarmRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The fleet's last scheduled warm-up: the process that ran it, when (unix time), and
+    its results."""
+
+    process: str
+    at: float
+    results: list[WarmResult]
+
+
+_record_decoder = msgspec.json.Decoder(WarmRecord)
+
+
+class WarmLease:
+    """Lets one process of the fleet run each scheduled warm-up.
+
+    ``acquire`` is a Redis ``SET key holder NX PX``: the lease expires by itself after the
+    interval, so a holder that died never stops the warming. ``client`` is a sync
+    ``redis.Redis``; ``process`` names this process (as the fleet view does).
+    """
+
+    def __init__(self, client: Any, *, namespace: str, process: Callable[[], str]) -> None:
+        if not namespace:
+            raise ValueError("warm lease namespace must not be empty")
+        self.client = client
+        self.process = process
+        self.key = f"{namespace}:__perfkit__:warm:lease"
+        self.record_key = f"{namespace}:__perfkit__:warm:last"
+
+    def acquire(self, seconds: float) -> bool:
+        """Take the lease for ``seconds``; False when another process holds it. With Redis
+        away, True: the cache then falls back to each process's memory, which each
+        process must warm itself."""
+        try:
+            taken = self.client.set(
+                self.key, self.process().encode(), nx=True, px=max(1, int(seconds * 1000))
+            )
+        except Exception as exc:
+            log.warning("cache.warm.lease_unavailable", error=type(exc).__name__)
+            return True
+        return bool(taken)
+
+    def record(self, results: list[WarmResult]) -> None:
+        """Note this process's warm-up as the fleet's last (best effort)."""
+        record = WarmRecord(process=self.process(), at=time.time(), results=results)
+        try:
+            self.client.set(self.record_key, msgspec.json.encode(record))
+        except Exception as exc:
+            log.warning("cache.warm.record_failed", error=type(exc).__name__)
+
+    def last(self) -> WarmRecord | None:
+        """The fleet's last scheduled warm-up, ``None`` before the first one."""
+        raw = self.client.get(self.record_key)
+        if raw is None:
+            return None
+        try:
+            return _record_decoder.decode(raw)
+        except msgspec.DecodeError:
+            return None
 
 
 class CacheWarmer:
@@ -62,6 +135,8 @@ class CacheWarmer:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_results: list[WarmResult] = []
+        # Set by the kit when it has a Redis: scheduled warm-ups run once per fleet.
+        self.lease: WarmLease | None = None
 
     @property
     def names(self) -> list[str]:
@@ -164,8 +239,15 @@ class CacheWarmer:
     def _loop(self) -> None:
         wait = self.delay
         while not self._stop.wait(wait):
-            self.warm()
+            if self._leased():
+                results = self.warm()
+                if self.lease is not None:
+                    self.lease.record(results)
             wait = self.interval
+
+    def _leased(self) -> bool:
+        """Whether this process runs this round of the schedule (always, without a lease)."""
+        return self.lease is None or self.lease.acquire(self.interval)
 
     async def astart(self) -> None:
         """Run the schedule as a task of the running event loop."""
@@ -184,7 +266,10 @@ class CacheWarmer:
     async def _aloop(self) -> None:
         await asyncio.sleep(self.delay)
         while True:
-            await self.awarm()
+            if await asyncio.to_thread(self._leased):
+                results = await self.awarm()
+                if self.lease is not None:
+                    await asyncio.to_thread(self.lease.record, results)
             await asyncio.sleep(self.interval)
 
 

@@ -14,6 +14,7 @@ from perfkit.metrics.exposition import (
     render,
     wants_openmetrics,
 )
+from perfkit.metrics.fleet import Fleet, FleetProcess, FleetView, ProcessState
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
 from perfkit.metrics.monitor import PerformanceMonitor, PerformanceReport
 from perfkit.metrics.negotiation import (
@@ -36,7 +37,7 @@ from perfkit.metrics.registry import (
     HistogramChild,
     MetricsRegistry,
 )
-from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
+from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest, summarize
 from perfkit.metrics.routes import (
     DEFAULT_EXCLUDE,
     UNMATCHED,
@@ -48,7 +49,14 @@ from perfkit.metrics.routes import (
 )
 from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, Sample, merge
 from perfkit.metrics.system import memory_limit, resident_memory
-from perfkit.metrics.trends import TrendPoint, Trends, estimate_quantile
+from perfkit.metrics.trends import (
+    TrendBucket,
+    TrendPoint,
+    Trends,
+    estimate_quantile,
+    merge_buckets,
+    merge_trends,
+)
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
     "AsyncSnapshotStore",
@@ -66,6 +74,9 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "DurationField",
     "Exclude",
     "Finding",
+    "Fleet",
+    "FleetProcess",
+    "FleetView",
     "Gauge",
     "GaugeChild",
     "GaugeField",
@@ -82,6 +93,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "PerformanceReport",
     "PoolSource",
     "ProcessSnapshot",
+    "ProcessState",
     "RequestMetrics",
     "RequestSummary",
     "Sample",
@@ -90,6 +102,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "SnapshotStore",
     "StatsCollector",
     "Thresholds",
+    "TrendBucket",
     "TrendPoint",
     "Trends",
     "UNMATCHED",
@@ -102,10 +115,13 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "exclusion",
     "memory_limit",
     "merge",
+    "merge_buckets",
+    "merge_trends",
     "recommend",
     "render",
     "resident_memory",
     "route_label",
     "route_template",
+    "summarize",
     "wants_openmetrics",
 ]

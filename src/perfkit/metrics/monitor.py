@@ -157,14 +157,24 @@ class PerformanceMonitor:
         await self.arefresh()
         return self.registry.exposition(openmetrics=openmetrics)
 
-    def report(self) -> PerformanceReport:
-        """Requests, memory, source values and findings (sources as last refreshed)."""
-        summary = self.requests.summary()
+    def report(
+        self,
+        *,
+        requests: RequestSummary | None = None,
+        slowest: list[SlowRequest] | None = None,
+        slow_query_pct: float | None = None,
+    ) -> PerformanceReport:
+        """Requests, memory, source values and findings (sources as last refreshed).
+
+        ``requests``, ``slowest`` and ``slow_query_pct`` replace this process's own (the
+        admin passes the fleet's, see :mod:`perfkit.metrics.fleet`).
+        """
+        summary = requests if requests is not None else self.requests.summary()
         rss = resident_memory()
         limit = memory_limit(self.configured_memory_limit)
         ratio = rss / limit if limit else None
         hit_rate = self.cache_hit_rate()
-        slow_pct = self.slow_query_pct()
+        slow_pct = slow_query_pct if slow_query_pct is not None else self.slow_query_pct()
         depth, failed = self.job_counts()
         findings = recommend(
             avg_response_ms=summary.avg_ms,
@@ -179,7 +189,7 @@ class PerformanceMonitor:
             at=now,
             uptime_s=now - process_start_time(),
             requests=summary,
-            slowest=self.requests.slowest(),
+            slowest=slowest if slowest is not None else self.requests.slowest(),
             memory_rss=rss,
             memory_limit=limit,
             memory_ratio=ratio,

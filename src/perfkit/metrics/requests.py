@@ -34,7 +34,7 @@ from perfkit.metrics.snapshot import MetricSnapshot, Sample
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import Trends, estimate_quantile
 
-__all__ = ["RequestMetrics", "RequestSummary", "SlowRequest"]
+__all__ = ["RequestMetrics", "RequestSummary", "SlowRequest", "summarize"]
 
 _METHODS = frozenset(
     ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
@@ -205,26 +205,9 @@ class RequestMetrics:
 
     def summary(self) -> RequestSummary:
         """Totals over every route."""
-        snapshot = self.duration.snapshot()
-        counts = [0] * (len(self.duration.bounds) + 1)
-        total = 0.0
-        for sample in snapshot.samples:
-            total += sample.value
-            for i, count in enumerate(sample.counts):
-                counts[i] += count
-        requests = sum(counts)
-        errors = int(sum(s.value for s in self.errors.snapshot().samples))
-        slow = int(sum(s.value for s in self.slow.snapshot().samples))
-        p95 = estimate_quantile(self.duration.bounds, counts, 0.95)
-        return RequestSummary(
-            requests=requests,
-            errors=errors,
-            slow=slow,
+        return summarize(
+            [self.duration.snapshot(), self.errors.snapshot(), self.slow.snapshot()],
             in_flight=len(self._in_flight),
-            avg_ms=total / requests * 1000 if requests else None,
-            p95_ms=p95 * 1000 if p95 is not None else None,
-            error_rate=errors / requests if requests else None,
-            slow_pct=slow / requests * 100 if requests else None,
         )
 
     def collect(self) -> list[MetricSnapshot]:
@@ -241,3 +224,36 @@ class RequestMetrics:
             MetricSnapshot("process_uptime_seconds", "gauge", "Seconds since the process started.",
                            (), [Sample((), time.time() - started)], mode="max"),
         ]  # fmt: skip
+
+
+def summarize(metrics: list[MetricSnapshot], *, in_flight: int) -> RequestSummary:
+    """The request totals of these metrics (one process's, or several merged): the
+    duration histogram summed over its routes gives the count, the mean and the p95."""
+    by_name = {metric.name: metric for metric in metrics}
+    duration = by_name.get("http_request_duration_seconds")
+    bounds = duration.bounds if duration is not None else DEFAULT_BUCKETS
+    counts = [0] * (len(bounds) + 1)
+    total = 0.0
+    for sample in duration.samples if duration is not None else ():
+        total += sample.value
+        for i, count in enumerate(sample.counts):
+            counts[i] += count
+
+    def added(name: str) -> int:
+        metric = by_name.get(name)
+        return int(sum(s.value for s in metric.samples)) if metric is not None else 0
+
+    requests = sum(counts)
+    errors = added("http_request_errors_total")
+    slow = added("http_slow_requests_total")
+    p95 = estimate_quantile(bounds, counts, 0.95)
+    return RequestSummary(
+        requests=requests,
+        errors=errors,
+        slow=slow,
+        in_flight=in_flight,
+        avg_ms=total / requests * 1000 if requests else None,
+        p95_ms=p95 * 1000 if p95 is not None else None,
+        error_rate=errors / requests if requests else None,
+        slow_pct=slow / requests * 100 if requests else None,
+    )

@@ -12,13 +12,20 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
 from perfkit.metrics.registry import DEFAULT_BUCKETS
 
-__all__ = ["TrendPoint", "Trends", "estimate_quantile"]
+__all__ = [
+    "TrendBucket",
+    "TrendPoint",
+    "Trends",
+    "estimate_quantile",
+    "merge_buckets",
+    "merge_trends",
+]
 
 
 class TrendPoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +41,24 @@ class TrendPoint(msgspec.Struct, frozen=True, kw_only=True):
     slow: int
     avg_ms: float | None
     p95_ms: float | None
+    cache_hit_rate: float | None = None
+    slow_query_pct: float | None = None
+    queue_depth: int | None = None
+
+
+class TrendBucket(msgspec.Struct, array_like=True, frozen=True):
+    """One time bucket's raw numbers, as a process publishes them for the fleet view.
+
+    ``index`` is the bucket's start over its length; ``total`` the seconds of all
+    requests; ``counts`` per histogram bucket (not cumulative), the last for ``+Inf``.
+    """
+
+    index: int
+    requests: int
+    errors: int
+    slow: int
+    total: float
+    counts: list[int]
     cache_hit_rate: float | None = None
     slow_query_pct: float | None = None
     queue_depth: int | None = None
@@ -121,48 +146,129 @@ class Trends:
             if queue_depth is not None:
                 bucket.queue_depth = queue_depth
 
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The upper bounds (seconds) of the response-time histogram of each bucket."""
+        return self._bounds
+
+    def export(self, *, last: int | None = None) -> list[TrendBucket]:
+        """The raw buckets, oldest first (the most recent ``last`` bucket lengths only)."""
+        with self._lock:
+            buckets = [
+                TrendBucket(b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
+                            b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
+                for b in self._buckets
+            ]  # fmt: skip
+        if last is not None and buckets:
+            buckets = [b for b in buckets if b.index > buckets[-1].index - last]
+        return buckets
+
     def points(self, *, last: int | None = None) -> list[TrendPoint]:
         """The buckets oldest first, quiet buckets in between filled with zeros.
 
         ``last`` limits the answer to the most recent ``last`` buckets.
         """
-        with self._lock:
-            buckets = [
-                (b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
-                 b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
-                for b in self._buckets
-            ]  # fmt: skip
-        if not buckets:
-            return []
-        newest = buckets[-1][0]
-        oldest = max(buckets[0][0], newest - self.history + 1)
-        if last is not None:
-            oldest = max(oldest, newest - last + 1)
-        by_index = {b[0]: b for b in buckets}
-        points = []
-        for index in range(oldest, newest + 1):
-            start = index * self.bucket_seconds
-            found = by_index.get(index)
-            if found is None:
-                points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
-                                         avg_ms=None, p95_ms=None))  # fmt: skip
-                continue
-            _, requests, errors, slow, total, counts, hit_rate, slow_pct, depth = found
-            p95 = estimate_quantile(self._bounds, counts, 0.95)
-            points.append(
-                TrendPoint(
-                    start=start,
-                    requests=requests,
-                    errors=errors,
-                    slow=slow,
-                    avg_ms=total / requests * 1000 if requests else None,
-                    p95_ms=p95 * 1000 if p95 is not None else None,
-                    cache_hit_rate=hit_rate,
-                    slow_query_pct=slow_pct,
-                    queue_depth=depth,
-                )
+        return merge_trends(
+            [self.export()], self._bounds, self.bucket_seconds, history=self.history, last=last
+        )
+
+
+def merge_trends(
+    exports: Sequence[Sequence[TrendBucket]],
+    bounds: Sequence[float],
+    bucket_seconds: float,
+    *,
+    history: int,
+    last: int | None = None,
+) -> list[TrendPoint]:
+    """The points of several processes' buckets, merged per bucket index: counts and
+    histograms summed (so the p95 comes from the merged histogram), sampled values
+    averaged (rates) or the largest taken (queue depth, read from one shared server)."""
+    merged = merge_buckets(exports)
+    if not merged:
+        return []
+    newest = max(merged)
+    oldest = max(min(merged), newest - history + 1)
+    if last is not None:
+        oldest = max(oldest, newest - last + 1)
+    points = []
+    for index in range(oldest, newest + 1):
+        start = index * bucket_seconds
+        found = merged.get(index)
+        if found is None:
+            points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
+                                     avg_ms=None, p95_ms=None))  # fmt: skip
+            continue
+        p95 = estimate_quantile(bounds, found.counts, 0.95)
+        points.append(
+            TrendPoint(
+                start=start,
+                requests=found.requests,
+                errors=found.errors,
+                slow=found.slow,
+                avg_ms=found.total / found.requests * 1000 if found.requests else None,
+                p95_ms=p95 * 1000 if p95 is not None else None,
+                cache_hit_rate=found.cache_hit_rate,
+                slow_query_pct=found.slow_query_pct,
+                queue_depth=found.queue_depth,
             )
-        return points
+        )
+    return points
+
+
+def merge_buckets(exports: Iterable[Sequence[TrendBucket]]) -> dict[int, TrendBucket]:
+    """Several processes' buckets summed per index (see :func:`merge_trends`); sampled
+    rates are averaged over the processes that sampled them, the queue depth (read from
+    one shared server) is the largest."""
+    sums: dict[int, _BucketSum] = {}
+    for buckets in exports:
+        for bucket in buckets:
+            found = sums.get(bucket.index)
+            if found is None:
+                sums[bucket.index] = _BucketSum(bucket)
+            else:
+                found.add(bucket)
+    return {index: found.bucket() for index, found in sums.items()}
+
+
+class _BucketSum:
+    """One bucket index's numbers being added up (mutable: one object per index)."""
+
+    __slots__ = ("counts", "depth", "errors", "hit_rates", "index", "requests", "slow",
+                 "slow_pcts", "total")  # fmt: skip
+
+    def __init__(self, first: TrendBucket) -> None:
+        self.index = first.index
+        self.requests, self.errors, self.slow = first.requests, first.errors, first.slow
+        self.total = first.total
+        self.counts = list(first.counts)
+        self.hit_rates = [first.cache_hit_rate]
+        self.slow_pcts = [first.slow_query_pct]
+        self.depth = first.queue_depth
+
+    def add(self, other: TrendBucket) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.slow += other.slow
+        self.total += other.total
+        for i, count in enumerate(other.counts):
+            self.counts[i] += count
+        self.hit_rates.append(other.cache_hit_rate)
+        self.slow_pcts.append(other.slow_query_pct)
+        if other.queue_depth is not None:
+            self.depth = (
+                other.queue_depth if self.depth is None else max(self.depth, other.queue_depth)
+            )
+
+    def bucket(self) -> TrendBucket:
+        return TrendBucket(self.index, self.requests, self.errors, self.slow, self.total,
+                           self.counts, _mean(self.hit_rates), _mean(self.slow_pcts),
+                           self.depth)  # fmt: skip
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def estimate_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:

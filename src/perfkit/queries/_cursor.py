@@ -14,7 +14,14 @@ again: its duration is the DECLARE plus every fetch round trip, its rows the row
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from contextlib import asynccontextmanager, contextmanager
 from time import perf_counter
 from types import TracebackType
@@ -38,15 +45,27 @@ __all__ = [
 _ENDS = (StopIteration, StopAsyncIteration, GeneratorExit)
 
 
+# Told about every statement that raised: (connection, exception). The pool uses it to
+# notice a dead connection or a server that became a read-only standby.
+ErrorHook = Callable[[Any, BaseException], None]
+
+
 class _Timing:
-    """What every timed cursor knows: where to record, and under which pool name."""
+    """What every timed cursor knows: where to record, under which pool name, whom to tell
+    about a failure."""
 
     __slots__ = ()
     _pk_stats: ClassVar[QueryStats]
     _pk_pool: ClassVar[str]
+    _pk_on_error: ClassVar[ErrorHook | None] = None
 
     def _pk_done(self, query: Any, elapsed: float, failed: bool) -> None:
         raise NotImplementedError
+
+    def _pk_failed(self, exc: BaseException) -> None:
+        hook = self._pk_on_error
+        if hook is not None and not isinstance(exc, _ENDS):
+            hook(self.connection, exc)  # type: ignore[attr-defined, call-arg]
 
 
 class _HasRowcount(Protocol):
@@ -121,6 +140,8 @@ class _Timer:
     ) -> None:
         failed = exc_type is not None and not issubclass(exc_type, _ENDS)
         self._cursor._pk_done(self._query, perf_counter() - self._start, failed)
+        if failed and exc is not None:
+            self._cursor._pk_failed(exc)
 
 
 class _StreamClock:
@@ -171,8 +192,9 @@ class TimedCursor(_ClientTiming, Cursor[Any]):
         start = perf_counter()
         try:
             super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
-        except BaseException:
+        except BaseException as exc:
             self._pk_done(query, perf_counter() - start, True)
+            self._pk_failed(exc)
             raise
         elapsed = perf_counter() - start
         rows = self.rowcount
@@ -236,8 +258,9 @@ class AsyncTimedCursor(_ClientTiming, AsyncCursor[Any]):
         start = perf_counter()
         try:
             await super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc, arg-type]
-        except BaseException:
+        except BaseException as exc:
             self._pk_done(query, perf_counter() - start, True)
+            self._pk_failed(exc)
             raise
         elapsed = perf_counter() - start
         rows = self.rowcount
@@ -396,12 +419,20 @@ _TIMED_BASES: tuple[tuple[type[Any], type[_Timing]], ...] = (
 C = TypeVar("C", bound=type)
 
 
-def timed_cursor_class(base: C, stats: QueryStats, pool: str) -> C:
-    """A subclass of cursor class ``base`` that records into ``stats`` under ``pool``."""
+def timed_cursor_class(
+    base: C, stats: QueryStats, pool: str, on_error: ErrorHook | None = None
+) -> C:
+    """A subclass of cursor class ``base`` that records into ``stats`` under ``pool`` and
+    calls ``on_error(connection, exception)`` when a statement raises."""
     while issubclass(base, _Timing):  # already timed (by another pool): time the original
         base = next(b for b in base.__mro__ if not issubclass(b, _Timing))  # type: ignore[assignment]
     timed = next(t for plain, t in _TIMED_BASES if issubclass(base, plain))
-    namespace: dict[str, Any] = {"_pk_stats": stats, "_pk_pool": pool, "__module__": __name__}
+    namespace: dict[str, Any] = {
+        "_pk_stats": stats,
+        "_pk_pool": pool,
+        "_pk_on_error": staticmethod(on_error) if on_error is not None else None,
+        "__module__": __name__,
+    }
     if issubclass(timed, _ClientTiming):
         namespace["__slots__"] = ()
     bases = (timed,) if base in timed.__mro__ else (timed, base)

@@ -1,27 +1,32 @@
 """TimedPool and AsyncTimedPool: psycopg_pool pools whose every statement is timed.
 
-The pools are psycopg_pool's own (``pool.pool``); perfkit only adds a ``configure`` step
-that installs timed cursor factories on each new connection, and counts acquisitions that
-time out. Handing out a connection costs nothing more than psycopg_pool does.
+The pools are psycopg_pool's own (``pool.pool``); perfkit adds a ``configure`` step that
+installs timed cursor factories on each new connection, a checkout that never hands out
+a connection it has reason to think dead (see ``_watch.py``: no round trip in the steady
+state), and counts of acquisitions that timed out or were refused.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from time import monotonic
 from types import TracebackType
 from typing import Annotated, Any, Self
 
 import msgspec
-from psycopg import AsyncConnection, Connection
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg import AsyncConnection, Connection, OperationalError
+from psycopg.abc import Params, Query
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit._errors import ConfigError
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._cursor import timed_cursor_class
-from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
+from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, sql_text
+from perfkit.queries._watch import ConnectionWatch
 from perfkit.settings import Settings
 
 __all__ = ["AsyncTimedPool", "PoolStats", "TimedPool", "TimedPoolStats"]
@@ -46,6 +51,9 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     requests: Annotated[int, CounterField("Connections requested from the pool.")]
     requests_queued: Annotated[int, CounterField("Requests that had to wait for a connection.")]
     requests_errors: Annotated[int, CounterField("Requests that got no connection.")]
+    requests_rejected: Annotated[
+        int, CounterField("Requests refused at once: too many were waiting already.")
+    ] = 0
     timeouts: Annotated[int, CounterField("Requests that timed out waiting for a connection.")]
     acquire_wait_ms: Annotated[
         int, CounterField("Time spent waiting for a connection.", name="acquire_wait_seconds",
@@ -66,6 +74,15 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     connection_errors: Annotated[int, CounterField("Connection attempts that failed.")]
     connections_lost: Annotated[int, CounterField("Connections found broken and dropped.")]
     returns_bad: Annotated[int, CounterField("Connections returned in a bad state.")]
+    connections_verified: Annotated[
+        int, CounterField("Suspect connections checked with a round trip before use.")
+    ] = 0
+    connections_replaced: Annotated[
+        int, CounterField("Suspect connections found dead and replaced before use.")
+    ] = 0
+    statements_retried: Annotated[
+        int, CounterField("Retry-safe statements run again on a fresh connection.")
+    ] = 0
 
 
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +92,50 @@ class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
     queries: QueryStatsSnapshot
 
 
-def _check_sizes(min_size: int, max_size: int, max_idle: float, timeout: float) -> None:
+def psycopg_pool_stats(
+    name: str,
+    pool: ConnectionPool[Any] | AsyncConnectionPool[Any],
+    *,
+    uncounted_requests: int = 0,
+    **perfkit_counters: int,
+) -> PoolStats:
+    """A psycopg_pool pool's counters as :class:`PoolStats` (``TimedPool`` and Django's pool);
+    ``perfkit_counters`` are the fields psycopg_pool does not count, and
+    ``uncounted_requests`` checkouts it counted that are not requests of the app's."""
+    raw = pool.get_stats()
+    size = raw.get("pool_size", 0)
+    idle = raw.get("pool_available", 0)
+    in_use = max(size - idle, 0)
+    requests = raw.get("requests_num", 0) - uncounted_requests
+    wait_ms = raw.get("requests_wait_ms", 0)
+    return PoolStats(
+        name=name,
+        min_size=raw.get("pool_min", 0),
+        max_size=raw.get("pool_max", 0),
+        size=size,
+        idle=idle,
+        in_use=in_use,
+        waiting=raw.get("requests_waiting", 0),
+        utilization_pct=100.0 * in_use / pool.max_size if pool.max_size else 0.0,
+        requests=requests,
+        requests_queued=raw.get("requests_queued", 0),
+        requests_errors=raw.get("requests_errors", 0),
+        timeouts=perfkit_counters.pop("timeouts", 0),
+        acquire_wait_ms=wait_ms,
+        acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
+        usage_ms=raw.get("usage_ms", 0),
+        connections=raw.get("connections_num", 0),
+        connections_ms=raw.get("connections_ms", 0),
+        connection_errors=raw.get("connections_errors", 0),
+        connections_lost=raw.get("connections_lost", 0),
+        returns_bad=raw.get("returns_bad", 0),
+        **perfkit_counters,
+    )
+
+
+def _check_sizes(
+    min_size: int, max_size: int, max_idle: float, timeout: float, max_waiting: int
+) -> None:
     if min_size < 0:
         raise ConfigError(f"min_size={min_size!r} must be >= 0 (DB_POOL_MIN)")
     if max_size < max(1, min_size):
@@ -86,6 +146,20 @@ def _check_sizes(min_size: int, max_size: int, max_idle: float, timeout: float) 
         raise ConfigError(f"max_idle={max_idle!r} must be > 0 (DB_POOL_IDLE_TIMEOUT)")
     if timeout <= 0:
         raise ConfigError(f"timeout={timeout!r} must be > 0 (DB_POOL_TIMEOUT)")
+    if max_waiting < 0:
+        raise ConfigError(f"max_waiting={max_waiting!r} must be >= 0 (DB_POOL_MAX_WAITING)")
+
+
+def _with_statement_timeout(conninfo: str, seconds: float | None) -> str:
+    """``conninfo`` whose sessions start with ``statement_timeout`` set (no round trip:
+    it travels in the startup packet's ``options``, after any options already there)."""
+    if seconds is None:
+        return conninfo
+    if seconds <= 0:
+        raise ConfigError(f"statement_timeout={seconds!r} must be > 0 (DB_STATEMENT_TIMEOUT)")
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    milliseconds = max(1, round(seconds * 1000))
+    return make_conninfo(conninfo, options=f"{options} -c statement_timeout={milliseconds}".strip())
 
 
 def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, Any]]:
@@ -97,46 +171,144 @@ def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, An
         "max_size": settings.db_pool_max,
         "max_idle": settings.db_pool_idle_timeout,
         "timeout": settings.db_pool_timeout,
+        "max_waiting": settings.db_pool_max_waiting,
+        "statement_timeout": settings.db_statement_timeout,
         "stats": QueryStats(slow_query_ms=settings.slow_query_ms),
     }
     return settings.database_url, arguments
 
 
-class _CountingPool(ConnectionPool[Any]):
-    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+# The longest pause between two attempts to reconnect to a server that is down.
+# psycopg_pool doubles it without bound (1, 2, 4, 8 s ...): after a 10 s outage the pool
+# could stay empty for 5 s more with the server back. Refused connections are cheap.
+RECONNECT_MAX_DELAY = 1.0
 
-    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
-        self.on_timeout = on_timeout
+
+class _Reconnect(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff, capped at :data:`RECONNECT_MAX_DELAY` and at
+    half the pool's ``timeout``: a request that waits for a connection while the server
+    comes back sees a reconnection attempt before it gives up."""
+
+    def __init__(self, *, timeout: float, pool_timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.max_delay = min(RECONNECT_MAX_DELAY, pool_timeout / 2)
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.max_delay)
+
+
+class _WatchedPool(ConnectionPool[Any]):
+    """psycopg_pool's pool, whose checkout verifies or replaces suspect connections."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
+        self.watch = watch
         super().__init__(*args, **kwargs)
 
+    # getconn and putconn are the hot path: the base class is named, not found by super().
     def getconn(self, timeout: float | None = None) -> Any:
         try:
-            return super().getconn(timeout)
+            conn = ConnectionPool.getconn(self, timeout)
+            if self.watch.suspect(conn):
+                conn = self._live(conn, timeout)
+            return conn
+        except TooManyRequests:
+            self.watch.count_rejected()
+            raise
         except PoolTimeout:
-            self.on_timeout()
+            self.watch.count_timeout()
             raise
 
+    def _live(self, conn: Any, timeout: float | None) -> Any:
+        """``conn`` if it answers a check, else the first of its successors that does."""
+        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            epoch = self.watch.epoch
+            if not self.watch.must_replace(conn):
+                try:
+                    self.check_connection(conn)
+                except Exception:  # noqa: S110 (dead: replaced below)
+                    pass
+                else:
+                    self.watch.verified_good(conn, epoch)
+                    return conn
+            # Closed before it goes back, so that the pool opens a new one in its place.
+            self.watch.found_dead(conn, replaced=True)
+            conn.close()
+            self.putconn(conn)
+            conn = super().getconn(max(deadline - monotonic(), 0.0))
+            if not self.watch.suspect(conn):
+                return conn
 
-class _AsyncCountingPool(AsyncConnectionPool[Any]):
-    """psycopg_pool's pool, telling its owner about acquisitions that timed out."""
+    def putconn(self, conn: Any) -> None:
+        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
+        ConnectionPool.putconn(self, conn)
 
-    def __init__(self, *args: Any, on_timeout: Callable[[], None], **kwargs: Any) -> None:
-        self.on_timeout = on_timeout
+    # psycopg_pool's own (private) step that connects and reschedules itself on failure:
+    # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
+        super()._add_connection(attempt, growing)
+
+
+class _AsyncWatchedPool(AsyncConnectionPool[Any]):
+    """The asyncio twin of :class:`_WatchedPool`."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
+        self.watch = watch
         super().__init__(*args, **kwargs)
 
     async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
         try:
-            return await super().getconn(timeout)
-        except PoolTimeout:
-            self.on_timeout()
+            conn = await AsyncConnectionPool.getconn(self, timeout)
+            if self.watch.suspect(conn):
+                conn = await self._live(conn, timeout)
+            return conn
+        except TooManyRequests:
+            self.watch.count_rejected()
             raise
+        except PoolTimeout:
+            self.watch.count_timeout()
+            raise
+
+    async def _live(self, conn: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+        """``conn`` if it answers a check, else the first of its successors that does."""
+        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            epoch = self.watch.epoch
+            if not self.watch.must_replace(conn):
+                try:
+                    await self.check_connection(conn)
+                except Exception:  # noqa: S110 (dead: replaced below)
+                    pass
+                else:
+                    self.watch.verified_good(conn, epoch)
+                    return conn
+            self.watch.found_dead(conn, replaced=True)
+            await conn.close()
+            await self.putconn(conn)
+            conn = await super().getconn(max(deadline - monotonic(), 0.0))
+            if not self.watch.suspect(conn):
+                return conn
+
+    async def putconn(self, conn: Any) -> None:
+        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
+        await AsyncConnectionPool.putconn(self, conn)
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        if attempt is None:
+            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
+        await super()._add_connection(attempt, growing)
 
 
 class BaseTimedPool:
     """What the sync and async pools share: stats, cursor classes, configuration."""
 
     pool: ConnectionPool[Any] | AsyncConnectionPool[Any]
-    _pool_class: type[_CountingPool] | type[_AsyncCountingPool]
+    _pool_class: type[_WatchedPool] | type[_AsyncWatchedPool]
 
     def __init__(
         self,
@@ -147,25 +319,27 @@ class BaseTimedPool:
         max_size: int = 20,
         max_idle: float = 30.0,
         timeout: float = 30.0,
+        max_waiting: int = 0,
+        statement_timeout: float | None = None,
         name: str | None = None,
         open: bool = False,
         configure: Callable[[Any], Any] | None = None,
         **pool_kwargs: Any,
     ) -> None:
-        _check_sizes(min_size, max_size, max_idle, timeout)
+        _check_sizes(min_size, max_size, max_idle, timeout, max_waiting)
         self.stats = stats if stats is not None else QueryStats()
         self.name = name or f"perfkit-pool-{next(_names)}"
         self._cursor_classes: dict[type[Any], type[Any]] = {}
-        self._timeouts = 0
-        self._timeouts_lock = threading.Lock()  # PoolTimeouts come from many threads at once
+        self._watch = ConnectionWatch()
         self._configure_first = configure
         self.pool = self._pool_class(
-            conninfo,
-            on_timeout=self._count_timeout,
+            _with_statement_timeout(conninfo, statement_timeout),
+            watch=self._watch,
             min_size=min_size,
             max_size=max_size,
             max_idle=max_idle,
             timeout=timeout,
+            max_waiting=max_waiting,
             name=self.name,
             open=open,
             configure=self._configure,
@@ -185,58 +359,39 @@ class BaseTimedPool:
         raise NotImplementedError
 
     def _instrument(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
-        """Swap the connection's cursor factories for timed subclasses of them."""
+        """Swap the connection's cursor factories for timed subclasses of them, and start
+        watching it."""
         conn.cursor_factory = self._timed(conn.cursor_factory)
         conn.server_cursor_factory = self._timed(conn.server_cursor_factory)
+        self._watch.stamp(conn)
 
     def _timed(self, base: type[Any]) -> type[Any]:
         found = self._cursor_classes.get(base)
         if found is None:
-            found = timed_cursor_class(base, self.stats, self.name)
+            found = timed_cursor_class(base, self.stats, self.name, self._watch.statement_failed)
             found = self._cursor_classes.setdefault(base, found)
         return found
 
-    def _count_timeout(self) -> None:
-        with self._timeouts_lock:
-            self._timeouts += 1
-
     def get_stats(self, top: int | None = None) -> TimedPoolStats:
         """Pool and statement statistics (``top`` cuts the per-fingerprint list)."""
-        raw = self.pool.get_stats()
-        size = raw.get("pool_size", 0)
-        idle = raw.get("pool_available", 0)
-        in_use = max(size - idle, 0)
-        requests = raw.get("requests_num", 0)
-        wait_ms = raw.get("requests_wait_ms", 0)
-        pool = PoolStats(
-            name=self.name,
-            min_size=raw.get("pool_min", 0),
-            max_size=raw.get("pool_max", 0),
-            size=size,
-            idle=idle,
-            in_use=in_use,
-            waiting=raw.get("requests_waiting", 0),
-            utilization_pct=100.0 * in_use / self.pool.max_size,
-            requests=requests,
-            requests_queued=raw.get("requests_queued", 0),
-            requests_errors=raw.get("requests_errors", 0),
-            timeouts=self._timeouts,
-            acquire_wait_ms=wait_ms,
-            acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
-            usage_ms=raw.get("usage_ms", 0),
-            connections=raw.get("connections_num", 0),
-            connections_ms=raw.get("connections_ms", 0),
-            connection_errors=raw.get("connections_errors", 0),
-            connections_lost=raw.get("connections_lost", 0),
-            returns_bad=raw.get("returns_bad", 0),
+        watch = self._watch
+        pool = psycopg_pool_stats(
+            self.name,
+            self.pool,
+            # A checkout that replaced a dead connection asked psycopg_pool again: one request.
+            uncounted_requests=watch.replaced,
+            requests_rejected=watch.rejected,
+            timeouts=watch.timeouts,
+            connections_verified=watch.verified,
+            connections_replaced=watch.replaced,
+            statements_retried=watch.retried,
         )
         return TimedPoolStats(pool=pool, queries=self.stats.get_stats(top))
 
     def reset_stats(self) -> None:
         """Zero the pool's counters and the statement stats (shared by every pool using them)."""
         self.pool.pop_stats()
-        with self._timeouts_lock:
-            self._timeouts = 0
+        self._watch.reset()
         self.stats.reset()
 
     @property
@@ -264,13 +419,17 @@ class TimedPool(BaseTimedPool):
     :param max_size: most connections (``DB_POOL_MAX``).
     :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).
     :param timeout: seconds to wait for a connection before ``PoolTimeout`` (``DB_POOL_TIMEOUT``).
+    :param max_waiting: requests that may wait for a connection at once; one more is refused
+        at once with ``TooManyRequests`` (``DB_POOL_MAX_WAITING``; 0: no limit).
+    :param statement_timeout: seconds a statement may run before the server cancels it
+        (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run on each new connection, before perfkit installs its cursors.
     :param pool_kwargs: passed to ``ConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
     """
 
     pool: ConnectionPool[Any]
-    _pool_class = _CountingPool
+    _pool_class = _WatchedPool
 
     def _configure(self, conn: Connection[Any]) -> None:
         if self._configure_first is not None:
@@ -302,6 +461,34 @@ class TimedPool(BaseTimedPool):
         """Give back a connection taken with :meth:`getconn`."""
         self.pool.putconn(conn)
 
+    def fetch(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        row_factory: Any = None,
+        retry_safe: bool | None = None,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows (``[]`` if none).
+
+        If the connection dies under the statement, it runs once more on a fresh
+        connection when that is safe: a read-only statement (``SELECT`` ... without
+        writes or row locks), or any with ``retry_safe=True``; ``retry_safe=False`` never.
+        """
+        retried = False
+        while True:
+            with self.connection(timeout) as conn:
+                cursor = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+                try:
+                    cursor.execute(query, params)  # type: ignore[arg-type]
+                    return cursor.fetchall() if cursor.description is not None else []
+                except OperationalError:
+                    text = sql_text(query, conn)
+                    if retried or not self._watch.may_retry(conn, text, retry_safe):
+                        raise
+            retried = True
+
     def check(self) -> None:
         """Check the idle connections, replacing broken ones."""
         self.pool.check()
@@ -332,7 +519,7 @@ class AsyncTimedPool(BaseTimedPool):
     """
 
     pool: AsyncConnectionPool[Any]
-    _pool_class = _AsyncCountingPool
+    _pool_class = _AsyncWatchedPool
 
     async def _configure(self, conn: AsyncConnection[Any]) -> None:
         if self._configure_first is not None:
@@ -365,6 +552,30 @@ class AsyncTimedPool(BaseTimedPool):
     async def putconn(self, conn: AsyncConnection[Any]) -> None:
         """Give back a connection taken with :meth:`getconn`."""
         await self.pool.putconn(conn)
+
+    async def fetch(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        row_factory: Any = None,
+        retry_safe: bool | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the pool's wait, as connection())
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows (``[]`` if none);
+        retried once on a fresh connection as :meth:`TimedPool.fetch` says."""
+        retried = False
+        while True:
+            async with self.connection(timeout) as conn:
+                cursor = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+                try:
+                    await cursor.execute(query, params)  # type: ignore[arg-type]
+                    return await cursor.fetchall() if cursor.description is not None else []
+                except OperationalError:
+                    text = sql_text(query, conn)
+                    if retried or not self._watch.may_retry(conn, text, retry_safe):
+                        raise
+            retried = True
 
     async def check(self) -> None:
         """Check the idle connections, replacing broken ones."""

@@ -164,6 +164,12 @@ class _Entry:
         )
 
 
+def sql_text(query: Any, context: Any = None) -> str:
+    """The text of a query (``str``, ``bytes`` or ``psycopg.sql`` object), for reading."""
+    key = _sql_key(query, context)
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+
+
 def _sql_key(query: Any, context: Any) -> str | bytes:
     if isinstance(query, str | bytes):
         return query

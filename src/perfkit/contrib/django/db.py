@@ -16,6 +16,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from perfkit.queries import PoolStats, QueryStats
+from perfkit.queries._pool import psycopg_pool_stats
 from perfkit.settings import Settings
 
 __all__ = ["QueryTimer", "get_query_stats", "install", "pool_stats", "set_query_stats"]
@@ -87,31 +88,5 @@ def pool_stats(alias: str = "default") -> PoolStats | None:
     pool = getattr(connections[alias], "pool", None)
     if pool is None:
         return None
-    raw = pool.get_stats()
-    size = raw.get("pool_size", 0)
-    idle = raw.get("pool_available", 0)
-    in_use = max(size - idle, 0)
-    requests = raw.get("requests_num", 0)
-    wait_ms = raw.get("requests_wait_ms", 0)
-    return PoolStats(
-        name=alias,
-        min_size=raw.get("pool_min", 0),
-        max_size=raw.get("pool_max", 0),
-        size=size,
-        idle=idle,
-        in_use=in_use,
-        waiting=raw.get("requests_waiting", 0),
-        utilization_pct=100.0 * in_use / pool.max_size if pool.max_size else 0.0,
-        requests=requests,
-        requests_queued=raw.get("requests_queued", 0),
-        requests_errors=raw.get("requests_errors", 0),
-        timeouts=0,  # psycopg_pool counts them in requests_errors
-        acquire_wait_ms=wait_ms,
-        acquire_wait_mean_ms=wait_ms / requests if requests else 0.0,
-        usage_ms=raw.get("usage_ms", 0),
-        connections=raw.get("connections_num", 0),
-        connections_ms=raw.get("connections_ms", 0),
-        connection_errors=raw.get("connections_errors", 0),
-        connections_lost=raw.get("connections_lost", 0),
-        returns_bad=raw.get("returns_bad", 0),
-    )
+    # psycopg_pool counts timeouts in requests_errors.
+    return psycopg_pool_stats(alias, pool)

@@ -1,0 +1,396 @@
+"""The fleet view: the numbers of every app process (workers, hosts) merged into one,
+whichever process answers.
+
+Each process runs a :class:`Fleet` publisher (a daemon thread :meth:`Fleet.start` starts;
+:class:`~perfkit.Perfkit` starts it with the kit). Every ``interval`` seconds it writes its
+:class:`ProcessState` — the registry's metrics, the last hour of trend buckets, its
+slowest requests and its top statements — as one msgpack value into the hash
+``<namespace>:__perfkit__:fleet`` (field = the process) and refreshes the liveness key
+``<namespace>:__perfkit__:fleet:alive:<process>`` with a ``ttl`` (3 intervals).
+
+A read (:meth:`Fleet.read`) costs two round trips whatever the number of processes
+(HGETALL, then MGET of the liveness keys) and merges O(processes) states: counters and
+histograms are summed, percentiles come from the summed histograms, gauges combine by
+their declared mode, trends per minute, statements by fingerprint id. The answering
+process puts its own live numbers in place of what it last published, so the view is at
+most ``interval`` old for the others and current for itself.
+
+A process whose liveness key expired (it exited, or was killed) leaves the live list at
+once, and its totals stay: its counters, histograms, trends and statements (the gauges of
+the dead make no sense). Its state is kept as it is for ``retire_after`` seconds (5
+minutes) — so a process that only stalled, and publishes again, replaces its own numbers
+instead of being counted twice — and then folded into the ``retired`` field, in a
+WATCH/MULTI transaction so that two readers cannot fold it twice. The hash therefore holds
+the live processes, those gone in the last minutes, and one more.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+import structlog
+
+from perfkit._errors import ConfigError
+from perfkit.metrics.monitor import PerformanceMonitor
+from perfkit.metrics.requests import RequestSummary, SlowRequest, summarize
+from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, merge
+from perfkit.metrics.system import process_start_time, resident_memory
+from perfkit.metrics.trends import TrendBucket, TrendPoint, merge_buckets, merge_trends
+from perfkit.queries._merge import (
+    QueryExport,
+    merge_query_exports,
+    query_snapshot,
+)
+from perfkit.queries._stats import QueryStatsSnapshot
+
+__all__ = ["Fleet", "FleetProcess", "FleetView", "ProcessState"]
+
+RETIRED = "retired"
+# What one process publishes is bounded: this many statements (by total time), the last
+# hour of trend buckets and its slowest requests.
+TOP_STATEMENTS = 100
+TREND_BUCKETS = 60
+SLOWEST = 10
+
+_log = structlog.get_logger("perfkit.metrics")
+
+
+class FleetProcess(msgspec.Struct, frozen=True, kw_only=True):
+    """One live process of the fleet: where it runs, since when, its load and memory.
+
+    ``published`` is when these numbers were taken (unix time); ``requests`` are the
+    requests it finished since it started.
+    """
+
+    process: str
+    host: str
+    pid: int
+    started: float
+    uptime_s: float
+    requests: int
+    in_flight: int
+    rss_bytes: int
+    published: float
+
+
+class ProcessState(msgspec.Struct, array_like=True, frozen=True):
+    """Everything one process publishes (also the folded totals of retired processes)."""
+
+    info: FleetProcess
+    metrics: list[MetricSnapshot]
+    trends: list[TrendBucket]
+    slowest: list[SlowRequest]
+    queries: QueryExport | None = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ProcessState)
+
+
+class FleetView:
+    """The merged numbers of the live processes plus the retired totals.
+
+    ``scope`` is ``"fleet"`` when the other processes' states were read, ``"process"``
+    when only this process's numbers are known (no Redis, or Redis away).
+    """
+
+    def __init__(
+        self,
+        monitor: PerformanceMonitor,
+        live: list[ProcessState],
+        retired: ProcessState | None,
+        *,
+        scope: Literal["fleet", "process"],
+    ) -> None:
+        self.monitor = monitor
+        self.live = live
+        self.retired = retired
+        self.scope = scope
+        self._all = [*live, *([retired] if retired is not None else [])]
+        self._metrics: list[MetricSnapshot] | None = None
+
+    @property
+    def processes(self) -> list[FleetProcess]:
+        """The live processes, oldest first."""
+        return sorted((state.info for state in self.live), key=lambda p: p.started)
+
+    @property
+    def metrics(self) -> list[MetricSnapshot]:
+        """Every metric merged (see :func:`perfkit.metrics.merge`)."""
+        if self._metrics is None:
+            self._metrics = merge(
+                ProcessSnapshot(s.info.process, s.info.published, s.metrics) for s in self._all
+            )
+        return self._metrics
+
+    def requests(self) -> RequestSummary:
+        """The request totals of the fleet (p95 from the merged duration histogram)."""
+        return summarize(self.metrics, in_flight=sum(s.info.in_flight for s in self.live))
+
+    def slowest(self, limit: int = SLOWEST) -> list[SlowRequest]:
+        """The slowest recent slow requests of the live processes, slowest first."""
+        found = [request for state in self.live for request in state.slowest]
+        return sorted(found, key=lambda r: r.duration_ms, reverse=True)[:limit]
+
+    def trend_points(self, *, last: int | None = None) -> list[TrendPoint]:
+        """The trends of the fleet, merged per bucket, oldest first."""
+        trends = self.monitor.trends
+        return merge_trends(
+            [state.trends for state in self._all],
+            trends.bounds,
+            trends.bucket_seconds,
+            history=trends.history,
+            last=last,
+        )
+
+    def queries(self, top: int) -> QueryStatsSnapshot | None:
+        """The statement statistics of the fleet, merged by fingerprint; ``None`` when no
+        process has a pool."""
+        exports = [state.queries for state in self._all if state.queries is not None]
+        if not exports:
+            return None
+        return query_snapshot(merge_query_exports(exports, top))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Fleet:
+    """Publishes this process's state and reads the fleet's (see the module doc).
+
+    ``client`` is a sync ``redis.Redis`` (``None``: no fleet, every view is this process's
+    own). ``queries`` returns this process's statement export (the kit passes its pool's).
+    Start it in each worker after the fork: a preloading master (gunicorn ``--preload``)
+    must not start it before forking (see docs/deployment.md).
+    """
+
+    def __init__(
+        self,
+        monitor: PerformanceMonitor,
+        client: Any,
+        *,
+        namespace: str,
+        interval: float = 2.0,
+        ttl: float | None = None,
+        queries: Callable[[], QueryExport] | None = None,
+        retire_after: float = 300.0,
+    ) -> None:
+        if retire_after < 0:
+            raise ConfigError(f"fleet retire_after must be >= 0, got {retire_after}")
+        if not namespace:
+            raise ConfigError("fleet namespace must not be empty")
+        if interval <= 0:
+            raise ConfigError(f"fleet interval must be positive, got {interval}")
+        self.ttl = ttl if ttl is not None else 3 * interval
+        if self.ttl <= interval:
+            raise ConfigError(f"fleet ttl ({self.ttl}) must be longer than the interval")
+        self.monitor = monitor
+        self.client = client
+        self.interval = interval
+        self.queries = queries
+        self.retire_after = retire_after
+        self.hash_key = f"{namespace}:__perfkit__:fleet"
+        self._process = ""
+        self._pid = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def process(self) -> str:
+        """This process's field name: host, pid and a random suffix (pids get reused)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._process = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
+        return self._process
+
+    def alive_key(self, process: str) -> str:
+        """The liveness key of ``process`` (expires ``ttl`` after its last publish)."""
+        return f"{self.hash_key}:alive:{process}"
+
+    # -- this process -----------------------------------------------------------------------
+
+    def state(self) -> ProcessState:
+        """This process's numbers now (what it publishes, and answers with for itself)."""
+        monitor = self.monitor
+        metrics = monitor.registry.snapshot()
+        started = process_start_time()
+        now = time.time()
+        info = FleetProcess(
+            process=self.process,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=started,
+            uptime_s=now - started,
+            requests=summarize(metrics, in_flight=0).requests,
+            in_flight=sum(monitor.requests.in_flight().values()),
+            rss_bytes=resident_memory(),
+            published=now,
+        )
+        return ProcessState(
+            info=info,
+            metrics=metrics,
+            trends=monitor.trends.export(last=TREND_BUCKETS),
+            slowest=monitor.requests.slowest(SLOWEST),
+            queries=self.queries() if self.queries is not None else None,
+        )
+
+    def publish(self) -> None:
+        """Write this process's state now and refresh its liveness key (one round trip)."""
+        if self.client is None:
+            return
+        state = self.state()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.hash_key, state.info.process, _encoder.encode(state))
+        pipe.set(self.alive_key(state.info.process), b"1", px=int(self.ttl * 1000))
+        pipe.execute()
+
+    def start(self) -> None:
+        """Publish every ``interval`` in a daemon thread (no-op without a client or when
+        already started in this process)."""
+        if self.client is None or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="perfkit-fleet", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing: a last publish, then the liveness key is dropped so that the
+        next read folds this process into the retired totals."""
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is None:
+            return
+        thread.join()
+        try:
+            self.publish()
+            self.client.delete(self.alive_key(self.process))
+        except Exception as exc:
+            _log.warning("metrics.fleet_publish_failed", error=type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.publish()
+            except Exception as exc:
+                # Redis away: keep counting locally; the next publish carries the totals.
+                _log.warning("metrics.fleet_publish_failed", error=type(exc).__name__)
+            self._stop.wait(self.interval)
+
+    # -- the fleet --------------------------------------------------------------------------
+
+    def local(self) -> FleetView:
+        """A view of this process alone (what the admin answers while Redis is away)."""
+        return FleetView(self.monitor, [self.state()], None, scope="process")
+
+    def read(self) -> FleetView:
+        """The fleet's view: the live processes' states (this one's live), plus the retired
+        totals. Raises redis-py's errors when Redis is away."""
+        local = self.state()
+        if self.client is None:
+            return FleetView(self.monitor, [local], None, scope="process")
+        live, dead, retired = self._read()
+        if self._stale(dead):
+            # Folded by this reader or a concurrent one: read what the fold left.
+            self._retire()
+            live, dead, retired = self._read()
+        own = local.info.process
+        # This process's live numbers replace whatever it published (even if its liveness
+        # key expired while its thread stalled): never counted twice.
+        dead.pop(own, None)
+        gone = [s for s in (retired, *dead.values()) if s is not None]
+        others = [state for state in live if state.info.process != own]
+        totals = _retired(gone) if gone else None
+        return FleetView(self.monitor, [local, *others], totals, scope="fleet")
+
+    def _read(
+        self,
+    ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
+        raw = {_text(field): value for field, value in self.client.hgetall(self.hash_key).items()}
+        return self._split(self.client, raw)
+
+    def _stale(self, dead: dict[str, ProcessState | None]) -> list[str]:
+        """The dead processes gone for longer than ``retire_after`` (by their last publish)."""
+        oldest = time.time() - self.retire_after
+        own = self.process  # a reader never folds itself: its live numbers count already
+        return [
+            p for p, s in dead.items() if p != own and (s is None or s.info.published <= oldest)
+        ]
+
+    def _split(
+        self, client: Any, raw: dict[str, bytes]
+    ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
+        """Live states, dead processes (field -> state) and the retired state."""
+        processes = [field for field in raw if field != RETIRED]
+        alive = list(client.mget([self.alive_key(p) for p in processes])) if processes else []
+        live: list[ProcessState] = []
+        dead: dict[str, ProcessState | None] = {}
+        for process, flag in zip(processes, alive, strict=True):
+            state = _decode(process, raw[process])
+            if flag is not None:
+                if state is not None:
+                    live.append(state)
+            else:
+                dead[process] = state
+        retired = _decode(RETIRED, raw[RETIRED]) if RETIRED in raw else None
+        return live, dead, retired
+
+    def _retire(self) -> None:
+        """Fold the processes dead for longer than ``retire_after`` into ``retired`` (a
+        WATCH/MULTI transaction, retried when another reader changed the hash meanwhile)."""
+
+        def fold(pipe: Any) -> None:
+            raw = {_text(f): v for f, v in pipe.hgetall(self.hash_key).items()}
+            _, dead, retired = self._split(pipe, raw)
+            stale = self._stale(dead)
+            if not stale:
+                return
+            states = [s for s in (retired, *(dead[p] for p in stale)) if s is not None]
+            state = _retired(states)
+            pipe.multi()
+            pipe.hset(self.hash_key, RETIRED, _encoder.encode(state))
+            pipe.hdel(self.hash_key, *stale)
+
+        self.client.transaction(fold, self.hash_key)
+
+
+def _decode(process: str, raw: bytes) -> ProcessState | None:
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError:
+        # Another perfkit version during a deploy: left out, not fatal.
+        _log.warning("metrics.fleet_state_unreadable", process=process)
+        return None
+
+
+def _retired(states: list[ProcessState]) -> ProcessState:
+    """The totals of ``states`` as one state: counters, histograms, trends, statements."""
+    metrics = merge(ProcessSnapshot(s.info.process, s.info.published, s.metrics) for s in states)
+    exports = [s.queries for s in states if s.queries is not None]
+    now = time.time()
+    info = FleetProcess(
+        process=RETIRED,
+        host="",
+        pid=0,
+        started=min(s.info.started for s in states),
+        uptime_s=0.0,
+        requests=sum(s.info.requests for s in states),
+        in_flight=0,
+        rss_bytes=0,
+        published=now,
+    )
+    return ProcessState(
+        info=info,
+        metrics=[m for m in metrics if m.kind != "gauge"],
+        # The retired keep a day of minutes, as a process's own Trends does.
+        trends=[b for _, b in sorted(merge_buckets(s.trends for s in states).items())][-24 * 60 :],
+        slowest=[],
+        queries=merge_query_exports(exports, TOP_STATEMENTS) if exports else None,
+    )

@@ -1,0 +1,168 @@
+"""Statement statistics of several processes: a bounded export of one
+:class:`~perfkit.queries.QueryStats` and the merge of many, by fingerprint id.
+
+An export keeps each fingerprint's raw numbers and its duration buckets (sparse), so the
+merged percentiles come from the summed buckets — never from averaged percentiles.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import msgspec
+
+from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._stats import BUCKET_COUNT, QueryStats, QueryStatsSnapshot, SlowQuery, _Entry
+
+__all__ = [
+    "QueryExport",
+    "StatementExport",
+    "export_query_stats",
+    "merge_query_exports",
+    "query_snapshot",
+]
+
+
+class StatementExport(msgspec.Struct, array_like=True, frozen=True):
+    """One fingerprint's raw numbers (seconds); ``buckets`` maps bucket index -> count."""
+
+    fingerprint: str
+    fingerprint_id: str
+    count: int
+    errors: int
+    slow: int
+    rows: int
+    total: float
+    min: float
+    max: float
+    last_seen: float
+    buckets: dict[int, int]
+
+
+class QueryExport(msgspec.Struct, array_like=True, frozen=True):
+    """A process's statement statistics: totals, the top statements and the slowest runs."""
+
+    since: float
+    slow_query_ms: float
+    count: int
+    errors: int
+    slow: int
+    rows: int
+    total: float
+    evicted: int
+    statements: list[StatementExport]
+    slowest: list[SlowQuery]
+
+
+def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
+    """``stats`` with its ``top`` statements by total time (bounded however many it tracks)."""
+    snapshot = stats.get_stats(top)  # drains the queued samples, orders by total time
+    with stats._lock:
+        entries = [stats._entries.get(s.fingerprint_id) for s in snapshot.by_fingerprint]
+        statements = [_export(entry) for entry in entries if entry is not None]
+    return QueryExport(
+        since=snapshot.since,
+        slow_query_ms=snapshot.slow_query_ms,
+        count=snapshot.count,
+        errors=snapshot.errors,
+        slow=snapshot.slow,
+        rows=snapshot.rows,
+        total=snapshot.total_ms / 1000,
+        evicted=snapshot.fingerprints_evicted,
+        statements=statements,
+        slowest=snapshot.slowest,
+    )
+
+
+def _export(entry: _Entry) -> StatementExport:
+    return StatementExport(
+        fingerprint=entry.fingerprint.text,
+        fingerprint_id=entry.fingerprint.id,
+        count=entry.count,
+        errors=entry.errors,
+        slow=entry.slow,
+        rows=entry.rows,
+        total=entry.total,
+        min=entry.min,
+        max=entry.max,
+        last_seen=entry.last_seen,
+        buckets={i: n for i, n in enumerate(entry.buckets) if n},
+    )
+
+
+def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
+    """One export of several: totals summed, statements merged by fingerprint id (counts
+    and buckets summed, min/max/last seen combined), cut to the ``top`` by total time."""
+    by_id: dict[str, _Entry] = {}
+    for export in exports:
+        for statement in export.statements:
+            entry = by_id.get(statement.fingerprint_id)
+            if entry is None:
+                by_id[statement.fingerprint_id] = _entry(statement)
+                continue
+            entry.count += statement.count
+            entry.errors += statement.errors
+            entry.slow += statement.slow
+            entry.rows += statement.rows
+            entry.total += statement.total
+            entry.min = min(entry.min, statement.min)
+            entry.max = max(entry.max, statement.max)
+            entry.last_seen = max(entry.last_seen, statement.last_seen)
+            for index, count in statement.buckets.items():
+                if 0 <= index < BUCKET_COUNT:
+                    entry.buckets[index] += count
+    slowest = heapq.nlargest(
+        max((len(e.slowest) for e in exports), default=0),
+        (query for export in exports for query in export.slowest),
+        key=lambda q: q.duration_ms,
+    )
+    return QueryExport(
+        since=min((e.since for e in exports), default=0.0),
+        slow_query_ms=max((e.slow_query_ms for e in exports), default=0.0),
+        count=sum(e.count for e in exports),
+        errors=sum(e.errors for e in exports),
+        slow=sum(e.slow for e in exports),
+        rows=sum(e.rows for e in exports),
+        total=sum(e.total for e in exports),
+        evicted=sum(e.evicted for e in exports),
+        statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
+        slowest=slowest,
+    )
+
+
+def query_snapshot(export: QueryExport, top: int | None = None) -> QueryStatsSnapshot:
+    """The :class:`QueryStatsSnapshot` an export stands for (what the admin answers)."""
+    statements = export.statements[:top] if top is not None else export.statements
+    count = export.count
+    return QueryStatsSnapshot(
+        since=export.since,
+        slow_query_ms=export.slow_query_ms,
+        count=count,
+        errors=export.errors,
+        slow=export.slow,
+        slow_pct=100.0 * export.slow / count if count else 0.0,
+        rows=export.rows,
+        total_ms=export.total * 1000,
+        mean_ms=export.total * 1000 / count if count else 0.0,
+        fingerprints_tracked=len(export.statements),
+        fingerprints_evicted=export.evicted,
+        by_fingerprint=[_entry(s).snapshot() for s in statements],
+        slowest=export.slowest,
+    )
+
+
+def _entry(statement: StatementExport) -> _Entry:
+    """The table entry of an export, so its percentiles are computed the one way."""
+    entry = _Entry(Fingerprint(statement.fingerprint, statement.fingerprint_id))
+    entry.count = statement.count
+    entry.errors = statement.errors
+    entry.slow = statement.slow
+    entry.rows = statement.rows
+    entry.total = statement.total
+    entry.min = statement.min
+    entry.max = statement.max
+    entry.last_seen = statement.last_seen
+    for index, count in statement.buckets.items():
+        if 0 <= index < BUCKET_COUNT:
+            entry.buckets[index] = count
+    return entry

@@ -1,0 +1,137 @@
+"""``pool.fetch()``: a statement whose connection dies under it runs once more on a fresh
+connection when that is safe (read-only, or marked ``retry_safe``), never otherwise."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries._watch import read_only
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SELECT * FROM t WHERE id = %s", True),
+        ("  (select 1) union (select 2)", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", True),
+        ("SHOW statement_timeout", True),
+        ("SELECT * FROM t WHERE id IN (1, 2)", True),
+        ("INSERT INTO t VALUES (1)", False),
+        ("UPDATE t SET x = 1", False),
+        ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", False),
+        ("SELECT * INTO t2 FROM t", False),
+        ("SELECT * FROM t FOR UPDATE", False),
+        ("SELECT * FROM t FOR NO KEY UPDATE", False),
+        ("SELECT nextval('s')", False),
+        ("SELECT pg_advisory_lock(1)", False),
+        ("BEGIN", False),
+    ],
+)
+def test_read_only_is_judged_by_the_statement_words(text: str, expected: bool) -> None:
+    assert read_only(text) is expected
+
+
+def _kill_when_running(database_url: str, marker: str) -> threading.Thread:
+    """Terminate the backend running the statement tagged ``marker`` once it runs."""
+
+    admin = psycopg.connect(database_url, autocommit=True)  # ready before the statement runs
+
+    def kill() -> None:
+        deadline = time.monotonic() + 30
+        with admin:
+            while time.monotonic() < deadline:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE query LIKE %s AND pid <> pg_backend_pid() AND state = 'active'",
+                    (f"%{marker}%",),
+                ).fetchall()
+                if killed:
+                    return
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    return thread
+
+
+def _killed_once(database_url: str, run: Callable[[str], Any]) -> Any:
+    """``run(marker)`` while its first attempt's backend is terminated mid-statement."""
+    marker = uuid.uuid4().hex
+    killer = _kill_when_running(database_url, marker)
+    try:
+        return run(marker)
+    finally:
+        killer.join(30)
+
+
+def test_a_read_killed_mid_statement_is_run_again(database_url: str) -> None:
+    with TimedPool(database_url, min_size=2, max_size=2) as pool:
+        rows = _killed_once(
+            database_url,
+            lambda m: pool.fetch(f"SELECT 7 AS n, pg_sleep(1) /* {m} */", row_factory=dict_row),
+        )
+        assert rows == [{"n": 7, "pg_sleep": ""}]
+        stats = pool.get_stats()
+        assert stats.pool.statements_retried == 1
+        assert (stats.queries.count, stats.queries.errors) == (2, 1)  # both runs, once each
+
+
+def test_a_write_killed_mid_statement_is_not_run_again(database_url: str) -> None:
+    with TimedPool(database_url, min_size=2, max_size=2) as pool:
+        pool.fetch("CREATE TABLE w (x int)")
+        with pytest.raises(psycopg.OperationalError):
+            _killed_once(
+                database_url,
+                lambda m: pool.fetch(f"INSERT INTO w SELECT 1 FROM pg_sleep(1) /* {m} */"),
+            )
+        assert pool.get_stats().pool.statements_retried == 0
+        # opting in retries it
+        _killed_once(
+            database_url,
+            lambda m: pool.fetch(
+                f"INSERT INTO w SELECT 2 FROM pg_sleep(1) /* {m} */", retry_safe=True
+            ),
+        )
+        assert pool.fetch("SELECT x FROM w") == [(2,)]
+        assert pool.get_stats().pool.statements_retried == 1
+
+
+def test_retry_safe_false_never_retries_a_read(database_url: str) -> None:
+    with (
+        TimedPool(database_url, min_size=2, max_size=2) as pool,
+        pytest.raises(psycopg.OperationalError),
+    ):
+        _killed_once(
+            database_url,
+            lambda m: pool.fetch(f"SELECT pg_sleep(1) /* {m} */", retry_safe=False),
+        )
+
+
+def test_a_failing_statement_on_a_live_connection_is_not_retried(database_url: str) -> None:
+    with TimedPool(database_url, min_size=1, max_size=1, statement_timeout=0.1) as pool:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            pool.fetch("SELECT pg_sleep(2)")
+        assert pool.get_stats().pool.statements_retried == 0
+
+
+async def test_the_async_pool_runs_a_killed_read_again(database_url: str) -> None:
+    import asyncio
+
+    async with AsyncTimedPool(database_url, min_size=2, max_size=2) as pool:
+        marker = uuid.uuid4().hex
+        killer = await asyncio.to_thread(_kill_when_running, database_url, marker)
+        try:
+            rows = await pool.fetch(f"SELECT 7, pg_sleep(1) /* {marker} */")
+        finally:
+            await asyncio.to_thread(killer.join, 30)
+        assert rows == [(7, "")]
+        assert pool.get_stats().pool.statements_retried == 1
