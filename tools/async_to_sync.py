@@ -29,6 +29,7 @@ REPLACEMENTS = [
     (r"^import asyncio\n", ""),
     (r"\bAsyncRedisService\b", "RedisService"),
     (r"\bAsyncFlights\b", "Flights"),
+    (r"\bAsyncBatcher\b", "Batcher"),
     (r"\bacall_loader\b", "call_loader"),
     (r"\baspawn\b", "spawn"),
     (r"\bastop\b", "stop"),

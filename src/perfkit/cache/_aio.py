@@ -34,6 +34,7 @@ from perfkit.cache._base import (
     tag_ttl_ms,
     validate_tags,
 )
+from perfkit.cache._batch import AsyncBatcher
 from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
@@ -65,6 +66,8 @@ class AsyncRedisService(BaseCacheService):
     ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE`` and
     ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process near
     cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
+    ``auto_pipeline``: coalesce the reads of concurrent tasks into one ``MGET`` (async
+    service only; the sync service sends each thread's own, whatever its value).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class AsyncRedisService(BaseCacheService):
         default_ttl: int | None = None,
         settings: Settings | None = None,
         l1: NearCache | bool = False,
+        auto_pipeline: bool = True,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         sentinel: SentinelURL | None = None
@@ -103,6 +107,7 @@ class AsyncRedisService(BaseCacheService):
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
         self._flights = AsyncFlights()
+        self._batcher = AsyncBatcher(connection, auto_pipeline)
         self._replayer: Any = None
         self._start_l1(l1)
 
@@ -688,13 +693,11 @@ class AsyncRedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
-        """MGET, returning the client's own call (in the async service that saves a
-        coroutine frame on every hit)."""
+        """MGET, returning the batcher's own call (in the async service that saves a
+        coroutine frame on every hit); concurrent ones coalesced (see _batch.py)."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        # The command itself rather than mget(), which builds options for redis-py's own
-        # client-side cache: on a hit this round trip is most of the cost.
-        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
+        return self._batcher.mget(keys)
 
     async def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
