@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-from perfkit.cache import NearCache
+from perfkit.cache import AsyncRedisService, NearCache, cached_query
 from perfkit.cache._codec import MISSING
+from tests._servers import PrivateRedis
+from tests.cache.conftest import TEST_SETTINGS
 
 
 def _filled(count: int) -> NearCache:
@@ -72,3 +75,32 @@ def test_an_expired_or_retagged_entry_is_dropped_on_read() -> None:
     near.learn({"t": b"g2"}, near.epoch)  # the tag moved on
     assert near.get("ns:k0", None) is MISSING
     assert len(near) == 1  # dropped, not only skipped
+
+
+async def test_l1_hits_are_counted_as_hits_when_metrics_are_read(
+    private_redis: PrivateRedis,
+) -> None:
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    assert await asyncio.to_thread(cache.wait_l1_ready)
+
+    @cached_query(ttl=60, tags=["t"], cache=cache)
+    async def square(n: int) -> int:
+        return n * n
+
+    await cache.set("k", "v")
+    await square(3)  # a miss, loaded
+    for _ in range(3):  # until our own writes' pushes have passed and L1 holds both
+        await asyncio.sleep(0.05)
+        await cache.get("k")
+        await square(3)
+    cache.reset_metrics()
+    before = (await cache.metrics()).l1_hits
+    for _ in range(50):
+        assert await cache.get("k") == "v"
+        assert await square(3) == 9
+    metrics = await cache.metrics()
+    assert metrics.l1_hits - before == 100
+    assert (metrics.hits, metrics.misses) == (100, 0)
+    cache.reset_metrics()
+    assert (await cache.metrics()).hits == 0
+    await cache.close()

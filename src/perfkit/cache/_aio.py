@@ -52,9 +52,6 @@ _SCAN_COUNT = 1000
 _REPLAY_EVERY = 0.25
 _NO_TAGS = ReadPlan((), "")
 _NO_PAIRS: list[tuple[str, bytes]] = []  # shared: never mutated
-# The latency an L1 hit is counted with: it takes about a microsecond, far below the first
-# latency bucket, and not timing it saves two clock reads (and their floats) per hit.
-_L1_SECONDS = 0.0
 T = TypeVar("T")
 D = TypeVar("D")
 
@@ -159,7 +156,6 @@ class AsyncRedisService(BaseCacheService):
         full = self._key(key)
         value = self._near_get(full, type)
         if value is not MISSING:
-            self._stats.lookup(True, _L1_SECONDS)
             return value
         start = time.perf_counter()
         epoch = self._near_epoch()
@@ -551,10 +547,9 @@ class AsyncRedisService(BaseCacheService):
         plan = self._read_plan(tags)  # validates them, hit or miss
         near = self._near
         if near is not None and l1 and not refresh:
+            # What an L1 hit returns was stored by a call whose tags passed.
             value = self._near_get(full, type_)
             if value is not MISSING:
-                # What it returns was stored by a call whose tags passed.
-                self._stats.lookup(True, _L1_SECONDS)
                 return value
         start = time.perf_counter()
         if not refresh:

@@ -99,6 +99,8 @@ class NearCache:
             self._entries.move_to_end(full)
         except KeyError:
             pass  # evicted meanwhile: this hit came first
+        # Not under the lock: CPython (with a GIL) switches threads only at calls and
+        # backward jumps, never inside this increment.
         self.hits += 1
         return entry.value
 
