@@ -389,10 +389,12 @@ class BaseCacheService:
     def _cached_hit(self, key: str, tags: tuple[str, ...], type_: Any) -> Any:
         """``@cached_query``'s L1 hit (``tags`` validated as on any call), or MISSING: a
         plain call, so a hit costs no coroutine, nor the loader closure of a miss."""
-        if self._near is None:
+        near = self._near
+        # _near_get's checks inline: a call is a good part of an L1 hit.
+        if near is None or self._fallback_since is not None or self._memory.blocking:
             return MISSING
         self._read_plan(tags)
-        return self._near_get(self._key(key), type_)
+        return near.get(self._key(key), type_)
 
     def _near_epoch(self) -> int:
         return 0 if self._near is None else self._near.epoch
