@@ -697,8 +697,9 @@ class AsyncRedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
-        """MGET, returning the batcher's own call (in the async service that saves a
-        coroutine frame on every hit); concurrent ones coalesced (see _batch.py)."""
+        """MGET (coalesced with concurrent ones in the async service: see _batch.py),
+        returning the call itself, which in the async service saves a coroutine frame on
+        every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
         return self._batcher.mget(keys)

@@ -20,19 +20,6 @@ from perfkit.cache._base import CONNECTION_ERRORS
 MAX_BATCH_KEYS = 1000
 
 
-class Batcher:
-    """The sync service's reads: each thread sends its own ``MGET`` (no coalescing)."""
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Any, enabled: bool) -> None:
-        self._client = client
-
-    def mget(self, keys: list[str]) -> list[bytes | None]:
-        """The values at ``keys`` (None where missing)."""
-        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
-
-
 class _Batch:
     __slots__ = ("callers", "keys")
 
@@ -57,6 +44,8 @@ class AsyncBatcher:
 
     async def mget(self, keys: list[str]) -> list[bytes | None]:
         """The values at ``keys`` (None where missing), in one MGET with concurrent reads."""
+        # execute_command, not mget(): that builds options for redis-py's own client-side
+        # cache, and on a hit this round trip is most of the cost.
         if not self._in_flight or not self._enabled:
             self._in_flight += 1
             try:

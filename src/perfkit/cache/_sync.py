@@ -33,7 +33,6 @@ from perfkit.cache._base import (
     tag_ttl_ms,
     validate_tags,
 )
-from perfkit.cache._batch import Batcher
 from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import Flights, call_loader
@@ -106,7 +105,6 @@ class RedisService(BaseCacheService):
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
         self._flights = Flights()
-        self._batcher = Batcher(connection, auto_pipeline)
         self._replayer: Any = None
         self._start_l1(l1)
 
@@ -683,11 +681,12 @@ class RedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
-        """MGET, returning the batcher's own call (in the async service that saves a
-        coroutine frame on every hit); concurrent ones coalesced (see _batch.py)."""
+        """MGET (coalesced with concurrent ones in the async service: see _batch.py),
+        returning the call itself, which in the async service saves a coroutine frame on
+        every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        return self._batcher.mget(keys)
+        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
 
     def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
