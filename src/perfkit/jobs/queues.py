@@ -18,7 +18,6 @@ __all__ = [
     "DEFAULT_QUEUES",
     "Priority",
     "priority_queue",
-    "split_queue_name",
     "worker_queue_names",
 ]
 
@@ -53,14 +52,6 @@ def priority_queue(queue: str, priority: int) -> str:
         raise JobError(
             f"priority must be 1 (high), 5 (normal) or 10 (low), got {priority!r}"
         ) from None
-
-
-def split_queue_name(rq_queue: str) -> tuple[str, Priority]:
-    """The base queue and priority of an RQ queue name (``email:high`` -> email, HIGH)."""
-    for priority, suffix in _SUFFIXES.items():
-        if suffix and rq_queue.endswith(suffix):
-            return rq_queue[: -len(suffix)], Priority(priority)
-    return rq_queue, Priority.NORMAL
 
 
 def worker_queue_names(queues: Iterable[str] = DEFAULT_QUEUES) -> list[str]:
