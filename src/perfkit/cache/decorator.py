@@ -12,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, o
 
 import msgspec
 
+from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
 from perfkit.cache._sync import RedisService
@@ -170,7 +171,7 @@ def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
             try:
                 _encoder.encode(value)
             except (TypeError, OverflowError) as exc:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"cached_query({name}): argument {argument!r} of type "
                     f"{type(value).__name__} cannot be part of a cache key ({exc}); "
                     "pass key='...' with a template to build the key yourself"
@@ -211,7 +212,7 @@ def _binder(
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{name}(): {exc}") from exc
+            raise ArgumentTypeError(f"{name}(): {exc}") from exc
         bound.apply_defaults()
         return dict(bound.arguments)
 
@@ -242,12 +243,12 @@ def cached_query(
     on what your Redis holds: never ``pickle``).
     """
     if isinstance(tags, str):
-        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+        raise ArgumentTypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
     if serializer is not None and not all(
         callable(getattr(serializer, method, None)) for method in ("dumps", "loads")
     ):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"serializer must have dumps(value) -> bytes and loads(bytes) methods, got "
             f"{type(serializer).__name__}"
         )
@@ -261,7 +262,7 @@ def cached_query(
         skip = skip if skip in _RECEIVERS else None
         if cache is not None and isinstance(cache, AsyncRedisService) != is_async:
             kind = "an async" if is_async else "a sync"
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"cached_query({name}): {kind} function needs "
                 f"{'AsyncRedisService' if is_async else 'RedisService'}, got "
                 f"{type(cache).__name__}"
@@ -275,7 +276,7 @@ def cached_query(
                 try:
                     hint = typing.get_type_hints(func).get("return", Any)
                 except NameError as exc:
-                    raise TypeError(
+                    raise ArgumentTypeError(
                         f"cached_query({name}): cannot resolve the return annotation "
                         f"({exc}); define the type at module level so hits can be "
                         "decoded into it"
@@ -317,7 +318,7 @@ def cached_query(
                 )
                 filled = tuple(template.format(**arguments) for template in tag_templates)
             except (KeyError, IndexError, AttributeError) as exc:
-                raise ValueError(
+                raise ArgumentError(
                     f"cached_query({name}): template refers to {exc} which is not an argument"
                 ) from exc
             return cache_key, filled

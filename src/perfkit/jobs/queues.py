@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from perfkit._errors import JobError
+from perfkit._errors import JobArgumentError, JobError
 
 __all__ = [
     "DEFAULT_QUEUES",
@@ -49,7 +49,7 @@ def priority_queue(queue: str, priority: int) -> str:
     try:
         return queue + _SUFFIXES[int(priority)]
     except (KeyError, ValueError, TypeError):
-        raise JobError(
+        raise JobArgumentError(
             f"priority must be 1 (high), 5 (normal) or 10 (low), got {priority!r}"
         ) from None
 
