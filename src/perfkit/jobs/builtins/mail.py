@@ -17,7 +17,7 @@ import msgspec
 import structlog
 
 from perfkit._errors import JobError, PermanentJobError
-from perfkit.jobs.delivery import DeliveryReport
+from perfkit.jobs.builtins.delivery import DeliveryReport
 from perfkit.jobs.processor import processor
 
 __all__ = [

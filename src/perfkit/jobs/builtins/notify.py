@@ -8,7 +8,7 @@ import msgspec
 import redis
 import structlog
 
-from perfkit.jobs.delivery import DeliveryReport
+from perfkit.jobs.builtins.delivery import DeliveryReport
 from perfkit.jobs.processor import processor
 
 __all__ = [
