@@ -12,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, o
 
 import msgspec
 
+from perfkit import _defaults
 from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
@@ -122,7 +123,10 @@ class Serializer(Protocol):
         ...
 
 
-_defaults: dict[bool, RedisService | AsyncRedisService] = {}
+# The default services, sync (False) and async (True): a process-wide default.
+_services: _defaults.Slot[dict[bool, RedisService | AsyncRedisService]] = _defaults.slot(
+    "cache.default", dict
+)
 _defaults_lock = threading.Lock()
 _encoder = msgspec.msgpack.Encoder()
 _MEMO_TYPES = frozenset({str, int, type(None)})
@@ -136,10 +140,10 @@ def get_default_cache(*, asynchronous: bool = False) -> RedisService | AsyncRedi
     """The service ``cached_query`` uses when given none: created from the environment on
     first use (one sync and one async service per process)."""
     with _defaults_lock:
-        service = _defaults.get(asynchronous)
+        service = _services.value.get(asynchronous)
         if service is None:
             service = AsyncRedisService.from_env() if asynchronous else RedisService.from_env()
-            _defaults[asynchronous] = service
+            _services.value[asynchronous] = service
         return service
 
 
@@ -147,9 +151,9 @@ def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
     """Replace the default service of its kind (sync or async); ``None`` resets both."""
     with _defaults_lock:
         if service is None:
-            _defaults.clear()
+            _services.value.clear()
         else:
-            _defaults[isinstance(service, AsyncRedisService)] = service
+            _services.value[isinstance(service, AsyncRedisService)] = service
 
 
 def _memoizable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

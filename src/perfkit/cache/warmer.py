@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from perfkit import _defaults
 from perfkit._errors import ArgumentError
 from perfkit.settings import Settings
 
@@ -278,18 +279,20 @@ async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-_default: CacheWarmer | None = None
+_default: _defaults.Slot[CacheWarmer | None] = _defaults.slot(
+    "cache.default_warmer", lambda: None, declaration=True
+)
 _default_lock = threading.Lock()
 
 
 def default_warmer() -> CacheWarmer:
     """The process-wide warmer that :func:`register_warmer` adds to (settings from the
     environment, created on first use)."""
-    global _default
     with _default_lock:
-        if _default is None:
-            _default = CacheWarmer()
-        return _default
+        warmer = _default.value
+        if warmer is None:
+            warmer = _default.value = CacheWarmer()
+        return warmer
 
 
 def register_warmer(name: str) -> Callable[[Warmer], Warmer]:
