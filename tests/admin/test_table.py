@@ -86,6 +86,7 @@ def test_every_route_holds_its_handler_coroutine_function() -> None:
         for operation in methods.values()
     ]
     assert sorted(operations) == sorted(names)
+    assert document["info"]["version"] == perfkit.__version__
 
 
 def error(response: httpx.Response, status: int) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -26,6 +28,8 @@ _log = structlog.get_logger("perfkit.admin")
 _BY_PATH: dict[str, dict[str, Route]] = {}
 for _route in ROUTES:
     _BY_PATH.setdefault(_route.path, {})[_route.method] = _route
+
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 _AT_FIELD = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<field>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]*)`")
@@ -119,8 +123,11 @@ class AdminCore:
                 [("allow", allow)],
             )
         part = route.part.resolve(self.source) if route.part is not None else None
-        queues = self.source.queues
-        params = {param.name: param.read(request, queues) for param in route.params}
+        params = (
+            {param.name: param.read(request, self.source.queues) for param in route.params}
+            if route.params
+            else _NO_PARAMS
+        )
         body = None
         if route.body is not None:
             raw = await read_body(self.max_body)

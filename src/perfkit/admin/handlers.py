@@ -15,8 +15,9 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+import msgspec
 import psycopg
 import psycopg_pool
 import redis
@@ -60,7 +61,7 @@ DASHBOARD_TOP = 10
 CROSS_QUEUE_WINDOW = 200
 
 
-class Ask(NamedTuple):
+class Ask(msgspec.Struct, frozen=True):
     """One request as a handler gets it, checked against its route: ``params`` maps each
     query parameter to its value (or default), ``body`` is the decoded body (``None``
     without one) and ``part`` the part the route needs (``None`` when it needs none)."""
