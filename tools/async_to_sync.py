@@ -29,6 +29,13 @@ REPLACEMENTS = [
     (r"^import asyncio\n", ""),
     (r"\bAsyncRedisService\b", "RedisService"),
     (r"\bAsyncFlights\b", "Flights"),
+    # Automatic pipelining is async only: threads each send their own MGET.
+    (r"^from perfkit\.cache\._batch import AsyncBatcher\n", ""),
+    (r"^        self\._batcher = AsyncBatcher\(.*?\)\n", ""),
+    (
+        r"return self\._batcher\.mget\(keys\)",
+        'return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]',
+    ),
     (r"\bacall_loader\b", "call_loader"),
     (r"\baspawn\b", "spawn"),
     (r"\bastop\b", "stop"),

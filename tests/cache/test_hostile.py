@@ -283,7 +283,7 @@ def test_ttl_edges(private_redis: PrivateRedis, raw: redis.Redis) -> None:
 def test_no_other_part_keeps_its_default_keys_in_the_cache_namespace(
     private_redis: PrivateRedis, raw: redis.Redis
 ) -> None:
-    from perfkit.jobs.notify import NotificationPayload, RedisNotificationSink
+    from perfkit.jobs.builtins.notify import NotificationPayload, RedisNotificationSink
 
     sink = RedisNotificationSink(private_redis.url)
     sink.deliver(NotificationPayload(user_id="u1", type="hello"))

@@ -154,3 +154,11 @@ def test_a_source_that_fails_keeps_the_exposition_alive() -> None:
     monitor = PerformanceMonitor(cache=Broken())
     assert "process_resident_memory_bytes" in monitor.exposition()
     assert monitor.report().cache_hit_rate is None
+
+
+def test_monitor_reads_its_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Like every other part: PerformanceMonitor() defaults to Settings.from_env().
+    monkeypatch.setenv("SLOW_REQUEST_MS", "250")
+    assert PerformanceMonitor().settings.slow_request_ms == 250

@@ -12,8 +12,11 @@ from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, o
 
 import msgspec
 
+from perfkit import _defaults
+from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
+from perfkit.cache._codec import MISSING
 from perfkit.cache._sync import RedisService
 
 __all__ = [
@@ -121,7 +124,10 @@ class Serializer(Protocol):
         ...
 
 
-_defaults: dict[bool, RedisService | AsyncRedisService] = {}
+# The default services, sync (False) and async (True): a process-wide default.
+_services: _defaults.Slot[dict[bool, RedisService | AsyncRedisService]] = _defaults.slot(
+    "cache.default", dict
+)
 _defaults_lock = threading.Lock()
 _encoder = msgspec.msgpack.Encoder()
 _MEMO_TYPES = frozenset({str, int, type(None)})
@@ -135,10 +141,10 @@ def get_default_cache(*, asynchronous: bool = False) -> RedisService | AsyncRedi
     """The service ``cached_query`` uses when given none: created from the environment on
     first use (one sync and one async service per process)."""
     with _defaults_lock:
-        service = _defaults.get(asynchronous)
+        service = _services.value.get(asynchronous)
         if service is None:
             service = AsyncRedisService.from_env() if asynchronous else RedisService.from_env()
-            _defaults[asynchronous] = service
+            _services.value[asynchronous] = service
         return service
 
 
@@ -146,19 +152,9 @@ def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
     """Replace the default service of its kind (sync or async); ``None`` resets both."""
     with _defaults_lock:
         if service is None:
-            _defaults.clear()
+            _services.value.clear()
         else:
-            _defaults[isinstance(service, AsyncRedisService)] = service
-
-
-def _memoizable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    for value in args:
-        if type(value) not in _MEMO_TYPES:
-            return False
-    for value in kwargs.values():  # noqa: SIM110 (no generator frame on the hot path)
-        if type(value) not in _MEMO_TYPES:
-            return False
-    return True
+            _services.value[isinstance(service, AsyncRedisService)] = service
 
 
 def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
@@ -170,7 +166,7 @@ def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
             try:
                 _encoder.encode(value)
             except (TypeError, OverflowError) as exc:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"cached_query({name}): argument {argument!r} of type "
                     f"{type(value).__name__} cannot be part of a cache key ({exc}); "
                     "pass key='...' with a template to build the key yourself"
@@ -211,7 +207,7 @@ def _binder(
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{name}(): {exc}") from exc
+            raise ArgumentTypeError(f"{name}(): {exc}") from exc
         bound.apply_defaults()
         return dict(bound.arguments)
 
@@ -242,12 +238,12 @@ def cached_query(
     on what your Redis holds: never ``pickle``).
     """
     if isinstance(tags, str):
-        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+        raise ArgumentTypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
     if serializer is not None and not all(
         callable(getattr(serializer, method, None)) for method in ("dumps", "loads")
     ):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"serializer must have dumps(value) -> bytes and loads(bytes) methods, got "
             f"{type(serializer).__name__}"
         )
@@ -261,7 +257,7 @@ def cached_query(
         skip = skip if skip in _RECEIVERS else None
         if cache is not None and isinstance(cache, AsyncRedisService) != is_async:
             kind = "an async" if is_async else "a sync"
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"cached_query({name}): {kind} function needs "
                 f"{'AsyncRedisService' if is_async else 'RedisService'}, got "
                 f"{type(cache).__name__}"
@@ -275,7 +271,7 @@ def cached_query(
                 try:
                     hint = typing.get_type_hints(func).get("return", Any)
                 except NameError as exc:
-                    raise TypeError(
+                    raise ArgumentTypeError(
                         f"cached_query({name}): cannot resolve the return annotation "
                         f"({exc}); define the type at module level so hits can be "
                         "decoded into it"
@@ -291,19 +287,22 @@ def cached_query(
 
         def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
             given = args[1:] if skip is not None else args
-            memo_key = None
-            if _memoizable(given, kwargs):
-                # Positional arguments are never tuples here, so the two shapes cannot meet.
-                memo_key = (given, *kwargs.items()) if kwargs else given
-                known = memo.get(memo_key)
-                if known is not None:
-                    return known
-            resolved = compute(args, kwargs)
-            if memo_key is not None:
+            # The type checks inline, not in a helper: a call is a good part of an L1 hit.
+            for value in given:
+                if type(value) not in _MEMO_TYPES:
+                    return compute(args, kwargs)
+            for value in kwargs.values():
+                if type(value) not in _MEMO_TYPES:
+                    return compute(args, kwargs)
+            # Positional arguments are never tuples here, so the two shapes cannot meet.
+            memo_key = (given, *kwargs.items()) if kwargs else given
+            known = memo.get(memo_key)
+            if known is None:
+                known = compute(args, kwargs)
                 if len(memo) >= _MEMO_SIZE:
                     memo.clear()
-                memo[memo_key] = resolved
-            return resolved
+                memo[memo_key] = known
+            return known
 
         def compute(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
             arguments = bind(args, kwargs)
@@ -317,7 +316,7 @@ def cached_query(
                 )
                 filled = tuple(template.format(**arguments) for template in tag_templates)
             except (KeyError, IndexError, AttributeError) as exc:
-                raise ValueError(
+                raise ArgumentError(
                     f"cached_query({name}): template refers to {exc} which is not an argument"
                 ) from exc
             return cache_key, filled
@@ -332,8 +331,15 @@ def cached_query(
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
-                return await service()._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, decode_type(), l1=l1
+                # Inlined service() and decode_type(): calls are a good part of an L1 hit.
+                svc = cache if cache is not None else get_default_cache(asynchronous=True)
+                type_ = return_type[0] if return_type else decode_type()
+                if l1:
+                    value = svc._cached_hit(cache_key, filled, type_)
+                    if value is not MISSING:
+                        return value
+                return await svc._load(
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1
                 )
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -353,8 +359,14 @@ def cached_query(
             @functools.wraps(func)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
-                return service()._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, decode_type(), l1=l1
+                svc = cache if cache is not None else get_default_cache()
+                type_ = return_type[0] if return_type else decode_type()
+                if l1:
+                    value = svc._cached_hit(cache_key, filled, type_)
+                    if value is not MISSING:
+                        return value
+                return svc._load(
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1
                 )
 
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
