@@ -1,13 +1,12 @@
 """The route table is in charge: handler callables, parameters (bounds once), the part a
-route needs; and the admin depends on the AdminSource protocol, never on the kit."""
+route needs; and the admin serves any AdminSource, not only a Perfkit (that it never
+imports the kit is .importlinter's layers contract, tests/test_layers.py)."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,54 +23,6 @@ from perfkit.metrics import PerformanceMonitor
 from perfkit.metrics.fleet import Fleet
 from perfkit.queries import AsyncTimedPool, TimedPool
 from tests.admin.conftest import AUTH, TOKEN, Client
-
-PACKAGE = Path(perfkit.__file__).parent
-
-
-def _imports(path: Path) -> set[str]:
-    """The perfkit modules ``path`` imports, TYPE_CHECKING blocks included."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules = {f"{node.module}.{alias.name}" for alias in node.names}
-            submodules = {m for m in modules if _module_path(m) is not None}
-            found |= submodules
-            if len(submodules) < len(modules):
-                found.add(node.module)
-    return {name for name in found if name == "perfkit" or name.startswith("perfkit.")}
-
-
-def _module_path(name: str) -> Path | None:
-    base = PACKAGE.parent.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def test_the_admin_and_the_kit_import_each_other_in_one_direction_only() -> None:
-    graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        graph[name] = _imports(path) - {name}
-
-    def reaches(start: str) -> set[str]:
-        seen, todo = set(), [start]
-        while todo:
-            for target in graph.get(todo.pop(), ()):
-                if target not in seen:
-                    seen.add(target)
-                    todo.append(target)
-        return seen
-
-    admin = sorted(name for name in graph if name.startswith("perfkit.admin"))
-    assert "perfkit.admin.core" in reaches("perfkit.kit")
-    circles = [name for name in [*admin, "perfkit.kit"] if name in reaches(name)]
-    assert circles == []
-    assert not any("perfkit.kit" in reaches(name) for name in admin)
 
 
 def test_every_route_holds_its_handler_coroutine_function() -> None:
