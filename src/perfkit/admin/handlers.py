@@ -227,10 +227,9 @@ class Handlers:
         return s.Dependency(name=name, status="up", required=required, latency_ms=latency)
 
     async def _dependencies(self) -> tuple[s.HealthStatus, list[s.Dependency]]:
-        checks = [
-            await self._check(dependency.name, dependency.ping, dependency.required)
-            for dependency in self.source.dependencies()
-        ]
+        checks = []
+        for dependency in self.source.dependencies():
+            checks.append(await self._check(dependency.name, dependency.ping, dependency.required))
         down = [check for check in checks if check.status == "down"]
         if any(check.required for check in down):
             return "down", checks
