@@ -15,6 +15,7 @@ from perfkit.admin.asgi import ASGIAdmin
 from perfkit.admin.auth import Authorize, Guard
 from perfkit.admin.calls import InlineCaller, ThreadCaller
 from perfkit.admin.core import AdminCore
+from perfkit.admin.source import Dependency, pool_ping
 from perfkit.admin.wsgi import WSGIAdmin
 from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService, default_warmer
 from perfkit.cache.warmer import WarmLease
@@ -65,6 +66,8 @@ class Perfkit:
       :meth:`start`/:meth:`astart` ran, and the admin answers with the merged numbers of
       every process (see :mod:`perfkit.metrics.fleet`); scheduled warm-ups then run once
       per interval across the processes.
+
+    The kit is the admin API's :class:`~perfkit.admin.AdminSource`.
     """
 
     def __init__(
@@ -169,6 +172,20 @@ class Perfkit:
         return kit
 
     # -- the admin API ---------------------------------------------------------------------
+
+    def dependencies(self) -> list[Dependency]:
+        """The health checks of the parts given (the admin's ``health`` routes): Redis
+        through the cache (a full or read-only Redis answers PING, and degrades the cache
+        all the same), the database, the job service's Redis."""
+        checks = []
+        if self.cache is not None:
+            checks.append(Dependency("redis", self.cache.ping, "redis" in self.required))
+        if self.pool is not None:
+            ping = pool_ping(self.pool, self.health_timeout)
+            checks.append(Dependency("database", ping, "database" in self.required))
+        if self.jobs is not None:
+            checks.append(Dependency("jobs", self.jobs.connection.ping, "jobs" in self.required))
+        return checks
 
     @property
     def guard(self) -> Guard:

@@ -9,15 +9,18 @@ from perfkit.admin.asgi import ASGIAdmin, mount_asgi
 from perfkit.admin.auth import Authorize, Guard
 from perfkit.admin.core import AdminCore
 from perfkit.admin.http import AdminError, ErrorBody, Request, Response
-from perfkit.admin.openapi import openapi_document
-from perfkit.admin.routes import ROUTES, Route
+from perfkit.admin.routes import ROUTES, openapi_document
+from perfkit.admin.source import AdminSource, Dependency
+from perfkit.admin.spec import Route
 from perfkit.admin.wsgi import WSGIAdmin, mount_wsgi
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
     "ASGIAdmin",
     "AdminCore",
     "AdminError",
+    "AdminSource",
     "Authorize",
+    "Dependency",
     "ErrorBody",
     "Guard",
     "ROUTES",

@@ -1,25 +1,25 @@
-"""Dispatch: authenticate, find the route, check the method, read and validate the body,
-run the handler, and answer every failure as a JSON error. Shared by both adapters."""
+"""Dispatch: authenticate, find the route, check the method, resolve the part it needs,
+validate its query parameters, read and validate the body, run its handler, and answer
+every failure as a JSON error — all as the route table says. Shared by both adapters."""
 
 from __future__ import annotations
 
 import re
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 import msgspec
 import structlog
 
 from perfkit.admin.auth import Guard
 from perfkit.admin.calls import Caller
-from perfkit.admin.dashboard import DASHBOARD
-from perfkit.admin.handlers import Handlers, not_configured
+from perfkit.admin.handlers import Ask, Handlers
 from perfkit.admin.http import AdminError, BodyReader, Request, Response
-from perfkit.admin.openapi import openapi_document
-from perfkit.admin.routes import ROUTES, Route
-
-if TYPE_CHECKING:
-    from perfkit.kit import Perfkit
+from perfkit.admin.routes import ROUTES
+from perfkit.admin.source import AdminSource
+from perfkit.admin.spec import Route
 
 __all__ = ["AdminCore"]
 
@@ -28,6 +28,8 @@ _log = structlog.get_logger("perfkit.admin")
 _BY_PATH: dict[str, dict[str, Route]] = {}
 for _route in ROUTES:
     _BY_PATH.setdefault(_route.path, {})[_route.method] = _route
+
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 _AT_FIELD = re.compile(r"^(?P<what>.*?)(?: - at `\$\.?(?P<field>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]*)`")
@@ -57,13 +59,21 @@ def decode_body(raw: bytes, content_type: str, body_type: Any) -> Any:
 
 
 class AdminCore:
-    """Answers admin requests for ``kit``, with I/O through ``call`` (see calls.py)."""
+    """Answers admin requests over ``source`` (a :class:`~perfkit.Perfkit`, or anything
+    implementing :class:`~perfkit.admin.source.AdminSource`), with I/O through ``call``
+    (see calls.py)."""
 
     def __init__(
-        self, kit: Perfkit, call: Caller, *, guard: Guard, max_body: int, health_open: bool
+        self,
+        source: AdminSource,
+        call: Caller,
+        *,
+        guard: Guard,
+        max_body: int,
+        health_open: bool,
     ) -> None:
-        self.kit = kit
-        self.handlers = Handlers(kit, call)
+        self.source = source
+        self.handlers = Handlers(source, call)
         self.guard = guard
         self.max_body = max_body
         self.health_open = health_open
@@ -112,25 +122,15 @@ class AdminCore:
                 f"{request.method} is not allowed here; use {allow}",
                 [("allow", allow)],
             )
-        if route.access == "page":
-            return DASHBOARD.response()
-        if route.handler == "openapi":
-            return Response.json(openapi_document(self.kit, server=request.mount))
-        if route.part is not None and getattr(self.kit, _PART_ATTRIBUTE[route.part]) is None:
-            raise not_configured(route.part)
-        handler = getattr(self.handlers, route.handler)
+        part = route.part.resolve(self.source) if route.part is not None else None
+        params = (
+            {param.name: param.read(request, self.source.queues) for param in route.params}
+            if route.params
+            else _NO_PARAMS
+        )
+        body = None
         if route.body is not None:
             raw = await read_body(self.max_body)
             body = decode_body(raw, request.headers.get("content-type", ""), route.body)
-            result = await handler(request, body)
-        else:
-            result = await handler(request)
+        result = await route.handler(self.handlers, Ask(request, params, body, part))
         return result if isinstance(result, Response) else Response.json(result)
-
-
-_PART_ATTRIBUTE = {
-    "cache": "cache",
-    "cache warming": "warmer",
-    "database pool": "pool",
-    "jobs": "jobs",
-}

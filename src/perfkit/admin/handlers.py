@@ -1,20 +1,23 @@
 """The admin API's handlers: framework-free coroutines over the kit's parts.
 
-Every handler takes the :class:`~perfkit.admin.http.Request` (and the decoded body for a
-POST) and returns a msgspec Struct (answered as JSON 200) or a
-:class:`~perfkit.admin.http.Response`. All I/O goes through the :class:`Caller`, which is
-what makes the same code right under ASGI and WSGI (see :mod:`perfkit.admin.calls`).
+Every handler takes an :class:`Ask` — the request with its query parameters validated,
+the decoded body of a POST and the part its route needs, all by the route table
+(:mod:`perfkit.admin.routes`) — and returns a msgspec Struct (answered as JSON 200) or a
+:class:`~perfkit.admin.http.Response`. The handlers read the app through the
+:class:`~perfkit.admin.source.AdminSource` protocol, and all I/O goes through the
+:class:`Caller`, which is what makes the same code right under ASGI and WSGI (see
+:mod:`perfkit.admin.calls`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import msgspec
 import psycopg
 import psycopg_pool
 import redis
@@ -23,8 +26,11 @@ import structlog
 from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
+from perfkit.admin.dashboard import DASHBOARD
 from perfkit.admin.http import AdminError, Request, Response
-from perfkit.jobs import periodic_runs
+from perfkit.admin.source import AdminSource
+from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.jobs import JobService, periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
@@ -38,10 +44,7 @@ from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import AsyncTimedPool, TimedPool
 
-if TYPE_CHECKING:
-    from perfkit.kit import Perfkit
-
-__all__ = ["Handlers"]
+__all__ = ["Ask", "Handlers"]
 
 _log = structlog.get_logger("perfkit.admin")
 
@@ -58,30 +61,31 @@ DASHBOARD_TOP = 10
 CROSS_QUEUE_WINDOW = 200
 
 
-def not_configured(part: str) -> AdminError:
-    """The 404 answer for a route whose part the kit was built without."""
-    return AdminError(404, "not_configured", f"{part} is not configured in this Perfkit")
+class Ask(msgspec.Struct, frozen=True):
+    """One request as a handler gets it, checked against its route: ``params`` maps each
+    query parameter to its value (or default), ``body`` is the decoded body (``None``
+    without one) and ``part`` the part the route needs (``None`` when it needs none)."""
+
+    request: Request
+    params: Mapping[str, Any]
+    body: Any = None
+    part: Any = None
 
 
-def int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
-    """Query parameter ``name`` as an int in [low, high], or 400 naming it."""
-    raw = request.param(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise AdminError(400, "bad_request", f"{name}: expected an integer") from None
-    if not low <= value <= high:
-        raise AdminError(400, "bad_request", f"{name}: must be between {low} and {high}")
+def known_queue(queues: tuple[str, ...], value: str | None, field: str) -> str | None:
+    """``value`` when it is one of ``queues`` (or ``None``), else 400 naming ``field``."""
+    if value is not None and value not in queues:
+        raise AdminError(
+            400, "bad_request", f"{field}: unknown queue {value!r}; known: {list(queues)}"
+        )
     return value
 
 
 class Handlers:
-    """The routes' logic over ``kit``'s parts, doing I/O through ``call``."""
+    """The routes' logic over ``source``'s parts, doing I/O through ``call``."""
 
-    def __init__(self, kit: Perfkit, call: Caller) -> None:
-        self.kit = kit
+    def __init__(self, source: AdminSource, call: Caller) -> None:
+        self.source = source
         self.call = call
 
     # -- reading the parts ------------------------------------------------------------------
@@ -102,7 +106,7 @@ class Handlers:
 
     async def _refresh_all(self) -> None:
         """Refresh the monitor's sources; one that fails keeps its last value."""
-        monitor = self.kit.monitor
+        monitor = self.source.monitor
         for part, collector in (
             ("cache", monitor.cache),
             ("database", monitor.pool),
@@ -112,26 +116,16 @@ class Handlers:
                 with contextlib.suppress(AdminError):
                     await self._refreshed(part, collector)
 
-    async def _cache_metrics(self) -> Any:
-        cache = self.kit.cache
-        if cache is None:
-            raise not_configured("cache")
-        collector = self.kit.monitor.cache
+    async def _cache_metrics(self, cache: RedisService | AsyncRedisService) -> Any:
+        collector = self.source.monitor.cache
         if collector is not None:
             return await self._refreshed("cache", collector)
         return await self._part("cache", cache.metrics)
 
-    async def _queue_stats(self) -> list[Any]:
-        jobs = self.kit.jobs
-        if jobs is None:
-            raise not_configured("jobs")
-        stats: list[Any] = await self._part("jobs", jobs.stats, self.kit.queues)
-        return stats
-
-    async def _jobs_report(self) -> s.JobsReport:
-        queues = await self._queue_stats()
-        page = await self._failed_page(None, 0, RECENT_FAILURES)
-        runs: list[Any] = await self._part("jobs", periodic_runs, self.kit.jobs)
+    async def _jobs_report(self, jobs: JobService) -> s.JobsReport:
+        queues: list[Any] = await self._part("jobs", jobs.stats, self.source.queues)
+        page = await self._failed_page(jobs, None, 0, RECENT_FAILURES)
+        runs: list[Any] = await self._part("jobs", periodic_runs, jobs)
         degraded = any(queue.status != "healthy" for queue in queues)
         return s.JobsReport(
             status="degraded" if degraded else "healthy",
@@ -140,10 +134,9 @@ class Handlers:
             periodic=runs,
         )
 
-    async def _failed_page(self, queue: str | None, offset: int, limit: int) -> s.FailedJobsReport:
-        jobs = self.kit.jobs
-        if jobs is None:
-            raise not_configured("jobs")
+    async def _failed_page(
+        self, jobs: JobService, queue: str | None, offset: int, limit: int
+    ) -> s.FailedJobsReport:
         if queue is not None:
             page = await self._part("jobs", jobs.failed_jobs, queue, offset=offset, limit=limit)
             return s.FailedJobsReport(
@@ -158,7 +151,7 @@ class Handlers:
             )
         total = 0
         merged = []
-        for name in self.kit.queues:
+        for name in self.source.queues:
             page = await self._part("jobs", jobs.failed_jobs, name, offset=0, limit=offset + limit)
             total += page.total
             merged.extend(page.jobs)
@@ -176,7 +169,7 @@ class Handlers:
     async def _fleet(self) -> FleetView:
         """The fleet's numbers; this process's alone while Redis is away (never a 503: the
         admin still answers for what it knows)."""
-        fleet = self.kit.fleet
+        fleet = self.source.fleet
         try:
             view: FleetView = await self.call(fleet.read)
         except UNAVAILABLE as exc:
@@ -184,11 +177,12 @@ class Handlers:
             return fleet.local()
         return view
 
-    def _fleet_queries(self, view: FleetView, top: int) -> s.DatabaseReport | None:
+    @staticmethod
+    def _fleet_queries(
+        pool: TimedPool | AsyncTimedPool, view: FleetView, top: int
+    ) -> s.DatabaseReport:
         """The pool (this process's) and the statements merged over the fleet."""
-        if self.kit.pool is None:
-            return None
-        stats = self.kit.pool.get_stats(0)
+        stats = pool.get_stats(0)
         queries = view.queries(top)
         return s.DatabaseReport(
             pool=stats.pool,
@@ -198,28 +192,61 @@ class Handlers:
 
     def _memory(self) -> s.MemoryReport:
         rss = resident_memory()
-        limit = memory_limit(self.kit.monitor.configured_memory_limit)
+        limit = memory_limit(self.source.monitor.configured_memory_limit)
         return s.MemoryReport(
             rss_bytes=rss, limit_bytes=limit, ratio=rss / limit if limit else None
         )
 
-    def _queue_name(self, value: str | None) -> str | None:
-        if value is not None and value not in self.kit.queues:
-            raise AdminError(
-                400,
-                "bad_request",
-                f"queue: unknown queue {value!r}; known: {list(self.kit.queues)}",
+    def _queues(self, queue: str | None) -> list[str]:
+        """``queue`` (checked) as a list, or every configured queue."""
+        known = known_queue(self.source.queues, queue, "queue")
+        return [known] if known is not None else list(self.source.queues)
+
+    @staticmethod
+    async def _optional(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except AdminError:
+            return None
+
+    async def _check(
+        self, name: s.DependencyName, ping: Callable[..., Any], required: bool = False
+    ) -> s.Dependency:
+        start = time.perf_counter()
+        try:
+            await self.call(ping)
+        except Exception as exc:
+            return s.Dependency(
+                name=name,
+                status="down",
+                required=required,
+                latency_ms=None,
+                error=type(exc).__name__,
             )
-        return value
+        latency = round((time.perf_counter() - start) * 1000, 3)
+        return s.Dependency(name=name, status="up", required=required, latency_ms=latency)
+
+    async def _dependencies(self) -> tuple[s.HealthStatus, list[s.Dependency]]:
+        checks = []
+        for dependency in self.source.dependencies():
+            checks.append(await self._check(dependency.name, dependency.ping, dependency.required))
+        down = [check for check in checks if check.status == "down"]
+        if any(check.required for check in down):
+            return "down", checks
+        return ("degraded" if down else "ok"), checks
 
     # -- GET routes -------------------------------------------------------------------------
 
-    async def summary(self, request: Request) -> s.SummaryReport:
+    async def page(self, ask: Ask) -> Response:
+        """GET (the mount point): the dashboard page."""
+        return DASHBOARD.response()
+
+    async def summary(self, ask: Ask) -> s.SummaryReport:
         """GET summary."""
         await self._refresh_all()
         view = await self._fleet()
-        queries = view.queries(0) if self.kit.pool is not None else None
-        report = self.kit.monitor.report(
+        queries = view.queries(0) if self.source.pool is not None else None
+        report = self.source.monitor.report(
             requests=view.requests(),
             slowest=view.slowest(),
             slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
@@ -242,13 +269,17 @@ class Handlers:
             processes=len(view.live),
         )
 
-    async def dashboard(self, request: Request) -> s.DashboardReport:
+    async def dashboard(self, ask: Ask) -> s.DashboardReport:
         """GET dashboard."""
-        kit = self.kit
+        source = self.source
         await self._refresh_all()
         view = await self._fleet()
-        database = self._fleet_queries(view, DASHBOARD_TOP)
-        report = kit.monitor.report(
+        database = (
+            self._fleet_queries(source.pool, view, DASHBOARD_TOP)
+            if source.pool is not None
+            else None
+        )
+        report = source.monitor.report(
             requests=view.requests(),
             slowest=view.slowest(),
             slow_query_pct=(
@@ -257,10 +288,14 @@ class Handlers:
                 else None
             ),
         )
-        cache = kit.monitor.cache.latest if kit.monitor.cache is not None else None
-        if cache is None and kit.cache is not None:
-            cache = await self._optional(self._cache_metrics())
-        jobs = await self._optional(self._jobs_report()) if kit.jobs is not None else None
+        cache = source.monitor.cache.latest if source.monitor.cache is not None else None
+        if cache is None and source.cache is not None:
+            cache = await self._optional(self._cache_metrics(source.cache))
+        jobs = (
+            await self._optional(self._jobs_report(source.jobs))
+            if source.jobs is not None
+            else None
+        )
         return s.DashboardReport(
             at=report.at,
             uptime_s=report.uptime_s,
@@ -280,54 +315,38 @@ class Handlers:
             processes=view.processes,
         )
 
-    @staticmethod
-    async def _optional(awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except AdminError:
-            return None
-
-    async def queries(self, request: Request) -> s.DatabaseReport:
+    async def queries(self, ask: Ask) -> s.DatabaseReport:
         """GET queries."""
-        if self.kit.pool is None:
-            raise not_configured("database pool")
-        top = int_param(request, "top", 20, low=1, high=100)
-        report = self._fleet_queries(await self._fleet(), top)
-        if report is None:  # pragma: no cover - checked above
-            raise not_configured("database pool")
-        return report
+        return self._fleet_queries(ask.part, await self._fleet(), ask.params["top"])
 
-    async def realtime(self, request: Request) -> s.RealtimeReport:
-        """GET realtime."""
-        kit = self.kit
-        redis_check = None
-        if kit.cache is not None:
-            redis_check = await self._check("redis", kit.cache.ping)
-        elif kit.jobs is not None:
-            redis_check = await self._check("redis", kit.jobs.connection.ping)
+    async def realtime(self, ask: Ask) -> s.RealtimeReport:
+        """GET realtime: Redis checked through the cache's client, else the job service's."""
+        pings = {dependency.name: dependency.ping for dependency in self.source.dependencies()}
+        redis_ping = pings.get("redis") or pings.get("jobs")
+        redis_check = await self._check("redis", redis_ping) if redis_ping is not None else None
         view = await self._fleet()
         now = time.time()
+        pool = self.source.pool
         return s.RealtimeReport(
             at=now,
             uptime_s=now - process_start_time(),
             memory=self._memory(),
             requests_in_flight=sum(p.in_flight for p in view.processes),
-            database=kit.pool.get_stats(0).pool if kit.pool is not None else None,
+            database=pool.get_stats(0).pool if pool is not None else None,
             redis=redis_check,
             scope=view.scope,
             processes=view.processes,
         )
 
-    async def trends(self, request: Request) -> s.TrendsReport:
+    async def trends(self, ask: Ask) -> s.TrendsReport:
         """GET trends."""
-        last = int_param(request, "last", 60, low=1, high=24 * 60)
         view = await self._fleet()
-        return s.TrendsReport(points=view.trend_points(last=last), scope=view.scope)
+        return s.TrendsReport(points=view.trend_points(last=ask.params["last"]), scope=view.scope)
 
-    async def cache(self, request: Request) -> s.CacheReport:
+    async def cache(self, ask: Ask) -> s.CacheReport:
         """GET cache."""
-        metrics = await self._cache_metrics()
-        warmer = self.kit.warmer
+        metrics = await self._cache_metrics(ask.part)
+        warmer = self.source.warmer
         fleet_warm = None
         if warmer is not None and warmer.lease is not None:
             fleet_warm = await self._optional(self._part("cache", warmer.lease.last))
@@ -338,66 +357,21 @@ class Handlers:
             fleet_warm=fleet_warm,
         )
 
-    async def jobs(self, request: Request) -> s.JobsReport:
+    async def jobs(self, ask: Ask) -> s.JobsReport:
         """GET jobs."""
-        return await self._jobs_report()
+        return await self._jobs_report(ask.part)
 
-    async def jobs_failed(self, request: Request) -> s.FailedJobsReport:
+    async def jobs_failed(self, ask: Ask) -> s.FailedJobsReport:
         """GET jobs/failed."""
-        if self.kit.jobs is None:
-            raise not_configured("jobs")
-        queue = self._queue_name(request.param("queue"))
-        offset = int_param(request, "offset", 0, low=0, high=100_000)
-        limit = int_param(request, "limit", 20, low=1, high=100)
-        return await self._failed_page(queue, offset, limit)
+        params = ask.params
+        return await self._failed_page(ask.part, params["queue"], params["offset"], params["limit"])
 
-    async def _check(
-        self, name: Any, ping: Callable[..., Any], required: bool = False
-    ) -> s.Dependency:
-        start = time.perf_counter()
-        try:
-            await self.call(ping)
-        except Exception as exc:
-            return s.Dependency(
-                name=name,
-                status="down",
-                required=required,
-                latency_ms=None,
-                error=type(exc).__name__,
-            )
-        latency = round((time.perf_counter() - start) * 1000, 3)
-        return s.Dependency(name=name, status="up", required=required, latency_ms=latency)
-
-    async def _dependencies(self) -> tuple[s.HealthStatus, list[s.Dependency]]:
-        kit = self.kit
-        checks = []
-        if kit.cache is not None:
-            checks.append(
-                # The cache's own check: a full or read-only Redis answers PING, and
-                # degrades the cache all the same.
-                await self._check("redis", kit.cache.ping, "redis" in kit.required)
-            )
-        if kit.pool is not None:
-            if isinstance(kit.pool, AsyncTimedPool):
-                ping = _bind_async(ping_async_pool, kit.pool, kit.health_timeout)
-            else:
-                ping = functools.partial(ping_pool, kit.pool, kit.health_timeout)
-            checks.append(await self._check("database", ping, "database" in kit.required))
-        if kit.jobs is not None:
-            checks.append(
-                await self._check("jobs", kit.jobs.connection.ping, "jobs" in kit.required)
-            )
-        down = [check for check in checks if check.status == "down"]
-        if any(check.required for check in down):
-            return "down", checks
-        return ("degraded" if down else "ok"), checks
-
-    async def health(self, request: Request) -> Response:
+    async def health(self, ask: Ask) -> Response:
         """GET health: 200 unless a required dependency is down (503)."""
         status, _ = await self._dependencies()
         return Response.json(s.Health(status=status), 503 if status == "down" else 200)
 
-    async def health_detailed(self, request: Request) -> Response:
+    async def health_detailed(self, ask: Ask) -> Response:
         """GET health/detailed: each dependency; 503 when a required one is down."""
         status, checks = await self._dependencies()
         body = s.DetailedHealth(
@@ -405,11 +379,11 @@ class Handlers:
         )
         return Response.json(body, 503 if status == "down" else 200)
 
-    async def metrics(self, request: Request) -> Response:
+    async def metrics(self, ask: Ask) -> Response:
         """GET metrics: the Prometheus text exposition (OpenMetrics when the scraper's
         Accept header asks for it)."""
         await self._refresh_all()
-        openmetrics = wants_openmetrics(request.headers.get("accept"))
+        openmetrics = wants_openmetrics(ask.request.headers.get("accept"))
         view = await self._fleet()
         text = render(view.metrics, openmetrics=openmetrics)
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
@@ -417,11 +391,9 @@ class Handlers:
 
     # -- POST routes ------------------------------------------------------------------------
 
-    async def cache_warm(self, request: Request, body: s.WarmBody) -> s.WarmReport:
+    async def cache_warm(self, ask: Ask) -> s.WarmReport:
         """POST cache/warm."""
-        warmer = self.kit.warmer
-        if warmer is None:
-            raise not_configured("cache warming")
+        warmer, body = ask.part, ask.body
         if body.names is not None:
             unknown = [name for name in body.names if name not in warmer.names]
             if unknown:
@@ -436,13 +408,9 @@ class Handlers:
             results = await self.call(warmer.warm, body.names)
         return s.WarmReport(ok=all(result.ok for result in results), results=results)
 
-    async def cache_invalidate(
-        self, request: Request, body: s.InvalidateBody
-    ) -> s.InvalidateResult:
+    async def cache_invalidate(self, ask: Ask) -> s.InvalidateResult:
         """POST cache/invalidate."""
-        cache = self.kit.cache
-        if cache is None:
-            raise not_configured("cache")
+        cache, body = ask.part, ask.body
         if body.pattern is None and body.tags is None:
             raise AdminError(400, "bad_request", "pattern, tags: give at least one of them")
         deleted = 0
@@ -453,14 +421,11 @@ class Handlers:
         _log.info("admin.cache_invalidated", deleted=deleted, tags=len(body.tags or ()))
         return s.InvalidateResult(deleted=deleted, tags=len(set(body.tags or ())))
 
-    async def jobs_retry(self, request: Request, body: s.RetryBody) -> s.RetryResult:
+    async def jobs_retry(self, ask: Ask) -> s.RetryResult:
         """POST jobs/retry."""
-        jobs = self.kit.jobs
-        if jobs is None:
-            raise not_configured("jobs")
-        queue = self._queue_name(body.queue)
+        jobs, body = ask.part, ask.body
+        queues = self._queues(body.queue)
         if body.job_id is None:
-            queues = [queue] if queue is not None else list(self.kit.queues)
             requeued = await self._part("jobs", jobs.retry_all_failed, queues)
             _log.info("admin.jobs_retried", requeued=requeued, queues=queues)
             return s.RetryResult(requeued=requeued)
@@ -479,45 +444,21 @@ class Handlers:
         _log.info("admin.jobs_retried", requeued=1, job_id=body.job_id)
         return s.RetryResult(requeued=1)
 
-    async def jobs_clear(self, request: Request, body: s.ClearBody) -> s.ClearResult:
+    async def jobs_clear(self, ask: Ask) -> s.ClearResult:
         """POST jobs/clear."""
-        jobs = self.kit.jobs
-        if jobs is None:
-            raise not_configured("jobs")
-        queue = self._queue_name(body.queue)
-        queues = [queue] if queue is not None else list(self.kit.queues)
-        cleared = await self._part("jobs", jobs.clear_completed, queues)
+        queues = self._queues(ask.body.queue)
+        cleared = await self._part("jobs", ask.part.clear_completed, queues)
         _log.info("admin.jobs_cleared", cleared=cleared, queues=queues)
         return s.ClearResult(cleared=cleared)
 
-    async def metrics_reset(self, request: Request, body: s.ResetBody) -> s.ResetResult:
+    async def metrics_reset(self, ask: Ask) -> s.ResetResult:
         """POST metrics/reset: zero the query statistics and the cache counters."""
         reset = []
-        if self.kit.pool is not None:
-            self.kit.pool.reset_stats()
+        if self.source.pool is not None:
+            self.source.pool.reset_stats()
             reset.append("queries")
-        if self.kit.cache is not None:
-            self.kit.cache.reset_metrics()
+        if self.source.cache is not None:
+            self.source.cache.reset_metrics()
             reset.append("cache")
         _log.info("admin.metrics_reset", reset=reset)
         return s.ResetResult(reset=reset)
-
-
-def ping_pool(pool: TimedPool, timeout: float) -> None:
-    """``SELECT 1`` on a connection of ``pool``, through an untimed cursor (health checks
-    must not show up in the query statistics)."""
-    with pool.connection(timeout=timeout) as conn, psycopg.Cursor(conn) as cursor:
-        cursor.execute("SELECT 1")
-
-
-async def ping_async_pool(pool: AsyncTimedPool, timeout: float) -> None:  # noqa: ASYNC109 (psycopg_pool's timeout)
-    """As :func:`ping_pool`, on an async pool."""
-    async with pool.connection(timeout=timeout) as conn, psycopg.AsyncCursor(conn) as cursor:
-        await cursor.execute("SELECT 1")
-
-
-def _bind_async(func: Any, *args: Any) -> Any:
-    async def bound() -> Any:
-        return await func(*args)
-
-    return bound

@@ -1,21 +1,26 @@
 """The OpenAPI 3.1 document of the admin API, built from the route table and the msgspec
-schemas (so it cannot drift from what the handlers answer)."""
+schemas (so it cannot drift from what the handlers answer).
+
+:func:`perfkit.admin.openapi_document` gives it for an app; :func:`document` builds it
+from any table of :class:`~perfkit.admin.spec.Route`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
 
 import msgspec
 
-import perfkit
 from perfkit.admin.http import ErrorBody
-from perfkit.admin.routes import ROUTES, Param, Route
+from perfkit.admin.spec import Param, Route
 
-if TYPE_CHECKING:
-    from perfkit.kit import Perfkit
+__all__ = ["document"]
 
-__all__ = ["openapi_document"]
-
+# The distribution's version, read without importing the perfkit package (which imports
+# the kit, which imports the admin).
+_VERSION = metadata.version("perfkit")
 _REF = "#/components/schemas/{name}"
 _JSON = "application/json"
 _ERRORS = {
@@ -30,21 +35,23 @@ _ERRORS = {
 }
 
 
-def _schemas() -> tuple[dict[Route, dict[str, Any]], dict[Route, dict[str, Any]], dict[str, Any]]:
+Schemas = tuple[dict[Route, dict[str, Any]], dict[Route, dict[str, Any]], dict[str, Any]]
+
+
+@functools.cache
+def _schemas(routes: tuple[Route, ...]) -> Schemas:
+    """Each route's response and body schema references, and the components they use."""
     typed = [
         route
-        for route in ROUTES
+        for route in routes
         if isinstance(route.response, type) and issubclass(route.response, msgspec.Struct)
     ]
-    with_body = [route for route in ROUTES if route.body is not None]
+    with_body = [route for route in routes if route.body is not None]
     types = [r.response for r in typed] + [r.body for r in with_body] + [ErrorBody]
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     responses = dict(zip(typed, refs[: len(typed)], strict=True))
     bodies = dict(zip(with_body, refs[len(typed) : len(typed) + len(with_body)], strict=True))
     return responses, bodies, components
-
-
-_RESPONSES, _BODIES, _COMPONENTS = _schemas()
 
 
 def _parameter(param: Param, queues: list[str]) -> dict[str, Any]:
@@ -73,13 +80,16 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def _operation(route: Route, queues: list[str], health_open: bool) -> dict[str, Any]:
+def _operation(
+    route: Route, schemas: Schemas, queues: list[str], health_open: bool
+) -> dict[str, Any]:
+    responses_refs, bodies_refs, _ = schemas
     if route.response is str:
         ok: dict[str, Any] = {"schema": {"type": "string"}}
     elif route.response is dict:
         ok = {"schema": {"type": "object"}}
     else:
-        ok = {"schema": _RESPONSES[route]}
+        ok = {"schema": responses_refs[route]}
     media = route.content_type.split(";", 1)[0]
     responses: dict[str, Any] = {"200": {"description": "OK", "content": {media: ok}}}
     statuses = {401, 403}
@@ -100,7 +110,7 @@ def _operation(route: Route, queues: list[str], health_open: bool) -> dict[str, 
         else:
             responses[str(status)] = _error(_ERRORS[status])
     operation: dict[str, Any] = {
-        "operationId": route.handler,
+        "operationId": route.name,
         "summary": route.summary,
         "responses": responses,
     }
@@ -109,34 +119,38 @@ def _operation(route: Route, queues: list[str], health_open: bool) -> dict[str, 
     if route.body is not None:
         operation["requestBody"] = {
             "required": False,
-            "content": {_JSON: {"schema": _BODIES[route]}},
+            "content": {_JSON: {"schema": bodies_refs[route]}},
         }
     if route.access == "page" or (route.access == "health" and health_open):
         operation["security"] = []
     return operation
 
 
-def openapi_document(kit: Perfkit, *, server: str = "") -> dict[str, Any]:
-    """The OpenAPI 3.1 document for ``kit``'s admin API, mounted at ``server``."""
-    queues = list(kit.queues)
+def document(
+    routes: tuple[Route, ...], *, queues: Iterable[str], health_open: bool, server: str = ""
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes`` mounted at ``server``, for an app with
+    ``queues`` (the ``queue`` parameter's values) and ``health_open``."""
+    schemas = _schemas(routes)
+    names = list(queues)
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         path = route.path or "/"
         paths.setdefault(path, {})[route.method.lower()] = _operation(
-            route, queues, kit.health_open
+            route, schemas, names, health_open
         )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "perfkit admin API",
-            "version": perfkit.__version__,
+            "version": _VERSION,
             "description": "Performance endpoints of perfkit (docs/admin.md). Every route "
             "needs 'Authorization: Bearer <PERFKIT_ADMIN_TOKEN>' or the host's authorize().",
         },
         "servers": [{"url": server or "/"}],
         "paths": paths,
         "components": {
-            "schemas": _COMPONENTS,
+            "schemas": schemas[2],
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

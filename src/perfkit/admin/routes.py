@@ -1,61 +1,55 @@
-"""The admin API's routes: one table that dispatch, the OpenAPI document and the docs
-all read, so a route cannot exist without being described."""
+"""The admin API's routes: one table of handler callables, their query parameters, the
+part each needs and its response type. Dispatch, validation, the 404 "not configured"
+answer, the OpenAPI document and the docs all read it, so a route cannot exist without
+being described."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 from perfkit.admin import schemas as s
+from perfkit.admin.handlers import CROSS_QUEUE_WINDOW, Ask, Handlers
+from perfkit.admin.http import Response
+from perfkit.admin.openapi import document
+from perfkit.admin.source import AdminSource
+from perfkit.admin.spec import CACHE, JOBS, POOL, WARMING, Param, Route
 from perfkit.metrics import CONTENT_TYPE
 
-__all__ = ["ROUTES", "Param", "Route"]
-
-Access = Literal["admin", "health", "page"]
+__all__ = ["ROUTES", "openapi_document"]
 
 
-class Param(NamedTuple):
-    """An integer or string query parameter."""
-
-    name: str
-    description: str
-    minimum: int | None = None
-    maximum: int | None = None
-    default: int | None = None
-    queue: bool = False  # a configured queue name
+def openapi_document(source: AdminSource, *, server: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``source``'s admin API, mounted at ``server``."""
+    return document(ROUTES, queues=source.queues, health_open=source.health_open, server=server)
 
 
-class Route(NamedTuple):
-    """One route, relative to the mount point."""
-
-    method: Literal["GET", "POST"]
-    path: str
-    handler: str
-    summary: str
-    response: Any
-    body: Any = None
-    params: tuple[Param, ...] = ()
-    part: str | None = None  # 404 "not configured" without it; 503 when it is away
-    access: Access = "admin"
-    content_type: str = "application/json"
-    errors: tuple[int, ...] = ()
+async def openapi(handlers: Handlers, ask: Ask) -> Response:
+    """GET openapi.json."""
+    return Response.json(openapi_document(handlers.source, server=ask.request.mount))
 
 
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "",
-        "page",
+        Handlers.page,
         "The HTML dashboard (a static page; its data fetches carry the token).",
         str,
         access="page",
         content_type="text/html",
     ),
-    Route("GET", "/openapi.json", "openapi", "This OpenAPI 3.1 document.", dict),
-    Route("GET", "/summary", "summary", "Headline numbers and recommendations.", s.SummaryReport),
+    Route("GET", "/openapi.json", openapi, "This OpenAPI 3.1 document.", dict),
+    Route(
+        "GET",
+        "/summary",
+        Handlers.summary,
+        "Headline numbers and recommendations.",
+        s.SummaryReport,
+    ),
     Route(
         "GET",
         "/dashboard",
-        "dashboard",
+        Handlers.dashboard,
         "API, database, system, cache and job performance, "
         "recommendations and the last hour's trends.",
         s.DashboardReport,
@@ -63,23 +57,23 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/queries",
-        "queries",
+        Handlers.queries,
         "Statement times, slowest statements, counts, slow %.",
         s.DatabaseReport,
-        part="database pool",
+        part=POOL,
         params=(Param("top", "Statements listed, by total time.", 1, 100, 20),),
     ),
     Route(
         "GET",
         "/realtime",
-        "realtime",
+        Handlers.realtime,
         "Connections in use, memory, uptime, Redis status.",
         s.RealtimeReport,
     ),
     Route(
         "GET",
         "/trends",
-        "trends",
+        Handlers.trends,
         "Per-minute requests, response times and sampled values.",
         s.TrendsReport,
         params=(Param("last", "Minutes, newest last.", 1, 1440, 60),),
@@ -87,28 +81,32 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/cache",
-        "cache",
+        Handlers.cache,
         "Hit rate, Redis memory, key count, warmers.",
         s.CacheReport,
-        part="cache",
+        part=CACHE,
     ),
     Route(
         "GET",
         "/jobs",
-        "jobs",
+        Handlers.jobs,
         "Per-queue counts and health, the newest failures.",
         s.JobsReport,
-        part="jobs",
+        part=JOBS,
     ),
     Route(
         "GET",
         "/jobs/failed",
-        "jobs_failed",
+        Handlers.jobs_failed,
         "A page of failed jobs, newest first.",
         s.FailedJobsReport,
-        part="jobs",
+        part=JOBS,
         params=(
-            Param("queue", "One queue (default: all; then offset+limit <= 200).", queue=True),
+            Param(
+                "queue",
+                f"One queue (default: all; then offset+limit <= {CROSS_QUEUE_WINDOW}).",
+                queue=True,
+            ),
             Param("offset", "Jobs to skip.", 0, 100_000, 0),
             Param("limit", "Jobs on the page.", 1, 100, 20),
         ),
@@ -116,7 +114,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/health",
-        "health",
+        Handlers.health,
         "ok / degraded / down (503 when a required dependency is down).",
         s.Health,
         access="health",
@@ -125,55 +123,60 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/health/detailed",
-        "health_detailed",
+        Handlers.health_detailed,
         "Each dependency's status and latency (503 when a required one is down).",
         s.DetailedHealth,
         errors=(503,),
     ),
     Route(
-        "GET", "/metrics", "metrics", "Prometheus text exposition.", str, content_type=CONTENT_TYPE
+        "GET",
+        "/metrics",
+        Handlers.metrics,
+        "Prometheus text exposition.",
+        str,
+        content_type=CONTENT_TYPE,
     ),
     Route(
         "POST",
         "/cache/warm",
-        "cache_warm",
+        Handlers.cache_warm,
         "Run all warmers, or those named.",
         s.WarmReport,
         body=s.WarmBody,
-        part="cache warming",
+        part=WARMING,
     ),
     Route(
         "POST",
         "/cache/invalidate",
-        "cache_invalidate",
+        Handlers.cache_invalidate,
         "Delete keys by glob pattern and/or invalidate tags.",
         s.InvalidateResult,
         body=s.InvalidateBody,
-        part="cache",
+        part=CACHE,
     ),
     Route(
         "POST",
         "/jobs/retry",
-        "jobs_retry",
+        Handlers.jobs_retry,
         "Retry one failed job, or every failed job (of a queue).",
         s.RetryResult,
         body=s.RetryBody,
-        part="jobs",
+        part=JOBS,
         errors=(409,),
     ),
     Route(
         "POST",
         "/jobs/clear",
-        "jobs_clear",
+        Handlers.jobs_clear,
         "Delete the completed jobs (of a queue).",
         s.ClearResult,
         body=s.ClearBody,
-        part="jobs",
+        part=JOBS,
     ),
     Route(
         "POST",
         "/metrics/reset",
-        "metrics_reset",
+        Handlers.metrics_reset,
         "Zero the query statistics and the cache counters.",
         s.ResetResult,
         body=s.ResetBody,

@@ -162,10 +162,13 @@ class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):
     processes: list[FleetProcess] = []
 
 
+DependencyName = Literal["redis", "database", "jobs"]
+
+
 class Dependency(msgspec.Struct, frozen=True, kw_only=True):
     """One dependency's check: ``error`` is the exception's type name only."""
 
-    name: Literal["redis", "database", "jobs"]
+    name: DependencyName
     status: Literal["up", "down"]
     required: bool
     latency_ms: float | None

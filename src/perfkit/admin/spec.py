@@ -1,0 +1,99 @@
+"""What an admin route is: its handler, its query parameters, the part it needs.
+
+Dispatch (:mod:`perfkit.admin.core`), validation and the OpenAPI document
+(:mod:`perfkit.admin.openapi`) read these; the table itself is :mod:`perfkit.admin.routes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, NamedTuple
+
+from perfkit.admin.handlers import Ask, Handlers, known_queue
+from perfkit.admin.http import AdminError, Request
+from perfkit.admin.source import AdminSource
+
+__all__ = ["CACHE", "JOBS", "POOL", "WARMING", "Handler", "Param", "Part", "Route"]
+
+Access = Literal["admin", "health", "page"]
+
+Handler = Callable[[Handlers, Ask], Awaitable[Any]]
+"""A route's handler: given the handlers' context and the validated request, answers a
+msgspec Struct (JSON 200) or a :class:`~perfkit.admin.http.Response`."""
+
+
+class Part(NamedTuple):
+    """A part of the app a route needs: ``attribute`` of the
+    :class:`~perfkit.admin.source.AdminSource`, ``label`` in the 404 answer."""
+
+    attribute: Literal["cache", "warmer", "pool", "jobs"]
+    label: str
+
+    def resolve(self, source: AdminSource) -> Any:
+        """The part of ``source``, or the 404 "not configured" answer."""
+        part = getattr(source, self.attribute)
+        if part is None:
+            raise AdminError(
+                404, "not_configured", f"{self.label} is not configured in this Perfkit"
+            )
+        return part
+
+
+CACHE = Part("cache", "cache")
+WARMING = Part("warmer", "cache warming")
+POOL = Part("pool", "database pool")
+JOBS = Part("jobs", "jobs")
+
+
+class Param(NamedTuple):
+    """A query parameter: an integer in [``minimum``, ``maximum``] defaulting to
+    ``default``, or (``queue``) one of the configured queue names, default all."""
+
+    name: str
+    description: str
+    minimum: int | None = None
+    maximum: int | None = None
+    default: int | None = None
+    queue: bool = False
+
+    def read(self, request: Request, queues: tuple[str, ...]) -> int | str | None:
+        """This parameter's value in ``request``, or 400 naming it."""
+        raw = request.param(self.name)
+        if self.queue:
+            return known_queue(queues, raw, self.name)
+        if raw is None:
+            return self.default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise AdminError(400, "bad_request", f"{self.name}: expected an integer") from None
+        low, high = self.minimum, self.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise AdminError(400, "bad_request", f"{self.name}: must be between {low} and {high}")
+        return value
+
+
+class Route(NamedTuple):
+    """One route, relative to the mount point.
+
+    ``part``: the route answers 404 "not configured" without it (and 503 while it is
+    away); ``response``/``body``: the msgspec types answered and read (``str`` / ``dict``
+    for text and free-form JSON); ``errors``: statuses beyond those every route documents.
+    """
+
+    method: Literal["GET", "POST"]
+    path: str
+    handler: Handler
+    summary: str
+    response: Any
+    body: Any = None
+    params: tuple[Param, ...] = ()
+    part: Part | None = None
+    access: Access = "admin"
+    content_type: str = "application/json"
+    errors: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The handler's name (the OpenAPI operationId)."""
+        return self.handler.__name__
