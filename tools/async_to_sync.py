@@ -58,9 +58,14 @@ RENAMES: dict[str, str] = {
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncServerCursor": "ServerCursor",
     "asynccontextmanager": "contextmanager",
+    "AbstractAsyncContextManager": "AbstractContextManager",
+    "AsyncTimedPool": "TimedPool",
+    "_AsyncWatchedPool": "_WatchedPool",
 }
 
 ASYNC_ONLY = "async only"
+# Keywords in code quoted by docstrings (``async with pool:``, ``await pool.open()``).
+_ASYNC_WORDS = re.compile(r"(?<=``)(?:async (?=with |for |def )|await )")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ TWINS = [
         target="src/perfkit/cache/_sync.py",
         docstring="RedisService: the cache on redis-py (sync).",
     ),
+    Twin(
+        source="src/perfkit/queries/_pool_async.py",
+        target="src/perfkit/queries/_pool.py",
+        docstring=(
+            "TimedPool: psycopg_pool's ConnectionPool whose every statement is timed.\n\n"
+            "What needs no I/O lives in ``_pool_base.py``.\n"
+        ),
+    ),
 ]
 
 
@@ -93,7 +106,8 @@ class AsyncToSync(ast.NodeTransformer):
 
     def rename_text(self, text: str) -> str:
         """Rename the async words in free text (docstrings, comments)."""
-        return self.words.sub(lambda m: self.renames[m.group(1)], text)
+        text = self.words.sub(lambda m: self.renames[m.group(1)], text)
+        return _ASYNC_WORDS.sub("", text)
 
     # Async constructs.
 
@@ -178,6 +192,8 @@ class AsyncToSync(ast.NodeTransformer):
         return node
 
     def visit_Comment(self, node: Any) -> Any:
+        if node.value.startswith("# noqa: ASYNC"):  # flake8-async's rules: none in sync code
+            return None
         node.value = self.rename_text(node.value)
         return node
 
@@ -284,10 +300,7 @@ def to_sync(
         first.value.value = docstring
     else:
         tree.body.insert(0, ast.Expr(ast.Constant(docstring)))
-    header = (
-        f"# Generated from {source_name} by tools/async_to_sync.py:"
-        f" do not edit, edit {source_name} and rerun.\n"
-    )
+    header = f"# Generated from {source_name} by tools/async_to_sync.py: do not edit.\n"
     text = header + ast_comments.unparse(tree) + "\n"
     # Imports sorted, the parentheses ast.unparse adds removed, then formatted as `ruff format`
     # would: the project's own ruff settings, so that the check is stable.

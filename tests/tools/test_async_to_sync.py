@@ -76,7 +76,9 @@ def test_every_async_construct_becomes_its_sync_counterpart() -> None:
         docstring="Thing: the sync twin.",
         renames={"AsyncThing": "Thing"},
     )
-    assert text.startswith("# Generated from _thing_async.py by tools/async_to_sync.py")
+    assert text.startswith(
+        "# Generated from _thing_async.py by tools/async_to_sync.py: do not edit.\n"
+    )
     assert '"""Thing: the sync twin."""' in text
     for gone in ("async ", "await ", "asyncio", "Awaitable", "AsyncIterator", "aclose", "__a"):
         assert gone not in text, gone

@@ -1,4 +1,4 @@
-# Generated from _aio.py by tools/async_to_sync.py: do not edit, edit _aio.py and rerun.
+# Generated from _aio.py by tools/async_to_sync.py: do not edit.
 """RedisService: the cache on redis-py (sync)."""
 
 from __future__ import annotations

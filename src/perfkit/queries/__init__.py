@@ -13,13 +13,9 @@ from perfkit.queries._cursor import (
 )
 from perfkit.queries._fingerprint import Fingerprint, normalize_sql
 from perfkit.queries._pagination import KeysetPage, KeysetPagination, OffsetPage, OffsetPagination
-from perfkit.queries._pool import (
-    AsyncTimedPool,
-    BaseTimedPool,
-    PoolStats,
-    TimedPool,
-    TimedPoolStats,
-)
+from perfkit.queries._pool import TimedPool
+from perfkit.queries._pool_async import AsyncTimedPool
+from perfkit.queries._pool_base import BaseTimedPool, PoolStats, TimedPoolStats
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, SlowQuery, StatementStats
 
 __all__ = [
