@@ -61,11 +61,16 @@ RENAMES: dict[str, str] = {
     "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncTimedPool": "TimedPool",
     "_AsyncWatchedPool": "_WatchedPool",
+    "AsyncTimedCursor": "TimedCursor",
+    "AsyncTimedServerCursor": "TimedServerCursor",
+    "AsyncCopy": "Copy",
+    "AsyncWriter": "Writer",
+    "anext": "next",
 }
 
 ASYNC_ONLY = "async only"
 # Keywords in code quoted by docstrings (``async with pool:``, ``await pool.open()``).
-_ASYNC_WORDS = re.compile(r"(?<=``)(?:async (?=with |for |def )|await )")
+_ASYNC_WORDS = re.compile(r"(?<=``)(?:async (?=with|for|def)|await )")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,14 @@ TWINS = [
         docstring=(
             "TimedPool: psycopg_pool's ConnectionPool whose every statement is timed.\n\n"
             "What needs no I/O lives in ``_pool_base.py``.\n"
+        ),
+    ),
+    Twin(
+        source="src/perfkit/queries/_cursor_async.py",
+        target="src/perfkit/queries/_cursor.py",
+        docstring=(
+            "TimedCursor and TimedServerCursor: psycopg's cursors, every statement timed.\n\n"
+            "How a statement is timed lives in ``_cursor_base.py``.\n"
         ),
     ),
 ]
@@ -129,6 +142,15 @@ class AsyncToSync(ast.NodeTransformer):
 
     def visit_AsyncWith(self, node: ast.AsyncWith) -> ast.AST:
         return self.visit(ast.With(**_fields(node)))
+
+    def visit_With(self, node: ast.With) -> ast.AST:
+        self.generic_visit(node)
+        # `with a:` around `async with b:` (one statement cannot mix them) is `with a, b:`.
+        inner = node.body[0] if len(node.body) == 1 else None
+        if isinstance(inner, ast.With):
+            node.items += inner.items
+            node.body = inner.body
+        return node
 
     def visit_Await(self, node: ast.Await) -> ast.AST:
         return self.visit(node.value)

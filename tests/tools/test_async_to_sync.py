@@ -55,6 +55,9 @@ class AsyncThing:
         async with self as thing:
             async for row in thing.rows():
                 return await self.one(row)
+        with open(__file__):
+            async with self:
+                pass
         return 0
 
     def one(self, row: int) -> Awaitable[int]:
@@ -88,6 +91,7 @@ def test_every_async_construct_becomes_its_sync_counterpart() -> None:
     assert "time.sleep(0)" in text
     assert "with self as thing:\n            for row in thing.rows():" in text
     assert "return self.one(row)" in text
+    assert "with open(__file__), self:\n            pass" in text
     assert "def one(self, row: int) -> int:" in text
     assert "def rows(self) -> Iterator[int]:" in text
     # Comments and docstrings follow the renames; the async-only overload is dropped.

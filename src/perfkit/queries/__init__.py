@@ -5,12 +5,8 @@ every statement run through their connections; ``pool.get_stats()`` returns a
 :class:`TimedPoolStats`.
 """
 
-from perfkit.queries._cursor import (
-    AsyncTimedCursor,
-    AsyncTimedServerCursor,
-    TimedCursor,
-    TimedServerCursor,
-)
+from perfkit.queries._cursor import TimedCursor, TimedServerCursor
+from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
 from perfkit.queries._fingerprint import Fingerprint, normalize_sql
 from perfkit.queries._pagination import KeysetPage, KeysetPagination, OffsetPage, OffsetPagination
 from perfkit.queries._pool import TimedPool

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 import msgspec
-from psycopg import AsyncConnection, Connection
+from psycopg import (
+    AsyncConnection,
+    AsyncCursor,
+    AsyncServerCursor,
+    Connection,
+    Cursor,
+    ServerCursor,
+)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit._errors import ConfigError
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
-from perfkit.queries._cursor import timed_cursor_class
+from perfkit.queries._cursor import TimedCursor, TimedServerCursor
+from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
+from perfkit.queries._cursor_base import ErrorHook, _ClientTiming, _Timing
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
 from perfkit.queries._watch import ConnectionWatch
 from perfkit.settings import Settings
@@ -193,6 +202,37 @@ class _Reconnect(AttemptWithBackoff):
     def update_delay(self, now: float) -> None:
         super().update_delay(now)
         self.delay = min(self.delay, self.max_delay)
+
+
+# Most specific first: a ServerCursor is also a Cursor.
+_TIMED_BASES: tuple[tuple[type[Any], type[_Timing]], ...] = (
+    (ServerCursor, TimedServerCursor),
+    (AsyncServerCursor, AsyncTimedServerCursor),
+    (Cursor, TimedCursor),
+    (AsyncCursor, AsyncTimedCursor),
+)
+
+C = TypeVar("C", bound=type)
+
+
+def timed_cursor_class(
+    base: C, stats: QueryStats, pool: str, on_error: ErrorHook | None = None
+) -> C:
+    """A subclass of cursor class ``base`` that records into ``stats`` under ``pool`` and
+    calls ``on_error(connection, exception)`` when a statement raises."""
+    while issubclass(base, _Timing):  # already timed (by another pool): time the original
+        base = next(b for b in base.__mro__ if not issubclass(b, _Timing))  # type: ignore[assignment]
+    timed = next(t for plain, t in _TIMED_BASES if issubclass(base, plain))
+    namespace: dict[str, Any] = {
+        "_pk_stats": stats,
+        "_pk_pool": pool,
+        "_pk_on_error": staticmethod(on_error) if on_error is not None else None,
+        "__module__": __name__,
+    }
+    if issubclass(timed, _ClientTiming):
+        namespace["__slots__"] = ()
+    bases = (timed,) if base in timed.__mro__ else (timed, base)
+    return type(f"Timed{base.__name__}", bases, namespace)  # type: ignore[return-value]
 
 
 class BaseTimedPool:
