@@ -66,6 +66,8 @@ RENAMES: dict[str, str] = {
     "AsyncCopy": "Copy",
     "AsyncWriter": "Writer",
     "anext": "next",
+    "AsyncKeysetPagination": "KeysetPagination",
+    "AsyncOffsetPagination": "OffsetPagination",
 }
 
 ASYNC_ONLY = "async only"
@@ -103,6 +105,14 @@ TWINS = [
         docstring=(
             "TimedCursor and TimedServerCursor: psycopg's cursors, every statement timed.\n\n"
             "How a statement is timed lives in ``_cursor_base.py``.\n"
+        ),
+    ),
+    Twin(
+        source="src/perfkit/queries/_pagination_async.py",
+        target="src/perfkit/queries/_pagination.py",
+        docstring=(
+            "KeysetPagination and OffsetPagination: pages fetched on psycopg's Connection.\n\n"
+            "The statements and pages are built in ``_pagination_base.py``.\n"
         ),
     ),
 ]
