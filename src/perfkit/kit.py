@@ -3,13 +3,13 @@ their background work, the request middleware and the admin API apps."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 import structlog
 
+from perfkit._acompat import is_async_callable
 from perfkit._errors import ConfigError
 from perfkit.admin.asgi import ASGIAdmin
 from perfkit.admin.auth import Authorize, Guard
@@ -199,7 +199,7 @@ class Perfkit:
         async_parts += [
             collector.prefix
             for collector in self.monitor.sources
-            if inspect.iscoroutinefunction(collector.fetch)
+            if is_async_callable(collector.fetch)
         ]
         if async_parts:
             raise ConfigError(

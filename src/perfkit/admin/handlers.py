@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ import psycopg_pool
 import redis
 import structlog
 
+from perfkit._acompat import is_async_callable
 from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
@@ -94,7 +94,7 @@ class Handlers:
             raise AdminError(503, "unavailable", f"{part}: {type(exc).__name__}") from exc
 
     async def _refreshed(self, part: str, collector: StatsCollector) -> Any:
-        if inspect.iscoroutinefunction(collector.fetch):
+        if is_async_callable(collector.fetch):
             await self._part(part, collector.arefresh)
         else:
             await self._part(part, collector.refresh)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from perfkit._acompat import is_async_callable, resolve, resolve_blocking
 from perfkit.settings import Settings
 
 __all__ = [
@@ -175,7 +175,7 @@ class CacheWarmer:
         worker thread so they do not block it)."""
         results = []
         for name, func in self._selected(names):
-            if inspect.iscoroutinefunction(func):
+            if is_async_callable(func):
                 results.append(await self._arun(name, func))
             else:
                 results.append(await asyncio.to_thread(self._run, name, func))
@@ -185,9 +185,7 @@ class CacheWarmer:
     def _run(self, name: str, func: Warmer) -> WarmResult:
         start = time.perf_counter()
         try:
-            written = func()
-            if inspect.isawaitable(written):
-                written = asyncio.run(_awaited(written))
+            written = resolve_blocking(func())
         except Exception as exc:
             return self._result(name, start, None, exc)
         return self._result(name, start, written, None)
@@ -195,9 +193,7 @@ class CacheWarmer:
     async def _arun(self, name: str, func: Warmer) -> WarmResult:
         start = time.perf_counter()
         try:
-            written = func()
-            if inspect.isawaitable(written):
-                written = await written
+            written = await resolve(func())
         except Exception as exc:
             return self._result(name, start, None, exc)
         return self._result(name, start, written, None)
@@ -271,10 +267,6 @@ class CacheWarmer:
                 if self.lease is not None:
                     await asyncio.to_thread(self.lease.record, results)
             await asyncio.sleep(self.interval)
-
-
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
 
 
 _default: CacheWarmer | None = None
