@@ -16,7 +16,13 @@ from perfkit.admin.auth import Authorize, Guard
 from perfkit.admin.calls import InlineCaller, ThreadCaller
 from perfkit.admin.core import AdminCore
 from perfkit.admin.wsgi import WSGIAdmin
-from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService, default_warmer
+from perfkit.cache import (
+    AsyncCacheWarmer,
+    AsyncRedisService,
+    CacheWarmer,
+    RedisService,
+    default_warmer,
+)
 from perfkit.cache.warmer import WarmLease
 from perfkit.jobs import JobService
 from perfkit.jobs.queues import DEFAULT_QUEUES
@@ -256,7 +262,7 @@ class Perfkit:
                 part.open()
         self.fleet.start()
         if self.warmer is not None:
-            await self.warmer.astart()
+            await AsyncCacheWarmer.of(self.warmer).start()
         if self.performance_log is not None:
             self.performance_log.start()
 
@@ -265,7 +271,7 @@ class Perfkit:
         if self.performance_log is not None:
             self.performance_log.stop()
         if self.warmer is not None:
-            await self.warmer.astop()
+            await AsyncCacheWarmer.of(self.warmer).stop()
         self._stop_fleet()
         for part in self._owned:
             part.close()

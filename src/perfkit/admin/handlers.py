@@ -24,6 +24,7 @@ from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.http import AdminError, Request, Response
+from perfkit.cache import AsyncCacheWarmer
 from perfkit.jobs import periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
@@ -431,7 +432,7 @@ class Handlers:
                     f"names: unknown warmer(s) {unknown}; registered: {warmer.names}",
                 )
         if isinstance(self.call, ThreadCaller):
-            results = await warmer.awarm(body.names)
+            results = await AsyncCacheWarmer.of(warmer).warm(body.names)
         else:
             results = await self.call(warmer.warm, body.names)
         return s.WarmReport(ok=all(result.ok for result in results), results=results)
