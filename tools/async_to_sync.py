@@ -70,7 +70,9 @@ RENAMES: dict[str, str] = {
     "AsyncOffsetPagination": "OffsetPagination",
 }
 
-ASYNC_ONLY = "async only"
+# Marks a statement that has no sync counterpart (dropped), or an `if True:` whose `else:`
+# holds the sync code.
+_ASYNC_ONLY = re.compile(r"#\s*async only\b")
 # Keywords in code quoted by docstrings (``async with pool:``, ``await pool.open()``).
 _ASYNC_WORDS = re.compile(r"(?<=``)(?:async (?=with|for|def)|await )")
 
@@ -249,25 +251,47 @@ def _parse_expr(text: str) -> ast.expr:
 
 
 def drop_async_only(tree: ast.Module, source: str) -> None:
-    """Remove each definition whose first line carries the ``# async only`` comment."""
+    """Remove each statement marked ``# async only``; one that is ``if True:  # async only``
+    is replaced by its ``else:`` branch (the sync code, dead in the async module)."""
     lines = source.splitlines()
-    definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-    dropped: set[int] = set()  # the lines of the dropped definitions, with their comments
+    marked: dict[int, ast.stmt] = {}  # first line -> the marked statement
     for node in ast.walk(tree):
-        if not isinstance(node, definition):
-            continue
-        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        header = lines[first - 1 : node.body[0].lineno]  # decorators to the body's first line
-        if any(ASYNC_ONLY in line for line in header):
-            dropped.update(range(first, (node.end_lineno or node.lineno) + 1))
+        if isinstance(node, ast.stmt) and not _is_comment(node):
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            header = lines[first - 1 : _header_end(node, lines)]
+            if any(_ASYNC_ONLY.search(line) for line in header):
+                marked[first] = node
 
-    def keep(stmt: ast.stmt) -> bool:
-        return getattr(stmt, "lineno", 0) not in dropped
+    def sync(stmt: ast.stmt) -> list[ast.stmt]:
+        if any(stmt is node for node in marked.values()):
+            return stmt.orelse if isinstance(stmt, ast.If) else []
+        if _is_comment(stmt) and any(
+            node.lineno <= stmt.lineno <= (node.end_lineno or node.lineno)
+            for node in marked.values()
+        ):
+            return []  # a comment ast_comments put beside a dropped statement
+        return [stmt]
 
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list):
-            node.body = [stmt for stmt in body if keep(stmt)]  # type: ignore[attr-defined]
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                setattr(node, name, [new for stmt in body for new in sync(stmt)])
+
+
+def _is_comment(node: ast.AST) -> bool:
+    return type(node).__name__ == "Comment"
+
+
+def _header_end(node: ast.stmt, lines: list[str]) -> int:
+    """The last line of a statement's header (``def ...:``, ``if ...:``), or of the whole
+    statement if it has no body."""
+    body = getattr(node, "body", None)
+    if not (isinstance(body, list) and body):
+        return node.end_lineno or node.lineno
+    first = body[0]
+    own_line = not lines[first.lineno - 1][: first.col_offset].strip()
+    return first.lineno - 1 if own_line else first.lineno  # `def f(): ...` on one line
 
 
 def drop_unused_imports(before: set[str], tree: ast.Module) -> None:
@@ -319,8 +343,8 @@ def to_sync(
 ) -> str:
     """The sync twin of the async module text ``source``, formatted for ``target``."""
     tree = ast_comments.parse(source)
-    drop_async_only(tree, source)
     before = _used_names(tree)
+    drop_async_only(tree, source)
     tree = AsyncToSync({**RENAMES, **renames}).visit(tree)
     drop_unused_imports(before, tree)
     first = tree.body[0] if tree.body else None

@@ -61,7 +61,11 @@ class AsyncThing:
         return 0
 
     def one(self, row: int) -> Awaitable[int]:
-        return self.count(row)
+        self.batched = True  # async only
+        if True:  # async only: the sync twin counts directly
+            return self.count(row)
+        else:
+            return row + 1
 
     async def count(self, row: int) -> int:
         return row + int(time.time() > 0)
@@ -92,7 +96,8 @@ def test_every_async_construct_becomes_its_sync_counterpart() -> None:
     assert "with self as thing:\n            for row in thing.rows():" in text
     assert "return self.one(row)" in text
     assert "with open(__file__), self:\n            pass" in text
-    assert "def one(self, row: int) -> int:" in text
+    assert "def one(self, row: int) -> int:\n        return row + 1\n" in text
+    assert "batched" not in text
     assert "def rows(self) -> Iterator[int]:" in text
     # Comments and docstrings follow the renames; the async-only overload is dropped.
     assert "# Close the Thing's client." in text

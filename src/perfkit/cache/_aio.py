@@ -34,6 +34,7 @@ from perfkit.cache._base import (
     tag_ttl_ms,
     validate_tags,
 )
+from perfkit.cache._batch import AsyncBatcher
 from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
@@ -65,6 +66,8 @@ class AsyncRedisService(BaseCacheService):
     ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE`` and
     ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process near
     cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
+    ``auto_pipeline``: coalesce the reads of concurrent tasks into one ``MGET`` (async
+    service only; the sync service sends each thread's own, whatever its value).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class AsyncRedisService(BaseCacheService):
         default_ttl: int | None = None,
         settings: Settings | None = None,
         l1: NearCache | bool = False,
+        auto_pipeline: bool = True,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         sentinel: SentinelURL | None = None
@@ -103,6 +107,7 @@ class AsyncRedisService(BaseCacheService):
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
         self._flights = AsyncFlights()
+        self._batcher = AsyncBatcher(connection, auto_pipeline)  # async only: pipelining
         self._replayer: Any = None
         self._start_l1(l1)
 
@@ -149,12 +154,13 @@ class AsyncRedisService(BaseCacheService):
         dataclass, an attrs class, a pydantic model...); a value that does not fit it is a
         miss."""
         full = self._key(key)
-        start = time.perf_counter()
         value = self._near_get(full, type)
-        if value is MISSING:
-            epoch = self._near_epoch()
-            entry = await self._lookup_one(full, _NO_TAGS)
-            value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
+        if value is not MISSING:
+            return value
+        start = time.perf_counter()
+        epoch = self._near_epoch()
+        entry = await self._lookup_one(full, _NO_TAGS)
+        value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
         return default if value is MISSING else value
 
@@ -538,21 +544,24 @@ class AsyncRedisService(BaseCacheService):
         """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit;
         ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
+        plan = self._read_plan(tags)  # validates them, hit or miss
+        near = self._near
+        if near is not None and l1 and not refresh:
+            # What an L1 hit returns was stored by a call whose tags passed.
+            value = self._near_get(full, type_)
+            if value is not MISSING:
+                return value
         start = time.perf_counter()
-        plan = self._read_plan(tags)
         if not refresh:
-            near = self._near
             if near is None:
                 entry = await self._lookup_one(full, plan)
                 value = MISSING if entry is None else self._decode(entry[0], type_, key)
             else:
-                # An L1 hit first: what it returns was stored by a call whose tags passed.
-                value = self._near_get(full, type_) if l1 else MISSING
-                if value is MISSING:
-                    epoch = near.epoch
-                    entry = await self._lookup_one(full, plan)
-                    if entry is not None:
-                        value = self._accept(full, entry, type_, key, epoch, l1)
+                value = MISSING
+                epoch = near.epoch
+                entry = await self._lookup_one(full, plan)
+                if entry is not None:
+                    value = self._accept(full, entry, type_, key, epoch, l1)
             hit = value is not MISSING
             self._stats.lookup(hit, time.perf_counter() - start)
             if hit:
@@ -688,13 +697,15 @@ class AsyncRedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> Awaitable[list[bytes | None]]:
-        """MGET, returning the client's own call (in the async service that saves a
-        coroutine frame on every hit)."""
+        """MGET (coalesced with concurrent ones in the async service: see _batch.py),
+        returning the call itself, which in the async service saves a coroutine frame on
+        every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        # The command itself rather than mget(), which builds options for redis-py's own
-        # client-side cache: on a hit this round trip is most of the cost.
-        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
+        if True:  # async only: threads each send their own MGET
+            return self._batcher.mget(keys)
+        else:
+            return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return, unused-ignore]
 
     async def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""

@@ -348,7 +348,8 @@ class BaseCacheService:
             return
         if self._cluster:
             raise ConfigError("the L1 near cache does not support Redis Cluster yet: l1=False")
-        self._near = NearCache() if l1 is True else l1
+        near = self._near = NearCache() if l1 is True else l1
+        self._stats.fold_l1_hits(lambda: near.hits)
         sentinel, settings = self._sentinel, self.settings
         pool_kwargs = dict(self._client.connection_pool.connection_kwargs)
 
@@ -377,11 +378,23 @@ class BaseCacheService:
         return self._tracker is not None and self._tracker.connected.wait(timeout)
 
     def _near_get(self, full: str, type_: Any) -> Any:
+        """The L1 value at ``full`` (a hit is counted by the near cache, and folded into the
+        stats when they are read), or MISSING."""
         near = self._near
         # While changes wait to be applied, L1 could hold (or learn) what they replace.
         if near is None or self._fallback_since is not None or self._memory.blocking:
             return MISSING
         return near.get(full, type_)
+
+    def _cached_hit(self, key: str, tags: tuple[str, ...], type_: Any) -> Any:
+        """``@cached_query``'s L1 hit (``tags`` validated as on any call), or MISSING: a
+        plain call, so a hit costs no coroutine, nor the loader closure of a miss."""
+        near = self._near
+        # _near_get's checks inline: a call is a good part of an L1 hit.
+        if near is None or self._fallback_since is not None or self._memory.blocking:
+            return MISSING
+        self._read_plan(tags)
+        return near.get(self._key(key), type_)
 
     def _near_epoch(self) -> int:
         return 0 if self._near is None else self._near.epoch

@@ -78,21 +78,36 @@ class NearCache:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, full: str, type_: Any) -> Any:
-        """The value, or MISSING when absent, expired, of another type or a tag moved on."""
-        if not self.enabled:
+        """The value, or MISSING when absent, expired, of another type or a tag moved on.
+
+        No lock: every step is one dict operation, atomic under the GIL, so a hit is
+        ordered before or after a concurrent eviction as a whole (an entry still in the
+        dict when looked up was current then). Writers take the lock among themselves and
+        never iterate the dict while a reader may reorder it."""
+        entry = self._entries.get(full)
+        if entry is None or entry.type_ is not type_ or not self.enabled:
             return MISSING
-        with self._lock:
-            entry = self._entries.get(full)
-            if entry is None or entry.type_ is not type_:
+        if entry.expires <= time.monotonic():
+            self._discard(full, entry)
+            return MISSING
+        gens = self._gens
+        for tag, gen in entry.pairs:  # a loop, not any(): no generator per hit
+            if gens.get(tag) != gen:
+                self._discard(full, entry)
                 return MISSING
-            if entry.expires <= time.monotonic() or any(
-                self._gens.get(tag) != gen for tag, gen in entry.pairs
-            ):
-                self._drop(full)
-                return MISSING
+        try:  # noqa: SIM105 (not contextlib.suppress: that is an object per hit)
             self._entries.move_to_end(full)
-            self.hits += 1
-            return entry.value
+        except KeyError:
+            pass  # evicted meanwhile: this hit came first
+        # Not under the lock: CPython (with a GIL) switches threads only at calls and
+        # backward jumps, never inside this increment.
+        self.hits += 1
+        return entry.value
+
+    def _discard(self, full: str, entry: _Near) -> None:
+        with self._lock:
+            if self._entries.get(full) is entry:
+                self._drop(full)
 
     # -- writes (only values read from Redis since ``epoch``) --------------------------------
 
@@ -142,7 +157,8 @@ class NearCache:
     def evict_matching(self, full_pattern: str) -> None:
         with self._lock:
             self.epoch += 1
-            for full in [k for k in self._entries if fnmatch.fnmatchcase(k, full_pattern)]:
+            # A snapshot first (one C call): a reader may reorder the dict meanwhile.
+            for full in [k for k in list(self._entries) if fnmatch.fnmatchcase(k, full_pattern)]:
                 self._drop(full)
 
     def clear(self, *, enabled: bool | None = None) -> None:

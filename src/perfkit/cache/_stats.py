@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -92,7 +93,17 @@ class CacheStats:
         self._lock = threading.Lock()
         self._hit_times: deque[float] = deque()
         self._miss_times: deque[float] = deque()
+        self._l1_hits: Callable[[], int] | None = None
+        self._l1_seen = 0
         self.reset()
+
+    def fold_l1_hits(self, count: Callable[[], int]) -> None:
+        """Count the L1 hits ``count()`` reports as hits too, when the counters are read:
+        an L1 hit then costs one increment in the near cache, nothing here. They go into
+        the first latency bucket (an L1 hit takes about a microsecond)."""
+        with self._lock:
+            self._l1_hits = count
+            self._l1_seen = count()
 
     def reset(self) -> None:
         with self._lock:
@@ -105,6 +116,8 @@ class CacheStats:
             self.errors = 0
             self._latency_total_ms = 0.0
             self._latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+            if self._l1_hits is not None:
+                self._l1_seen = self._l1_hits()
 
     def lookup(self, hit: bool, seconds: float) -> None:
         times = self._hit_times if hit else self._miss_times
@@ -117,6 +130,11 @@ class CacheStats:
         with self._lock:
             self._hits += self._take(self._hit_times)
             self._misses += self._take(self._miss_times)
+            if self._l1_hits is not None:
+                l1_hits = self._l1_hits()
+                self._hits += l1_hits - self._l1_seen
+                self._latency_counts[0] += l1_hits - self._l1_seen
+                self._l1_seen = l1_hits
 
     def _take(self, times: deque[float]) -> int:
         # popleft until empty: what other threads append meanwhile is taken now or next time,

@@ -64,6 +64,8 @@ class RedisService(BaseCacheService):
     ``default_ttl`` (seconds) default to the settings' ``CACHE_NAMESPACE`` and
     ``CACHE_DEFAULT_TTL``. ``l1``: ``True`` or a :class:`NearCache` for an in-process near
     cache kept consistent by Redis's invalidation pushes (see docs/cache.md).
+    ``auto_pipeline``: coalesce the reads of concurrent tasks into one ``MGET`` (async
+    service only; the sync service sends each thread's own, whatever its value).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class RedisService(BaseCacheService):
         default_ttl: int | None = None,
         settings: Settings | None = None,
         l1: NearCache | bool = False,
+        auto_pipeline: bool = True,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         sentinel: SentinelURL | None = None
@@ -148,12 +151,13 @@ class RedisService(BaseCacheService):
         dataclass, an attrs class, a pydantic model...); a value that does not fit it is a
         miss."""
         full = self._key(key)
-        start = time.perf_counter()
         value = self._near_get(full, type)
-        if value is MISSING:
-            epoch = self._near_epoch()
-            entry = self._lookup_one(full, _NO_TAGS)
-            value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
+        if value is not MISSING:
+            return value
+        start = time.perf_counter()
+        epoch = self._near_epoch()
+        entry = self._lookup_one(full, _NO_TAGS)
+        value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
         return default if value is MISSING else value
 
@@ -520,21 +524,24 @@ class RedisService(BaseCacheService):
         """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit;
         ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
+        plan = self._read_plan(tags)  # validates them, hit or miss
+        near = self._near
+        if near is not None and l1 and (not refresh):
+            # What an L1 hit returns was stored by a call whose tags passed.
+            value = self._near_get(full, type_)
+            if value is not MISSING:
+                return value
         start = time.perf_counter()
-        plan = self._read_plan(tags)
         if not refresh:
-            near = self._near
             if near is None:
                 entry = self._lookup_one(full, plan)
                 value = MISSING if entry is None else self._decode(entry[0], type_, key)
             else:
-                # An L1 hit first: what it returns was stored by a call whose tags passed.
-                value = self._near_get(full, type_) if l1 else MISSING
-                if value is MISSING:
-                    epoch = near.epoch
-                    entry = self._lookup_one(full, plan)
-                    if entry is not None:
-                        value = self._accept(full, entry, type_, key, epoch, l1)
+                value = MISSING
+                epoch = near.epoch
+                entry = self._lookup_one(full, plan)
+                if entry is not None:
+                    value = self._accept(full, entry, type_, key, epoch, l1)
             hit = value is not MISSING
             self._stats.lookup(hit, time.perf_counter() - start)
             if hit:
@@ -669,13 +676,12 @@ class RedisService(BaseCacheService):
         return current
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
-        """MGET, returning the client's own call (in the async service that saves a
-        coroutine frame on every hit)."""
+        """MGET (coalesced with concurrent ones in the async service: see _batch.py),
+        returning the call itself, which in the async service saves a coroutine frame on
+        every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        # The command itself rather than mget(), which builds options for redis-py's own
-        # client-side cache: on a hit this round trip is most of the cost.
-        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
+        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return, unused-ignore]
 
     def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
