@@ -14,8 +14,10 @@ What the transform does, for any module listed in ``TWINS``:
 - Names, attributes, imports and words in docstrings and comments are renamed by ``RENAMES``
   (``AsyncRedisService`` -> ``RedisService``, ``__aenter__`` -> ``__enter__``,
   ``asyncio.sleep`` -> ``time.sleep``, ``redis.asyncio`` -> ``redis`` ...).
-- A definition whose first line carries the comment ``# async only`` is dropped (an overload
-  for a coroutine-function argument has no sync counterpart).
+- A statement whose first line (a definition's: its header) carries the comment
+  ``# async only`` is dropped: an overload for a coroutine-function argument, the async
+  service's pipelining. ``if True:  # async only`` is replaced by its ``else:`` branch, the
+  sync code (dead in the async module; CPython compiles the test away).
 - Imports that the sync code no longer uses are dropped.
 - The module docstring is replaced by the twin's own, under a "generated, do not edit" header.
 """
