@@ -12,6 +12,7 @@ PACKAGES = [
     "perfkit.cache",
     "perfkit.queries",
     "perfkit.jobs",
+    "perfkit.jobs.builtins",
     "perfkit.metrics",
     "perfkit.admin",
 ]

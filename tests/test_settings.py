@@ -46,6 +46,8 @@ def test_values_are_read_and_minutes_converted() -> None:
         ("REDIS_SOCKET_TIMEOUT", "fast"),
         ("JOB_RETRY_BACKOFF", "linear"),
         ("CACHE_NAMESPACE", "shop*"),
+        ("CACHE_NAMESPACE", "app:v2"),
+        ("CACHE_NAMESPACE", "app\\v2"),
         ("DB_POOL_MAX", "1.5"),
     ],
 )
@@ -54,6 +56,19 @@ def test_bad_value_names_variable_and_value(variable: str, value: str) -> None:
         Settings.from_env({variable: value})
     assert variable in str(info.value)
     assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("namespace", ["app:v2", "a b", "", "shop*"])
+def test_a_bad_cache_namespace_is_refused_when_settings_are_built(namespace: str) -> None:
+    # Not later, on the cache's first use: configuration errors surface at start-up.
+    with pytest.raises(ConfigError, match="CACHE_NAMESPACE"):
+        Settings(cache_namespace=namespace)
+
+
+def test_config_error_is_a_value_error() -> None:
+    # The errors rule: a bad value is a ValueError, so callers' `except ValueError` keeps working.
+    with pytest.raises(ValueError, match="CACHE_NAMESPACE"):
+        Settings.from_env({"CACHE_NAMESPACE": "app:v2"})
 
 
 def test_pool_min_above_max_is_refused() -> None:

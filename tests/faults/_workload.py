@@ -4,9 +4,13 @@ it reads against the "database" (versions in shared memory).
 
 Each key has one writer, so versions only grow. A writer bumps a key's version, then sets,
 deletes or invalidates it in the cache, then publishes the version as *done* with the time
-its call returned. A reader notes the done version before its call; a value older than it
-is a stale read, whose age is how long before the read the first change past that value
-returned (from a ring of the last ``HISTORY`` versions' times). Processes are spawned, so the
+its call returned, and whether its service was in fallback then (the change pending, to be
+applied when that process is back on Redis). A reader notes the done version before its
+call; a value older than it is a stale read, whose age is how long before the read the first
+change past that value returned (from a ring of the last ``HISTORY`` versions' times).
+Each process also records its own outages: when its service went into fallback and when it
+was back on Redis -- the injected fault's, and any other (on a loaded machine a command can
+time out, which is an outage of that process like any other). Processes are spawned, so the
 service under test runs in each process as it would in an app.
 """
 
@@ -27,7 +31,10 @@ ROLES = ("set", "tag")  # "set": written with set/delete, read with get/get_many
 # "tag": read with get_or_set under a tag, changed by invalidate_tags.
 PAUSE = 0.004  # between one reader's calls: enough load, CPU left for the rest
 TTL = 5
+FALLBACK_TTL = 1.0  # CACHE_FALLBACK_TTL: how long a process serves its own memory entries
 HISTORY = 256
+WATCH_EVERY = 0.01  # how often each process notes whether its service is in fallback
+SETTLE = 6.0  # once stopped, how long a process waits for its service to be back on Redis
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Shared:
     versions: SynchronizedArray[int]  # the database: the current version of each key
     done: SynchronizedArray[int]  # the version whose cache call returned
     done_at: SynchronizedArray[float]  # per slot and version % HISTORY: when it returned
+    done_pending: SynchronizedArray[int]  # same index: 1 if its service was in fallback then
     recovered_at: Synchronized[float]  # when the fault ended (0 until then)
     back_at: SynchronizedArray[float]  # per process: seconds from then until back on Redis
     stop: Any  # an Event
@@ -48,6 +56,10 @@ def slots(processes: int) -> int:
 
 def slot(owner: int, role: str, i: int) -> int:
     return (owner * len(ROLES) + ROLES.index(role)) * KEYS_PER_ROLE + i
+
+
+def owner_of(slot_index: int) -> int:
+    return slot_index // (len(ROLES) * KEYS_PER_ROLE)
 
 
 def key_name(owner: int, role: str, i: int) -> str:
@@ -64,9 +76,15 @@ class Workload:
     ops: int = 0
     exceptions: dict[str, int] = field(default_factory=dict)
     first_traceback: str = ""
-    stale: list[tuple[float, float]] = field(default_factory=list)  # (read start, age)
+    # (read start, age, index of the writer process, whether the change was pending in it,
+    # whether the reader's service was in fallback at the read's start or end).
+    stale: list[tuple[float, float, int, bool, bool]] = field(default_factory=list)
     back: float | None = None
+    # This process's outages as [start, end] (end None while it lasts): the first poll (or
+    # change) that saw its service in fallback, the first poll that saw it back on Redis.
+    outages: list[list[float | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_fallback: Callable[[], bool] = lambda: False  # the service's fallback_active
 
     def __post_init__(self) -> None:
         every = [
@@ -84,13 +102,19 @@ class Workload:
         index = self.slot_of[name]
         return lambda: int(self.shared.versions[index])
 
-    def check(self, name: str, start: float, floor: int, value: Any) -> None:
+    def check(self, name: str, start: float, floor: int, value: Any, memory: bool) -> None:
+        """``memory``: the service was in fallback when the read began (it may have been
+        served from this process's memory)."""
         self.ops += 1
         if value is None or value >= floor:
             return
-        age = start - self.shared.done_at[self.slot_of[name] * HISTORY + (value + 1) % HISTORY]
+        memory = memory or self.in_fallback()
+        index = self.slot_of[name]
+        ring = index * HISTORY + (value + 1) % HISTORY
+        age = start - self.shared.done_at[ring]
+        pending = bool(self.shared.done_pending[ring])
         with self.lock:
-            self.stale.append((start, age))
+            self.stale.append((start, age, owner_of(index), pending, memory))
 
     def failed(self, exc: BaseException) -> None:
         with self.lock:
@@ -106,11 +130,27 @@ class Workload:
         self.shared.versions[index] = version
         return key_name(self.index, role, i), version
 
-    def done(self, role: str, i: int, version: int) -> None:
+    def done(self, role: str, i: int, version: int, pending: bool) -> None:
+        """``pending``: the service was in fallback when the call returned."""
         index = slot(self.index, role, i)
-        self.shared.done_at[index * HISTORY + version % HISTORY] = time.monotonic()
+        if pending:
+            self.watch(True)
+        ring = index * HISTORY + version % HISTORY
+        self.shared.done_pending[ring] = int(pending)
+        self.shared.done_at[ring] = time.monotonic()
         self.shared.done[index] = version
         self.ops += 1
+
+    def watch(self, seen: bool = False) -> None:
+        """Note whether the service is in fallback now (the outages' starts and ends);
+        ``seen``: a caller saw it in fallback just now."""
+        with self.lock:  # looked at under the lock: a later look is never noted first
+            now, in_fallback = time.monotonic(), seen or self.in_fallback()
+            ongoing = bool(self.outages) and self.outages[-1][1] is None
+            if in_fallback and not ongoing:
+                self.outages.append([now, None])
+            elif not in_fallback and ongoing:
+                self.outages[-1][1] = now
 
     def recovered(self) -> float:
         return float(self.shared.recovered_at.value)
@@ -128,6 +168,7 @@ class Workload:
             "traceback": self.first_traceback,
             "stale": self.stale,
             "back": self.back,
+            "outages": self.outages,
         }
 
 
@@ -157,7 +198,7 @@ def run(
         redis_connect_timeout=0.3,
         redis_retry_max_delay=0.5,
         cache_lock_wait=1.0,
-        cache_fallback_ttl=1.0,
+        cache_fallback_ttl=FALLBACK_TTL,
     )
     work = Workload(index, processes, shared)
     options = {"namespace": namespace, "settings": settings, "l1": mode.endswith("+l1")}
@@ -172,26 +213,28 @@ def _run_sync(work: Workload, url: str, options: dict[str, Any]) -> None:
     from perfkit.cache import RedisService
 
     cache = RedisService(url, **options)
+    work.in_fallback = lambda: cache.fallback_active
     cache.wait_l1_ready(10)
     stop = work.shared.stop
 
     def reader() -> None:
         while not stop.is_set():
             for name in work.set_keys + work.tag_keys:
-                floor, start = work.floor(name), time.monotonic()
+                floor, start, memory = work.floor(name), time.monotonic(), cache.fallback_active
                 try:
                     if name.startswith("set"):
                         value = cache.get(name)
                     else:
                         value = cache.get_or_set(name, work.load(name), ttl=TTL, tags=tag_of(name))
-                    work.check(name, start, floor, value)
+                    work.check(name, start, floor, value, memory)
                 except Exception as exc:
                     work.failed(exc)
                 time.sleep(PAUSE)
             floors, start = {n: work.floor(n) for n in work.set_keys}, time.monotonic()
+            memory = cache.fallback_active
             try:
                 for name, value in cache.get_many(work.set_keys).items():
-                    work.check(name, start, floors[name], value)
+                    work.check(name, start, floors[name], value, memory)
             except Exception as exc:
                 work.failed(exc)
 
@@ -209,7 +252,7 @@ def _run_sync(work: Workload, url: str, options: dict[str, Any]) -> None:
                         cache.set(name, version, ttl=TTL)
                 except Exception as exc:
                     work.failed(exc)
-                work.done(role, i, version)
+                work.done(role, i, version, cache.fallback_active)
                 time.sleep(PAUSE * 4)
             turn += 1
 
@@ -225,9 +268,19 @@ def _run_sync(work: Workload, url: str, options: dict[str, Any]) -> None:
                     pass
             time.sleep(0.02)
 
+    def outages() -> None:
+        """The service's outages, until it is back on Redis after the workload stopped."""
+        while not stop.is_set():
+            work.watch()
+            time.sleep(WATCH_EVERY)
+        deadline = time.monotonic() + SETTLE
+        while cache.fallback_active and time.monotonic() < deadline:
+            time.sleep(WATCH_EVERY)
+        work.watch()
+
     threads = [threading.Thread(target=reader), threading.Thread(target=reader)]
     threads += [threading.Thread(target=writer, args=(role,)) for role in ROLES]
-    threads.append(threading.Thread(target=recovery))
+    threads += [threading.Thread(target=recovery), threading.Thread(target=outages)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -239,27 +292,29 @@ async def _run_async(work: Workload, url: str, options: dict[str, Any]) -> None:
     from perfkit.cache import AsyncRedisService
 
     cache = AsyncRedisService(url, **options)
+    work.in_fallback = lambda: cache.fallback_active
     await asyncio.to_thread(cache.wait_l1_ready, 10)
     stop = work.shared.stop
 
     async def reader() -> None:
         while not stop.is_set():
             for name in work.set_keys + work.tag_keys:
-                floor, start = work.floor(name), time.monotonic()
+                floor, start, memory = work.floor(name), time.monotonic(), cache.fallback_active
                 try:
                     read: Awaitable[Any] = (
                         cache.get(name)
                         if name.startswith("set")
                         else cache.get_or_set(name, work.load(name), ttl=TTL, tags=tag_of(name))
                     )
-                    work.check(name, start, floor, await read)
+                    work.check(name, start, floor, await read, memory)
                 except Exception as exc:
                     work.failed(exc)
                 await asyncio.sleep(PAUSE)
             floors, start = {n: work.floor(n) for n in work.set_keys}, time.monotonic()
+            memory = cache.fallback_active
             try:
                 for name, value in (await cache.get_many(work.set_keys)).items():
-                    work.check(name, start, floors[name], value)
+                    work.check(name, start, floors[name], value, memory)
             except Exception as exc:
                 work.failed(exc)
 
@@ -277,7 +332,7 @@ async def _run_async(work: Workload, url: str, options: dict[str, Any]) -> None:
                         await cache.set(name, version, ttl=TTL)
                 except Exception as exc:
                     work.failed(exc)
-                work.done(role, i, version)
+                work.done(role, i, version, cache.fallback_active)
                 await asyncio.sleep(PAUSE * 4)
             turn += 1
 
@@ -292,5 +347,18 @@ async def _run_async(work: Workload, url: str, options: dict[str, Any]) -> None:
                     pass
             await asyncio.sleep(0.02)
 
-    await asyncio.gather(reader(), reader(), *(writer(role) for role in ROLES), recovery())
+    async def outages() -> None:
+        while not stop.is_set():
+            work.watch()
+            await asyncio.sleep(WATCH_EVERY)
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            if not cache.fallback_active:
+                break
+            await asyncio.sleep(WATCH_EVERY)
+        work.watch()
+
+    await asyncio.gather(
+        reader(), reader(), *(writer(role) for role in ROLES), recovery(), outages()
+    )
     await cache.close()

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import redis
 
-from perfkit._main.stack import wait_for_http
 from perfkit.embedded import free_port
+from perfkit_demo.stack import wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fleet-test-token"  # as in tests/fleet/_app.py (imported only by the servers)

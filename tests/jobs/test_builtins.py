@@ -16,12 +16,10 @@ import redis
 from psycopg import sql
 from rq.job import Job
 
-from perfkit import JobError
+from perfkit import JobError, _defaults
 from perfkit.cache import default_warmer
 from perfkit.jobs import (
     JobService,
-    LogEmailSender,
-    LogNotificationSink,
     RedisNotificationSink,
     SMTPEmailSender,
     register_email_template,
@@ -81,10 +79,7 @@ def smtp_server() -> Iterator[socketserver.ThreadingTCPServer]:
 @pytest.fixture
 def restore_backends() -> Iterator[None]:
     yield
-    set_email_sender(LogEmailSender())
-    set_notification_sink(LogNotificationSink())
-    set_export_directory(None)
-    set_export_pool(None)
+    _defaults.reset()  # the log sender and sink, no export directory or pool
 
 
 def test_email_with_the_default_log_sender_reports_not_delivered(

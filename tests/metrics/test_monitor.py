@@ -164,6 +164,14 @@ def test_a_source_that_fails_keeps_the_exposition_alive() -> None:
     assert monitor.report().cache_hit_rate is None
 
 
+def test_monitor_reads_its_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Like every other part: PerformanceMonitor() defaults to Settings.from_env().
+    monkeypatch.setenv("SLOW_REQUEST_MS", "250")
+    assert PerformanceMonitor().settings.slow_request_ms == 250
+
+
 async def test_arefresh_and_aexposition_are_deprecated_aliases_of_the_async_twin() -> None:
     class AsyncJobs:  # an async source: what JobsSource's stats() may be
         async def stats(self) -> Queue:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from perfkit._main.stack import wait_for_http
 from perfkit.embedded import free_port
+from perfkit_demo.stack import wait_for_http
 from tests.metrics.test_registry import families
 
 ROOT = Path(__file__).resolve().parents[2]

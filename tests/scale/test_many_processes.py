@@ -29,8 +29,10 @@ from tests.conftest import TEST_REDIS_DB, with_db
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 4
 THREADS = 8
-# The L1 near cache may serve an old value for the propagation delay (docs/cache.md).
-L1_GRACE = 0.05
+# The L1 near cache may serve an old value for the propagation delay (docs/cache.md): with
+# 8 reader threads per process the listener waits its turns for the GIL (p99 33-64 ms
+# measured with busy readers), longer on a loaded 2-core machine (66-92 ms seen once).
+L1_GRACE = 0.25
 
 pytestmark = pytest.mark.slow
 

@@ -361,6 +361,7 @@ class AsyncRedisService(BaseCacheService):
         for full, payload in payloads.items():
             self._memory.set(full, payload, ttl_ms / 1000, tags)
         self._stats.count(sets=len(payloads))
+        await self._settle()
 
     async def delete(self, *keys: str) -> int:
         """Remove ``keys``; returns how many existed."""
@@ -381,6 +382,7 @@ class AsyncRedisService(BaseCacheService):
                 return 0
         removed = self._memory.delete(fulls)
         self._stats.count(deletes=removed)
+        await self._settle()
         return removed
 
     # -- invalidation -----------------------------------------------------------------------
@@ -406,6 +408,7 @@ class AsyncRedisService(BaseCacheService):
                 self._block(tags=checked)
                 return
         self._memory.invalidate_tags(checked)
+        await self._settle()
 
     async def invalidate_pattern(self, pattern: str) -> int:
         """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
@@ -426,6 +429,7 @@ class AsyncRedisService(BaseCacheService):
                 return 0
         removed = self._memory.invalidate_pattern(full_pattern)
         self._stats.count(deletes=removed)
+        await self._settle()
         return removed
 
     async def clear(self) -> int:
@@ -436,12 +440,14 @@ class AsyncRedisService(BaseCacheService):
         if await self._use_memory():
             self._memory.clear()
             self._memory.pending.overflow = True  # drop the namespace once Redis is back
+            await self._settle()
             return 0
         try:
             return await self._unlink_matching(self._prefix + "*", keep_internal=False)
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
             self._memory.pending.overflow = True
+            await self._settle()
             return 0
         except REDIS_ERRORS as exc:
             self._error("clear", exc)
@@ -773,6 +779,31 @@ class AsyncRedisService(BaseCacheService):
             self._memory.give_back(pending)
             raise
         self._memory.applied()
+
+    async def _settle(self) -> None:
+        """After a change was recorded in memory: if the service is back on Redis already,
+        apply it now. A probe (another thread's, or the background worker's) may have
+        replayed the pending changes and left fallback between this caller's choice of
+        memory and its change being recorded; nothing would replay that change then, and
+        other processes would read what it replaced until the key changed again. So when a
+        change returns, it is in Redis, or pending while the service is in fallback (applied
+        when Redis is back)."""
+        if self._fallback_since is not None or not self._memory.pending:
+            return
+        pending = self._memory.take_pending()
+        try:
+            await self._replay(pending)
+        except CONNECTION_ERRORS as exc:
+            self._fall_back(exc)  # given back: replayed when Redis is back
+        except REDIS_ERRORS as exc:
+            # Refused (read-only...): blocked here until the background worker applies it.
+            self._error("replay", exc)
+            self._block(
+                sorted(pending.keys),
+                sorted(pending.tags),
+                sorted(pending.patterns),
+                everything=pending.overflow,
+            )
 
     def _wake_replayer(self) -> None:
         if self._replayer_wanted():

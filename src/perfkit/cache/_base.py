@@ -18,13 +18,13 @@ import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perfkit._errors import ConfigError
+from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
 from perfkit.cache import _codec
 from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import MemoryStore
 from perfkit.cache._near import NearCache, Tracker
 from perfkit.cache._stats import CacheMetrics, CacheStats
-from perfkit.settings import Settings
+from perfkit.settings import Settings, check_cache_namespace
 
 log = structlog.get_logger("perfkit.cache")
 
@@ -82,19 +82,6 @@ _FORBIDDEN_TAG_CHARS = frozenset(chr(c) for c in range(32)) | {"\x7f"}
 _PROBE_FIRST_DELAY = 0.25
 
 
-def validate_namespace(namespace: str) -> str:
-    if (
-        not isinstance(namespace, str)
-        or not namespace
-        or any(c in namespace for c in "*?[]\\: \t\r\n")
-    ):
-        raise ConfigError(
-            f"cache namespace {namespace!r} must be a non-empty string without glob "
-            "characters, ':' or whitespace"
-        )
-    return namespace
-
-
 def resolve_ttl(ttl: float | None, default: int) -> int:
     """Milliseconds to keep an entry (0 = no expiry) from a ``ttl`` in seconds: a ttl below
     1 ms keeps it 1 ms; one longer than Redis accepts is a ``ValueError``."""
@@ -103,9 +90,9 @@ def resolve_ttl(ttl: float | None, default: int) -> int:
     if type(ttl) is int and 0 <= ttl <= MAX_TTL_MS // 1000:
         return ttl * 1000
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl < math.inf:
-        raise ValueError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
+        raise ArgumentError(f"ttl must be a number of seconds >= 0 (0 = no expiry), got {ttl!r}")
     if ttl * 1000 > MAX_TTL_MS:
-        raise ValueError(
+        raise ArgumentError(
             f"ttl must be at most {MAX_TTL_MS // 1000} seconds (what Redis accepts), got {ttl!r}"
         )
     return max(1, round(ttl * 1000)) if ttl else 0
@@ -120,7 +107,7 @@ def tag_ttl_ms(ttl_ms: int) -> int:
 def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """``tags`` as a tuple without duplicates; ``TypeError``/``ValueError`` naming a bad one."""
     if isinstance(tags, str):
-        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+        raise ArgumentTypeError(f"tags must be a list of strings, not the string {tags!r}")
     given = tags if type(tags) is tuple else tuple(tags)
     try:
         return _checked_tags(given)
@@ -134,7 +121,9 @@ def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     checked = tuple(dict.fromkeys(tags))
     for tag in checked:
         if not isinstance(tag, str) or not tag or _FORBIDDEN_TAG_CHARS.intersection(tag):
-            raise ValueError(f"tag {tag!r} must be a non-empty string without control characters")
+            raise ArgumentError(
+                f"tag {tag!r} must be a non-empty string without control characters"
+            )
     return checked
 
 
@@ -257,7 +246,7 @@ class BaseCacheService:
         settings: Settings | None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self.namespace = validate_namespace(
+        self.namespace = check_cache_namespace(
             namespace if namespace is not None else self.settings.cache_namespace
         )
         self.default_ttl = self.settings.cache_default_ttl if default_ttl is None else default_ttl
@@ -306,9 +295,9 @@ class BaseCacheService:
 
     def _key(self, key: str) -> str:
         if not isinstance(key, str) or not key:
-            raise TypeError(f"cache key must be a non-empty string, got {key!r}")
+            raise ArgumentTypeError(f"cache key must be a non-empty string, got {key!r}")
         if key.startswith(_INTERNAL):
-            raise ValueError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
+            raise ArgumentError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
         return self._prefix + key
 
     def _read_plan(self, tags: Iterable[str]) -> ReadPlan:
@@ -326,12 +315,12 @@ class BaseCacheService:
 
     def _keys(self, keys: Iterable[str]) -> list[str]:
         if isinstance(keys, str):
-            raise TypeError(f"expected a list of keys, not the string {keys!r}")
+            raise ArgumentTypeError(f"expected a list of keys, not the string {keys!r}")
         return [self._key(key) for key in keys]
 
     def _pattern(self, pattern: str) -> str:
         if not isinstance(pattern, str) or not pattern:
-            raise ValueError(f"pattern must be a non-empty glob string, got {pattern!r}")
+            raise ArgumentError(f"pattern must be a non-empty glob string, got {pattern!r}")
         return self._prefix + pattern
 
     def _is_internal(self, full_key: bytes) -> bool:

@@ -20,6 +20,8 @@ from typing import Any, Final
 
 import msgspec
 
+from perfkit._errors import ArgumentTypeError
+
 
 class _Missing:
     """The type of :data:`MISSING`."""
@@ -79,7 +81,7 @@ def encode(value: object, *, key: str) -> bytes:
     try:
         return _encoder.encode(value)
     except (TypeError, OverflowError, NotImplementedError) as exc:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cannot cache a value of type {type(value).__name__} for key {key!r}: {exc} "
             "(cached_query(serializer=...) caches any type through your own dumps/loads)"
         ) from exc

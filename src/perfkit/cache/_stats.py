@@ -10,6 +10,7 @@ from typing import Annotated
 
 import msgspec
 
+from perfkit._histogram import quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 
 # Upper bounds (ms) of the latency buckets: fixed, so memory never grows.
@@ -40,7 +41,7 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
     p95_latency_ms: Annotated[
         float,
         DurationField(
-            "95th percentile cache lookup time (bucket bound).",
+            "95th percentile cache lookup time (interpolated in its bucket).",
             name="lookup_duration_p95_seconds",
             mode="max",
         ),
@@ -170,18 +171,11 @@ class CacheStats:
             self.errors += errors
 
     def latency(self) -> tuple[float, float]:
-        """Average and 95th percentile (bucket upper bound) lookup latency, in ms."""
+        """Average and 95th percentile (interpolated in its bucket) lookup latency, in ms."""
         self._fold()
         with self._lock:
             total = sum(self._latency_counts)
-            if total == 0:
+            p95 = quantile(LATENCY_BUCKETS_MS, self._latency_counts, 0.95)
+            if p95 is None:
                 return 0.0, 0.0
-            rank = 0.95 * total
-            seen = 0
-            p95 = LATENCY_BUCKETS_MS[-1]
-            for index, count in enumerate(self._latency_counts):
-                seen += count
-                if seen >= rank:
-                    p95 = LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
-                    break
             return self._latency_total_ms / total, p95

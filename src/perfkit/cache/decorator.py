@@ -12,7 +12,9 @@ from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, o
 
 import msgspec
 
+from perfkit import _defaults
 from perfkit._acompat import is_async_callable
+from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
 from perfkit.cache._codec import MISSING
@@ -123,7 +125,10 @@ class Serializer(Protocol):
         ...
 
 
-_defaults: dict[bool, RedisService | AsyncRedisService] = {}
+# The default services, sync (False) and async (True): a process-wide default.
+_services: _defaults.Slot[dict[bool, RedisService | AsyncRedisService]] = _defaults.slot(
+    "cache.default", dict
+)
 _defaults_lock = threading.Lock()
 _encoder = msgspec.msgpack.Encoder()
 _MEMO_TYPES = frozenset({str, int, type(None)})
@@ -137,10 +142,10 @@ def get_default_cache(*, asynchronous: bool = False) -> RedisService | AsyncRedi
     """The service ``cached_query`` uses when given none: created from the environment on
     first use (one sync and one async service per process)."""
     with _defaults_lock:
-        service = _defaults.get(asynchronous)
+        service = _services.value.get(asynchronous)
         if service is None:
             service = AsyncRedisService.from_env() if asynchronous else RedisService.from_env()
-            _defaults[asynchronous] = service
+            _services.value[asynchronous] = service
         return service
 
 
@@ -148,9 +153,9 @@ def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
     """Replace the default service of its kind (sync or async); ``None`` resets both."""
     with _defaults_lock:
         if service is None:
-            _defaults.clear()
+            _services.value.clear()
         else:
-            _defaults[isinstance(service, AsyncRedisService)] = service
+            _services.value[isinstance(service, AsyncRedisService)] = service
 
 
 def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
@@ -162,7 +167,7 @@ def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
             try:
                 _encoder.encode(value)
             except (TypeError, OverflowError) as exc:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"cached_query({name}): argument {argument!r} of type "
                     f"{type(value).__name__} cannot be part of a cache key ({exc}); "
                     "pass key='...' with a template to build the key yourself"
@@ -203,7 +208,7 @@ def _binder(
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{name}(): {exc}") from exc
+            raise ArgumentTypeError(f"{name}(): {exc}") from exc
         bound.apply_defaults()
         return dict(bound.arguments)
 
@@ -234,12 +239,12 @@ def cached_query(
     on what your Redis holds: never ``pickle``).
     """
     if isinstance(tags, str):
-        raise TypeError(f"tags must be a list of strings, not the string {tags!r}")
+        raise ArgumentTypeError(f"tags must be a list of strings, not the string {tags!r}")
     tag_templates = tuple(tags)
     if serializer is not None and not all(
         callable(getattr(serializer, method, None)) for method in ("dumps", "loads")
     ):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"serializer must have dumps(value) -> bytes and loads(bytes) methods, got "
             f"{type(serializer).__name__}"
         )
@@ -253,7 +258,7 @@ def cached_query(
         skip = skip if skip in _RECEIVERS else None
         if cache is not None and isinstance(cache, AsyncRedisService) != is_async:
             kind = "an async" if is_async else "a sync"
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"cached_query({name}): {kind} function needs "
                 f"{'AsyncRedisService' if is_async else 'RedisService'}, got "
                 f"{type(cache).__name__}"
@@ -267,7 +272,7 @@ def cached_query(
                 try:
                     hint = typing.get_type_hints(func).get("return", Any)
                 except NameError as exc:
-                    raise TypeError(
+                    raise ArgumentTypeError(
                         f"cached_query({name}): cannot resolve the return annotation "
                         f"({exc}); define the type at module level so hits can be "
                         "decoded into it"
@@ -312,7 +317,7 @@ def cached_query(
                 )
                 filled = tuple(template.format(**arguments) for template in tag_templates)
             except (KeyError, IndexError, AttributeError) as exc:
-                raise ValueError(
+                raise ArgumentError(
                     f"cached_query({name}): template refers to {exc} which is not an argument"
                 ) from exc
             return cache_key, filled

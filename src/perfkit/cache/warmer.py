@@ -20,7 +20,9 @@ from typing import Any
 import msgspec
 import structlog
 
+from perfkit import _defaults
 from perfkit._acompat import is_async_callable, resolve, resolve_blocking
+from perfkit._errors import ArgumentError
 from perfkit.settings import Settings
 
 __all__ = [
@@ -72,7 +74,7 @@ class WarmLease:
 
     def __init__(self, client: Any, *, namespace: str, process: Callable[[], str]) -> None:
         if not namespace:
-            raise ValueError("warm lease namespace must not be empty")
+            raise ArgumentError("warm lease namespace must not be empty")
         self.client = client
         self.process = process
         self.key = f"{namespace}:__perfkit__:warm:lease"
@@ -130,7 +132,7 @@ class CacheWarmer:
         self.delay = settings.cache_warmup_delay if delay is None else delay
         self.interval = settings.cache_warmup_interval if interval is None else interval
         if self.delay < 0 or self.interval <= 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"warm-up delay must be >= 0 and interval > 0, got {self.delay}, {self.interval}"
             )
         self._warmers: dict[str, Warmer] = {}
@@ -149,7 +151,7 @@ class CacheWarmer:
     def register(self, name: str, func: Warmer | None = None) -> Any:
         """Register ``func`` as warmer ``name``; without ``func``, a decorator."""
         if not isinstance(name, str) or not name:
-            raise ValueError(f"warmer name must be a non-empty string, got {name!r}")
+            raise ArgumentError(f"warmer name must be a non-empty string, got {name!r}")
 
         def add(target: Warmer) -> Warmer:
             self._warmers[name] = target
@@ -164,7 +166,7 @@ class CacheWarmer:
             names = [names]
         unknown = [name for name in names if name not in self._warmers]
         if unknown:
-            raise ValueError(f"unknown warmer(s) {unknown}; registered: {self.names}")
+            raise ArgumentError(f"unknown warmer(s) {unknown}; registered: {self.names}")
         return [(name, self._warmers[name]) for name in names]
 
     def warm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
@@ -331,18 +333,20 @@ class AsyncCacheWarmer:
             await asyncio.sleep(self.warmer.interval)
 
 
-_default: CacheWarmer | None = None
+_default: _defaults.Slot[CacheWarmer | None] = _defaults.slot(
+    "cache.default_warmer", lambda: None, declaration=True
+)
 _default_lock = threading.Lock()
 
 
 def default_warmer() -> CacheWarmer:
     """The process-wide warmer that :func:`register_warmer` adds to (settings from the
     environment, created on first use)."""
-    global _default
     with _default_lock:
-        if _default is None:
-            _default = CacheWarmer()
-        return _default
+        warmer = _default.value
+        if warmer is None:
+            warmer = _default.value = CacheWarmer()
+        return warmer
 
 
 def register_warmer(name: str) -> Callable[[Warmer], Warmer]:

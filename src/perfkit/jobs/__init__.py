@@ -7,34 +7,35 @@ retries, priorities and delays, and reports queue statistics and failed jobs;
 
 from perfkit._errors import PermanentJobError
 from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
-from perfkit.jobs.delivery import DeliveryReport
-from perfkit.jobs.export import (
+
+# The built-in processors (mail, notifications, export, cache warming) live in
+# perfkit.jobs.builtins: the jobs core does not import the cache or the queries.
+from perfkit.jobs.builtins import (
+    CacheWarmPayload,
     DataExportPayload,
-    ExportReport,
-    export_data,
-    register_export_query,
-    set_export_directory,
-    set_export_pool,
-)
-from perfkit.jobs.failed import FailedJob, FailedJobsPage
-from perfkit.jobs.mail import (
+    DeliveryReport,
     EmailMessage,
     EmailPayload,
     EmailSender,
+    ExportReport,
     LogEmailSender,
-    SMTPEmailSender,
-    register_email_template,
-    send_email,
-    set_email_sender,
-)
-from perfkit.jobs.notify import (
     LogNotificationSink,
     NotificationPayload,
     NotificationSink,
     RedisNotificationSink,
+    SMTPEmailSender,
+    export_data,
+    register_email_template,
+    register_export_query,
+    send_email,
     send_notification,
+    set_email_sender,
+    set_export_directory,
+    set_export_pool,
     set_notification_sink,
+    warm_cache,
 )
+from perfkit.jobs.failed import FailedJob, FailedJobsPage
 from perfkit.jobs.periodic import (
     Periodic,
     PeriodicRun,
@@ -49,7 +50,6 @@ from perfkit.jobs.retry import retry_intervals
 from perfkit.jobs.serializer import JobSerializer
 from perfkit.jobs.service import JobService
 from perfkit.jobs.stats import QueueStats
-from perfkit.jobs.warming import CacheWarmPayload, warm_cache
 from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
 
 __all__ = [

@@ -24,12 +24,13 @@ from typing import Any
 
 from rq.job import Job
 
+from perfkit import _defaults
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.processor import processor_at
 
 __all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
 
-_names: set[str] = set()
+_names: _defaults.Slot[set[str]] = _defaults.slot("jobs.allowlist", set, declaration=True)
 
 
 def allow_jobs(*names: str) -> None:
@@ -38,19 +39,19 @@ def allow_jobs(*names: str) -> None:
     for name in names:
         if not name or any(not part.isidentifier() for part in name.split(".")):
             raise ConfigError(f"allow_jobs: {name!r} is not a dotted module or function path")
-    _names.update(names)
+    _names.value.update(names)
 
 
 def allowed_jobs() -> frozenset[str]:
     """The module and function paths allowed with :func:`allow_jobs` (processors aside)."""
-    return frozenset(_names)
+    return frozenset(_names.value)
 
 
 def _allowed(path: str) -> bool:
-    if processor_at(path) is not None or path in _names:
+    if processor_at(path) is not None or path in _names.value:
         return True
     module_name, _, attribute = path.rpartition(".")
-    if module_name not in _names:
+    if module_name not in _names.value:
         return False
     # An allowed module may be imported: the operator named it.
     module = sys.modules.get(module_name) or importlib.import_module(module_name)

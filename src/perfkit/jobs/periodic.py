@@ -40,6 +40,7 @@ import msgspec
 import structlog
 from rq.job import Job
 
+from perfkit import _defaults
 from perfkit._errors import ConfigError, JobError
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.service import JobService
@@ -112,7 +113,9 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     scheduler: str | None = None
 
 
-_SCHEDULE: dict[str, Periodic] = {}
+_schedule: _defaults.Slot[dict[str, Periodic]] = _defaults.slot(
+    "jobs.schedule", dict, declaration=True
+)
 
 
 def periodic(
@@ -136,7 +139,7 @@ def periodic(
         priority=priority,
     )
     _check(entry)
-    _SCHEDULE[entry.name] = entry
+    _schedule.value[entry.name] = entry
     return entry
 
 
@@ -154,7 +157,8 @@ def _check(entry: Periodic) -> None:
 
 def schedule() -> list[Periodic]:
     """This process's schedule (a copy), by name."""
-    return [_SCHEDULE[name] for name in sorted(_SCHEDULE)]
+    entries = _schedule.value
+    return [entries[name] for name in sorted(entries)]
 
 
 def default_schedule(settings: Settings) -> list[Periodic]:

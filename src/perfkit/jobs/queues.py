@@ -12,13 +12,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from perfkit._errors import JobError
+from perfkit._errors import JobArgumentError, JobError
 
 __all__ = [
     "DEFAULT_QUEUES",
     "Priority",
     "priority_queue",
-    "split_queue_name",
     "worker_queue_names",
 ]
 
@@ -50,17 +49,9 @@ def priority_queue(queue: str, priority: int) -> str:
     try:
         return queue + _SUFFIXES[int(priority)]
     except (KeyError, ValueError, TypeError):
-        raise JobError(
+        raise JobArgumentError(
             f"priority must be 1 (high), 5 (normal) or 10 (low), got {priority!r}"
         ) from None
-
-
-def split_queue_name(rq_queue: str) -> tuple[str, Priority]:
-    """The base queue and priority of an RQ queue name (``email:high`` -> email, HIGH)."""
-    for priority, suffix in _SUFFIXES.items():
-        if suffix and rq_queue.endswith(suffix):
-            return rq_queue[: -len(suffix)], Priority(priority)
-    return rq_queue, Priority.NORMAL
 
 
 def worker_queue_names(queues: Iterable[str] = DEFAULT_QUEUES) -> list[str]:

@@ -24,7 +24,7 @@ from rq.results import Result
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from perfkit import _telemetry
-from perfkit._errors import ConfigError, JobError, PayloadError
+from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
@@ -49,7 +49,7 @@ def _seconds(delay: float | timedelta | None) -> float:
         return 0.0
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     if seconds < 0:
-        raise JobError(f"delay must be >= 0 seconds, got {seconds:g}")
+        raise JobArgumentError(f"delay must be >= 0 seconds, got {seconds:g}")
     return seconds
 
 
@@ -197,7 +197,7 @@ class JobService:
             self._check_plain_function(func)
             path = description = f"{func.__module__}.{func.__qualname__}"
             if queue is None:
-                raise JobError(f"queue= is required to enqueue the plain function {func!r}")
+                raise JobArgumentError(f"queue= is required to enqueue the plain function {func!r}")
             args = () if payload is None else (payload,)
             try:
                 check_finite(msgspec.to_builtins(args), f"payload for {func.__qualname__}")
@@ -208,7 +208,7 @@ class JobService:
             base = queue
         attempts = self.retry_attempts if retries is None else retries
         if attempts < 0:
-            raise JobError(f"retries must be >= 0, got {attempts}")
+            raise JobArgumentError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
         job = rq_queue.create_job(
@@ -320,7 +320,9 @@ class JobService:
     def failed_jobs(self, queue: str, *, offset: int = 0, limit: int = 20) -> FailedJobsPage:
         """A page of ``queue``'s failed jobs (all priority levels), newest first."""
         if offset < 0 or limit < 1:
-            raise JobError(f"need offset >= 0 and limit >= 1, got offset={offset} limit={limit}")
+            raise JobArgumentError(
+                f"need offset >= 0 and limit >= 1, got offset={offset} limit={limit}"
+            )
         now = time.time()
         keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names([queue])]
         pipe = self.connection.pipeline(transaction=False)

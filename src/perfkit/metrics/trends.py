@@ -7,7 +7,6 @@ history is a deque of fixed length, so memory stays bounded (24 h of minutes by 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from bisect import bisect_left
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
+from perfkit._histogram import quantile as estimate_quantile
 from perfkit.metrics.registry import DEFAULT_BUCKETS
 
 __all__ = [
@@ -269,25 +269,3 @@ class _BucketSum:
 def _mean(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return sum(known) / len(known) if known else None
-
-
-def estimate_quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile of a fixed-bucket histogram, interpolated inside its bucket.
-
-    ``counts`` are per bucket (not cumulative), one more than ``bounds`` for ``+Inf``;
-    values in the ``+Inf`` bucket are reported as the largest bound. ``None`` when empty.
-    """
-    total = sum(counts)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(counts):
-        if count and seen + count >= rank:
-            if i >= len(bounds):
-                return float(bounds[-1])
-            lower = bounds[i - 1] if i > 0 else 0.0
-            fraction = (rank - seen) / count
-            return lower + (bounds[i] - lower) * min(max(fraction, 0.0), 1.0)
-        seen += count
-    return float(bounds[-1]) if bounds else math.nan

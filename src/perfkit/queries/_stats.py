@@ -1,7 +1,8 @@
 """Statement statistics by fingerprint, in bounded memory, shareable by several pools.
 
-Durations go into fixed logarithmic buckets (8 per doubling, 10 µs to ~22 min), so a
-percentile is known to within ±4.5 % and an entry costs the same however many samples it
+Durations go into fixed logarithmic buckets (8 per doubling, 10 µs to ~22 min; the
+percentile is perfkit's one quantile, ``perfkit._histogram``), so it is known to within a
+bucket (9 %, interpolated) and an entry costs the same however many samples it
 has seen. The fingerprint table and the SQL-text → fingerprint cache are both LRUs with a
 cap, so memory stays flat however many distinct statements run.
 """
@@ -20,6 +21,7 @@ import structlog
 from psycopg import sql
 
 from perfkit._errors import ConfigError
+from perfkit._histogram import log_bounds, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._fingerprint import Fingerprint
 
@@ -43,9 +45,8 @@ BATCH = 64
 MAX_CACHED_SQL = 8192
 
 
-def bucket_value(index: int) -> float:
-    """The representative duration (geometric middle, seconds) of a bucket."""
-    return float(BUCKET_MIN * GROWTH ** (index + 0.5))
+# Upper bounds of buckets 0 .. BUCKET_COUNT - 2; the last bucket holds everything above.
+BOUNDS = log_bounds(BUCKET_MIN * GROWTH, BUCKETS_PER_DOUBLING, 27)[: BUCKET_COUNT - 1]
 
 
 class StatementStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,13 +138,8 @@ class _Entry:
         self.buckets = [0] * BUCKET_COUNT
 
     def percentile(self, fraction: float) -> float:
-        rank = max(1, round(fraction * self.count))
-        seen = 0
-        for index, number in enumerate(self.buckets):
-            seen += number
-            if seen >= rank:
-                return min(max(bucket_value(index), self.min), self.max)
-        return self.max  # pragma: no cover - rank never exceeds count
+        found = quantile(BOUNDS, self.buckets, fraction)
+        return self.max if found is None else min(max(found, self.min), self.max)
 
     def snapshot(self) -> StatementStats:
         return StatementStats(

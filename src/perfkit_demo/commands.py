@@ -34,13 +34,13 @@ def _requests(text: str) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from perfkit._main.demo import run_demo
+    from perfkit_demo.demo import run_demo
 
     return run_demo(args)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from perfkit._main.bench import run_bench
+    from perfkit_demo.bench import run_bench
 
     return run_bench(args)
 

@@ -25,6 +25,7 @@ import psycopg
 import rq
 from psycopg import sql
 
+from perfkit import _defaults
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.processor import processor
 from perfkit.queries import TimedPool
@@ -65,9 +66,11 @@ class ExportReport(msgspec.Struct, frozen=True, kw_only=True):
     format: str
 
 
-_queries: dict[str, QueryText] = {}
-_directory: Path | None = None
-_pool: TimedPool | None = None
+_queries: _defaults.Slot[dict[str, QueryText]] = _defaults.slot(
+    "jobs.export_queries", dict, declaration=True
+)
+_directory: _defaults.Slot[Path | None] = _defaults.slot("jobs.export_directory", lambda: None)
+_pool: _defaults.Slot[TimedPool | None] = _defaults.slot("jobs.export_pool", lambda: None)
 _pool_lock = threading.Lock()
 
 
@@ -75,17 +78,17 @@ def register_export_query(name: str, query: QueryText) -> None:
     """Make ``query`` exportable under ``name`` (replacing any query of that name)."""
     if not isinstance(query, str | sql.SQL | sql.Composed):
         raise ConfigError(f"export query {name!r} must be a str or a psycopg.sql composition")
-    _queries[name] = query
+    _queries.value[name] = query
 
 
 def set_export_directory(directory: str | os.PathLike[str] | None) -> None:
     """Write exports under ``directory`` in this process (None: back to JOB_EXPORT_DIR)."""
-    global _directory
-    _directory = None if directory is None else Path(directory)
+    _directory.value = None if directory is None else Path(directory)
 
 
 def _export_directory() -> Path:
-    return _directory if _directory is not None else Path(Settings.from_env().job_export_dir)
+    directory = _directory.value
+    return directory if directory is not None else Path(Settings.from_env().job_export_dir)
 
 
 def set_export_pool(pool: TimedPool | None) -> None:
@@ -94,19 +97,18 @@ def set_export_pool(pool: TimedPool | None) -> None:
     Without one, the first export opens ``TimedPool.from_env(min_size=0)`` (DATABASE_URL,
     DB_POOL_*), kept for the life of the worker process.
     """
-    global _pool
     with _pool_lock:
-        _pool = pool
+        _pool.value = pool
 
 
 def _export_pool() -> TimedPool:
     # The one place that says where export connections come from.
-    global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = TimedPool.from_env(min_size=0)
-            _pool.open()
-        return _pool
+        pool = _pool.value
+        if pool is None:
+            pool = _pool.value = TimedPool.from_env(min_size=0)
+            pool.open()
+        return pool
 
 
 def _write_rows(cursor: psycopg.Cursor[Any], out: Any, file_format: str) -> int:
@@ -130,9 +132,9 @@ def _write_rows(cursor: psycopg.Cursor[Any], out: Any, file_format: str) -> int:
 @processor("data.export", queue="analytics")
 def export_data(payload: DataExportPayload) -> ExportReport:
     """Run the named query and write its rows to a file in the export directory."""
-    query = _queries.get(payload.query)
+    query = _queries.value.get(payload.query)
     if query is None:
-        known = ", ".join(sorted(_queries)) or "none"
+        known = ", ".join(sorted(_queries.value)) or "none"
         raise PermanentJobError(f"no export query named {payload.query!r} (registered: {known})")
     job = rq.get_current_job()
     suffix = "csv" if payload.format == "csv" else "jsonl"

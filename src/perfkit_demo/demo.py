@@ -14,14 +14,14 @@ import os
 import secrets
 from pathlib import Path
 
-from perfkit._main.stack import (
+from perfkit.settings import Settings
+from perfkit_demo.stack import (
     Stack,
     ensure_data,
     marketplace_module,
     say,
     sigterm_as_interrupt,
 )
-from perfkit.settings import Settings
 
 __all__ = ["run_demo"]
 

@@ -16,8 +16,9 @@ from typing import Annotated, Any, Protocol
 import msgspec
 import structlog
 
+from perfkit import _defaults
 from perfkit._errors import JobError, PermanentJobError
-from perfkit.jobs.delivery import DeliveryReport
+from perfkit.jobs.builtins.delivery import DeliveryReport
 from perfkit.jobs.processor import processor
 
 __all__ = [
@@ -118,25 +119,26 @@ class SMTPEmailSender:
         return DeliveryReport(delivered=True, backend="smtp", detail=f"{self.host}:{self.port}")
 
 
-_templates: dict[str, string.Template] = {}
-_sender: EmailSender = LogEmailSender()
+_templates: _defaults.Slot[dict[str, string.Template]] = _defaults.slot(
+    "jobs.email_templates", dict, declaration=True
+)
+_sender: _defaults.Slot[EmailSender] = _defaults.slot("jobs.email_sender", LogEmailSender)
 
 
 def register_email_template(name: str, body: str) -> None:
     """Register (or replace) the body template ``name`` (``$field`` placeholders)."""
-    _templates[name] = string.Template(body)
+    _templates.value[name] = string.Template(body)
 
 
 def set_email_sender(sender: EmailSender) -> None:
     """Use ``sender`` for ``email.send`` in this process (call it where workers start)."""
-    global _sender
-    _sender = sender
+    _sender.value = sender
 
 
 def render(payload: EmailPayload) -> EmailMessage:
     """The message for ``payload``; an unknown template or a missing field raises
     :class:`PermanentJobError` (the job fails at once: a retry would fail the same way)."""
-    template = _templates.get(payload.template)
+    template = _templates.value.get(payload.template)
     if template is None:
         raise PermanentJobError(
             f"no email template named {payload.template!r}: register it with "
@@ -154,4 +156,4 @@ def render(payload: EmailPayload) -> EmailMessage:
 @processor("email.send", queue="email")
 def send_email(payload: EmailPayload) -> DeliveryReport:
     """Render ``payload`` with its template and send it with the configured sender."""
-    return _sender.send(render(payload))
+    return _sender.value.send(render(payload))

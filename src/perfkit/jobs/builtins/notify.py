@@ -8,7 +8,8 @@ import msgspec
 import redis
 import structlog
 
-from perfkit.jobs.delivery import DeliveryReport
+from perfkit import _defaults
+from perfkit.jobs.builtins.delivery import DeliveryReport
 from perfkit.jobs.processor import processor
 
 __all__ = [
@@ -84,16 +85,17 @@ class RedisNotificationSink:
         )
 
 
-_sink: NotificationSink = LogNotificationSink()
+_sink: _defaults.Slot[NotificationSink] = _defaults.slot(
+    "jobs.notification_sink", LogNotificationSink
+)
 
 
 def set_notification_sink(sink: NotificationSink) -> None:
     """Use ``sink`` for ``notifications.send`` in this process."""
-    global _sink
-    _sink = sink
+    _sink.value = sink
 
 
 @processor("notifications.send", queue="notifications")
 def send_notification(payload: NotificationPayload) -> DeliveryReport:
     """Deliver ``payload`` through the configured sink."""
-    return _sink.deliver(payload)
+    return _sink.value.deliver(payload)

@@ -27,13 +27,13 @@ from perfkit.settings import check_database_url, check_redis_url, redacted_url
 
 __all__ = ["Stack", "examples_path", "import_marketplace", "marketplace_module"]
 
-_ROOT = Path(__file__).resolve().parents[3]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def examples_path() -> Path:
     """The directory holding the ``marketplace`` package: the source checkout's
     ``examples`` when perfkit runs from one, else the copy installed with the wheel."""
-    for found in (_ROOT / "examples", Path(__file__).resolve().parents[1] / "_examples"):
+    for found in (_ROOT / "examples", Path(__file__).resolve().parent / "_examples"):
         if (found / "marketplace" / "__init__.py").is_file():
             return found
     raise ConfigError(
