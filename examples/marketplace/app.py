@@ -43,7 +43,7 @@ from marketplace.queries import (
 )
 from marketplace.warmers import add_warmers
 from perfkit import PayloadError, Perfkit, Settings
-from perfkit.cache import AsyncRedisService, CacheWarmer
+from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, CacheWarmer
 from perfkit.jobs import JobService
 from perfkit.queries import AsyncTimedPool, QueryStats
 from perfkit.settings import check_redis_url
@@ -516,7 +516,7 @@ async def bench_reset(request: Request, market: Marketplace) -> Any:
 
 async def warm(request: Request, market: Marketplace) -> Any:
     """POST /api/bench/warm (bench_endpoints only): run every warmer now."""
-    return await market.warmer.awarm()
+    return await AsyncCacheWarmer.of(market.warmer).warm()
 
 
 async def health(request: Request, market: Marketplace) -> Any:

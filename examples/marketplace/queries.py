@@ -61,7 +61,7 @@ from marketplace.models import (
     SellerRank,
 )
 from perfkit.cache import AsyncRedisService, cached_query
-from perfkit.queries import AsyncTimedPool, OffsetPagination
+from perfkit.queries import AsyncOffsetPagination, AsyncTimedPool
 
 __all__ = [
     "CACHE_POLICY",
@@ -102,8 +102,8 @@ SUMMARY_POLICY = (10 * MINUTE, "summary:{product_id}")
 SUMMARY_KEY = "summaries:{ids}"
 
 _SUMMARY_COLUMNS = ("id", "name", "price_cents", "category_id", "seller_id")
-_LISTING = OffsetPagination("products", _SUMMARY_COLUMNS, order_by=("id",))
-_LISTING_IDS = OffsetPagination("products", ("id",), order_by=("id",))
+_LISTING = AsyncOffsetPagination("products", _SUMMARY_COLUMNS, order_by=("id",))
+_LISTING_IDS = AsyncOffsetPagination("products", ("id",), order_by=("id",))
 _UTC_DAY = sql.SQL("(created_at AT TIME ZONE 'UTC')::date")
 
 
@@ -231,7 +231,7 @@ class Queries:
         """Products by id, one page (``getProductsWithPagination``)."""
         where = {"category_id": category_id} if category_id is not None else None
         async with self._connection() as conn:
-            found = await _LISTING.fetch_async(conn, page=page, per_page=per_page, where=where)
+            found = await _LISTING.fetch(conn, page=page, per_page=per_page, where=where)
         return ProductPage(
             items=[ProductSummary(**row) for row in found.rows],
             page=found.page,
@@ -266,7 +266,7 @@ class Queries:
         """The ids of :meth:`products_page`, in order."""
         where = {"category_id": category_id} if category_id is not None else None
         async with self._connection() as conn:
-            found = await _LISTING_IDS.fetch_async(conn, page=page, per_page=per_page, where=where)
+            found = await _LISTING_IDS.fetch(conn, page=page, per_page=per_page, where=where)
         return IdPage(ids=[row["id"] for row in found.rows], has_next=found.has_next)
 
     async def search_ids(

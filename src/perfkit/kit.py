@@ -3,13 +3,13 @@ their background work, the request middleware and the admin API apps."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 import structlog
 
+from perfkit._acompat import is_async_callable
 from perfkit._errors import ConfigError
 from perfkit.admin.asgi import ASGIAdmin
 from perfkit.admin.auth import Authorize, Guard
@@ -17,7 +17,13 @@ from perfkit.admin.calls import InlineCaller, ThreadCaller
 from perfkit.admin.core import AdminCore
 from perfkit.admin.source import Dependency, pool_ping
 from perfkit.admin.wsgi import WSGIAdmin
-from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService, default_warmer
+from perfkit.cache import (
+    AsyncCacheWarmer,
+    AsyncRedisService,
+    CacheWarmer,
+    RedisService,
+    default_warmer,
+)
 from perfkit.cache.warmer import WarmLease
 from perfkit.jobs import JobService
 from perfkit.jobs.queues import DEFAULT_QUEUES
@@ -216,7 +222,7 @@ class Perfkit:
         async_parts += [
             collector.prefix
             for collector in self.monitor.sources
-            if inspect.iscoroutinefunction(collector.fetch)
+            if is_async_callable(collector.fetch)
         ]
         if async_parts:
             raise ConfigError(
@@ -273,7 +279,7 @@ class Perfkit:
                 part.open()
         self.fleet.start()
         if self.warmer is not None:
-            await self.warmer.astart()
+            await AsyncCacheWarmer.of(self.warmer).start()
         if self.performance_log is not None:
             self.performance_log.start()
 
@@ -282,7 +288,7 @@ class Perfkit:
         if self.performance_log is not None:
             self.performance_log.stop()
         if self.warmer is not None:
-            await self.warmer.astop()
+            await AsyncCacheWarmer.of(self.warmer).stop()
         self._stop_fleet()
         for part in self._owned:
             part.close()

@@ -26,7 +26,6 @@ it runs perfkit's code unchanged (the one hook left, in job enqueue, returns ``N
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - what a user without the extra s
     ) from exc
 
 from perfkit import _telemetry
+from perfkit._acompat import is_async_callable
 from perfkit.cache import AsyncRedisService, RedisService
 from perfkit.jobs import JobService
 from perfkit.jobs.processor import get_processor
@@ -116,7 +116,7 @@ def instrumented() -> bool:
 def _patch(cls: type, name: str, make: Callable[[Callable[..., Any], bool], Any]) -> None:
     original = getattr(cls, name)
     _patched.append((cls, name, cls.__dict__.get(name)))
-    is_async = inspect.iscoroutinefunction(original)
+    is_async = is_async_callable(original)
     traced = make(original, is_async)
     wrapper: Callable[..., Any]
     # Until a TracerProvider is configured, spans would go nowhere: call perfkit's own

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,12 +64,3 @@ async def test_async_and_sync_services_share_entries(
     assert cache.get("shared") == [1, 2]
     cache.invalidate_tags(["t"])
     assert await acache.get("shared") is None
-
-
-def test_sync_service_is_generated_from_the_async_one() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tools/async_to_sync.py"), "--check"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from perfkit.cache import CacheWarmer, RedisService, default_warmer, register_warmer
+from perfkit.cache import (
+    AsyncCacheWarmer,
+    CacheWarmer,
+    RedisService,
+    default_warmer,
+    register_warmer,
+)
 
 
 def test_warm_runs_all_or_named_and_isolates_failures(cache: RedisService) -> None:
@@ -56,7 +62,7 @@ def test_thread_schedule_runs_after_delay_then_every_interval() -> None:
     assert len(runs) == count  # stopped
 
 
-async def test_task_schedule_and_awarm() -> None:
+async def test_async_twin_runs_the_schedule_as_a_task_and_warms_on_demand() -> None:
     warmer = CacheWarmer(delay=0, interval=0.1)
     runs: list[int] = []
 
@@ -65,15 +71,44 @@ async def test_task_schedule_and_awarm() -> None:
         return 0
 
     warmer.register("tick", tick)
-    await warmer.astart()
+    awarmer = AsyncCacheWarmer.of(warmer)
+    assert AsyncCacheWarmer.of(warmer) is awarmer
+    assert awarmer.names == ["tick"]
+    await awarmer.start()
     await asyncio.sleep(0.35)
-    await warmer.astop()
+    await awarmer.stop()
     count = len(runs)
     assert 3 <= count <= 5
     await asyncio.sleep(0.2)
     assert len(runs) == count
-    results = await warmer.awarm()
+    results = await awarmer.warm()
     assert [r.ok for r in results] == [True]
+    assert warmer.last_results == results
+
+
+async def test_awarm_astart_astop_are_deprecated_aliases_of_the_async_twin() -> None:
+    warmer = CacheWarmer(delay=0, interval=0.1)
+    runs: list[int] = []
+    twice = asyncio.Event()
+
+    async def tick() -> int:
+        runs.append(1)
+        if len(runs) >= 3:  # the on-demand warm, then two scheduled rounds
+            twice.set()
+        return 1
+
+    warmer.register("tick", tick)
+    with pytest.warns(DeprecationWarning, match=r"AsyncCacheWarmer\.of\(warmer\)\.warm\(\)"):
+        results = await warmer.awarm()
+    assert [r.keys_written for r in results] == [1]
+    with pytest.warns(DeprecationWarning, match=r"\.start\(\)"):
+        await warmer.astart()
+    await asyncio.wait_for(twice.wait(), timeout=30)
+    with pytest.warns(DeprecationWarning, match=r"\.stop\(\)"):
+        await warmer.astop()
+    count = len(runs)
+    await asyncio.sleep(0.25)
+    assert len(runs) == count  # astop stopped what astart started
 
 
 def test_register_warmer_uses_the_default_warmer() -> None:

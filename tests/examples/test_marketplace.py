@@ -12,6 +12,7 @@ import redis
 from marketplace import datagen
 from marketplace.queries import Queries
 
+from perfkit.cache import AsyncCacheWarmer
 from tests.examples.conftest import ANCHOR, MakeClient
 
 READS = (
@@ -271,7 +272,7 @@ async def test_bad_requests_get_their_status(
 
 async def test_warmers_fill_the_seed_list(make_client: MakeClient) -> None:
     async with make_client() as client:
-        results = await client.market.warmer.awarm()
+        results = await AsyncCacheWarmer.of(client.market.warmer).warm()
         assert [r.name for r in results] == [
             "popular_products",
             "categories",

@@ -12,7 +12,13 @@ from perfkit import MetricsError
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.cache import AsyncRedisService, RedisService
 from perfkit.jobs import JobService
-from perfkit.metrics import MetricsRegistry, PerformanceMonitor, StatsCollector, Thresholds
+from perfkit.metrics import (
+    AsyncPerformanceMonitor,
+    MetricsRegistry,
+    PerformanceMonitor,
+    StatsCollector,
+    Thresholds,
+)
 from perfkit.queries import QueryStats, TimedPool
 from perfkit.settings import Settings
 from tests.metrics.test_registry import families
@@ -131,14 +137,16 @@ def test_monitor_reads_real_cache_pool_and_jobs(
         cache.close()
 
 
-async def test_async_cache_is_read_with_aexposition(redis_url: str, namespace: str) -> None:
+async def test_async_cache_is_read_by_the_async_twins_exposition(
+    redis_url: str, namespace: str
+) -> None:
     cache = AsyncRedisService(
         redis_url, namespace=namespace, settings=Settings(redis_url=redis_url)
     )
     try:
         await cache.get("nothing")
         monitor = PerformanceMonitor(cache=cache)
-        parsed = families(await monitor.aexposition())
+        parsed = families(await AsyncPerformanceMonitor.of(monitor).exposition())
         assert parsed["perfkit_cache_misses"][("perfkit_cache_misses_total", ())] == 1
         # The sync path cannot await: it keeps the last value and logs, never raises.
         assert "perfkit_cache_misses_total 1.0" in monitor.exposition()
@@ -162,3 +170,18 @@ def test_monitor_reads_its_settings_from_the_environment(
     # Like every other part: PerformanceMonitor() defaults to Settings.from_env().
     monkeypatch.setenv("SLOW_REQUEST_MS", "250")
     assert PerformanceMonitor().settings.slow_request_ms == 250
+
+
+async def test_arefresh_and_aexposition_are_deprecated_aliases_of_the_async_twin() -> None:
+    class AsyncJobs:  # an async source: what JobsSource's stats() may be
+        async def stats(self) -> Queue:
+            return Queue("q", 3, 1)
+
+    monitor = PerformanceMonitor(jobs=AsyncJobs())
+    with pytest.warns(DeprecationWarning, match=r"AsyncPerformanceMonitor\.of\(monitor\)\.refresh"):
+        await monitor.arefresh()
+    assert monitor.jobs is not None and monitor.jobs.latest == Queue("q", 3, 1)
+    with pytest.warns(DeprecationWarning, match=r"\.exposition\(\)"):
+        text = await monitor.aexposition()
+    waiting = [line for line in text.splitlines() if line.startswith("perfkit_jobs_waiting")]
+    assert waiting == ["perfkit_jobs_waiting 3.0"]

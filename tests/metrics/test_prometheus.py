@@ -27,7 +27,7 @@ from perfkit.jobs.stats import QueueStats
 from perfkit.metrics import PerformanceMonitor
 from perfkit.metrics.collectors import declared_kinds
 from perfkit.queries import QueryStats, TimedPool
-from perfkit.queries._pool import PoolStats
+from perfkit.queries._pool_base import PoolStats
 from perfkit.queries._stats import QueryStatsSnapshot
 from perfkit.settings import Settings
 from perfkit.types import Receive, Scope, Send

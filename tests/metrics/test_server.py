@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from perfkit.metrics import CONTENT_TYPE, PerformanceMonitor
+from perfkit.metrics import CONTENT_TYPE, AsyncPerformanceMonitor, PerformanceMonitor
 from perfkit.settings import Settings
 from perfkit.types import Environ, Receive, Scope, Send, StartResponse
 from tests.metrics.apps import JSON_BODY, SLOW_SECONDS, asgi_app, wsgi_app
@@ -94,7 +94,7 @@ def test_asgi_through_uvicorn(serve_asgi: Callable[[Any], UvicornThread]) -> Non
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/metrics":
-            body = (await mon.aexposition()).encode()
+            body = (await AsyncPerformanceMonitor.of(mon).exposition()).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", CONTENT_TYPE.encode())]})  # fmt: skip
             await send({"type": "http.response.body", "body": body})

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from perfkit._acompat import resolve
 from perfkit._errors import ConfigError
 from perfkit.admin.http import AdminError, Request
 
@@ -66,9 +66,7 @@ class Guard:
                 return
             raise _denied(request, "wrong token", "the bearer token is not valid")
         if self.authorize is not None:
-            allowed = self.authorize(request)
-            if inspect.isawaitable(allowed):
-                allowed = await allowed
+            allowed = await resolve(self.authorize(request))
             if allowed is True:
                 return
             if header or "cookie" in request.headers:

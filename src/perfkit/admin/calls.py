@@ -13,10 +13,10 @@ The handlers are coroutines and reach the parts only through a :class:`Caller`:
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from perfkit._acompat import discard_awaitable, is_async_callable, resolve
 from perfkit._errors import ConfigError
 
 __all__ = ["Caller", "InlineCaller", "ThreadCaller", "run_inline"]
@@ -35,12 +35,9 @@ class ThreadCaller(Caller):
     """ASGI: await coroutine functions, run blocking functions in a worker thread."""
 
     async def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if inspect.iscoroutinefunction(func):
+        if is_async_callable(func):
             return await func(*args, **kwargs)
-        result = await asyncio.to_thread(func, *args, **kwargs)
-        if inspect.isawaitable(result):
-            return await result
-        return result
+        return await resolve(await asyncio.to_thread(func, *args, **kwargs))
 
 
 class InlineCaller(Caller):
@@ -48,10 +45,7 @@ class InlineCaller(Caller):
 
     async def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = func(*args, **kwargs)
-        if inspect.isawaitable(result):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        if discard_awaitable(result):
             raise ConfigError(
                 f"{getattr(func, '__qualname__', func)!r} is async: serve the admin API with "
                 "asgi_admin(), not wsgi_admin()"

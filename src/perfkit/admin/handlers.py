@@ -12,7 +12,6 @@ the decoded body of a POST and the part its route needs, all by the route table
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,13 +22,14 @@ import psycopg_pool
 import redis
 import structlog
 
+from perfkit._acompat import is_async_callable
 from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.dashboard import DASHBOARD
 from perfkit.admin.http import AdminError, Request, Response
 from perfkit.admin.source import AdminSource
-from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, RedisService
 from perfkit.jobs import JobService, periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
@@ -98,7 +98,7 @@ class Handlers:
             raise AdminError(503, "unavailable", f"{part}: {type(exc).__name__}") from exc
 
     async def _refreshed(self, part: str, collector: StatsCollector) -> Any:
-        if inspect.iscoroutinefunction(collector.fetch):
+        if is_async_callable(collector.fetch):
             await self._part(part, collector.arefresh)
         else:
             await self._part(part, collector.refresh)
@@ -403,7 +403,7 @@ class Handlers:
                     f"names: unknown warmer(s) {unknown}; registered: {warmer.names}",
                 )
         if isinstance(self.call, ThreadCaller):
-            results = await warmer.awarm(body.names)
+            results = await AsyncCacheWarmer.of(warmer).warm(body.names)
         else:
             results = await self.call(warmer.warm, body.names)
         return s.WarmReport(ok=all(result.ok for result in results), results=results)

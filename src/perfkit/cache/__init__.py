@@ -15,9 +15,16 @@ from perfkit.cache.decorator import (
     get_default_cache,
     set_default_cache,
 )
-from perfkit.cache.warmer import CacheWarmer, WarmResult, default_warmer, register_warmer
+from perfkit.cache.warmer import (
+    AsyncCacheWarmer,
+    CacheWarmer,
+    WarmResult,
+    default_warmer,
+    register_warmer,
+)
 
 __all__ = [
+    "AsyncCacheWarmer",
     "AsyncCachedFunction",
     "AsyncRedisService",
     "CacheMetrics",

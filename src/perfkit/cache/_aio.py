@@ -107,7 +107,7 @@ class AsyncRedisService(BaseCacheService):
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
         self._flights = AsyncFlights()
-        self._batcher = AsyncBatcher(connection, auto_pipeline)
+        self._batcher = AsyncBatcher(connection, auto_pipeline)  # async only: pipelining
         self._replayer: Any = None
         self._start_l1(l1)
 
@@ -708,7 +708,10 @@ class AsyncRedisService(BaseCacheService):
         every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        return self._batcher.mget(keys)
+        if True:  # async only: threads each send their own MGET
+            return self._batcher.mget(keys)
+        else:
+            return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return, unused-ignore]
 
     async def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""

@@ -4,11 +4,11 @@ the same key while a loader runs wait for its result instead of running their ow
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from perfkit._acompat import resolve
 from perfkit.cache._codec import Payload
 
 
@@ -95,7 +95,4 @@ def call_loader(loader: Callable[[], Any]) -> Any:
 
 async def acall_loader(loader: Callable[[], Any]) -> Any:
     """Run a loader that is a coroutine function or returns an awaitable (or a plain value)."""
-    value = loader()
-    if inspect.isawaitable(value):
-        value = await value
-    return value
+    return await resolve(loader())

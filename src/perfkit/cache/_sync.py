@@ -1,4 +1,4 @@
-# Generated from _aio.py by tools/async_to_sync.py: do not edit, edit _aio.py and rerun.
+# Generated from _aio.py by tools/async_to_sync.py: do not edit.
 """RedisService: the cache on redis-py (sync)."""
 
 from __future__ import annotations
@@ -219,16 +219,16 @@ class RedisService(BaseCacheService):
             near = self._near
             epoch = 0 if near is None else near.epoch
             raw, *gens = self._mget([full, *plan.keys])
-            if raw and near is None and not self._memory.blocking:
+            if raw and near is None and (not self._memory.blocking):
                 # The common cases, without parsing the header. (Only the near cache needs
                 # the entry's tag pairs, and it is off.)
                 if raw[0] == UNTAGGED:
-                    return memoryview(raw)[1:], _NO_PAIRS
+                    return (memoryview(raw)[1:], _NO_PAIRS)
                 header = plan.header(gens)
                 if header is not None and raw.startswith(header):
-                    return memoryview(raw)[len(header) :], _NO_PAIRS
+                    return (memoryview(raw)[len(header) :], _NO_PAIRS)
             known = dict(zip(plan.tags, gens, strict=True))
-            return (self._guard([full], [raw], known, epoch))[0]
+            return self._guard([full], [raw], known, epoch)[0]
         except CONNECTION_ERRORS as exc:
             self._fall_back(exc)
             return self._memory_entry(full)
@@ -237,11 +237,7 @@ class RedisService(BaseCacheService):
             return None
 
     def _guard(
-        self,
-        fulls: list[str],
-        raws: list[bytes | None],
-        known: dict[str, bytes | None],
-        epoch: int,
+        self, fulls: list[str], raws: list[bytes | None], known: dict[str, bytes | None], epoch: int
     ) -> list[Entry | None]:
         """The entries in ``raws`` (read at ``fulls``), or None where missing, not perfkit's,
         guarded by a tag that moved on, or covered by a refused change not applied yet.
@@ -264,7 +260,7 @@ class RedisService(BaseCacheService):
                 known.update(zip(unknown, gens, strict=True))
             for index, entry in guarded:
                 # Current only if no tag was invalidated since the value was computed.
-                if all(known[tag] == gen for tag, gen in entry[1]):
+                if all((known[tag] == gen for tag, gen in entry[1])):
                     entries[index] = entry
         if known and self._near is not None:
             self._near.learn(known, epoch)
@@ -340,7 +336,7 @@ class RedisService(BaseCacheService):
                 if tags and header is None:
                     # A script writes nothing (0) when its generations were outdated.
                     self._stats.count(
-                        sets=sum(len(c) for c, ok in zip(chunks, written, strict=True) if ok)
+                        sets=sum((len(c) for c, ok in zip(chunks, written, strict=True) if ok))
                     )
                 else:
                     self._stats.count(sets=len(items))
@@ -536,7 +532,7 @@ class RedisService(BaseCacheService):
         full = self._key(key)
         plan = self._read_plan(tags)  # validates them, hit or miss
         near = self._near
-        if near is not None and l1 and not refresh:
+        if near is not None and l1 and (not refresh):
             # What an L1 hit returns was stored by a call whose tags passed.
             value = self._near_get(full, type_)
             if value is not MISSING:
@@ -557,7 +553,6 @@ class RedisService(BaseCacheService):
             if hit:
                 return value
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
-
         # A partial, not a closure: a closure would make every local above a cell, paid on
         # every hit too.
         fill = functools.partial(self._fill, full, key, loader, ttl_ms, plan, refresh)
@@ -608,13 +603,13 @@ class RedisService(BaseCacheService):
                 while True:
                     taken, gens = self._claim_lock(lock_key, token, plan.tags, ttl_ms)
                     locked = bool(taken)
-                    if locked and waited and not refresh:
+                    if locked and waited and (not refresh):
                         # The holder may have stored its value and let go between our last
                         # look and this claim: look once more before loading it again.
                         found = self._lookup_one(full, plan)
                         if found is not None:
                             self._unlock(lock_key, token)
-                            return MISSING, found[0]
+                            return (MISSING, found[0])
                     if locked or time.monotonic() >= deadline:
                         break
                     # Another process holds the lock: wait for the value it will store.
@@ -624,7 +619,7 @@ class RedisService(BaseCacheService):
                     if not refresh:
                         found = self._lookup_one(full, plan)
                         if found is not None:
-                            return MISSING, found[0]
+                            return (MISSING, found[0])
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
                 gens = []
@@ -643,7 +638,7 @@ class RedisService(BaseCacheService):
             # Else the tags' generations were never read (Redis refused, or was away when
             # the loader started): in Redis this value could predate an invalidation, and
             # would be served after it. The caller gets it; the cache does not.
-            return value, payload
+            return (value, payload)
         finally:
             if locked:
                 self._unlock(lock_key, token)
@@ -658,12 +653,12 @@ class RedisService(BaseCacheService):
         if self._cluster:
             taken = self._client.set(lock_key, token, nx=True, px=lock_ms)
             gens = self._current_gens(tags, (), ttl_ms) or []
-            return bool(taken), gens
+            return (bool(taken), gens)
         taken, *gens = self._claim(
             keys=[lock_key],
             args=[self._tag_prefix, nonce(), token, lock_ms, tag_ttl_ms(ttl_ms), *tags],
         )
-        return bool(taken), gens
+        return (bool(taken), gens)
 
     def _current_gens(
         self, tags: Sequence[str], wanted: Sequence[bytes], ttl_ms: int
@@ -692,7 +687,7 @@ class RedisService(BaseCacheService):
         every hit."""
         if self._cluster or not keys:
             return self._mget_split(keys)
-        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
+        return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return, unused-ignore]
 
     def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
@@ -730,7 +725,7 @@ class RedisService(BaseCacheService):
         return False
 
     def _set_up_cluster(self) -> None:
-        """Let a redis.asyncio RedisCluster discover its nodes before the service's first
+        """Let a redis RedisCluster discover its nodes before the service's first
         commands: when a fresh client's first commands run concurrently, one can find its
         new connection closed under it (``AttributeError: 'NoneType' object has no
         attribute 'writelines'`` from redis-py, about once in 30 fresh clusters here). If
@@ -839,7 +834,7 @@ class RedisService(BaseCacheService):
     def _info_total(self, section: str, field: str) -> int:
         """An INFO field, summed over the primaries of a cluster."""
         if not self._cluster:
-            return int((self._client.info(section))[field])
+            return int(self._client.info(section)[field])
         per_node = self._client.info(section, target_nodes=driver.RedisCluster.PRIMARIES)
         return sum(int(info[field]) for info in per_node.values())
 
@@ -853,11 +848,11 @@ class RedisService(BaseCacheService):
             count = 0
             for key in self._client.scan_iter(match=self._prefix + "*", count=_SCAN_COUNT):
                 count += not self._is_internal(key)
-            return count, False
+            return (count, False)
         seen = ours = 0
         for key in self._client.scan_iter(count=_SCAN_COUNT):
             seen += 1
-            ours += key.startswith(self._prefix_bytes) and not self._is_internal(key)
+            ours += key.startswith(self._prefix_bytes) and (not self._is_internal(key))
             if seen >= KEY_SAMPLE:
                 break
-        return round(total * ours / max(seen, 1)), True
+        return (round(total * ours / max(seen, 1)), True)

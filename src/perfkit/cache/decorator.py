@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, o
 import msgspec
 
 from perfkit import _defaults
+from perfkit._acompat import is_async_callable
 from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import resolve_ttl
@@ -251,7 +252,7 @@ def cached_query(
 
     def decorate(func: Callable[..., Any]) -> Any:
         signature = inspect.signature(func)
-        is_async = inspect.iscoroutinefunction(func)
+        is_async = is_async_callable(func)
         name = f"{func.__module__}.{func.__qualname__}"
         skip = next(iter(signature.parameters), None)
         skip = skip if skip in _RECEIVERS else None

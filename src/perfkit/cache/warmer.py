@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -21,10 +21,12 @@ import msgspec
 import structlog
 
 from perfkit import _defaults
+from perfkit._acompat import is_async_callable, resolve, resolve_blocking
 from perfkit._errors import ArgumentError
 from perfkit.settings import Settings
 
 __all__ = [
+    "AsyncCacheWarmer",
     "CacheWarmer",
     "WarmLease",
     "WarmRecord",
@@ -114,8 +116,9 @@ class CacheWarmer:
     """A set of named warmers and the schedule that runs them.
 
     ``delay`` and ``interval`` (seconds) default to CACHE_WARMUP_DELAY and
-    CACHE_WARMUP_INTERVAL. Run the schedule in a thread with :meth:`start`/:meth:`stop`, or
-    in the running event loop with :meth:`astart`/:meth:`astop`.
+    CACHE_WARMUP_INTERVAL. Run the schedule in a thread with :meth:`start`/:meth:`stop`; in
+    async code, :class:`AsyncCacheWarmer` runs the same warmers in the event loop with the
+    same method names, awaited.
     """
 
     def __init__(
@@ -135,7 +138,7 @@ class CacheWarmer:
         self._warmers: dict[str, Warmer] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._async: AsyncCacheWarmer | None = None  # see AsyncCacheWarmer.of
         self.last_results: list[WarmResult] = []
         # Set by the kit when it has a Redis: scheduled warm-ups run once per fleet.
         self.lease: WarmLease | None = None
@@ -172,34 +175,10 @@ class CacheWarmer:
         self.last_results = results
         return results
 
-    async def awarm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
-        """As :meth:`warm`, awaiting async warmers in the running loop (sync ones run in a
-        worker thread so they do not block it)."""
-        results = []
-        for name, func in self._selected(names):
-            if inspect.iscoroutinefunction(func):
-                results.append(await self._arun(name, func))
-            else:
-                results.append(await asyncio.to_thread(self._run, name, func))
-        self.last_results = results
-        return results
-
     def _run(self, name: str, func: Warmer) -> WarmResult:
         start = time.perf_counter()
         try:
-            written = func()
-            if inspect.isawaitable(written):
-                written = asyncio.run(_awaited(written))
-        except Exception as exc:
-            return self._result(name, start, None, exc)
-        return self._result(name, start, written, None)
-
-    async def _arun(self, name: str, func: Warmer) -> WarmResult:
-        start = time.perf_counter()
-        try:
-            written = func()
-            if inspect.isawaitable(written):
-                written = await written
+            written = resolve_blocking(func())
         except Exception as exc:
             return self._result(name, start, None, exc)
         return self._result(name, start, written, None)
@@ -251,13 +230,92 @@ class CacheWarmer:
         """Whether this process runs this round of the schedule (always, without a lease)."""
         return self.lease is None or self.lease.acquire(self.interval)
 
+    # -- deprecated: the async API is AsyncCacheWarmer's (removed in the next release) -------
+
+    async def awarm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
+        """Deprecated: ``await AsyncCacheWarmer.of(warmer).warm(names)``."""
+        _deprecated("awarm", "warm")
+        return await AsyncCacheWarmer.of(self).warm(names)
+
     async def astart(self) -> None:
+        """Deprecated: ``await AsyncCacheWarmer.of(warmer).start()``."""
+        _deprecated("astart", "start")
+        await AsyncCacheWarmer.of(self).start()
+
+    async def astop(self) -> None:
+        """Deprecated: ``await AsyncCacheWarmer.of(warmer).stop()``."""
+        _deprecated("astop", "stop")
+        await AsyncCacheWarmer.of(self).stop()
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"CacheWarmer.{old}() is deprecated: use AsyncCacheWarmer.of(warmer).{new}()",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class AsyncCacheWarmer:
+    """The async twin of a :class:`CacheWarmer`: the same warmers, names, lease and results,
+    with the same method names, awaited; its schedule is a task of the running event loop.
+
+    ``AsyncCacheWarmer.of(warmer)`` is the one async twin of ``warmer`` (so that ``stop``
+    stops what ``start`` started).
+    """
+
+    def __init__(self, warmer: CacheWarmer) -> None:
+        self.warmer = warmer
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, warmer: CacheWarmer) -> AsyncCacheWarmer:
+        """The async twin of ``warmer``, made on first use."""
+        if warmer._async is None:
+            warmer._async = cls(warmer)
+        return warmer._async
+
+    @property
+    def names(self) -> list[str]:
+        """The registered warmers' names, in registration order."""
+        return self.warmer.names
+
+    @property
+    def last_results(self) -> list[WarmResult]:
+        """The results of the last warm-up, sync or async."""
+        return self.warmer.last_results
+
+    def register(self, name: str, func: Warmer | None = None) -> Any:
+        """Register ``func`` as warmer ``name`` (on the sync twin; both run it)."""
+        return self.warmer.register(name, func)
+
+    async def warm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
+        """Run the warmers (all, or those named) now, as :meth:`CacheWarmer.warm`: async ones
+        awaited in the running loop, sync ones in a worker thread so they do not block it."""
+        results = []
+        for name, func in self.warmer._selected(names):
+            if is_async_callable(func):
+                results.append(await self._run(name, func))
+            else:
+                results.append(await asyncio.to_thread(self.warmer._run, name, func))
+        self.warmer.last_results = results
+        return results
+
+    async def _run(self, name: str, func: Warmer) -> WarmResult:
+        start = time.perf_counter()
+        try:
+            written = await resolve(func())
+        except Exception as exc:
+            return self.warmer._result(name, start, None, exc)
+        return self.warmer._result(name, start, written, None)
+
+    async def start(self) -> None:
         """Run the schedule as a task of the running event loop."""
         if self._task is not None and not self._task.done():
             return
-        self._task = asyncio.create_task(self._aloop(), name="perfkit-cache-warmer")
+        self._task = asyncio.create_task(self._loop(), name="perfkit-cache-warmer")
 
-    async def astop(self) -> None:
+    async def stop(self) -> None:
         """Cancel the task and wait for it to end."""
         if self._task is not None:
             self._task.cancel()
@@ -265,18 +323,14 @@ class CacheWarmer:
                 await self._task
             self._task = None
 
-    async def _aloop(self) -> None:
-        await asyncio.sleep(self.delay)
+    async def _loop(self) -> None:
+        await asyncio.sleep(self.warmer.delay)
         while True:
-            if await asyncio.to_thread(self._leased):
-                results = await self.awarm()
-                if self.lease is not None:
-                    await asyncio.to_thread(self.lease.record, results)
-            await asyncio.sleep(self.interval)
-
-
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+            if await asyncio.to_thread(self.warmer._leased):
+                results = await self.warm()
+                if self.warmer.lease is not None:
+                    await asyncio.to_thread(self.warmer.lease.record, results)
+            await asyncio.sleep(self.warmer.interval)
 
 
 _default: _defaults.Slot[CacheWarmer | None] = _defaults.slot(

@@ -16,7 +16,7 @@ from perfkit.metrics.exposition import (
 )
 from perfkit.metrics.fleet import Fleet, FleetProcess, FleetView, ProcessState
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
-from perfkit.metrics.monitor import PerformanceMonitor, PerformanceReport
+from perfkit.metrics.monitor import AsyncPerformanceMonitor, PerformanceMonitor, PerformanceReport
 from perfkit.metrics.negotiation import (
     BROTLI_AVAILABLE,
     DEFAULT_CACHE_RULES,
@@ -59,6 +59,7 @@ from perfkit.metrics.trends import (
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
+    "AsyncPerformanceMonitor",
     "AsyncSnapshotStore",
     "BROTLI_AVAILABLE",
     "CONTENT_TYPE",

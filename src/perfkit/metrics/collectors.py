@@ -14,7 +14,6 @@ Fetching may do I/O (the cache asks Redis for INFO), so it is separate from coll
 
 from __future__ import annotations
 
-import inspect
 import time
 import typing
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from perfkit._acompat import discard_awaitable, resolve
 from perfkit._errors import MetricsError
 from perfkit._stat_kinds import StatKind
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
@@ -68,20 +68,14 @@ class StatsCollector:
     def refresh(self) -> Any:
         """Fetch from a sync source and keep the value; returns it."""
         value = self.fetch()
-        if inspect.isawaitable(value):
-            close = getattr(value, "close", None)
-            if close is not None:
-                close()
+        if discard_awaitable(value):
             self.asynchronous = True
             raise MetricsError(f"{self.prefix}: the source is async; use `await arefresh()`")
         return self._keep(value)
 
     async def arefresh(self) -> Any:
         """Fetch from a sync or async source and keep the value; returns it."""
-        value = self.fetch()
-        if inspect.isawaitable(value):
-            value = await value
-        return self._keep(value)
+        return self._keep(await resolve(self.fetch()))
 
     def _keep(self, value: Any) -> Any:
         self.latest = value

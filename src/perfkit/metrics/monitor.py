@@ -4,6 +4,7 @@ the sources (cache, pool, jobs), trends, recommendations and the exposition."""
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import msgspec
@@ -26,7 +27,7 @@ from perfkit.metrics.trends import TrendPoint, Trends
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
 
-__all__ = ["PerformanceMonitor", "PerformanceReport"]
+__all__ = ["AsyncPerformanceMonitor", "PerformanceMonitor", "PerformanceReport"]
 
 _log = structlog.get_logger("perfkit.metrics")
 
@@ -127,7 +128,8 @@ class PerformanceMonitor:
 
     def refresh(self) -> None:
         """Read every sync source now; a failing source is logged and keeps its last value.
-        Async sources are left to :meth:`arefresh` (they keep their last value here)."""
+        Async sources are left to :class:`AsyncPerformanceMonitor` (they keep their last
+        value here)."""
         for collector in self.sources:
             if collector.asynchronous:
                 continue
@@ -138,24 +140,23 @@ class PerformanceMonitor:
                     continue
                 _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
 
-    async def arefresh(self) -> None:
-        """Read every source now (sync or async), as :meth:`refresh`."""
-        for collector in self.sources:
-            try:
-                await collector.arefresh()
-            except Exception as exc:
-                _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
-
     def exposition(self, *, openmetrics: bool = False) -> str:
         """Refresh the sync sources and render the whole registry (Prometheus 0.0.4, or
         OpenMetrics 1.0)."""
         self.refresh()
         return self.registry.exposition(openmetrics=openmetrics)
 
+    async def arefresh(self) -> None:
+        """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).refresh()`` (removed in
+        the next release)."""
+        _deprecated("arefresh", "refresh")
+        await AsyncPerformanceMonitor.of(self).refresh()
+
     async def aexposition(self, *, openmetrics: bool = False) -> str:
-        """Refresh every source and render the whole registry (as :meth:`exposition`)."""
-        await self.arefresh()
-        return self.registry.exposition(openmetrics=openmetrics)
+        """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).exposition()`` (removed
+        in the next release)."""
+        _deprecated("aexposition", "exposition")
+        return await AsyncPerformanceMonitor.of(self).exposition(openmetrics=openmetrics)
 
     def report(
         self,
@@ -243,3 +244,41 @@ class PerformanceMonitor:
     def trend_points(self, *, last: int | None = None) -> list[TrendPoint]:
         """The trends, oldest bucket first (see :meth:`Trends.points`)."""
         return self.trends.points(last=last)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"PerformanceMonitor.{old}() is deprecated: "
+        f"use AsyncPerformanceMonitor.of(monitor).{new}()",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class AsyncPerformanceMonitor:
+    """The async twin of a :class:`PerformanceMonitor`: the same registry and sources, with
+    the same method names, awaited; it reads async sources too (sync ones in the loop, as
+    they are quick reads of counters)."""
+
+    def __init__(self, monitor: PerformanceMonitor) -> None:
+        self.monitor = monitor
+
+    @classmethod
+    def of(cls, monitor: PerformanceMonitor) -> AsyncPerformanceMonitor:
+        """The async twin of ``monitor``."""
+        return cls(monitor)
+
+    async def refresh(self) -> None:
+        """Read every source now (sync or async); a failing source is logged and keeps its
+        last value."""
+        for collector in self.monitor.sources:
+            try:
+                await collector.arefresh()
+            except Exception as exc:
+                _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
+
+    async def exposition(self, *, openmetrics: bool = False) -> str:
+        """Refresh every source and render the whole registry (Prometheus 0.0.4, or
+        OpenMetrics 1.0)."""
+        await self.refresh()
+        return self.monitor.registry.exposition(openmetrics=openmetrics)

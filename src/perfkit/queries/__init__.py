@@ -5,27 +5,30 @@ every statement run through their connections; ``pool.get_stats()`` returns a
 :class:`TimedPoolStats`.
 """
 
-from perfkit.queries._cursor import (
-    AsyncTimedCursor,
-    AsyncTimedServerCursor,
-    TimedCursor,
-    TimedServerCursor,
-)
+from perfkit.queries._cursor import TimedCursor, TimedServerCursor
+from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
 from perfkit.queries._fingerprint import Fingerprint, normalize_sql
-from perfkit.queries._pagination import KeysetPage, KeysetPagination, OffsetPage, OffsetPagination
-from perfkit.queries._pool import (
-    AsyncTimedPool,
-    BaseTimedPool,
-    PoolStats,
-    TimedPool,
-    TimedPoolStats,
+from perfkit.queries._pagination import KeysetPagination, OffsetPagination
+from perfkit.queries._pagination_async import AsyncKeysetPagination, AsyncOffsetPagination
+from perfkit.queries._pagination_base import (
+    BaseKeysetPagination,
+    BaseOffsetPagination,
+    KeysetPage,
+    OffsetPage,
 )
+from perfkit.queries._pool import TimedPool
+from perfkit.queries._pool_async import AsyncTimedPool
+from perfkit.queries._pool_base import BaseTimedPool, PoolStats, TimedPoolStats
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, SlowQuery, StatementStats
 
 __all__ = [
+    "AsyncKeysetPagination",
+    "AsyncOffsetPagination",
     "AsyncTimedCursor",
     "AsyncTimedPool",
     "AsyncTimedServerCursor",
+    "BaseKeysetPagination",
+    "BaseOffsetPagination",
     "BaseTimedPool",
     "Fingerprint",
     "KeysetPage",

@@ -16,7 +16,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from perfkit.queries import PoolStats, QueryStats
-from perfkit.queries._pool import psycopg_pool_stats
+from perfkit.queries._pool_base import psycopg_pool_stats
 from perfkit.settings import Settings
 
 __all__ = ["QueryTimer", "get_query_stats", "install", "pool_stats", "set_query_stats"]

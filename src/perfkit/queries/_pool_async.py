@@ -1,0 +1,184 @@
+"""AsyncTimedPool: psycopg_pool's AsyncConnectionPool whose every statement is timed.
+
+The source of ``_pool.py`` (TimedPool), generated from this file by ``tools/async_to_sync.py``:
+edit this one, then run that script. What needs no I/O lives in ``_pool_base.py``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from time import monotonic
+from types import TracebackType
+from typing import Any, Self
+
+from psycopg import AsyncConnection, OperationalError
+from psycopg.abc import Params, Query
+from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool.base import AttemptWithBackoff
+
+from perfkit.queries._pool_base import BaseTimedPool, _Reconnect
+from perfkit.queries._stats import sql_text
+from perfkit.queries._watch import ConnectionWatch
+
+__all__ = ["AsyncTimedPool"]
+
+
+class _AsyncWatchedPool(AsyncConnectionPool[Any]):
+    """psycopg_pool's pool, whose checkout verifies or replaces suspect connections."""
+
+    def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
+        self.watch = watch
+        super().__init__(*args, **kwargs)
+
+    # getconn and putconn are the hot path: the base class is named, not found by super().
+    async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
+        try:
+            conn = await AsyncConnectionPool.getconn(self, timeout)
+            if self.watch.suspect(conn):
+                conn = await self._live(conn, timeout)
+            return conn
+        except TooManyRequests:
+            self.watch.count_rejected()
+            raise
+        except PoolTimeout:
+            self.watch.count_timeout()
+            raise
+
+    async def _live(self, conn: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+        """``conn`` if it answers a check, else the first of its successors that does."""
+        deadline = monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            epoch = self.watch.epoch
+            if not self.watch.must_replace(conn):
+                try:
+                    await self.check_connection(conn)
+                except Exception:  # noqa: S110 (dead: replaced below)
+                    pass
+                else:
+                    self.watch.verified_good(conn, epoch)
+                    return conn
+            # Closed before it goes back, so that the pool opens a new one in its place.
+            self.watch.found_dead(conn, replaced=True)
+            await conn.close()
+            await self.putconn(conn)
+            conn = await super().getconn(max(deadline - monotonic(), 0.0))
+            if not self.watch.suspect(conn):
+                return conn
+
+    async def putconn(self, conn: Any) -> None:
+        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
+        await AsyncConnectionPool.putconn(self, conn)
+
+    # psycopg_pool's own (private) step that connects and reschedules itself on failure:
+    # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        if attempt is None:
+            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
+        await super()._add_connection(attempt, growing)
+
+
+class AsyncTimedPool(BaseTimedPool):
+    """A psycopg_pool ``AsyncConnectionPool`` whose connections time every statement.
+
+    :param conninfo: a libpq conninfo string or ``postgresql://`` URL.
+    :param stats: where statements are recorded (shareable); a new one by default.
+    :param min_size: connections kept open (``DB_POOL_MIN``).
+    :param max_size: most connections (``DB_POOL_MAX``).
+    :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).
+    :param timeout: seconds to wait for a connection before ``PoolTimeout`` (``DB_POOL_TIMEOUT``).
+    :param max_waiting: requests that may wait for a connection at once; one more is refused
+        at once with ``TooManyRequests`` (``DB_POOL_MAX_WAITING``; 0: no limit).
+    :param statement_timeout: seconds a statement may run before the server cancels it
+        (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
+    :param configure: run (awaited, in the async pool) on each new connection, before perfkit
+        installs its cursors.
+    :param pool_kwargs: passed to ``AsyncConnectionPool`` unchanged (``check``, ``kwargs``,
+        ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
+
+    Open it with ``async with pool:`` or ``await pool.open()``.
+    """
+
+    pool: AsyncConnectionPool[Any]
+    _pool_class = _AsyncWatchedPool
+
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+        if self._configure_first is not None:
+            await self._configure_first(conn)
+        self._instrument(conn)
+
+    async def open(self, wait: bool = False, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Open the pool (start connecting); with ``wait``, until ``min_size`` are ready."""
+        await self.pool.open(wait=wait, timeout=timeout)
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Close the pool and its connections."""
+        await self.pool.close(timeout=timeout)
+
+    async def wait(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Wait until ``min_size`` connections are ready (``PoolTimeout`` otherwise)."""
+        await self.pool.wait(timeout=timeout)
+
+    def connection(
+        self, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """``async with pool.connection() as conn:`` — a connection whose statements are timed."""
+        return self.pool.connection(timeout)
+
+    async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:  # noqa: ASYNC109 (psycopg_pool's API)
+        """Take a connection; give it back with :meth:`putconn`."""
+        conn: AsyncConnection[Any] = await self.pool.getconn(timeout)
+        return conn
+
+    async def putconn(self, conn: AsyncConnection[Any]) -> None:
+        """Give back a connection taken with :meth:`getconn`."""
+        await self.pool.putconn(conn)
+
+    async def fetch(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        row_factory: Any = None,
+        retry_safe: bool | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the pool's wait, as connection())
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows (``[]`` if none).
+
+        If the connection dies under the statement, it runs once more on a fresh
+        connection when that is safe: a read-only statement (``SELECT`` ... without
+        writes or row locks), or any with ``retry_safe=True``; ``retry_safe=False`` never.
+        """
+        retried = False
+        while True:
+            async with self.connection(timeout) as conn:
+                cursor = conn.cursor(row_factory=row_factory) if row_factory else conn.cursor()
+                try:
+                    await cursor.execute(query, params)  # type: ignore[arg-type]
+                    return await cursor.fetchall() if cursor.description is not None else []
+                except OperationalError:
+                    text = sql_text(query, conn)
+                    if retried or not self._watch.may_retry(conn, text, retry_safe):
+                        raise
+            retried = True
+
+    async def check(self) -> None:
+        """Check the idle connections, replacing broken ones."""
+        await self.pool.check()
+
+    async def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the pool's size limits."""
+        await self.pool.resize(min_size, max_size)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

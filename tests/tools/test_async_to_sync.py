@@ -1,0 +1,116 @@
+"""tools/async_to_sync.py: the one AST transform that generates every sync twin."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("async_to_sync", ROOT / "tools/async_to_sync.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["async_to_sync"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+SOURCE = '''"""AsyncThing: the async source."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import overload
+
+import redis.asyncio as driver
+
+
+class AsyncThing:
+    """An AsyncThing wraps a driver.Redis."""
+
+    async def __aenter__(self) -> AsyncThing:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        # Close the AsyncThing's client.
+        await asyncio.sleep(0)
+
+    @overload
+    async def load(self, loader: Callable[[], Awaitable[int]]) -> int: ...  # async only
+
+    @overload
+    async def load(self, loader: Callable[[], int]) -> int: ...
+
+    async def load(self, loader: Callable[[], object]) -> int:
+        async with self as thing:
+            async for row in thing.rows():
+                return await self.one(row)
+        with open(__file__):
+            async with self:
+                pass
+        return 0
+
+    def one(self, row: int) -> Awaitable[int]:
+        self.batched = True  # async only
+        if True:  # async only: the sync twin counts directly
+            return self.count(row)
+        else:
+            return row + 1
+
+    async def count(self, row: int) -> int:
+        return row + int(time.time() > 0)
+
+    async def rows(self) -> AsyncIterator[int]:
+        yield 1
+'''
+
+
+def test_every_async_construct_becomes_its_sync_counterpart() -> None:
+    text = _tool().to_sync(
+        SOURCE,
+        source_name="_thing_async.py",
+        target="src/perfkit/_thing.py",
+        docstring="Thing: the sync twin.",
+        renames={"AsyncThing": "Thing"},
+    )
+    assert text.startswith(
+        "# Generated from _thing_async.py by tools/async_to_sync.py: do not edit.\n"
+    )
+    assert '"""Thing: the sync twin."""' in text
+    for gone in ("async ", "await ", "asyncio", "Awaitable", "AsyncIterator", "aclose", "__a"):
+        assert gone not in text, gone
+    assert "import redis as driver" in text
+    assert "def __enter__(self) -> Thing:" in text
+    assert "def __exit__(self, *exc: object) -> None:\n        self.close()" in text
+    assert "time.sleep(0)" in text
+    assert "with self as thing:\n            for row in thing.rows():" in text
+    assert "return self.one(row)" in text
+    assert "with open(__file__), self:\n            pass" in text
+    assert "def one(self, row: int) -> int:\n        return row + 1\n" in text
+    assert "batched" not in text
+    assert "def rows(self) -> Iterator[int]:" in text
+    # Comments and docstrings follow the renames; the async-only overload is dropped.
+    assert "# Close the Thing's client." in text
+    assert '"""An Thing wraps a driver.Redis."""' in text
+    assert text.count("@overload") == 1
+    # The result is valid, formatted Python.
+    compile(text, "_thing.py", "exec")
+
+
+def test_every_generated_twin_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/async_to_sync.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
