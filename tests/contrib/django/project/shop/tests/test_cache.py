@@ -217,7 +217,9 @@ class BackendTests(CacheTestsMixin, SimpleTestCase):
         self.assertEqual(cache.set_many({}), [])
 
     def test_set_many_expiration(self):
-        cache.set_many({"key1": "spam", "key2": "eggs"}, 0.3)
+        cache.set_many({"key1": "spam", "key2": "eggs"}, 1)
+        # Stored with the timeout, then gone once it passed.
+        self.assertGreater(cache.service.client.pttl(cache.service._key(cache.make_key("key1"))), 0)
         eventually(lambda: cache.get("key1") is None and cache.get("key2") is None)
 
     def test_delete_many(self):
