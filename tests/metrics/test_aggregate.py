@@ -21,6 +21,7 @@ from perfkit.metrics import (
     SnapshotStore,
     merge,
 )
+from perfkit.metrics.snapshot import ProcessName
 from tests.metrics.test_registry import families
 
 WORKER = Path(__file__).with_name("push_worker.py")
@@ -172,7 +173,7 @@ def test_exposition_of_many_processes_is_one_read(
             metrics.duration.labels("GET", f"/r{route}").observe(0.01)
     pusher = SnapshotPusher(registry, redis_client, namespace=namespace, ttl=30)
     for _ in range(200):
-        pusher._pid = -1  # a new identity, as another process would have
+        pusher._name = ProcessName()  # a new identity, as another process would have
         pusher.push()
     store = SnapshotStore(redis_client, namespace=namespace, ttl=30)
     started = time.perf_counter()

@@ -14,9 +14,6 @@ recycled, and the hash holds one field per live process plus one.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import threading
 import time
 from typing import Any
@@ -27,7 +24,7 @@ import structlog
 from perfkit._errors import ConfigError
 from perfkit.metrics.exposition import render
 from perfkit.metrics.registry import MetricsRegistry
-from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, merge
+from perfkit.metrics.snapshot import MetricSnapshot, ProcessName, ProcessSnapshot, merge
 
 __all__ = ["AsyncSnapshotStore", "SnapshotPusher", "SnapshotStore"]
 
@@ -128,18 +125,14 @@ class SnapshotPusher(_Keys):
         self.registry = registry
         self.client = client
         self.interval = interval
-        self._process = ""
-        self._pid = -1
+        self._name = ProcessName()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def process(self) -> str:
         """This process's field name: host, pid and a random suffix (pids get reused)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._process = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
-        return self._process
+        return self._name()
 
     def push(self) -> None:
         """Write the registry's snapshot now and refresh the liveness key."""

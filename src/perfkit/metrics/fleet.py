@@ -27,7 +27,6 @@ the live processes, those gone in the last minutes, and one more.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import threading
 import time
@@ -40,7 +39,7 @@ import structlog
 from perfkit._errors import ConfigError
 from perfkit.metrics.monitor import PerformanceMonitor
 from perfkit.metrics.requests import RequestSummary, SlowRequest, summarize
-from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, merge
+from perfkit.metrics.snapshot import MetricSnapshot, ProcessName, ProcessSnapshot, merge
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import TrendBucket, TrendPoint, merge_buckets, merge_trends
 from perfkit.queries._merge import (
@@ -198,18 +197,14 @@ class Fleet:
         self.queries = queries
         self.retire_after = retire_after
         self.hash_key = f"{namespace}:__perfkit__:fleet"
-        self._process = ""
-        self._pid = -1
+        self._name = ProcessName()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def process(self) -> str:
         """This process's field name: host, pid and a random suffix (pids get reused)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._process = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
-        return self._process
+        return self._name()
 
     def alive_key(self, process: str) -> str:
         """The liveness key of ``process`` (expires ``ttl`` after its last publish)."""

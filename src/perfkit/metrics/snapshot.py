@@ -8,6 +8,9 @@ processes into one list for a single exposition.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Literal
@@ -15,7 +18,15 @@ from typing import Literal
 import msgspec
 import structlog
 
-__all__ = ["GaugeMode", "MetricKind", "MetricSnapshot", "ProcessSnapshot", "Sample", "merge"]
+__all__ = [
+    "GaugeMode",
+    "MetricKind",
+    "MetricSnapshot",
+    "ProcessName",
+    "ProcessSnapshot",
+    "Sample",
+    "merge",
+]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 # How a gauge of several processes is combined: summed, the largest, the smallest, the
@@ -124,3 +135,18 @@ def _combine(metric: MetricSnapshot, labels: tuple[str, ...], group: list[Sample
     if metric.mode == "min":
         return Sample(labels, min(numbers))
     return Sample(labels, sum(numbers) / len(numbers))
+
+
+class ProcessName:
+    """This process's field name in a shared hash (``name()``): host, pid and a random
+    suffix, since pids get reused; made anew in a forked child."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._name = ""
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._name = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
+        return self._name
