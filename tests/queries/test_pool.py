@@ -93,8 +93,10 @@ def test_timings_and_percentiles_match_the_client_clock(pool: TimedPool) -> None
     assert entry.count == len(measured)
     # the pool's clock runs inside the client's: a little less, never more
     assert 0 < sum(measured) - entry.total_ms < 0.5 * len(measured)
-    assert entry.max_ms == pytest.approx(measured[-1], abs=0.5)
-    assert entry.min_ms == pytest.approx(measured[0], abs=0.5)
+    # Each is inside the client's time of its statement; the client's extra time is
+    # microseconds, up to a scheduler slice when the machine is loaded (1 ms seen).
+    assert 0 <= measured[-1] - entry.max_ms < 5
+    assert 0 <= measured[0] - entry.min_ms < 5
     for percentile, fraction in ((entry.p50_ms, 0.5), (entry.p95_ms, 0.95), (entry.p99_ms, 0.99)):
         # half a histogram bucket (±4.4 %) plus the client's extra microseconds
         assert abs(percentile - exact(fraction)) <= 0.045 * exact(fraction) + 0.5
