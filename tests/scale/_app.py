@@ -47,9 +47,10 @@ def pop(client: redis.Redis, key: str, timeout: float) -> bytes | None:
 def run(client: redis.Redis, url: str, command: dict[str, Any], seed: int) -> list[list[Any]]:
     ns = command["namespace"]
     keys: list[str] = command["keys"]
-    # A long socket timeout: these tests are about the lock and the tags, not about falling
-    # back to memory when a busy machine stalls a command past the default 0.5 s.
-    settings = Settings(cache_lock_wait=10.0, redis_socket_timeout=5.0)
+    # Long socket and connect timeouts: these tests are about the lock and the tags, not
+    # about falling back to memory (and loading without the lock) when a busy machine stalls
+    # a command or a connect past the default 0.5 s.
+    settings = Settings(cache_lock_wait=10.0, redis_socket_timeout=5.0, redis_connect_timeout=5.0)
     cache = RedisService(url, namespace=ns, settings=settings, l1=command["l1"])
     if command["l1"] and not cache.wait_l1_ready():
         raise SystemExit("the L1 near cache did not connect")
