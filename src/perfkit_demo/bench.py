@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
 import os
 import random
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,17 +251,33 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def _load(
-    port: int,
+Request = Callable[[str, str, bytes | None], Awaitable[int]]
+"""One load user's way to send a request (method, path, JSON body) and read the whole
+response; returns its status (0: failed, the next request reconnects)."""
+
+
+@contextlib.asynccontextmanager
+async def connections(port: int, concurrency: int) -> AsyncIterator[list[Request]]:
+    """``concurrency`` load users on 127.0.0.1:``port``, each with its own keep-alive
+    connection, closed on exit."""
+    users = [_Connection("127.0.0.1", port) for _ in range(concurrency)]
+    try:
+        yield [user.request for user in users]
+    finally:
+        for user in users:
+            user.close()
+
+
+async def load(
+    users: Sequence[Request],
     mix: Mix,
-    concurrency: int,
     seconds: float,
     seed: int,
     *,
     at_least: int = 0,
 ) -> list[Sample]:
-    """``seconds`` of load; and then more, until ``at_least`` requests were answered (but
-    never past :data:`WARMUP_REQUESTS_MAX_S`)."""
+    """``seconds`` of load from ``users``, concurrently; and then more, until ``at_least``
+    requests were answered (but never past :data:`WARMUP_REQUESTS_MAX_S`)."""
     samples: list[Sample] = []
     started = time.perf_counter()
     deadline = started + seconds
@@ -271,33 +288,35 @@ async def _load(
         now = time.perf_counter()
         return now < deadline or (len(samples) < at_least and now < limit)
 
-    async def user(number: int) -> None:
+    async def user(number: int, request: Request) -> None:
         rng = random.Random(seed * 1000 + number)
-        connection = _Connection("127.0.0.1", port)
-        try:
-            while going():
-                name, method, path, body = mix.draw(rng)
-                payload = None if body is None else encode(body)
-                started = time.perf_counter()
-                status = await connection.request(method, path, payload)
-                samples.append((name, time.perf_counter() - started, status))
-        finally:
-            connection.close()
+        while going():
+            name, method, path, body = mix.draw(rng)
+            payload = None if body is None else encode(body)
+            started = time.perf_counter()
+            status = await request(method, path, payload)
+            samples.append((name, time.perf_counter() - started, status))
 
-    await asyncio.gather(*(user(n) for n in range(concurrency)))
+    await asyncio.gather(*(user(n, request) for n, request in enumerate(users)))
     return samples
 
 
-def _phase(
-    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
-) -> PhaseResult:
-    import httpx
+async def _load(
+    port: int, mix: Mix, concurrency: int, seconds: float, seed: int, *, at_least: int = 0
+) -> list[Sample]:
+    async with connections(port, concurrency) as users:
+        return await load(users, mix, seconds, seed, at_least=at_least)
 
+
+@contextlib.contextmanager
+def serving(stack: Stack, *, caching: bool, l1: bool) -> Iterator[tuple[int, str]]:
+    """The marketplace in a uvicorn subprocess, as each phase serves it: (port, base URL)
+    once it answers; stopped on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = stack.environment(
         MARKETPLACE_CACHING="1" if caching else "0",
-        MARKETPLACE_L1="1" if args.l1 else "0",
+        MARKETPLACE_L1="1" if l1 else "0",
         MARKETPLACE_BENCH_ENDPOINTS="1",
         CACHE_NAMESPACE=NAMESPACE,
         CACHE_WARMUP_DELAY="3600",  # the bench warms explicitly, before the warm-up load
@@ -309,6 +328,17 @@ def _phase(
     server = stack.spawn("bench server", command, env)
     try:
         wait_for_http(f"{base}/healthz", 60, server)
+        yield port, base
+    finally:
+        stop_process(server)
+
+
+def _phase(
+    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
+) -> PhaseResult:
+    import httpx
+
+    with serving(stack, caching=caching, l1=args.l1) as (port, base):
         label = "on " if caching else "off"
         if caching:
             warmed = httpx.post(f"{base}/api/bench/warm", timeout=120).json()
@@ -329,8 +359,6 @@ def _phase(
         samples = asyncio.run(_load(port, mix, args.concurrency, args.duration, args.seed))
         elapsed = time.perf_counter() - started
         stats = httpx.get(f"{base}/api/bench/stats", timeout=10).json()
-    finally:
-        stop_process(server)
     return _summarize(samples, elapsed, stats, caching)
 
 
@@ -525,12 +553,12 @@ def run_bench(args: argparse.Namespace) -> int:
     ):
         meta = ensure_data(stack.database_url, args.sf, args.seed)
         mix = Mix(args.sf, args.zipf)
-        _clear_namespace(stack.redis_url)
+        clear_namespace(stack.redis_url)
         try:
             off = _phase(stack, args, mix, caching=False, settings=settings)
             on = _phase(stack, args, mix, caching=True, settings=settings)
         finally:
-            _clear_namespace(stack.redis_url)
+            clear_namespace(stack.redis_url)
     ratios = _ratios(off, on)
     verdicts = _verdicts(on, ratios)
     title = (
@@ -582,7 +610,7 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clear_namespace(redis_url: str) -> None:
+def clear_namespace(redis_url: str) -> None:
     from perfkit.cache import RedisService
 
     with RedisService(redis_url, namespace=NAMESPACE) as cache:
