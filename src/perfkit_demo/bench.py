@@ -40,7 +40,17 @@ from perfkit_demo.stack import (
     wait_for_http,
 )
 
-__all__ = ["HEAVY", "Mix", "PhaseResult", "run_bench"]
+__all__ = [
+    "HEAVY",
+    "Mix",
+    "PhaseResult",
+    "Request",
+    "clear_namespace",
+    "connections",
+    "load",
+    "run_bench",
+    "serving",
+]
 
 NAMESPACE = "perfkit-bench"
 # Endpoints whose queries aggregate many rows: the ones the seed's table is about.
@@ -206,9 +216,15 @@ Sample = tuple[str, float, int]
 
 
 class _Connection:
-    """One keep-alive HTTP/1.1 connection: the lightest client asyncio allows, so that
-    the load generator, not the server, is never what the bench measures (httpx's async
-    client costs about 3 ms of CPU per request; this, a few tens of microseconds)."""
+    """One keep-alive HTTP/1.1 connection: the lightest client asyncio allows, so that the
+    load generator takes as little as it can of the CPU it shares with the server.
+
+    Measured by ``benchmarks/bench_load_client.py`` (docs/bench.md): this client costs
+    60-130 µs of CPU per request; aiohttp's ``ClientSession`` 250-340 µs and httpx's
+    ``AsyncClient`` 1.5-2.2 ms, which drive 0.86 and 0.26 of its requests/s against the
+    cached marketplace. It reads what the marketplace sends (``Content-Length`` or chunked
+    bodies, keep-alive or ``Connection: close``) and nothing else (no TLS, redirects or
+    compression: it asks for none)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -228,7 +244,7 @@ class _Connection:
             block = await self.reader.readuntil(b"\r\n\r\n")
             status = int(block[9:12])
             length = 0
-            close = False
+            close = chunked = False
             for line in block.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
@@ -236,13 +252,26 @@ class _Connection:
                     length = int(value)
                 elif name == b"connection" and value.strip().lower() == b"close":
                     close = True
-            await self.reader.readexactly(length)
+                elif name == b"transfer-encoding" and value.strip().lower() == b"chunked":
+                    chunked = True
+            if chunked:
+                await self._read_chunks(self.reader)
+            else:
+                await self.reader.readexactly(length)
             if close:
                 self.close()
             return status
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             self.close()
             return 0
+
+    @staticmethod
+    async def _read_chunks(reader: asyncio.StreamReader) -> None:
+        """Read a chunked body to its end (chunk extensions and trailers skipped)."""
+        while size := int((await reader.readuntil(b"\r\n")).partition(b";")[0], 16):
+            await reader.readexactly(size + 2)  # the chunk and its CRLF
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass  # a trailer field
 
     def close(self) -> None:
         """Drop the connection (the next request opens a new one)."""
