@@ -140,7 +140,7 @@ def one_round(users: Users, port: int, mix: Mix, concurrency: int, seconds: floa
     async def go() -> tuple[list[Any], float, float]:
         async with users(port, concurrency) as requests:
             cpu, wall = time.process_time(), time.perf_counter()
-            samples = await load(requests, mix, seconds, seed=len(requests))
+            samples = await load(requests, mix, seconds, seed=0)  # same draws for each client
             return samples, time.perf_counter() - wall, time.process_time() - cpu
 
     samples, elapsed, cpu = asyncio.run(go())
