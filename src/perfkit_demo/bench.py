@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
 import os
 import random
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,17 @@ from perfkit_demo.stack import (
     wait_for_http,
 )
 
-__all__ = ["HEAVY", "Mix", "PhaseResult", "run_bench"]
+__all__ = [
+    "HEAVY",
+    "Mix",
+    "PhaseResult",
+    "Request",
+    "clear_namespace",
+    "connections",
+    "load",
+    "run_bench",
+    "serving",
+]
 
 NAMESPACE = "perfkit-bench"
 # Endpoints whose queries aggregate many rows: the ones the seed's table is about.
@@ -205,9 +216,15 @@ Sample = tuple[str, float, int]
 
 
 class _Connection:
-    """One keep-alive HTTP/1.1 connection: the lightest client asyncio allows, so that
-    the load generator, not the server, is never what the bench measures (httpx's async
-    client costs about 3 ms of CPU per request; this, a few tens of microseconds)."""
+    """One keep-alive HTTP/1.1 connection: the lightest client asyncio allows, so that the
+    load generator takes as little as it can of the CPU it shares with the server.
+
+    Measured by ``benchmarks/bench_load_client.py`` (docs/bench.md): this client costs
+    60-130 µs of CPU per request; aiohttp's ``ClientSession`` 250-340 µs and httpx's
+    ``AsyncClient`` 1.5-2.2 ms, which drive 0.86 and 0.26 of its requests/s against the
+    cached marketplace. It reads what the marketplace sends (``Content-Length`` or chunked
+    bodies, keep-alive or ``Connection: close``) and nothing else (no TLS, redirects or
+    compression: it asks for none)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -227,7 +244,7 @@ class _Connection:
             block = await self.reader.readuntil(b"\r\n\r\n")
             status = int(block[9:12])
             length = 0
-            close = False
+            close = chunked = False
             for line in block.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
@@ -235,13 +252,26 @@ class _Connection:
                     length = int(value)
                 elif name == b"connection" and value.strip().lower() == b"close":
                     close = True
-            await self.reader.readexactly(length)
+                elif name == b"transfer-encoding" and value.strip().lower() == b"chunked":
+                    chunked = True
+            if chunked:
+                await self._read_chunks(self.reader)
+            else:
+                await self.reader.readexactly(length)
             if close:
                 self.close()
             return status
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             self.close()
             return 0
+
+    @staticmethod
+    async def _read_chunks(reader: asyncio.StreamReader) -> None:
+        """Read a chunked body to its end (chunk extensions and trailers skipped)."""
+        while size := int((await reader.readuntil(b"\r\n")).partition(b";")[0], 16):
+            await reader.readexactly(size + 2)  # the chunk and its CRLF
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass  # a trailer field
 
     def close(self) -> None:
         """Drop the connection (the next request opens a new one)."""
@@ -250,17 +280,33 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def _load(
-    port: int,
+Request = Callable[[str, str, bytes | None], Awaitable[int]]
+"""One load user's way to send a request (method, path, JSON body) and read the whole
+response; returns its status (0: failed, the next request reconnects)."""
+
+
+@contextlib.asynccontextmanager
+async def connections(port: int, concurrency: int) -> AsyncIterator[list[Request]]:
+    """``concurrency`` load users on 127.0.0.1:``port``, each with its own keep-alive
+    connection, closed on exit."""
+    users = [_Connection("127.0.0.1", port) for _ in range(concurrency)]
+    try:
+        yield [user.request for user in users]
+    finally:
+        for user in users:
+            user.close()
+
+
+async def load(
+    users: Sequence[Request],
     mix: Mix,
-    concurrency: int,
     seconds: float,
     seed: int,
     *,
     at_least: int = 0,
 ) -> list[Sample]:
-    """``seconds`` of load; and then more, until ``at_least`` requests were answered (but
-    never past :data:`WARMUP_REQUESTS_MAX_S`)."""
+    """``seconds`` of load from ``users``, concurrently; and then more, until ``at_least``
+    requests were answered (but never past :data:`WARMUP_REQUESTS_MAX_S`)."""
     samples: list[Sample] = []
     started = time.perf_counter()
     deadline = started + seconds
@@ -271,33 +317,35 @@ async def _load(
         now = time.perf_counter()
         return now < deadline or (len(samples) < at_least and now < limit)
 
-    async def user(number: int) -> None:
+    async def user(number: int, request: Request) -> None:
         rng = random.Random(seed * 1000 + number)
-        connection = _Connection("127.0.0.1", port)
-        try:
-            while going():
-                name, method, path, body = mix.draw(rng)
-                payload = None if body is None else encode(body)
-                started = time.perf_counter()
-                status = await connection.request(method, path, payload)
-                samples.append((name, time.perf_counter() - started, status))
-        finally:
-            connection.close()
+        while going():
+            name, method, path, body = mix.draw(rng)
+            payload = None if body is None else encode(body)
+            started = time.perf_counter()
+            status = await request(method, path, payload)
+            samples.append((name, time.perf_counter() - started, status))
 
-    await asyncio.gather(*(user(n) for n in range(concurrency)))
+    await asyncio.gather(*(user(n, request) for n, request in enumerate(users)))
     return samples
 
 
-def _phase(
-    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
-) -> PhaseResult:
-    import httpx
+async def _load(
+    port: int, mix: Mix, concurrency: int, seconds: float, seed: int, *, at_least: int = 0
+) -> list[Sample]:
+    async with connections(port, concurrency) as users:
+        return await load(users, mix, seconds, seed, at_least=at_least)
 
+
+@contextlib.contextmanager
+def serving(stack: Stack, *, caching: bool, l1: bool) -> Iterator[tuple[int, str]]:
+    """The marketplace in a uvicorn subprocess, as each phase serves it: (port, base URL)
+    once it answers; stopped on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = stack.environment(
         MARKETPLACE_CACHING="1" if caching else "0",
-        MARKETPLACE_L1="1" if args.l1 else "0",
+        MARKETPLACE_L1="1" if l1 else "0",
         MARKETPLACE_BENCH_ENDPOINTS="1",
         CACHE_NAMESPACE=NAMESPACE,
         CACHE_WARMUP_DELAY="3600",  # the bench warms explicitly, before the warm-up load
@@ -309,6 +357,17 @@ def _phase(
     server = stack.spawn("bench server", command, env)
     try:
         wait_for_http(f"{base}/healthz", 60, server)
+        yield port, base
+    finally:
+        stop_process(server)
+
+
+def _phase(
+    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
+) -> PhaseResult:
+    import httpx
+
+    with serving(stack, caching=caching, l1=args.l1) as (port, base):
         label = "on " if caching else "off"
         if caching:
             warmed = httpx.post(f"{base}/api/bench/warm", timeout=120).json()
@@ -329,8 +388,6 @@ def _phase(
         samples = asyncio.run(_load(port, mix, args.concurrency, args.duration, args.seed))
         elapsed = time.perf_counter() - started
         stats = httpx.get(f"{base}/api/bench/stats", timeout=10).json()
-    finally:
-        stop_process(server)
     return _summarize(samples, elapsed, stats, caching)
 
 
@@ -525,12 +582,12 @@ def run_bench(args: argparse.Namespace) -> int:
     ):
         meta = ensure_data(stack.database_url, args.sf, args.seed)
         mix = Mix(args.sf, args.zipf)
-        _clear_namespace(stack.redis_url)
+        clear_namespace(stack.redis_url)
         try:
             off = _phase(stack, args, mix, caching=False, settings=settings)
             on = _phase(stack, args, mix, caching=True, settings=settings)
         finally:
-            _clear_namespace(stack.redis_url)
+            clear_namespace(stack.redis_url)
     ratios = _ratios(off, on)
     verdicts = _verdicts(on, ratios)
     title = (
@@ -582,7 +639,7 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clear_namespace(redis_url: str) -> None:
+def clear_namespace(redis_url: str) -> None:
     from perfkit.cache import RedisService
 
     with RedisService(redis_url, namespace=NAMESPACE) as cache:
