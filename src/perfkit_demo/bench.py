@@ -220,8 +220,8 @@ class _Connection:
     load generator takes as little as it can of the CPU it shares with the server.
 
     Measured by ``benchmarks/bench_load_client.py`` (docs/bench.md): this client costs
-    60-130 µs of CPU per request; aiohttp's ``ClientSession`` 250-340 µs and httpx's
-    ``AsyncClient`` 1.5-2.2 ms, which drive 0.86 and 0.26 of its requests/s against the
+    60-135 µs of CPU per request; aiohttp's ``ClientSession`` 240-350 µs and httpx's
+    ``AsyncClient`` 1.5-2.4 ms, which drive 0.84-0.87 and 0.25-0.26 of its requests/s against the
     cached marketplace. It reads what the marketplace sends (``Content-Length`` or chunked
     bodies, keep-alive or ``Connection: close``) and nothing else (no TLS, redirects or
     compression: it asks for none)."""
