@@ -18,7 +18,7 @@ def main(url: str, namespace: str, start_at: float) -> None:
     # A long socket timeout: on a machine busy with other work, a command stalled past the
     # default 0.5 s would (rightly) fall back to memory and load there; this test is about
     # the lock.
-    settings = Settings(cache_lock_wait=10.0, redis_socket_timeout=5.0)
+    settings = Settings(cache_lock_wait=10.0, redis_socket_timeout=5.0, redis_connect_timeout=5.0)
     cache = RedisService(url, namespace=namespace, settings=settings)
 
     @cached_query(ttl=60, tags=["report"], cache=cache)

@@ -21,6 +21,16 @@ TEST_SETTINGS = Settings(
     redis_retry_max_delay=0.5,
     cache_lock_wait=3.0,
 )
+# For tests marked ``patient`` (stampede tests: one loader across many callers): a connect
+# or command past 0.3 s on a loaded machine falls back to memory, which loads without the
+# lock, and that is not what they test.
+PATIENT_SETTINGS = Settings(
+    redis_socket_timeout=5.0, redis_connect_timeout=5.0, cache_lock_wait=10.0
+)
+
+
+def _settings(request: pytest.FixtureRequest) -> Settings:
+    return PATIENT_SETTINGS if request.node.get_closest_marker("patient") else TEST_SETTINGS
 
 
 def eventually(
@@ -72,16 +82,18 @@ def cache_url(server_kind: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def cache(cache_url: str, namespace: str) -> Iterator[RedisService]:
-    service = RedisService(cache_url, namespace=namespace, settings=TEST_SETTINGS)
+def cache(cache_url: str, namespace: str, request: pytest.FixtureRequest) -> Iterator[RedisService]:
+    service = RedisService(cache_url, namespace=namespace, settings=_settings(request))
     yield service
     service.clear()
     service.close()
 
 
 @pytest.fixture
-async def acache(cache_url: str, namespace: str) -> AsyncIterator[AsyncRedisService]:
-    service = AsyncRedisService(cache_url, namespace=namespace, settings=TEST_SETTINGS)
+async def acache(
+    cache_url: str, namespace: str, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncRedisService]:
+    service = AsyncRedisService(cache_url, namespace=namespace, settings=_settings(request))
     yield service
     await service.clear()
     await service.close()

@@ -179,6 +179,7 @@ def test_default_cache_is_replaceable(cache: RedisService, monkeypatch: pytest.M
         set_default_cache(None)
 
 
+@pytest.mark.patient
 def test_fifty_threads_run_the_loader_once(cache: RedisService) -> None:
     calls: list[int] = []
     barrier = threading.Barrier(50)
@@ -204,6 +205,7 @@ def test_fifty_threads_run_the_loader_once(cache: RedisService) -> None:
     assert results == [[1, 2, 3]] * 50
 
 
+@pytest.mark.patient
 async def test_hundred_tasks_run_the_loader_once(acache: AsyncRedisService) -> None:
     calls: list[int] = []
 
