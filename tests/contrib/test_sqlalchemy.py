@@ -64,7 +64,7 @@ def test_orm_statements_are_timed_by_fingerprint(engine: sa.Engine) -> None:
         cheap = session.scalars(sa.select(Book).where(Book.price_cents < 250)).all()
     assert len(cheap) == 2
     snapshot = timed.query_stats.stats()
-    counts = by_text(timed.stats)
+    counts = by_text(timed.query_stats)
     lookups = [text for text in counts if text.startswith("SELECT") and "books.id =" in text]
     assert len(lookups) == 1, counts  # three get()s, one fingerprint
     assert counts[lookups[0]] == 3
@@ -98,7 +98,7 @@ async def test_core_on_an_async_engine(async_engine: AsyncEngine) -> None:
     async with async_engine.connect() as conn:
         result = await conn.execute(sa.select(books.c.id).where(books.c.id >= 12))
         assert sorted(result.scalars()) == [12, 13, 14]
-    counts = by_text(timed.stats)
+    counts = by_text(timed.query_stats)
     assert any(text.startswith("SELECT books.id FROM books WHERE") for text in counts), counts
     assert timed.stats().queries.count >= 2
 

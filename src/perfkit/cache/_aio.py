@@ -827,7 +827,7 @@ class AsyncRedisService(BaseCacheService):
             except REDIS_ERRORS:
                 pass  # still refused (read-only...): counted once already; try again
 
-    # -- health and stats ---------------------------------------------------------------------
+    # -- health and stats -------------------------------------------------------------------
 
     async def ping(self) -> None:
         """Return if the cache works normally, else raise (for health checks: every other
