@@ -139,15 +139,15 @@ def _exported(
 ) -> None:
     """Add the declared fields of ``value`` to ``out``: a Struct's own, or, for a mapping or
     list of Structs, each one's with a ``label`` (the key, or the Struct's ``label`` field)."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _exported(item, prefix, (*labelnames, label), (*labels, str(key)), label, out)
+    if isinstance(value, msgspec.Struct):
+        _declared_fields(value, prefix, labelnames, labels, label, out)
     elif isinstance(value, list | tuple):
         for item in value:
             name = str(getattr(item, label, ""))
             _exported(item, prefix, (*labelnames, label), (*labels, name), label, out)
-    elif isinstance(value, msgspec.Struct):
-        _declared_fields(value, prefix, labelnames, labels, label, out)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _exported(item, prefix, (*labelnames, label), (*labels, str(key)), label, out)
 
 
 def _declared_fields(
@@ -169,9 +169,9 @@ def _declared_fields(
                 out.setdefault(name, (kind, labelnames, []))[2].append(sample)
         elif isinstance(item, msgspec.Struct):
             _declared_fields(item, f"{prefix}{field}_", labelnames, labels, label, out)
-        elif item and isinstance(item, Mapping | list | tuple):
+        elif item and isinstance(item, list | tuple | dict):
             # The Structs a field holds, one per label value (JobStats.queues).
-            first = next(iter(item.values())) if isinstance(item, Mapping) else item[0]
+            first = next(iter(item.values())) if isinstance(item, dict) else item[0]
             # (Lists of Structs without declared fields, like a pool's statements, are
             # left out at once rather than walked on every scrape.)
             if isinstance(first, msgspec.Struct) and declared_kinds(type(first)):
