@@ -96,7 +96,7 @@ class Perfkit:
         self.pool = pool
         self.jobs = jobs
         self.warmer = warmer
-        self.queues = _queues(jobs, queues)
+        self._queues = _queues(jobs, queues)
         self.required = frozenset(required)
         unknown = self.required - _DEPENDENCIES
         if unknown:
@@ -139,6 +139,12 @@ class Perfkit:
             warmer.lease = WarmLease(
                 client, namespace=namespace, process=lambda: self.fleet.process
             )
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The base queues the admin reports on: the job service's (without one, the
+        ``queues`` given)."""
+        return self.jobs.queues if self.jobs is not None else self._queues
 
     def __repr__(self) -> str:
         parts = [name for name in ("cache", "pool", "jobs", "warmer") if getattr(self, name)]
