@@ -234,7 +234,7 @@ def bench_hits_sync(url: str, ns: str, plan: Plan) -> list[Row]:
         call()
         if call() != (typed_value if name in (TYPED, TYPED_BASELINE) else value):
             raise SystemExit(f"sync hits: {name} returned something else")
-    service.reset_metrics()
+    service.reset_stats()
     samples = interleave(calls, plan.rounds, plan.sync_batch)
     stats = service._stats
     if stats.misses or stats.hits != 3 * (plan.rounds + 1) * plan.sync_batch:
@@ -302,7 +302,7 @@ async def bench_hits_async(url: str, ns: str, plan: Plan) -> list[Row]:
             await call()
             if await call() != value:
                 raise SystemExit(f"async hits: {name} returned something else")
-        service.reset_metrics()
+        service.reset_stats()
         samples = await ainterleave(calls, plan.rounds, plan.async_batch)
     finally:
         for close in closers:

@@ -142,9 +142,9 @@ async def l1_hits(url: str, ns: str, rounds: int, batch: int) -> dict[str, float
         for call in calls.values():
             await call()
         await asyncio.sleep(0.05)
-    before = (await service.metrics()).l1_hits
+    before = (await service.stats()).l1_hits
     samples = await bench_cache.ainterleave(calls, rounds, batch)
-    l1_hits = (await service.metrics()).l1_hits - before
+    l1_hits = (await service.stats()).l1_hits - before
     if l1_hits < 2 * rounds * batch:
         raise SystemExit(f"L1 hits: only {l1_hits} of the reads were L1 hits")
     await service.clear()

@@ -68,7 +68,7 @@ def bench_hit(url: str, ns: str, quick: bool) -> dict[str, Any]:
     rounds, batch = (20, 200) if quick else (60, 500)
     baseline = median_of_rounds(lambda: decode(raw.get(f"{ns}:raw")), rounds, batch // 10)
     l1 = median_of_rounds(lambda: products("books"), rounds, batch)
-    metrics = service.metrics()
+    metrics = service.stats()
     service.close()
     raw.close()
     speedup = baseline / l1

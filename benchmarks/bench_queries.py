@@ -122,7 +122,7 @@ def bench_memory(statements: int = 1_000_000, distinct: int = 10_000) -> None:
     for number in range(1, statements + 1):
         stats.record(texts[number % distinct], 0.0002 + (number % 50) * 1e-5, 1)
         if number in checkpoints:
-            snapshot = stats.get_stats(top=0)
+            snapshot = stats.stats(top=0)
             print(
                 f"stats after {number:>9,} statements: RSS {rss_mib():7.1f} MiB "
                 f"(+{rss_mib() - before:5.1f}), tracked {snapshot.fingerprints_tracked}, "

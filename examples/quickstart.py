@@ -68,7 +68,7 @@ def main() -> None:
             thread.join()
         print(f"20 concurrent cold calls ran the query {queries_run - before} time(s)")
 
-        metrics = cache.metrics()
+        metrics = cache.stats()
         print(
             f"hits={metrics.hits} misses={metrics.misses} hit_rate={metrics.hit_rate:.0%} "
             f"keys={metrics.keys} fallback_active={metrics.fallback_active}"

@@ -98,7 +98,7 @@ async def test_async_cache_spans(spans: InMemorySpanExporter, redis_url: str,
 def test_statements_become_child_spans_with_the_fingerprint_never_parameters(
     spans: InMemorySpanExporter, database_url: str
 ) -> None:
-    with TimedPool(database_url, stats=QueryStats(), min_size=1, max_size=1) as pool:
+    with TimedPool(database_url, query_stats=QueryStats(), min_size=1, max_size=1) as pool:
         pool.wait(10)
         tracer = perfkit.otel._get_tracer()
         with pool.connection() as conn, tracer.start_as_current_span("request") as parent:
@@ -120,7 +120,7 @@ def test_statements_become_child_spans_with_the_fingerprint_never_parameters(
 
 def test_a_failed_statement_span_is_an_error(spans: InMemorySpanExporter,
                                              database_url: str) -> None:  # fmt: skip
-    with TimedPool(database_url, stats=QueryStats(), min_size=1, max_size=1) as pool:
+    with TimedPool(database_url, query_stats=QueryStats(), min_size=1, max_size=1) as pool:
         pool.wait(10)
         with pool.connection() as conn, pytest.raises(Exception, match="division by zero"):
             conn.execute("SELECT 1 / 0").fetchall()

@@ -52,9 +52,8 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     await pool.open(wait=True)
     async with pool.connection() as conn:
         await conn.execute(SCHEMA)  # the table this example reads, with two products
-    await kit.astart()  # cache warming schedule, periodic performance log
-    yield
-    await kit.astop()
+    async with kit:  # cache warming schedule, fleet publisher, periodic performance log
+        yield
     await pool.close()
     await cache.close()
 

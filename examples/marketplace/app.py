@@ -91,7 +91,7 @@ class Marketplace:
         self.settings = settings
         self.pool = AsyncTimedPool(
             config.database_url,
-            stats=QueryStats(slow_query_ms=settings.slow_query_ms),
+            query_stats=QueryStats(slow_query_ms=settings.slow_query_ms),
             min_size=config.pool_min,
             max_size=config.pool_max,
             timeout=settings.db_pool_timeout,
@@ -156,14 +156,13 @@ class Marketplace:
         """Open the pool; with ``warm_schedule``, start the kit's background work (the
         warmers' schedule, the performance log). Undo all of it on exit."""
         await self.pool.open(wait=True)
-        background = self.config.warm_schedule
         try:
-            if background:
-                await self.kit.astart()
-            yield
+            if self.config.warm_schedule:
+                async with self.kit:
+                    yield
+            else:
+                yield
         finally:
-            if background:
-                await self.kit.astop()
             await self.pool.close()
             await self.cache.close()
             self.jobs.connection.close()
@@ -486,8 +485,8 @@ class BenchStats(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_stats(request: Request, market: Marketplace) -> Any:
     """GET /api/bench/stats (bench_endpoints only)"""
-    cache = await market.cache.metrics()
-    pool = market.pool.get_stats(top=0)
+    cache = await market.cache.stats()
+    pool = market.pool.stats(top=0)
     return BenchStats(
         caching=market.config.caching,
         cache_hits=cache.hits,
@@ -508,7 +507,7 @@ async def bench_stats(request: Request, market: Marketplace) -> Any:
 
 async def bench_reset(request: Request, market: Marketplace) -> Any:
     """POST /api/bench/reset (bench_endpoints only): zero the cache and query stats."""
-    market.cache.reset_metrics()
+    market.cache.reset_stats()
     market.pool.reset_stats()
     market.reads = market.reads_without_sql = 0
     return {"reset": True}

@@ -3,7 +3,7 @@
 The parts (cache, queries, jobs) annotate their stats fields, and the metrics exporter
 reads the annotation, so no exporter needs an adapter per part::
 
-    class CacheMetrics(msgspec.Struct):
+    class CacheStats(msgspec.Struct):
         hits: Annotated[int, CounterField("Lookups that found a value.")]
         avg_latency_ms: Annotated[float, DurationField("Mean lookup time.", name="...")]
 

@@ -217,15 +217,18 @@ def _add_cron(subparsers: Subparsers) -> None:
 # -- perfkit jobs ...  ------------------------------------------------------------------
 
 
-def _service(args: argparse.Namespace) -> Any:
+def _service(args: argparse.Namespace, queues: Sequence[str] | None = None) -> Any:
     from perfkit.jobs import JobService
 
     settings = Settings.from_env()
-    return JobService.from_settings(settings, connection=_connection(args, settings))
+    connection = _connection(args, settings)
+    return JobService.from_settings(
+        settings, connection=connection, queues=queues or _default_queues()
+    )
 
 
 def _jobs_stats(args: argparse.Namespace) -> int:
-    stats = _service(args).stats(args.queues or _default_queues())
+    stats = _service(args, args.queues).stats().queues
     if args.json:
         _print_json(stats)
         return 0

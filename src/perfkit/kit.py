@@ -10,6 +10,7 @@ import redis
 import structlog
 
 from perfkit._acompat import is_async_callable
+from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit.admin.asgi import ASGIAdmin
 from perfkit.admin.auth import Authorize, Guard
@@ -40,23 +41,13 @@ _log = structlog.get_logger("perfkit")
 _DEPENDENCIES = frozenset({"redis", "database", "jobs"})
 
 
-class _QueueStats:
-    """The job service's stats for the kit's queues, as the monitor's jobs source."""
-
-    def __init__(self, jobs: JobService, queues: tuple[str, ...]) -> None:
-        self.jobs = jobs
-        self.queues = queues
-
-    def stats(self) -> Any:
-        return self.jobs.stats(self.queues)
-
-
 class Perfkit:
     """The parts an app uses, each optional, and the admin API over them.
 
     - ``cache``: a :class:`~perfkit.cache.RedisService` or ``AsyncRedisService``;
       ``pool``: a :class:`~perfkit.queries.TimedPool` or ``AsyncTimedPool``; ``jobs``: a
-      :class:`~perfkit.jobs.JobService` (``queues`` are the base queues it reports on);
+      :class:`~perfkit.jobs.JobService` (its ``queues`` are the base queues the admin
+      reports on; ``queues`` here only without a job service);
       ``warmer``: a :class:`~perfkit.cache.CacheWarmer`.
     - ``metrics``: a :class:`~perfkit.metrics.PerformanceMonitor`; by default one is built
       over the parts given (pass your own only if it reads the same parts).
@@ -69,9 +60,13 @@ class Perfkit:
       only makes it ``degraded``.
     - The fleet view (``fleet``, default on): with a Redis (the cache's, else the job
       service's) every process publishes its numbers every ``fleet_interval`` seconds once
-      :meth:`start`/:meth:`astart` ran, and the admin answers with the merged numbers of
-      every process (see :mod:`perfkit.metrics.fleet`); scheduled warm-ups then run once
-      per interval across the processes.
+      the kit is started, and the admin answers with the merged numbers of every process
+      (see :mod:`perfkit.metrics.fleet`); scheduled warm-ups then run once per interval
+      across the processes.
+
+    Start and stop the background work with ``async with kit:`` (an async app, e.g. in a
+    FastAPI/Starlette lifespan: the warming schedule runs as a task of the loop), or
+    ``with kit:`` / :meth:`start` and :meth:`stop` (threads).
 
     The kit is the admin API's :class:`~perfkit.admin.AdminSource`.
     """
@@ -85,7 +80,7 @@ class Perfkit:
         metrics: PerformanceMonitor | None = None,
         warmer: CacheWarmer | None = None,
         settings: Settings | None = None,
-        queues: Iterable[str] = DEFAULT_QUEUES,
+        queues: Iterable[str] | None = None,
         token: str | None = None,
         authorize: Authorize | None = None,
         health_open: bool | None = None,
@@ -101,9 +96,7 @@ class Perfkit:
         self.pool = pool
         self.jobs = jobs
         self.warmer = warmer
-        self.queues = tuple(dict.fromkeys(queues))
-        if not self.queues:
-            raise ConfigError("queues must name at least one queue")
+        self._queues = _queues(jobs, queues)
         self.required = frozenset(required)
         unknown = self.required - _DEPENDENCIES
         if unknown:
@@ -117,7 +110,7 @@ class Perfkit:
                 settings=self.settings,
                 cache=cache,
                 pool=pool,
-                jobs=_QueueStats(jobs, self.queues) if jobs is not None else None,
+                jobs=jobs,
             )
         )
         self.token = token if token is not None else self.settings.perfkit_admin_token
@@ -147,6 +140,12 @@ class Perfkit:
                 client, namespace=namespace, process=lambda: self.fleet.process
             )
 
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The base queues the admin reports on: the job service's (without one, the
+        ``queues`` given)."""
+        return self.jobs.queues if self.jobs is not None else self._queues
+
     def __repr__(self) -> str:
         parts = [name for name in ("cache", "pool", "jobs", "warmer") if getattr(self, name)]
         return f"Perfkit(parts={parts}, queues={list(self.queues)})"
@@ -169,7 +168,8 @@ class Perfkit:
             parts["pool"] = TimedPool.from_env(environ)
             owned.append(parts["pool"])
         if "jobs" not in overrides:
-            parts["jobs"] = JobService.from_settings(settings)
+            queues = overrides.get("queues") or DEFAULT_QUEUES
+            parts["jobs"] = JobService.from_settings(settings, queues=queues)
             owned.append(parts["jobs"].connection)
         if "warmer" not in overrides:
             parts["warmer"] = default_warmer()
@@ -272,8 +272,17 @@ class Perfkit:
         for part in self._owned:
             part.close()
 
-    async def astart(self) -> None:
-        """As :meth:`start`, with the warming schedule as a task of the running loop."""
+    def __enter__(self) -> Perfkit:
+        """``with kit:`` runs :meth:`start`, and :meth:`stop` on the way out."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Perfkit:
+        """``async with kit:`` starts as :meth:`start` does, with the warming schedule as a
+        task of the running loop; on the way out it stops as :meth:`stop` does."""
         for part in self._owned:
             if isinstance(part, TimedPool):
                 part.open()
@@ -282,9 +291,9 @@ class Perfkit:
             await AsyncCacheWarmer.of(self.warmer).start()
         if self.performance_log is not None:
             self.performance_log.start()
+        return self
 
-    async def astop(self) -> None:
-        """As :meth:`stop`, for :meth:`astart`."""
+    async def __aexit__(self, *exc_info: object) -> None:
         if self.performance_log is not None:
             self.performance_log.stop()
         if self.warmer is not None:
@@ -292,6 +301,16 @@ class Perfkit:
         self._stop_fleet()
         for part in self._owned:
             part.close()
+
+    async def astart(self) -> None:
+        """Deprecated: ``async with kit:`` (or ``await kit.__aenter__()``)."""
+        renamed("Perfkit.astart()", "async with kit:")
+        await self.__aenter__()
+
+    async def astop(self) -> None:
+        """Deprecated: the end of ``async with kit:`` (or ``await kit.__aexit__()``)."""
+        renamed("Perfkit.astop()", "async with kit:")
+        await self.__aexit__(None, None, None)
 
     def _stop_fleet(self) -> None:
         self.fleet.stop()
@@ -320,6 +339,20 @@ def _fleet_client(
     return None
 
 
+def _queues(jobs: JobService | None, queues: Iterable[str] | None) -> tuple[str, ...]:
+    """The base queues the kit reports on: the job service's."""
+    given = tuple(dict.fromkeys(queues)) if queues is not None else None
+    if given is not None and not given:
+        raise ConfigError("queues must name at least one queue")
+    if jobs is None:
+        return given or DEFAULT_QUEUES
+    if given is not None and given != jobs.queues:
+        # Deprecated: the kit's queues told the monitor what to read; the service knows.
+        renamed("Perfkit(queues=...) with a JobService", "JobService(queues=...)", stacklevel=4)
+        jobs.queues = given
+    return jobs.queues
+
+
 def _common(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     names = ("db", "username", "password", "socket_timeout", "socket_connect_timeout")
     return {name: kwargs[name] for name in names if name in kwargs}
@@ -328,4 +361,4 @@ def _common(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def _query_export(pool: TimedPool | AsyncTimedPool | None) -> Any:
     if pool is None:
         return None
-    return lambda: export_query_stats(pool.stats, TOP_STATEMENTS)
+    return lambda: export_query_stats(pool.query_stats, TOP_STATEMENTS)

@@ -108,12 +108,12 @@ def make_kit(
                 min_size=1,
                 max_size=4,
                 open=True,
-                stats=QueryStats(slow_query_ms=50.0),
+                query_stats=QueryStats(slow_query_ms=50.0),
             )
             closing.append(pool)
             parts["pool"] = pool
         if "jobs" not in overrides:
-            parts["jobs"] = JobService(kit_redis, retry_attempts=0)
+            parts["jobs"] = JobService(kit_redis, queues=QUEUES, retry_attempts=0)
         if "warmer" not in overrides:
             warmer = CacheWarmer(settings=settings)
             cache = parts.get("cache") or overrides.get("cache")

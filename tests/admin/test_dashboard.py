@@ -34,17 +34,6 @@ class Clock:
         return self.now
 
 
-class QueueJobs:
-    """The job service's stats for the test queues, as a monitor source."""
-
-    def __init__(self, kit: Perfkit) -> None:
-        self.kit = kit
-
-    def stats(self) -> object:
-        assert self.kit.jobs is not None
-        return self.kit.jobs.stats(QUEUES)
-
-
 @pytest.fixture
 def browser() -> Iterator[Chromium]:
     if chromium_binary() is None:
@@ -83,7 +72,7 @@ def test_the_dashboard_shows_real_numbers(
         settings=base.settings,
         cache=base.cache,
         pool=base.pool,
-        jobs=QueueJobs(base),
+        jobs=base.jobs,
         trends=Trends(clock=clock),
     )
     kit = Perfkit(

@@ -107,18 +107,17 @@ def test_a_kit_with_an_async_cache_publishes_through_a_sync_client_of_its_own(
     probe = redis.Redis.from_url(redis_url)
 
     async def run() -> FleetView:
-        await kit.astart()
         try:
-            deadline = time.monotonic() + 30
-            while not probe.hexists(kit.fleet.hash_key, kit.fleet.process):
-                assert time.monotonic() < deadline, "the kit never published"
-                await asyncio.sleep(0.05)
-            reader = Fleet(
-                PerformanceMonitor(), redis.Redis.from_url(redis_url), namespace=namespace
-            )
-            return reader.read()
+            async with kit:
+                deadline = time.monotonic() + 30
+                while not probe.hexists(kit.fleet.hash_key, kit.fleet.process):
+                    assert time.monotonic() < deadline, "the kit never published"
+                    await asyncio.sleep(0.05)
+                reader = Fleet(
+                    PerformanceMonitor(), redis.Redis.from_url(redis_url), namespace=namespace
+                )
+                return reader.read()
         finally:
-            await kit.astop()
             await cache.close()
 
     view = asyncio.run(run())

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from perfkit import ConfigError, Perfkit, Settings
-from perfkit.cache import AsyncRedisService, CacheWarmer
+from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, CacheWarmer
 from perfkit.metrics import PerformanceMonitor
 from perfkit.queries import AsyncTimedPool, QueryStats, TimedPool
 from tests._servers import PrivateRedis
@@ -34,8 +34,7 @@ def test_from_env_builds_and_owns_the_parts(private_redis: PrivateRedis, databas
         repr(kit) == "Perfkit(parts=['cache', 'pool', 'jobs', 'warmer'], "
         "queues=['email', 'notifications', 'analytics'])"
     )
-    kit.start()
-    try:
+    with kit:  # start(), and stop() on the way out
         with kit.pool.connection() as conn:  # opened by start()
             conn.execute("SELECT 1")
         deadline = time.monotonic() + 5
@@ -45,8 +44,6 @@ def test_from_env_builds_and_owns_the_parts(private_redis: PrivateRedis, databas
         assert kit.performance_log is not None and kit.performance_log.running
         summary = asgi_client(kit.asgi_admin()).get("summary", headers=AUTH)
         assert summary.status_code == 200
-    finally:
-        kit.stop()
     assert kit.pool.closed
     assert kit.performance_log is not None and not kit.performance_log.running
 
@@ -92,7 +89,7 @@ def test_async_parts_under_asgi(redis_url: str, namespace: str, database_url: st
         settings = Settings(perfkit_admin_token=TOKEN)
         cache = AsyncRedisService(redis_url, namespace=namespace, settings=settings)
         pool = AsyncTimedPool(
-            database_url, min_size=1, max_size=2, stats=QueryStats(slow_query_ms=1000)
+            database_url, min_size=1, max_size=2, query_stats=QueryStats(slow_query_ms=1000)
         )
         await pool.open(wait=True)
         async with pool.connection() as conn:
@@ -125,6 +122,36 @@ def test_async_parts_under_asgi(redis_url: str, namespace: str, database_url: st
             assert warm_report["ok"] is True
             assert await cache.get("warm") == 1
         await pool.close()
+        await cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_async_with_kit_runs_the_warming_schedule_in_the_loop(
+    redis_url: str, namespace: str
+) -> None:
+    async def scenario() -> None:
+        settings = Settings()
+        cache = AsyncRedisService(redis_url, namespace=namespace, settings=settings)
+        warmer = CacheWarmer(delay=0, interval=60, settings=settings)
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def tick() -> int:
+            loops.append(asyncio.get_running_loop())
+            return 1
+
+        warmer.register("tick", tick)
+        kit = Perfkit(cache=cache, warmer=warmer, settings=settings, performance_log=False)
+        schedule = AsyncCacheWarmer.of(warmer)
+        async with kit as entered:
+            assert entered is kit
+            deadline = time.monotonic() + 30
+            while not loops:
+                assert time.monotonic() < deadline, "the schedule never ran"
+                await asyncio.sleep(0.01)
+            assert loops == [asyncio.get_running_loop()]  # a task of this loop
+            assert schedule._task is not None and not schedule._task.done()
+        assert schedule._task is None  # stopped on the way out
         await cache.close()
 
     asyncio.run(scenario())

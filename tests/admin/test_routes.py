@@ -156,7 +156,7 @@ def test_state_changes(client: Client, kit: Perfkit) -> None:
     assert kit.cache.get("page:1") is None and kit.cache.get("page:2") is None
 
     assert post_json(client, "metrics/reset") == {"reset": ["queries", "cache"]}
-    assert kit.pool is not None and kit.pool.get_stats().queries.count == 0
+    assert kit.pool is not None and kit.pool.stats().queries.count == 0
     assert get_json(client, "cache")["metrics"]["hits"] == 0
 
 

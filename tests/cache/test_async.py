@@ -53,7 +53,7 @@ async def test_get_or_set_and_metrics(acache: AsyncRedisService) -> None:
     assert await acache.get_or_set("g", loader) == 7
     assert await acache.cached_query("g", loader) == 7
     assert calls == [1]
-    metrics = await acache.metrics()
+    metrics = await acache.stats()
     assert (metrics.hits, metrics.misses, metrics.sets) == (1, 1, 1)
 
 

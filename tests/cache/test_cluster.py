@@ -60,7 +60,7 @@ def test_pattern_invalidation_scans_every_primary(cache: RedisService) -> None:
     cache.set("user:1", 1)
     assert cache.invalidate_pattern("product:*") == 300
     assert cache.get_many(["product:1", "user:1"]) == {"user:1": 1}
-    metrics = cache.metrics()
+    metrics = cache.stats()
     assert metrics.keys == 1 and metrics.used_memory and metrics.connected_clients
 
 
@@ -154,7 +154,7 @@ def test_node_restart_without_failover(cluster: PrivateCluster) -> None:
     node.start()
     cluster.wait_ok(timeout=30)
     deadline = time.monotonic() + 30
-    while cache.metrics().fallback_active:
+    while cache.stats().fallback_active:
         assert time.monotonic() < deadline, "the service did not return to the cluster"
         time.sleep(0.2)
     cache.set("after", 1)

@@ -51,7 +51,7 @@ def test_hit_returns_the_cached_value_and_skips_the_function(cache: RedisService
     assert add(b=10, a=1) == 11  # defaults applied, keyword order irrelevant
     assert add(2) == 12
     assert calls == [(1, 10), (2, 10)]
-    assert cache.metrics().hits == 2
+    assert cache.stats().hits == 2
 
 
 def test_key_is_the_same_in_every_process(cache: RedisService) -> None:
@@ -93,7 +93,7 @@ def test_hits_decode_into_the_return_annotation(cache: RedisService) -> None:
     assert isinstance(hit[0], Product)
     summary()
     assert summary() == Summary(total=3, label="x")
-    assert cache.metrics().hits == 2
+    assert cache.stats().hits == 2
 
 
 def test_unencodable_argument_names_it(cache: RedisService) -> None:
@@ -120,7 +120,7 @@ def test_methods_leave_self_out_of_the_key(cache: RedisService) -> None:
 
     assert Repository().find(3) == 6
     assert Repository().find(3) == 6
-    assert cache.metrics().hits == 1
+    assert cache.stats().hits == 1
 
 
 def test_tag_templates_and_invalidate_refresh(cache: RedisService) -> None:
@@ -174,7 +174,7 @@ def test_default_cache_is_replaceable(cache: RedisService, monkeypatch: pytest.M
             return 5
 
         assert value() == 5
-        assert cache.metrics().sets == 1
+        assert cache.stats().sets == 1
     finally:
         set_default_cache(None)
 
@@ -323,7 +323,7 @@ def test_equal_but_differently_typed_arguments_get_their_own_keys(cache: RedisSe
     # Second round: hits, each its own (the key memo must not mix 1 and True).
     assert [echo(1), echo(True), echo(1.0), echo("1")] == [1, True, 1.0, "1"]
     assert [type(v) for v in (echo(1), echo(True), echo(1.0))] == [int, bool, float]
-    assert cache.metrics().hits == 7
+    assert cache.stats().hits == 7
 
 
 def test_unresolvable_return_annotation_is_a_clear_error(cache: RedisService) -> None:

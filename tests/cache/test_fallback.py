@@ -28,14 +28,14 @@ def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -
         assert cache.get_many(["before", "loaded"]) == {"before": "v2", "loaded": 5}
         assert cache.delete("kept") == 0
         assert cache.invalidate_pattern("x*") == 0
-        metrics = cache.metrics()
+        metrics = cache.stats()
         assert metrics.fallback_active and metrics.fallback_since is not None
         assert metrics.used_memory is None and metrics.errors >= 1
         for _ in range(20):
             cache.get("before")
 
         private_redis.start()
-        eventually(lambda: not cache.metrics().fallback_active, timeout=10, pause=0.05)
+        eventually(lambda: not cache.stats().fallback_active, timeout=10, pause=0.05)
         # Nothing from before or during the outage is served stale: the value written in
         # memory is gone from memory, and Redis lost the old one and the deleted one.
         assert cache.get("before", "miss") == "miss"
@@ -60,7 +60,7 @@ def test_tag_invalidated_during_outage_is_replayed(private_redis: PrivateRedis) 
     private_redis.start()
     seeder = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
     seeder.set("p", "old price", tags=["product:1"])
-    eventually(lambda: not cache.metrics().fallback_active, timeout=10, pause=0.05)
+    eventually(lambda: not cache.stats().fallback_active, timeout=10, pause=0.05)
     assert cache.get("p", "miss") == "miss"
     assert seeder.get("p", "miss") == "miss"
     seeder.close()
@@ -74,7 +74,7 @@ def test_unreachable_from_the_start(private_redis: PrivateRedis) -> None:
     assert cache.get_or_set("k", lambda: "computed") == "computed"
     assert cache.get("k") == "computed"
     assert time.perf_counter() - started < 3  # short timeouts, no long retry loops
-    assert cache.metrics().fallback_active
+    assert cache.stats().fallback_active
     cache.close()
 
 
@@ -87,7 +87,7 @@ def test_memory_fallback_is_bounded(private_redis: PrivateRedis) -> None:
     cache = RedisService(private_redis.url, namespace="app", settings=settings)
     private_redis.kill()
     cache.set_many({f"k{i}": i for i in range(100)})
-    assert cache.metrics().fallback_entries == 10
+    assert cache.stats().fallback_entries == 10
     assert cache.get_many([f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(90, 100)}
     cache.close()
 
@@ -102,13 +102,13 @@ async def test_async_outage_and_recovery(private_redis: PrivateRedis) -> None:
     assert await cache.get("k", "miss") == "miss"
     await cache.set("k", 2)
     assert await cache.get("k") == 2
-    assert (await cache.metrics()).fallback_active
+    assert (await cache.stats()).fallback_active
     private_redis.start()
     for _ in range(200):
-        if not (await cache.metrics()).fallback_active:
+        if not (await cache.stats()).fallback_active:
             break
         await asyncio.sleep(0.05)
-    assert not (await cache.metrics()).fallback_active
+    assert not (await cache.stats()).fallback_active
     assert await cache.get("k", "miss") == "miss"
     await cache.set("k", 3)
     assert await cache.get("k") == 3

@@ -61,7 +61,7 @@ def test_full_redis_loads_and_refused_writes_never_serve_the_old_value(
     cache.set_many({"p": "new price"}, tags=["product:1"])
     assert cache.get("p", "miss") in ("miss", "new price")
     cache.invalidate_tags(["product:1"])
-    assert cache.metrics().errors >= 3
+    assert cache.stats().errors >= 3
     cache.close()
 
 
@@ -113,7 +113,7 @@ def test_read_only_redis_blocks_refused_changes_until_applied(
     # Keys, tags, then patterns: each within the bound, in that order, not all at once.
     eventually(lambda: other.get("gone", "miss") == other.get("p", "miss") == "miss")
     eventually(lambda: other.get("q:1", "miss") == "miss")
-    eventually(lambda: not cache.metrics().fallback_active and cache.get("x", 1) == 1)
+    eventually(lambda: not cache.stats().fallback_active and cache.get("x", 1) == 1)
     cache.set("k", "newest")
     assert cache.get("k") == "newest" and other.get("k") == "newest"
     cache.close()
@@ -158,7 +158,7 @@ def test_foreign_bytes_are_misses_and_admin_paths_survive(
         assert cache.get_or_set(key, lambda: 5) == 5
     assert cache.get_or_set("guarded", lambda: 6, tags=["t"]) == 6
     assert cache.get("guarded") == 6
-    metrics = cache.metrics()
+    metrics = cache.stats()
     assert metrics.keys is not None and metrics.keys >= 4
     assert cache.invalidate_pattern("*") >= 4
     assert cache.clear() >= 1
@@ -173,12 +173,12 @@ def test_an_unreadable_push_flushes_the_near_cache(
     assert reader.wait_l1_ready()
     reader.set("k", "old")
     assert reader.get("k") == "old"
-    eventually(lambda: reader.metrics().l1_entries == 1 or reader.get("k") is None)
+    eventually(lambda: reader.stats().l1_entries == 1 or reader.get("k") is None)
     # One push naming a key that is not UTF-8 and the real one.
     raw.mset({b"app:\xff": b"x", b"app:k": b"\x00" + b"\xa3new"})
     eventually(lambda: reader.get("k") == "new", timeout=2)
     # Counted by the listener thread, which may count it just after the read above.
-    eventually(lambda: reader.metrics().l1_flushes >= 1, timeout=5)
+    eventually(lambda: reader.stats().l1_flushes >= 1, timeout=5)
     reader.close()
 
 

@@ -58,7 +58,7 @@ def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) 
     for _ in range(100):
         assert cache.get("k") == {"v": 1}
     assert commands(client, "get") + commands(client, "mget") == before
-    metrics = cache.metrics()
+    metrics = cache.stats()
     assert metrics.l1_hits == 100 and metrics.l1_entries == 1 and metrics.l1_active
     cache.close()
     client.close()
@@ -91,7 +91,7 @@ def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) -> Non
     cache.set("p:1", "old")
     settle()
     assert [cache.get(k) for k in ("k", "u", "p:1")] == ["old"] * 3
-    assert cache.metrics().l1_entries == 3
+    assert cache.stats().l1_entries == 3
 
     other.set("u", "new")
     delay = eventually(lambda: cache.get("u") == "new")
@@ -144,17 +144,17 @@ def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
     assert cache.get("k") == "before"
     server.kill()
     # Once the listener sees its connection close, L1 is emptied and bypassed.
-    eventually(lambda: not cache.metrics().l1_active)
-    assert cache.metrics().l1_entries == 0
+    eventually(lambda: not cache.stats().l1_active)
+    assert cache.stats().l1_entries == 0
     assert cache.get("k", "miss") == "miss"
     server.start()
     assert cache.wait_l1_ready(10)
-    eventually(lambda: not cache.metrics().fallback_active, timeout=10)
+    eventually(lambda: not cache.stats().fallback_active, timeout=10)
     cache.set("k", "after")
     settle()
     assert cache.get("k") == "after"
     assert cache.get("k") == "after"
-    assert cache.metrics().l1_entries == 1
+    assert cache.stats().l1_entries == 1
     cache.close()
 
 
@@ -163,7 +163,7 @@ def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
     cache.set("k", "old")
     settle()
     assert cache.get("k") == "old"
-    assert cache.metrics().l1_entries == 1
+    assert cache.stats().l1_entries == 1
     code = (
         "import sys\n"
         "from perfkit import Settings\n"
@@ -183,7 +183,7 @@ async def test_async_service_with_l1(server: PrivateRedis) -> None:
     settle()
     assert await cache.get("k") == 1
     assert await cache.get("k") == 1
-    assert (await cache.metrics()).l1_hits == 1
+    assert (await cache.stats()).l1_hits == 1
     other.invalidate_tags(["t"])
     start = time.perf_counter()
     while await cache.get("k") is not None:

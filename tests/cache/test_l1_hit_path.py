@@ -93,14 +93,14 @@ async def test_l1_hits_are_counted_as_hits_when_metrics_are_read(
         await asyncio.sleep(0.05)
         await cache.get("k")
         await square(3)
-    cache.reset_metrics()
-    before = (await cache.metrics()).l1_hits
+    cache.reset_stats()
+    before = (await cache.stats()).l1_hits
     for _ in range(50):
         assert await cache.get("k") == "v"
         assert await square(3) == 9
-    metrics = await cache.metrics()
+    metrics = await cache.stats()
     assert metrics.l1_hits - before == 100
     assert (metrics.hits, metrics.misses) == (100, 0)
-    cache.reset_metrics()
-    assert (await cache.metrics()).hits == 0
+    cache.reset_stats()
+    assert (await cache.stats()).hits == 0
     await cache.close()

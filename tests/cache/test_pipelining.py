@@ -86,7 +86,7 @@ async def test_a_refused_batch_is_retried_per_caller(
         cache.get("ok1"), cache.get("ok2"), cache.get("secret", "refused"), cache.get("ok1")
     )
     assert values == [1, 2, "refused", 1]
-    assert (await cache.metrics()).errors == 1
+    assert (await cache.stats()).errors == 1
     await cache.close()
     await writer.close()
 

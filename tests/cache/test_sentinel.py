@@ -63,7 +63,7 @@ def test_service_follows_the_master_through_a_failover(
     master.kill()
     deadline = time.monotonic() + 30
     # No exception reaches the caller while the sentinel promotes the replica.
-    while role(replica) != "master" or cache.metrics().fallback_active:
+    while role(replica) != "master" or cache.stats().fallback_active:
         assert cache.get_or_set("during", lambda: "computed") == "computed"
         assert time.monotonic() < deadline, "no failover"
         time.sleep(0.1)

@@ -205,7 +205,7 @@ def test_metrics(cache: RedisService) -> None:
     cache.get("m")
     cache.get("missing")
     cache.delete("m")
-    metrics = cache.metrics()
+    metrics = cache.stats()
     assert (metrics.hits, metrics.misses, metrics.sets, metrics.deletes) == (2, 1, 1, 1)
     assert metrics.hit_rate == pytest.approx(2 / 3)
     assert metrics.errors == 0
@@ -214,8 +214,8 @@ def test_metrics(cache: RedisService) -> None:
     assert metrics.connected_clients is not None and metrics.connected_clients >= 1
     assert metrics.keys == 0 and not metrics.keys_estimated
     assert metrics.avg_latency_ms > 0
-    cache.reset_metrics()
-    assert cache.metrics().hits == 0
+    cache.reset_stats()
+    assert cache.stats().hits == 0
 
 
 def test_clear_removes_the_namespace_only(

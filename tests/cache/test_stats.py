@@ -1,4 +1,4 @@
-"""CacheStats: exact counts from many threads, bounded memory, the latency histogram."""
+"""CacheCounters: exact counts from many threads, bounded memory, the latency histogram."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ import threading
 
 import pytest
 
-from perfkit.cache._stats import CacheStats
+from perfkit.cache._stats import CacheCounters
 
 
 def test_lookups_from_many_threads_are_all_counted() -> None:
-    stats = CacheStats()
+    stats = CacheCounters()
     start = threading.Barrier(8)
 
     def work(hit: bool) -> None:
         start.wait()
         for _ in range(5_000):
             stats.lookup(hit, 0.0002)
-            assert len(stats._hit_times) <= CacheStats.FOLD_AT
-            assert len(stats._miss_times) <= CacheStats.FOLD_AT
+            assert len(stats._hit_times) <= CacheCounters.FOLD_AT
+            assert len(stats._miss_times) <= CacheCounters.FOLD_AT
 
     threads = [threading.Thread(target=work, args=(n % 4 != 0,)) for n in range(8)]
     for thread in threads:
@@ -32,7 +32,7 @@ def test_lookups_from_many_threads_are_all_counted() -> None:
 
 
 def test_latency_percentile_and_reset() -> None:
-    stats = CacheStats()
+    stats = CacheCounters()
     for _ in range(90):
         stats.lookup(True, 0.0004)  # 0.4 ms: the 0.5 ms bucket
     for _ in range(10):

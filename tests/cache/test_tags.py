@@ -156,7 +156,7 @@ def test_invalidation_reaches_other_services(
 def test_huge_tagged_batch_neither_times_out_nor_falls_back(cache: RedisService) -> None:
     # 0.3 s socket timeout (TEST_SETTINGS): one script for all 20 000 keys would outlast it.
     cache.set_many({f"big:{i}": i for i in range(20_000)}, tags=["bulk"])
-    metrics = cache.metrics()
+    metrics = cache.stats()
     assert not metrics.fallback_active and metrics.errors == 0
     assert metrics.sets == 20_000
     assert cache.get_many([f"big:{i}" for i in range(0, 20_000, 1_000)]) == {

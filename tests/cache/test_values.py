@@ -123,7 +123,7 @@ def test_get_decodes_into_the_type_asked_for(cache: RedisService) -> None:
 def test_a_value_that_does_not_fit_the_type_is_a_miss(cache: RedisService) -> None:
     cache.set("book:bad", {"id": "not a number"})
     assert cache.get("book:bad", type=Book) is None
-    assert cache.metrics().errors == 1
+    assert cache.stats().errors == 1
 
 
 async def test_get_or_set_with_type_decodes_hits(acache: AsyncRedisService) -> None:

@@ -50,11 +50,11 @@ async def async_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def by_text(stats: QueryStats) -> dict[str, int]:
-    return {s.fingerprint: s.count for s in stats.get_stats().by_fingerprint}
+    return {s.fingerprint: s.count for s in stats.stats().by_fingerprint}
 
 
 def test_orm_statements_are_timed_by_fingerprint(engine: sa.Engine) -> None:
-    timed = instrument(engine, stats=QueryStats(), name="orm")
+    timed = instrument(engine, query_stats=QueryStats(), name="orm")
     with Session(engine) as session:
         session.add_all([Book(id=i, title=f"t{i}", price_cents=100 * i) for i in range(1, 4)])
         session.commit()
@@ -63,8 +63,8 @@ def test_orm_statements_are_timed_by_fingerprint(engine: sa.Engine) -> None:
         session.expunge_all()
         cheap = session.scalars(sa.select(Book).where(Book.price_cents < 250)).all()
     assert len(cheap) == 2
-    snapshot = timed.stats.get_stats()
-    counts = by_text(timed.stats)
+    snapshot = timed.query_stats.stats()
+    counts = by_text(timed.query_stats)
     lookups = [text for text in counts if text.startswith("SELECT") and "books.id =" in text]
     assert len(lookups) == 1, counts  # three get()s, one fingerprint
     assert counts[lookups[0]] == 3
@@ -75,7 +75,7 @@ def test_orm_statements_are_timed_by_fingerprint(engine: sa.Engine) -> None:
 
 
 def test_parameter_values_never_reach_stats_or_the_slow_log(engine: sa.Engine) -> None:
-    timed = instrument(engine, stats=QueryStats(slow_query_ms=0), name="secret-test")
+    timed = instrument(engine, query_stats=QueryStats(slow_query_ms=0), name="secret-test")
     with structlog.testing.capture_logs() as logs, Session(engine) as session:
         session.add(Book(id=7, title="hunter2-title", price_cents=4242))
         session.commit()
@@ -83,12 +83,12 @@ def test_parameter_values_never_reach_stats_or_the_slow_log(engine: sa.Engine) -
         assert found.id == 7
     slow = [entry for entry in logs if entry["event"] == "slow_query"]
     assert slow and all(entry["pool"] == "secret-test" for entry in slow)
-    dumped = repr(logs) + repr(timed.get_stats())
+    dumped = repr(logs) + repr(timed.stats())
     assert "hunter2" not in dumped and "4242" not in dumped
 
 
 async def test_core_on_an_async_engine(async_engine: AsyncEngine) -> None:
-    timed = instrument(async_engine, stats=QueryStats())
+    timed = instrument(async_engine, query_stats=QueryStats())
     books = Book.__table__
     async with async_engine.begin() as conn:
         await conn.execute(
@@ -98,16 +98,16 @@ async def test_core_on_an_async_engine(async_engine: AsyncEngine) -> None:
     async with async_engine.connect() as conn:
         result = await conn.execute(sa.select(books.c.id).where(books.c.id >= 12))
         assert sorted(result.scalars()) == [12, 13, 14]
-    counts = by_text(timed.stats)
+    counts = by_text(timed.query_stats)
     assert any(text.startswith("SELECT books.id FROM books WHERE") for text in counts), counts
-    assert timed.get_stats().queries.count >= 2
+    assert timed.stats().queries.count >= 2
 
 
 def test_a_failing_statement_counts_as_an_error(engine: sa.Engine) -> None:
-    timed = instrument(engine, stats=QueryStats())
+    timed = instrument(engine, query_stats=QueryStats())
     with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError):
         conn.execute(sa.text("SELECT no_such_column FROM books"))
-    snapshot = timed.stats.get_stats()
+    snapshot = timed.query_stats.stats()
     assert snapshot.errors == 1
     [failed] = [s for s in snapshot.by_fingerprint if "no_such_column" in s.fingerprint]
     assert failed.errors == 1
@@ -115,33 +115,33 @@ def test_a_failing_statement_counts_as_an_error(engine: sa.Engine) -> None:
 
 def test_pool_stats_follow_the_engine_pool(engine: sa.Engine) -> None:
     engine.dispose()
-    timed = instrument(engine, stats=QueryStats(), name="pooled")
+    timed = instrument(engine, query_stats=QueryStats(), name="pooled")
     with engine.connect() as first, engine.connect() as second:
         first.execute(sa.text("SELECT 1"))
         second.execute(sa.text("SELECT 1"))
         busy = timed.pool_stats()
         assert (busy.in_use, busy.max_size, busy.name) == (2, 3 + 10, "pooled")
-    idle = timed.get_stats().pool
+    idle = timed.stats().pool
     assert (idle.in_use, idle.idle, idle.requests, idle.connections) == (0, 2, 2, 2)
     timed.reset_stats()
-    assert timed.get_stats().pool.requests == 0
-    assert timed.get_stats().queries.count == 0
+    assert timed.stats().pool.requests == 0
+    assert timed.stats().queries.count == 0
 
 
 def test_remove_stops_recording(engine: sa.Engine) -> None:
-    timed = instrument(engine, stats=QueryStats())
+    timed = instrument(engine, query_stats=QueryStats())
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
         timed.remove()
         conn.execute(sa.text("SELECT 2"))
-    assert timed.stats.get_stats().count == 1
+    assert timed.query_stats.stats().count == 1
 
 
 def test_one_stats_object_can_serve_several_engines(engine: sa.Engine, database_url: str) -> None:
     shared = QueryStats()
     other = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(database_url))
-    instrument(engine, stats=shared, name="a")
-    instrument(other, stats=shared, name="b")
+    instrument(engine, query_stats=shared, name="a")
+    instrument(other, query_stats=shared, name="b")
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     with other.connect() as conn:

@@ -57,7 +57,7 @@ async def test_processors_run_and_write_their_output(
             ids.append(answer.json()["job_id"])
         order = await client.post("/api/orders", json={"user_id": 7, "items": {"5": 1}})
         assert order.status_code == 201
-        hits = (await client.market.cache.metrics()).hits
+        hits = (await client.market.cache.stats()).hits
 
         _run_worker(private_redis.url)
 
@@ -70,6 +70,6 @@ async def test_processors_run_and_write_their_output(
         assert days is not None and days[0] >= 25
         # The aggregation invalidated "analytics": the leaderboard is recomputed.
         await client.get("/api/leaderboards/categories")
-        assert (await client.market.cache.metrics()).hits == hits
+        assert (await client.market.cache.stats()).hits == hits
 
     _check_outputs(worker_env)

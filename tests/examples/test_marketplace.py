@@ -91,18 +91,18 @@ def test_datagen_is_deterministic_and_sized(database_url: str) -> None:
 async def test_results_are_identical_with_caching_on_and_off(make_client: MakeClient) -> None:
     async with make_client(caching=False) as plain:
         expected = {path: await plain.get(path) for path in READS}
-        assert plain.market.pool.get_stats().queries.count > len(READS)
+        assert plain.market.pool.stats().queries.count > len(READS)
     async with make_client(caching=True) as cached:
         for path in READS:
             miss = await cached.get(path)
-            before = await cached.market.cache.metrics()
-            statements = cached.market.pool.get_stats().queries.count
+            before = await cached.market.cache.stats()
+            statements = cached.market.pool.stats().queries.count
             hit = await cached.get(path)
-            after = await cached.market.cache.metrics()
+            after = await cached.market.cache.stats()
             # Listings read their page's ids and then its summaries: hits only (one or
             # two), never a statement.
             assert after.hits > before.hits and after.misses == before.misses, path
-            assert cached.market.pool.get_stats().queries.count == statements, path
+            assert cached.market.pool.stats().queries.count == statements, path
             assert miss.status_code == hit.status_code == expected[path].status_code, path
             assert miss.json() == hit.json() == expected[path].json(), path
     assert expected["/api/products/999999"].status_code == 404
@@ -111,10 +111,10 @@ async def test_results_are_identical_with_caching_on_and_off(make_client: MakeCl
 async def test_a_cached_hit_runs_no_statement(make_client: MakeClient) -> None:
     async with make_client() as client:
         await client.get("/api/leaderboards/categories")
-        before = client.market.pool.get_stats().queries.count
+        before = client.market.pool.stats().queries.count
         response = await client.get("/api/leaderboards/categories")
         assert response.status_code == 200
-        assert client.market.pool.get_stats().queries.count == before
+        assert client.market.pool.stats().queries.count == before
         stats = (await client.get("/api/bench/stats")).json()
         assert (stats["reads"], stats["reads_without_sql"]) == (2, 1)  # the miss, the hit
 
@@ -151,7 +151,7 @@ async def test_a_price_update_is_visible_on_the_next_read(
             for name, path in reads.items():
                 assert price_in(name, (await client.get(path)).json()) == new, name
         if l1:  # the reads above were served from process memory
-            assert (await client.market.cache.metrics()).l1_hits > 0
+            assert (await client.market.cache.stats()).l1_hits > 0
 
 
 async def test_a_price_update_reloads_one_summary_not_the_listing(
@@ -166,21 +166,21 @@ async def test_a_price_update_reloads_one_summary_not_the_listing(
         await client.get(path)  # cached: the ids and the summaries
         # A stock update does not touch the listing (summaries show no stock).
         assert (await client.patch(f"/api/products/{pid}", json={"stock": 3})).status_code == 200
-        statements = client.market.pool.get_stats().queries.count
+        statements = client.market.pool.stats().queries.count
         assert (await client.get(path)).json()["items"] == items
-        assert client.market.pool.get_stats().queries.count == statements
+        assert client.market.pool.stats().queries.count == statements
         answer = await client.patch(f"/api/products/{pid}", json={"price_cents": old + 1})
         assert answer.status_code == 200
-        before = await client.market.cache.metrics()
-        statements = client.market.pool.get_stats().queries.count
+        before = await client.market.cache.stats()
+        statements = client.market.pool.stats().queries.count
         after_update = (await client.get(path)).json()["items"]
         assert [p["id"] for p in after_update] == [p["id"] for p in items]
         assert after_update[3]["price_cents"] == old + 1
         assert [p for i, p in enumerate(after_update) if i != 3] == items[:3] + items[4:]
-        metrics = await client.market.cache.metrics()
+        metrics = await client.market.cache.stats()
         # The page's ids hit; its summaries missed and were loaded by one statement.
         assert (metrics.hits - before.hits, metrics.misses - before.misses) == (1, 1)
-        assert client.market.pool.get_stats().queries.count == statements + 1
+        assert client.market.pool.stats().queries.count == statements + 1
         # A price-filtered search depends on prices: the product is no longer under it.
         assert pid not in [p["id"] for p in (await client.get(cheap)).json()["items"]]
 
@@ -280,7 +280,7 @@ async def test_warmers_fill_the_seed_list(make_client: MakeClient) -> None:
             "leaderboards",
         ]
         assert all(r.ok for r in results), results
-        before = client.market.pool.get_stats().queries.count
+        before = client.market.pool.stats().queries.count
         popular = (await client.get("/api/products/popular")).json()
         paths = [
             "/api/categories",
@@ -293,7 +293,7 @@ async def test_warmers_fill_the_seed_list(make_client: MakeClient) -> None:
         ]
         for path in paths:
             assert (await client.get(path)).status_code == 200
-        assert client.market.pool.get_stats().queries.count == before
+        assert client.market.pool.stats().queries.count == before
 
 
 async def test_responses_are_compressed_and_timed(make_client: MakeClient) -> None:

@@ -91,12 +91,12 @@ def assert_clean(load: Load, cluster: Cluster) -> None:
     """Nothing leaked, nothing lost or counted twice."""
     pool = load.pool
     wait_for(
-        lambda: (s := pool.get_stats().pool).size == pool.min_size and s.idle == pool.min_size,
+        lambda: (s := pool.stats().pool).size == pool.min_size and s.idle == pool.min_size,
         timeout=30,
         what=f"the pool back at min_size={pool.min_size}",
     )
     wait_for(lambda: cluster.backends() == pool.min_size, 30, "the server's connections")
-    stats = pool.get_stats()
+    stats = pool.stats()
     sent = load.statements + stats.pool.statements_retried  # a retried read is sent twice
     assert stats.queries.count == sent, stats.queries
     assert stats.queries.count - stats.queries.errors == load.ok
@@ -125,7 +125,7 @@ def test_no_request_fails_after_a_restart(cluster: Cluster, mode: str) -> None:
         recovery = time.monotonic() - started
         row(f"restart -m {mode}", load.failed, recovery, requests=20)
         assert load.failed == 0, load.errors
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.connections_replaced == 8  # found dead before use, not by a request
         assert stats.requests == load.ok + load.failed
         assert_clean(load, cluster)
@@ -150,7 +150,7 @@ async def test_no_request_fails_after_a_restart_async(cluster: Cluster) -> None:
         results = [await request() for _ in range(20)]
         row("restart -m fast (async pool)", results.count(False), 0.0, requests=20)
         assert all(results)
-        assert pool.get_stats().pool.connections_replaced == 8
+        assert pool.stats().pool.connections_replaced == 8
 
 
 def test_a_stopped_server_fails_fast_and_is_found_again(cluster: Cluster) -> None:
@@ -191,7 +191,7 @@ def test_a_connection_reset_mid_query_fails_only_the_queries_in_flight(
         threads = [threading.Thread(target=load.request) for _ in range(4)]
         for thread in threads:
             thread.start()
-        wait_for(lambda: cluster.backends() >= 4 and pool.get_stats().pool.in_use == 4)
+        wait_for(lambda: cluster.backends() >= 4 and pool.stats().pool.in_use == 4)
         wait_for(lambda: load.statements == 4)
         proxy.reset()
         for thread in threads:
@@ -208,7 +208,7 @@ def test_a_connection_reset_mid_query_fails_only_the_queries_in_flight(
             time.monotonic() - started,
             in_flight=4,
             after=load.failed - in_flight_failed,
-            retried=pool.get_stats().pool.statements_retried,
+            retried=pool.stats().pool.statements_retried,
         )
         assert load.failed == in_flight_failed  # the requests after the reset all succeed
         assert_clean(load, cluster)
@@ -236,7 +236,7 @@ def test_a_hung_server_bounds_the_waits_and_recovers_when_it_resumes(cluster: Cl
         for thread in threads:
             thread.join(60)
         recovery = time.monotonic() - thawed
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         kinds = sorted(type(exc).__name__ for exc in load.errors)
         row("hung server (SIGSTOP)", load.failed, recovery, failures=kinds)
         assert kinds == ["PoolTimeout"] * 4 + ["TooManyRequests"] * 4
@@ -279,7 +279,7 @@ def test_a_burst_of_ten_times_max_size_is_bounded_and_leaves_nothing(cluster: Cl
     try:
         load = Load(pool, statement="SELECT pg_sleep(0.3)")
         load.burst(40)
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         kinds = {type(exc) for exc in load.errors}
         row(
             "burst of 10x max_size",

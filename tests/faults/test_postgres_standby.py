@@ -75,7 +75,7 @@ def test_a_demoted_primary_is_dropped_and_the_new_one_found(
         with psycopg.connect(standby.url) as conn:
             on_new_primary = conn.execute("SELECT count(*) FROM writes").fetchone()
         assert on_new_primary is not None and on_new_primary[0] >= 15
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.connections_replaced >= 3  # every connection to the old primary
 
 
@@ -89,7 +89,7 @@ def test_a_single_host_pool_keeps_reads_and_refuses_writes_on_a_standby(
         with pool.connection() as conn:  # reads go on, on replaced connections
             assert conn.execute("SELECT count(*) FROM writes").fetchone() == (1,)
         assert not write(pool)
-        replaced = pool.get_stats().pool.connections_replaced
+        replaced = pool.stats().pool.connections_replaced
         primary.promote()
         assert write(pool)  # no stale connection is handed out after the refusal
-        assert pool.get_stats().pool.connections_replaced > replaced
+        assert pool.stats().pool.connections_replaced > replaced

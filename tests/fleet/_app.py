@@ -52,9 +52,8 @@ async def hello(request: Request) -> PlainTextResponse:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    await kit.astart()
-    yield
-    await kit.astop()
+    async with kit:
+        yield
 
 
 app = kit.asgi(

@@ -39,7 +39,8 @@ def conn(private_redis: PrivateRedis) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def service(conn: redis.Redis) -> JobService:
-    return JobService(conn)
+    """A job service reporting on the tests' queue."""
+    return JobService(conn, queues=("testq",))
 
 
 def run_burst(conn: redis.Redis, queues: list[str] | None = None) -> None:

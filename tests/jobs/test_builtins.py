@@ -203,7 +203,7 @@ def test_data_export_writes_csv_and_json_lines(
     assert len(lines) == 2500
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []
     # The statements went through the pool, so they show in its query stats.
-    assert pool.get_stats().pool.requests == 2
+    assert pool.stats().pool.requests == 2
     pool.close()
 
 

@@ -64,7 +64,8 @@ def test_nan_and_infinity_are_refused_at_enqueue(service: JobService, bad: float
         service.add_notification_job("u1", "order", {"total": bad})
     with pytest.raises(PayloadError, match=r"at `\$\[0\]\[1\]`"):
         service.enqueue(math.floor, [1.0, bad], queue="testq")  # checked before the path
-    assert service.stats(["notifications", "testq"])[0].waiting == 0
+    notifications = JobService(service.connection, queues=["notifications"])
+    assert notifications.stats().queue("notifications").waiting == 0
 
 
 def test_payload_errors_are_permanent() -> None:

@@ -111,7 +111,8 @@ def test_perfkit_cron_enqueues_and_stops_on_sigterm(
     command = [sys.executable, "-m", "perfkit.cli", "cron", "--import", "tests.jobs._periodic"]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
-        wait_for(lambda: JobService(conn).stats(["testq"])[0].waiting >= 1, 30, "a periodic job")
+        service = JobService(conn, queues=["testq"])
+        wait_for(lambda: service.stats().queue("testq").waiting >= 1, 30, "a periodic job")
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
     finally:

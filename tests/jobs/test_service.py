@@ -11,8 +11,8 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from perfkit import JobError
-from perfkit.jobs import JobService, Priority
+from perfkit import ConfigError, JobError
+from perfkit.jobs import JobService, JobStats, Priority
 from perfkit.jobs.serializer import JobSerializer
 from perfkit.settings import Settings
 from tests._servers import PrivateRedis
@@ -74,7 +74,7 @@ def test_delay_puts_the_job_in_the_scheduled_registry_never_early(
     assert score is not None
     # Whole seconds (RQ's resolution), rounded up: at least 5 s, at most 6 s away.
     assert before + 5 <= score <= time.time() + 6
-    assert service.stats(["testq"])[0].scheduled == 1
+    assert service.stats().queue("testq").scheduled == 1
     with pytest.raises(JobError, match="delay must be"):
         service.enqueue("test.record", Mark(key="k", tag="x"), delay=-1)
 
@@ -85,7 +85,7 @@ def test_delayed_job_runs_after_its_delay_with_a_real_worker(
 ) -> None:
     start_worker()  # type: ignore[operator]
     deadline = time.monotonic() + 15
-    while service.stats(["testq"])[0].workers == 0 and time.monotonic() < deadline:
+    while service.stats().queue("testq").workers == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     enqueued = time.time()
     service.enqueue("test.record", Mark(key="delayed", tag="x"), delay=1.5)
@@ -175,10 +175,10 @@ def test_failed_job_can_be_retried_one_by_one_and_succeed(
 def test_all_failed_jobs_can_be_retried(service: JobService, conn: redis.Redis) -> None:
     _fail_jobs(service, conn, 6)
     assert service.retry_all_failed(["testq"]) == 6
-    stats = service.stats(["testq"])[0]
+    stats = service.stats().queue("testq")
     assert (stats.failed, stats.waiting) == (0, 6)
     run_burst(conn)  # they fail again: back in the failed list
-    assert service.stats(["testq"])[0].failed == 6
+    assert service.stats().queue("testq").failed == 6
 
 
 def test_failed_job_can_be_deleted(service: JobService, conn: redis.Redis) -> None:
@@ -214,7 +214,7 @@ def test_stats_count_10000_jobs_without_loading_them(
     far = time.time() + 3600
     conn.zadd("rq:failed:testq:low", {f"ghost-{n}": far for n in range(10_000)})
     conn.config_resetstat()
-    stats = service.stats(["testq"])[0]
+    stats = service.stats().queue("testq")
     assert stats.waiting == 10_000
     assert stats.waiting_by_priority == {"high": 0, "normal": 10_000, "low": 0}
     assert stats.failed == 10_000
@@ -228,11 +228,11 @@ def test_health_is_degraded_without_workers_or_with_recent_failures(
     service: JobService, conn: redis.Redis
 ) -> None:
     service.enqueue("test.record", Mark(key="k", tag="t"))
-    stats = service.stats(["testq"])[0]
+    stats = service.stats().queue("testq")
     assert stats.status == "degraded"
     assert stats.reason == "no worker listens on 'testq' and 1 job(s) are waiting"
     _fail_jobs(service, conn, 1)
-    stats = service.stats(["testq"])[0]
+    stats = service.stats().queue("testq")
     assert stats.failed_recent == 1
     assert "1 job(s) failed in the last 300 s" in stats.reason
 
@@ -243,9 +243,9 @@ def test_health_counts_live_workers(
 ) -> None:
     start_worker()  # type: ignore[operator]
     deadline = time.monotonic() + 10
-    while service.stats(["testq"])[0].workers == 0 and time.monotonic() < deadline:
+    while service.stats().queue("testq").workers == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    stats = service.stats(["testq"])[0]
+    stats = service.stats().queue("testq")
     assert (stats.workers, stats.status) == (1, "healthy")
 
 
@@ -284,3 +284,22 @@ def test_service_from_settings_fails_fast_on_a_host_that_never_answers(silent_po
     with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
         service.stats()
     assert time.monotonic() - started < 3  # the connect timeout (with redis-py's retries)
+
+
+def test_stats_is_one_struct_over_the_services_queues(conn: redis.Redis) -> None:
+    service = JobService(conn, queues=["testq", "email", "testq"])
+    service.enqueue("test.record", Mark(key="k", tag="a"), queue="testq")
+    stats = service.stats()
+    assert isinstance(stats, JobStats)
+    assert [q.queue for q in stats.queues] == ["testq", "email"]  # once each, in order
+    assert stats.queue("testq").waiting == 1 and stats.queue("email").waiting == 0
+    with pytest.raises(KeyError):
+        stats.queue("analytics")
+    with pytest.raises(ConfigError):
+        JobService(conn, queues=[])
+
+
+def test_reset_stats_leaves_rqs_registries(service: JobService, conn: redis.Redis) -> None:
+    service.enqueue("test.record", Mark(key="k", tag="a"), queue="testq")
+    service.reset_stats()  # perfkit counts nothing itself: RQ's queue is what it reports
+    assert service.stats().queue("testq").waiting == 1

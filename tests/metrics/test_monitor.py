@@ -69,9 +69,24 @@ def test_declared_fields_become_counters_and_gauges_in_base_units() -> None:
     assert "app_undeclared" not in parsed
 
 
-def test_one_struct_per_queue_is_labelled() -> None:
+class Queues(msgspec.Struct):
+    """A part's one Struct holding one Struct per queue (as JobStats does)."""
+
+    queues: list[Queue]
+    paused: Annotated[bool, GaugeField("1 while paused.")]
+
+
+QUEUES = [Queue("email", 2, 1), Queue("low", 5, 0)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [QUEUES, {"email": QUEUES[0], "low": QUEUES[1]}, Queues(queues=QUEUES, paused=True)],
+    ids=["list", "mapping", "struct-field"],
+)
+def test_one_struct_per_queue_is_labelled(value: object) -> None:
     registry = MetricsRegistry()
-    collector = StatsCollector("jobs", lambda: [Queue("email", 2, 1), Queue("low", 5, 0)])
+    collector = StatsCollector("jobs", lambda: value)
     registry.register_collector(collector)
     collector.refresh()
     parsed = families(registry.exposition())
@@ -79,16 +94,43 @@ def test_one_struct_per_queue_is_labelled() -> None:
         ("jobs_waiting", (("queue", "email"),)): 2,
         ("jobs_waiting", (("queue", "low"),)): 5,
     }
+    if isinstance(value, Queues):  # the holder's own fields stay unlabelled
+        assert parsed["jobs_paused"] == {("jobs_paused", ()): 1}
 
 
-async def test_async_source_needs_arefresh() -> None:
+async def test_an_async_source_is_refreshed_by_the_async_monitor() -> None:
+    class AsyncJobs:
+        async def stats(self) -> Queue:
+            return Queue("q", 1, 0)
+
+    monitor = PerformanceMonitor(jobs=AsyncJobs())
+    collector = monitor.jobs_collector
+    assert collector is not None
+    with pytest.raises(MetricsError, match=r"AsyncPerformanceMonitor\.of\(monitor\)\.refresh"):
+        collector.refresh()
+    await AsyncPerformanceMonitor.of(monitor).refresh()
+    assert collector.latest == Queue("q", 1, 0)
+
+
+async def test_collector_arefresh_is_a_deprecated_alias() -> None:
     async def fetch() -> Queue:
         return Queue("q", 1, 0)
 
     collector = StatsCollector("a", fetch)
-    with pytest.raises(MetricsError, match="arefresh"):
-        collector.refresh()
-    assert await collector.arefresh() == Queue("q", 1, 0)
+    with pytest.warns(DeprecationWarning, match=r"StatsCollector\.arefresh\(\) is deprecated"):
+        assert await collector.arefresh() == Queue("q", 1, 0)
+    assert collector.latest == Queue("q", 1, 0)
+
+
+def test_the_monitors_old_collector_names_are_deprecated_aliases() -> None:
+    class Jobs:
+        def stats(self) -> Queue:
+            return Queue("q", 1, 0)
+
+    monitor = PerformanceMonitor(cache=Jobs(), pool=Jobs(), jobs=Jobs())
+    for old in ("cache", "pool", "jobs"):
+        with pytest.warns(DeprecationWarning, match=rf"PerformanceMonitor\.{old} is deprecated"):
+            assert getattr(monitor, old) is getattr(monitor, f"{old}_collector")
 
 
 def test_monitor_reads_real_cache_pool_and_jobs(
@@ -96,8 +138,8 @@ def test_monitor_reads_real_cache_pool_and_jobs(
 ) -> None:
     settings = Settings(redis_url=redis_url)
     cache = RedisService(redis_url, namespace=namespace, settings=settings)
-    pool = TimedPool(database_url, stats=QueryStats(slow_query_ms=0.0), min_size=1, max_size=2,
-                     open=True)  # fmt: skip
+    pool = TimedPool(database_url, query_stats=QueryStats(slow_query_ms=0.0), min_size=1,
+                     max_size=2, open=True)  # fmt: skip
     jobs = JobService(redis_client)
     try:
         cache.set("a", 1)
@@ -156,7 +198,7 @@ async def test_async_cache_is_read_by_the_async_twins_exposition(
 
 def test_a_source_that_fails_keeps_the_exposition_alive() -> None:
     class Broken:
-        def metrics(self) -> object:
+        def stats(self) -> object:
             raise ConnectionError("down")
 
     monitor = PerformanceMonitor(cache=Broken())
@@ -173,14 +215,15 @@ def test_monitor_reads_its_settings_from_the_environment(
 
 
 async def test_arefresh_and_aexposition_are_deprecated_aliases_of_the_async_twin() -> None:
-    class AsyncJobs:  # an async source: what JobsSource's stats() may be
+    class AsyncJobs:  # an async source: what a StatsSource's stats() may be
         async def stats(self) -> Queue:
             return Queue("q", 3, 1)
 
     monitor = PerformanceMonitor(jobs=AsyncJobs())
     with pytest.warns(DeprecationWarning, match=r"AsyncPerformanceMonitor\.of\(monitor\)\.refresh"):
         await monitor.arefresh()
-    assert monitor.jobs is not None and monitor.jobs.latest == Queue("q", 3, 1)
+    assert monitor.jobs_collector is not None
+    assert monitor.jobs_collector.latest == Queue("q", 3, 1)
     with pytest.warns(DeprecationWarning, match=r"\.exposition\(\)"):
         text = await monitor.aexposition()
     waiting = [line for line in text.splitlines() if line.startswith("perfkit_jobs_waiting")]

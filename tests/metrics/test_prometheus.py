@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from perfkit._stat_kinds import StatKind
 from perfkit.cache import RedisService
-from perfkit.cache._stats import CacheMetrics
+from perfkit.cache._stats import CacheStats
 from perfkit.jobs import JobService
 from perfkit.jobs.stats import QueueStats
 from perfkit.metrics import PerformanceMonitor
@@ -32,7 +32,7 @@ from perfkit.queries._stats import QueryStatsSnapshot
 from perfkit.settings import Settings
 from perfkit.types import Receive, Scope, Send
 
-STATS_STRUCTS: list[type[msgspec.Struct]] = [CacheMetrics, PoolStats, QueryStatsSnapshot,
+STATS_STRUCTS: list[type[msgspec.Struct]] = [CacheStats, PoolStats, QueryStatsSnapshot,
                                              QueueStats]  # fmt: skip
 
 
@@ -48,7 +48,7 @@ def full_monitor(
     """A monitor with real cache, pool and job sources, after some traffic on each."""
     settings = Settings(redis_url=redis_url)
     cache = RedisService(redis_url, namespace=namespace, settings=settings)
-    pool = TimedPool(database_url, stats=QueryStats(slow_query_ms=0.0), min_size=1,
+    pool = TimedPool(database_url, query_stats=QueryStats(slow_query_ms=0.0), min_size=1,
                      max_size=2, open=True)  # fmt: skip
     try:
         cache.set("a", 1)

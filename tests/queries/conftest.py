@@ -18,7 +18,7 @@ def stats() -> QueryStats:
 @pytest.fixture
 def pool(database_url: str, stats: QueryStats) -> Iterator[TimedPool]:
     """An open TimedPool (1 to 3 connections) recording into ``stats``."""
-    with TimedPool(database_url, stats=stats, min_size=1, max_size=3, timeout=5) as pool:
+    with TimedPool(database_url, query_stats=stats, min_size=1, max_size=3, timeout=5) as pool:
         pool.wait(10)
         yield pool
 
@@ -26,6 +26,8 @@ def pool(database_url: str, stats: QueryStats) -> Iterator[TimedPool]:
 @pytest.fixture
 async def apool(database_url: str, stats: QueryStats) -> AsyncIterator[AsyncTimedPool]:
     """An open AsyncTimedPool (1 to 3 connections) recording into ``stats``."""
-    async with AsyncTimedPool(database_url, stats=stats, min_size=1, max_size=3, timeout=5) as pool:
+    async with AsyncTimedPool(
+        database_url, query_stats=stats, min_size=1, max_size=3, timeout=5
+    ) as pool:
         await pool.wait(10)
         yield pool

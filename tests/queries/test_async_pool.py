@@ -14,7 +14,7 @@ from perfkit.queries import AsyncTimedPool, QueryStats, StatementStats, TimedPoo
 
 
 def by_text(pool: AsyncTimedPool) -> dict[str, StatementStats]:
-    return {entry.fingerprint: entry for entry in pool.get_stats().queries.by_fingerprint}
+    return {entry.fingerprint: entry for entry in pool.stats().queries.by_fingerprint}
 
 
 async def test_every_way_of_running_a_statement_is_timed(apool: AsyncTimedPool) -> None:
@@ -47,7 +47,7 @@ async def test_every_way_of_running_a_statement_is_timed(apool: AsyncTimedPool) 
     assert stats["COPY items(id, name) FROM STDIN"].rows == 2
     named_entry = stats["SELECT id FROM items ORDER BY id"]
     assert (named_entry.count, named_entry.rows) == (1, 12)
-    assert apool.get_stats().queries.count == 6
+    assert apool.stats().queries.count == 6
 
 
 async def test_slow_query_is_counted_listed_and_logged(apool: AsyncTimedPool) -> None:
@@ -56,7 +56,7 @@ async def test_slow_query_is_counted_listed_and_logged(apool: AsyncTimedPool) ->
             await conn.execute("SELECT pg_sleep(%s)", (0.2,))
     entry = by_text(apool)["SELECT pg_sleep(?)"]
     assert entry.slow == 1 and 200 <= entry.max_ms < 400
-    (slowest,) = apool.get_stats().queries.slowest
+    (slowest,) = apool.stats().queries.slowest
     assert slowest.fingerprint == "SELECT pg_sleep(?)"
     assert [e["fingerprint"] for e in events if e["event"] == "slow_query"] == [
         "SELECT pg_sleep(?)"
@@ -84,7 +84,7 @@ async def test_pool_exhaustion_raises_pool_timeout_and_is_counted(database_url: 
                     pass
         finally:
             await pool.putconn(held)
-        assert pool.get_stats().pool.timeouts == 1
+        assert pool.stats().pool.timeouts == 1
         async with pool.connection() as conn:
             await conn.execute("SELECT 1")
 
@@ -97,20 +97,20 @@ async def test_concurrent_tasks_are_all_counted(apool: AsyncTimedPool) -> None:
 
     await asyncio.gather(*(work() for _ in range(5)))
     assert by_text(apool)["SELECT ?"].count == 50
-    assert apool.get_stats().pool.requests == 50
+    assert apool.stats().pool.requests == 50
 
 
 async def test_sync_and_async_pools_report_the_same_shape(database_url: str) -> None:
     shared = QueryStats()
-    with TimedPool(database_url, stats=shared, min_size=1) as sync_pool:
+    with TimedPool(database_url, query_stats=shared, min_size=1) as sync_pool:
         with sync_pool.connection() as conn:
             conn.execute("SELECT %s::int", (1,))
-        async with AsyncTimedPool(database_url, stats=shared, min_size=1) as async_pool:
+        async with AsyncTimedPool(database_url, query_stats=shared, min_size=1) as async_pool:
             async with async_pool.connection() as aconn:
                 await aconn.execute("SELECT %s::int", (2,))
-            (entry,) = async_pool.get_stats().queries.by_fingerprint
+            (entry,) = async_pool.stats().queries.by_fingerprint
             assert (entry.fingerprint, entry.count) == ("SELECT ?::int", 2)
-            assert type(async_pool.get_stats()) is type(sync_pool.get_stats())
+            assert type(async_pool.stats()) is type(sync_pool.stats())
 
 
 async def test_async_configure_runs_and_from_env_works(database_url: str) -> None:
@@ -123,7 +123,7 @@ async def test_async_configure_runs_and_from_env_works(database_url: str) -> Non
         {"DATABASE_URL": database_url, "DB_POOL_MIN": "1", "SLOW_QUERY_MS": "5"},
         configure=configure,
     )
-    assert pool.stats.slow_query_ms == 5
+    assert pool.query_stats.slow_query_ms == 5
     async with pool:
         async with pool.connection() as conn:
             await conn.execute("SELECT 1")

@@ -51,7 +51,7 @@ def test_statement_timeout_cancels_a_long_statement(database_url: str) -> None:
         assert time.monotonic() - started < 3
         with pool.connection() as conn:  # the connection is still good
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert pool.get_stats().queries.errors == 1
+        assert pool.stats().queries.errors == 1
 
 
 def test_one_waiter_too_many_is_refused_at_once_and_counted(database_url: str) -> None:
@@ -60,7 +60,7 @@ def test_one_waiter_too_many_is_refused_at_once_and_counted(database_url: str) -
         waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn()))
         waiter.start()
         deadline = time.monotonic() + 10
-        while pool.get_stats().pool.waiting < 1:
+        while pool.stats().pool.waiting < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         started = time.monotonic()
@@ -69,7 +69,7 @@ def test_one_waiter_too_many_is_refused_at_once_and_counted(database_url: str) -
         assert time.monotonic() - started < 1  # refused at once, not after the timeout
         pool.putconn(held)
         waiter.join(10)
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.requests_rejected == 1 and stats.timeouts == 0
 
 
@@ -95,7 +95,7 @@ def test_a_terminated_idle_connection_is_replaced_before_use(database_url: str) 
         for _ in range(6):
             with pool.connection() as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
-        stats = pool.get_stats()
+        stats = pool.stats()
         assert stats.pool.connections_replaced == 3
         assert stats.queries.errors == 0
 
@@ -116,7 +116,7 @@ def test_after_one_dead_connection_the_others_are_verified_once(database_url: st
         for _ in range(6):
             with pool.connection() as conn:
                 conn.execute("SELECT 1")
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.connections_verified == 2  # the two idle ones, once each
         assert stats.connections_replaced == 0
 
@@ -138,4 +138,4 @@ async def test_read_only_refusal_replaces_every_connection(database_url: str) ->
                 await conn.execute("INSERT INTO t VALUES (1)")
                 pids.add(conn.info.backend_pid)
         assert first not in pids  # every connection made before the refusal was replaced
-        assert pool.get_stats().pool.connections_replaced == 2
+        assert pool.stats().pool.connections_replaced == 2

@@ -17,7 +17,7 @@ class Product(msgspec.Struct):
 
 
 def runs_of(pool: TimedPool | AsyncTimedPool, text: str) -> int:
-    return sum(e.count for e in pool.get_stats().queries.by_fingerprint if e.fingerprint == text)
+    return sum(e.count for e in pool.stats().queries.by_fingerprint if e.fingerprint == text)
 
 
 TOP = "SELECT id, name, price FROM products WHERE category = ? ORDER BY price DESC LIMIT ?"

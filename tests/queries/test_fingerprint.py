@@ -64,4 +64,4 @@ def test_fingerprint_cache_is_bounded() -> None:
     for number in range(100):
         stats.record(f"SELECT {number}", 0.001)
     assert len(stats._by_sql) == 10
-    assert stats.get_stats().by_fingerprint[0].count == 100  # one shape
+    assert stats.stats().by_fingerprint[0].count == 100  # one shape

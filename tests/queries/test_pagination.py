@@ -100,7 +100,7 @@ def test_keyset_statement_quotes_names_and_passes_values_as_parameters(
         assert first.rows == [] and first.next_cursor is None
         page = pagination.fetch(conn, limit=2)
         pagination.fetch(conn, after=page.next_cursor, limit=2)
-    texts = {e.fingerprint for e in pool.get_stats().queries.by_fingerprint}
+    texts = {e.fingerprint for e in pool.stats().queries.by_fingerprint}
     assert (
         'SELECT "price", "id" FROM "Shop Products" WHERE ("price", "id") > (?, ?) '
         'ORDER BY "price", "id" LIMIT ?'

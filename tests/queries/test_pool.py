@@ -17,7 +17,7 @@ from perfkit.queries import QueryStats, StatementStats, TimedPool, TimedPoolStat
 
 
 def by_text(pool: TimedPool) -> dict[str, StatementStats]:
-    return {entry.fingerprint: entry for entry in pool.get_stats().queries.by_fingerprint}
+    return {entry.fingerprint: entry for entry in pool.stats().queries.by_fingerprint}
 
 
 def test_connection_is_a_real_psycopg_connection_and_pool_is_psycopg_pool(
@@ -54,14 +54,14 @@ def test_every_way_of_running_a_statement_is_timed(pool: TimedPool) -> None:
     assert (named_entry.count, named_entry.rows) == (1, 12)
     for entry in stats.values():
         assert entry.total_ms > 0 and entry.errors == 0
-    assert pool.get_stats().queries.count == len(stats) == 6
+    assert pool.stats().queries.count == len(stats) == 6
 
 
 def test_slow_query_is_counted_listed_and_logged(pool: TimedPool) -> None:
     with capture_logs() as events, pool.connection() as conn:
         conn.execute("SELECT pg_sleep(%s)", (0.2,))
         conn.execute("SELECT pg_sleep(%s)", (0.001,))
-    snapshot = pool.get_stats().queries
+    snapshot = pool.stats().queries
     entry = by_text(pool)["SELECT pg_sleep(?)"]
     assert entry.count == 2 and entry.slow == 1
     assert 200 <= entry.max_ms < 400
@@ -116,7 +116,7 @@ def test_failing_statement_is_reraised_unchanged_and_counted(pool: TimedPool) ->
     assert caught.value.__cause__ is None
     entry = by_text(pool)["SELECT * FROM no_such_table"]
     assert (entry.count, entry.errors) == (1, 1)
-    assert pool.get_stats().queries.errors == 1
+    assert pool.stats().queries.errors == 1
 
 
 def test_failing_named_cursor_is_counted(pool: TimedPool) -> None:
@@ -136,7 +136,7 @@ def test_pool_exhaustion_raises_pool_timeout_and_is_counted(database_url: str) -
                 pass
         finally:
             pool.putconn(held)
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.timeouts == 2
         assert stats.requests_errors == 2
         assert stats.acquire_wait_ms >= 350
@@ -148,20 +148,20 @@ def test_pool_stats_show_use_and_utilization(database_url: str) -> None:
     with TimedPool(database_url, min_size=2, max_size=4) as pool:
         pool.wait(10)
         one, two = pool.getconn(), pool.getconn()
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert (stats.size, stats.in_use, stats.idle) == (2, 2, 0)
         assert stats.utilization_pct == pytest.approx(50)
         assert (stats.min_size, stats.max_size, stats.name) == (2, 4, pool.name)
         pool.putconn(one)
         pool.putconn(two)
-        stats = pool.get_stats().pool
+        stats = pool.stats().pool
         assert stats.requests == 2 and stats.connections >= 2 and stats.connection_errors == 0
 
 
 def test_get_stats_is_a_struct_that_encodes_to_json(pool: TimedPool) -> None:
     with pool.connection() as conn:
         conn.execute("SELECT 1")
-    stats = pool.get_stats()
+    stats = pool.stats()
     assert isinstance(stats, TimedPoolStats)
     assert msgspec.json.decode(msgspec.json.encode(stats), type=TimedPoolStats) == stats
 
@@ -170,21 +170,21 @@ def test_reset_stats_zeroes_pool_and_queries(pool: TimedPool) -> None:
     with pool.connection() as conn:
         conn.execute("SELECT 1")
     pool.reset_stats()
-    stats = pool.get_stats()
+    stats = pool.stats()
     assert stats.queries.count == 0 and stats.pool.requests == 0
 
 
 def test_one_query_stats_shared_by_two_pools(database_url: str) -> None:
     shared = QueryStats()
     with (
-        TimedPool(database_url, stats=shared, min_size=1, name="a") as one,
-        TimedPool(database_url, stats=shared, min_size=1, name="b") as two,
+        TimedPool(database_url, query_stats=shared, min_size=1, name="a") as one,
+        TimedPool(database_url, query_stats=shared, min_size=1, name="b") as two,
     ):
         for pool in (one, two):
             with pool.connection() as conn:
                 conn.execute("SELECT 1")
-        assert one.get_stats().queries.count == two.get_stats().queries.count == 2
-        assert one.get_stats().pool.name == "a"
+        assert one.stats().queries.count == two.stats().queries.count == 2
+        assert one.stats().pool.name == "a"
 
 
 def test_statements_from_many_threads_are_all_counted(pool: TimedPool) -> None:
@@ -240,7 +240,7 @@ def test_from_env_reads_the_settings(database_url: str) -> None:
     pool = TimedPool.from_env(environ, name="env")
     assert (pool.min_size, pool.max_size) == (1, 5)
     assert (pool.pool.max_idle, pool.pool.timeout) == (12, 3)
-    assert pool.stats.slow_query_ms == 250
+    assert pool.query_stats.slow_query_ms == 250
     assert pool.name == "env"
     assert pool.closed  # not opened until asked
 

@@ -41,7 +41,7 @@ def test_pool_recovers_after_the_database_restarts(private_postgres: Restartable
         for _ in range(5):  # and it stays healthy
             assert run(pool) == (1,)
 
-        stats = pool.get_stats()
+        stats = pool.stats()
         # The dead connections were found at checkout, before a statement was sent on one.
         assert stats.queries.errors == 0
         assert stats.pool.connections_replaced >= 2

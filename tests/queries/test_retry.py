@@ -80,7 +80,7 @@ def test_a_read_killed_mid_statement_is_run_again(database_url: str) -> None:
             lambda m: pool.fetch(f"SELECT 7 AS n, pg_sleep(1) /* {m} */", row_factory=dict_row),
         )
         assert rows == [{"n": 7, "pg_sleep": ""}]
-        stats = pool.get_stats()
+        stats = pool.stats()
         assert stats.pool.statements_retried == 1
         assert (stats.queries.count, stats.queries.errors) == (2, 1)  # both runs, once each
 
@@ -93,7 +93,7 @@ def test_a_write_killed_mid_statement_is_not_run_again(database_url: str) -> Non
                 database_url,
                 lambda m: pool.fetch(f"INSERT INTO w SELECT 1 FROM pg_sleep(1) /* {m} */"),
             )
-        assert pool.get_stats().pool.statements_retried == 0
+        assert pool.stats().pool.statements_retried == 0
         # opting in retries it
         _killed_once(
             database_url,
@@ -102,7 +102,7 @@ def test_a_write_killed_mid_statement_is_not_run_again(database_url: str) -> Non
             ),
         )
         assert pool.fetch("SELECT x FROM w") == [(2,)]
-        assert pool.get_stats().pool.statements_retried == 1
+        assert pool.stats().pool.statements_retried == 1
 
 
 def test_retry_safe_false_never_retries_a_read(database_url: str) -> None:
@@ -120,7 +120,7 @@ def test_a_failing_statement_on_a_live_connection_is_not_retried(database_url: s
     with TimedPool(database_url, min_size=1, max_size=1, statement_timeout=0.1) as pool:
         with pytest.raises(psycopg.errors.QueryCanceled):
             pool.fetch("SELECT pg_sleep(2)")
-        assert pool.get_stats().pool.statements_retried == 0
+        assert pool.stats().pool.statements_retried == 0
 
 
 async def test_the_async_pool_runs_a_killed_read_again(database_url: str) -> None:
@@ -134,4 +134,4 @@ async def test_the_async_pool_runs_a_killed_read_again(database_url: str) -> Non
         finally:
             await asyncio.to_thread(killer.join, 30)
         assert rows == [(7, "")]
-        assert pool.get_stats().pool.statements_retried == 1
+        assert pool.stats().pool.statements_retried == 1

@@ -19,7 +19,7 @@ def test_percentiles_are_within_bucket_precision() -> None:
     stats = QueryStats(slow_query_ms=10_000)
     for millis in range(1, 1001):
         stats.record("SELECT pg_sleep(%s)", millis / 1000, rows=1)
-    (entry,) = stats.get_stats().by_fingerprint
+    (entry,) = stats.stats().by_fingerprint
     assert entry.count == 1000
     assert entry.rows == 1000
     assert entry.min_ms == pytest.approx(1)
@@ -32,7 +32,7 @@ def test_percentiles_are_within_bucket_precision() -> None:
 def test_single_sample_percentiles_are_the_sample() -> None:
     stats = QueryStats()
     stats.record("SELECT 1", 0.0123)
-    (entry,) = stats.get_stats().by_fingerprint
+    (entry,) = stats.stats().by_fingerprint
     assert entry.p50_ms == entry.p99_ms == entry.max_ms == pytest.approx(12.3)
 
 
@@ -42,8 +42,8 @@ def test_fingerprint_table_is_capped_and_evicts_least_recently_seen() -> None:
     for number in range(500):
         stats.record(f"SELECT c{number} FROM t", 0.001)
         stats.record("SELECT keep FROM t", 0.001)  # recently used: never evicted
-        assert stats.get_stats(top=0).fingerprints_tracked <= 50
-    snapshot = stats.get_stats()
+        assert stats.stats(top=0).fingerprints_tracked <= 50
+    snapshot = stats.stats()
     assert 45 <= snapshot.fingerprints_tracked <= 50
     assert snapshot.fingerprints_tracked + snapshot.fingerprints_evicted == 501
     assert snapshot.count == 1001  # totals count every statement, evicted or not
@@ -61,7 +61,7 @@ def test_slow_statements_counted_listed_slowest_first_and_logged_without_values(
         stats.record("SELECT * FROM users WHERE email = 'secret@example.com'", 0.050)
         for millis in (150, 400, 120, 300, 200, 110):
             stats.record("SELECT * FROM users WHERE email = 'secret@example.com'", millis / 1000)
-    snapshot = stats.get_stats()
+    snapshot = stats.stats()
     assert snapshot.count == 7
     assert snapshot.slow == 6
     assert snapshot.slow_pct == pytest.approx(600 / 7)
@@ -79,7 +79,7 @@ def test_errors_counted_per_fingerprint_and_in_total() -> None:
     stats = QueryStats()
     stats.record("SELECT 1", 0.001)
     stats.record("SELECT * FROM missing", 0.001, failed=True)
-    snapshot = stats.get_stats()
+    snapshot = stats.stats()
     assert snapshot.errors == 1
     by_text = {entry.fingerprint: entry for entry in snapshot.by_fingerprint}
     assert by_text["SELECT * FROM missing"].errors == 1
@@ -91,19 +91,19 @@ def test_top_cuts_by_total_time_and_reset_forgets() -> None:
     stats.record("SELECT a FROM t", 0.5)
     stats.record("SELECT b FROM t", 0.1)
     stats.record("SELECT c FROM t", 0.9)
-    assert [e.fingerprint for e in stats.get_stats(top=2).by_fingerprint] == [
+    assert [e.fingerprint for e in stats.stats(top=2).by_fingerprint] == [
         "SELECT c FROM t",
         "SELECT a FROM t",
     ]
     stats.reset()
-    snapshot = stats.get_stats()
+    snapshot = stats.stats()
     assert snapshot.count == 0 and snapshot.by_fingerprint == [] and snapshot.slowest == []
 
 
 def test_snapshot_round_trips_through_json() -> None:
     stats = QueryStats(slow_query_ms=1)
     stats.record("SELECT 1", 0.01, rows=1)
-    snapshot = stats.get_stats()
+    snapshot = stats.stats()
     decoded = msgspec.json.decode(msgspec.json.encode(snapshot), type=QueryStatsSnapshot)
     assert decoded == snapshot
 
@@ -125,14 +125,14 @@ def test_no_sample_is_lost_across_threads() -> None:
         for index in range(5000):
             stats.record(f"SELECT c{(number * index) % 30} FROM t", 0.0001 * (index % 7), 1)
             if index % 1000 == 0:
-                snapshots.append(stats.get_stats(top=1).count)
+                snapshots.append(stats.stats(top=1).count)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    snapshot = stats.get_stats()
+    snapshot = stats.stats()
     assert snapshot.count == snapshot.rows == 40_000
     assert snapshot.fingerprints_tracked <= 20
     assert snapshots and max(snapshots) <= 40_000

@@ -86,7 +86,7 @@ class ASGIAdmin:
 
 async def _lifespan(receive: Receive, send: Send) -> None:
     # Served on its own (uvicorn perfkit_app:admin): acknowledge; the kit's background
-    # work is started by the host with kit.start() / kit.astart().
+    # work is started by the host with `with kit:` / `async with kit:`.
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -22,7 +22,6 @@ import psycopg_pool
 import redis
 import structlog
 
-from perfkit._acompat import is_async_callable
 from perfkit._errors import JobError
 from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
@@ -30,7 +29,7 @@ from perfkit.admin.dashboard import DASHBOARD
 from perfkit.admin.http import AdminError, Request, Response
 from perfkit.admin.source import AdminSource
 from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, RedisService
-from perfkit.jobs import JobService, periodic_runs
+from perfkit.jobs import JobService, JobStats, periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
@@ -98,32 +97,29 @@ class Handlers:
             raise AdminError(503, "unavailable", f"{part}: {type(exc).__name__}") from exc
 
     async def _refreshed(self, part: str, collector: StatsCollector) -> Any:
-        if is_async_callable(collector.fetch):
-            await self._part(part, collector.arefresh)
-        else:
-            await self._part(part, collector.refresh)
-        return collector.latest
+        return collector.keep(await self._part(part, collector.fetch))
 
     async def _refresh_all(self) -> None:
         """Refresh the monitor's sources; one that fails keeps its last value."""
         monitor = self.source.monitor
         for part, collector in (
-            ("cache", monitor.cache),
-            ("database", monitor.pool),
-            ("jobs", monitor.jobs),
+            ("cache", monitor.cache_collector),
+            ("database", monitor.pool_collector),
+            ("jobs", monitor.jobs_collector),
         ):
             if collector is not None:
                 with contextlib.suppress(AdminError):
                     await self._refreshed(part, collector)
 
-    async def _cache_metrics(self, cache: RedisService | AsyncRedisService) -> Any:
-        collector = self.source.monitor.cache
+    async def _cache_stats(self, cache: RedisService | AsyncRedisService) -> Any:
+        collector = self.source.monitor.cache_collector
         if collector is not None:
             return await self._refreshed("cache", collector)
-        return await self._part("cache", cache.metrics)
+        return await self._part("cache", cache.stats)
 
     async def _jobs_report(self, jobs: JobService) -> s.JobsReport:
-        queues: list[Any] = await self._part("jobs", jobs.stats, self.source.queues)
+        stats: JobStats = await self._part("jobs", jobs.stats)
+        queues = stats.queues
         page = await self._failed_page(jobs, None, 0, RECENT_FAILURES)
         runs: list[Any] = await self._part("jobs", periodic_runs, jobs)
         degraded = any(queue.status != "healthy" for queue in queues)
@@ -182,7 +178,7 @@ class Handlers:
         pool: TimedPool | AsyncTimedPool, view: FleetView, top: int
     ) -> s.DatabaseReport:
         """The pool (this process's) and the statements merged over the fleet."""
-        stats = pool.get_stats(0)
+        stats = pool.stats(0)
         queries = view.queries(top)
         return s.DatabaseReport(
             pool=stats.pool,
@@ -288,9 +284,10 @@ class Handlers:
                 else None
             ),
         )
-        cache = source.monitor.cache.latest if source.monitor.cache is not None else None
+        collector = source.monitor.cache_collector
+        cache = collector.latest if collector is not None else None
         if cache is None and source.cache is not None:
-            cache = await self._optional(self._cache_metrics(source.cache))
+            cache = await self._optional(self._cache_stats(source.cache))
         jobs = (
             await self._optional(self._jobs_report(source.jobs))
             if source.jobs is not None
@@ -332,7 +329,7 @@ class Handlers:
             uptime_s=now - process_start_time(),
             memory=self._memory(),
             requests_in_flight=sum(p.in_flight for p in view.processes),
-            database=pool.get_stats(0).pool if pool is not None else None,
+            database=pool.stats(0).pool if pool is not None else None,
             redis=redis_check,
             scope=view.scope,
             processes=view.processes,
@@ -345,7 +342,7 @@ class Handlers:
 
     async def cache(self, ask: Ask) -> s.CacheReport:
         """GET cache."""
-        metrics = await self._cache_metrics(ask.part)
+        metrics = await self._cache_stats(ask.part)
         warmer = self.source.warmer
         fleet_warm = None
         if warmer is not None and warmer.lease is not None:
@@ -458,7 +455,7 @@ class Handlers:
             self.source.pool.reset_stats()
             reset.append("queries")
         if self.source.cache is not None:
-            self.source.cache.reset_metrics()
+            self.source.cache.reset_stats()
             reset.append("cache")
         _log.info("admin.metrics_reset", reset=reset)
         return s.ResetResult(reset=reset)

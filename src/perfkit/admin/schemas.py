@@ -1,7 +1,7 @@
 """Request bodies and response documents of the admin API (msgspec Structs).
 
 These are the schemas ``openapi.json`` publishes; the parts' own Structs
-(``CacheMetrics``, ``TimedPoolStats``, ``QueueStats``, ``FailedJob``, ``TrendPoint``,
+(``CacheStats``, ``TimedPoolStats``, ``QueueStats``, ``FailedJob``, ``TrendPoint``,
 ``Finding`` ...) are embedded as they are, so their docs tables describe the fields.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from perfkit.cache import CacheMetrics, WarmResult
+from perfkit.cache import CacheStats, WarmResult
 from perfkit.cache.warmer import WarmRecord
 from perfkit.jobs import FailedJob, PeriodicRun, QueueStats
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
@@ -154,7 +154,7 @@ class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):
     slowest_requests: list[SlowRequest]
     database: DatabaseReport | None
     system: MemoryReport
-    cache: CacheMetrics | None
+    cache: CacheStats | None
     jobs: JobsReport | None
     recommendations: list[Finding]
     trends: list[TrendPoint]
@@ -207,11 +207,12 @@ class RealtimeReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CacheReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET cache: the cache's metrics, the registered warmers and their last results in
-    this process; ``fleet_warm`` is the fleet's last scheduled warm-up (which process
-    ran it and when), ``null`` before the first one or without a Redis lease."""
+    """GET cache: the cache's stats (field ``metrics``, its name before the stats were
+    called stats), the registered warmers and their last results in this process;
+    ``fleet_warm`` is the fleet's last scheduled warm-up (which process ran it and when),
+    ``null`` before the first one or without a Redis lease."""
 
-    metrics: CacheMetrics
+    metrics: CacheStats
     warmers: list[str]
     last_warm: list[WarmResult]
     fleet_warm: WarmRecord | None = None

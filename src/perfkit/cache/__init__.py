@@ -4,7 +4,7 @@ decorator, and cache warming. See docs/cache.md."""
 
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._near import NearCache
-from perfkit.cache._stats import CacheMetrics
+from perfkit.cache._stats import CacheStats
 from perfkit.cache._sync import RedisService
 from perfkit.cache.decorator import (
     AsyncCachedFunction,
@@ -27,7 +27,7 @@ __all__ = [
     "AsyncCacheWarmer",
     "AsyncCachedFunction",
     "AsyncRedisService",
-    "CacheMetrics",
+    "CacheStats",
     "CacheWarmer",
     "CachedFunction",
     "CachedQueryDecorator",
@@ -41,3 +41,13 @@ __all__ = [
     "register_warmer",
     "set_default_cache",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Deprecated names, one release (see CHANGELOG.md).
+    if name == "CacheMetrics":
+        from perfkit._deprecation import renamed
+
+        renamed("perfkit.cache.CacheMetrics", "perfkit.cache.CacheStats")
+        return CacheStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, overload
 import redis
 import redis.asyncio as driver
 
+from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _scripts
 from perfkit.cache._background import aspawn, astop
@@ -39,7 +40,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
 from perfkit.cache._near import NearCache
-from perfkit.cache._stats import CacheMetrics
+from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
 _UNLINK_BATCH = 500
@@ -826,7 +827,7 @@ class AsyncRedisService(BaseCacheService):
             except REDIS_ERRORS:
                 pass  # still refused (read-only...): counted once already; try again
 
-    # -- metrics ----------------------------------------------------------------------------
+    # -- health and stats -------------------------------------------------------------------
 
     async def ping(self) -> None:
         """Return if the cache works normally, else raise (for health checks: every other
@@ -839,7 +840,7 @@ class AsyncRedisService(BaseCacheService):
         # A write, not PING: a full or read-only Redis answers PING.
         await self._client.set(self._internal + "health", b"1", px=1000)
 
-    async def metrics(self) -> CacheMetrics:
+    async def stats(self) -> CacheStats:
         """Counters of this service, the fallback state, and Redis's memory, key count and
         clients (``None`` while Redis is away)."""
         used_memory = keys = clients = None
@@ -852,8 +853,13 @@ class AsyncRedisService(BaseCacheService):
             except CONNECTION_ERRORS as exc:
                 self._fall_back(exc)
             except REDIS_ERRORS as exc:
-                self._error("metrics", exc)
-        return self._metrics(used_memory, keys, estimated, clients)
+                self._error("stats", exc)
+        return self._stats_struct(used_memory, keys, estimated, clients)
+
+    async def metrics(self) -> CacheStats:
+        """Deprecated: :meth:`stats`."""
+        renamed(f"{type(self).__name__}.metrics()", "stats()")
+        return await self.stats()
 
     async def _info_total(self, section: str, field: str) -> int:
         """An INFO field, summed over the primaries of a cluster."""

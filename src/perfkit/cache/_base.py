@@ -18,12 +18,13 @@ import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
 from perfkit.cache import _codec
 from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import MemoryStore
 from perfkit.cache._near import NearCache, Tracker
-from perfkit.cache._stats import CacheMetrics, CacheStats
+from perfkit.cache._stats import CacheCounters, CacheStats
 from perfkit.settings import Settings, check_cache_namespace
 
 log = structlog.get_logger("perfkit.cache")
@@ -271,7 +272,7 @@ class BaseCacheService:
         self._internal_bytes = self._internal.encode()
         self._prefix_bytes = self._prefix.encode()
         self._lock_prefix = f"{self._internal}lock:"
-        self._stats = CacheStats()
+        self._stats = CacheCounters()
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
         self._memory = MemoryStore(
             self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
@@ -541,23 +542,28 @@ class BaseCacheService:
         self._stats.count(errors=1)
         log.error("cache.redis_error", operation=operation, error=redacted(exc))
 
-    # -- metrics ----------------------------------------------------------------------------
+    # -- stats ------------------------------------------------------------------------------
 
-    def reset_metrics(self) -> None:
+    def reset_stats(self) -> None:
         """Zero the hit/miss/set/delete/error counters and the latency histogram."""
         self._stats.reset()
 
-    def _metrics(
+    def reset_metrics(self) -> None:
+        """Deprecated: :meth:`reset_stats`."""
+        renamed(f"{type(self).__name__}.reset_metrics()", "reset_stats()")
+        self.reset_stats()
+
+    def _stats_struct(
         self,
         used_memory: int | None,
         keys: int | None,
         keys_estimated: bool,
         connected_clients: int | None,
-    ) -> CacheMetrics:
+    ) -> CacheStats:
         stats = self._stats
         lookups = stats.hits + stats.misses
         avg, p95 = stats.latency()
-        return CacheMetrics(
+        return CacheStats(
             hits=stats.hits,
             misses=stats.misses,
             hit_rate=stats.hits / lookups if lookups else 0.0,

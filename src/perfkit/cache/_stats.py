@@ -1,4 +1,4 @@
-"""Counters of a cache service, and the ``CacheMetrics`` struct that reports them."""
+"""Counters of a cache service, and the ``CacheStats`` struct that reports them."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
-    """What a cache service has done since it was created (or :meth:`reset_metrics`).
+class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What a cache service has done since it was created (or ``reset_stats()``).
 
     ``keys`` is exact when the Redis DB holds at most 10 000 keys, else an estimate from a
     sample (``keys_estimated`` says which). Redis fields are ``None`` while Redis is away.
@@ -80,7 +80,7 @@ class CacheMetrics(msgspec.Struct, frozen=True, kw_only=True):
     ] = 0
 
 
-class CacheStats:
+class CacheCounters:
     """Thread-safe counters and a fixed-bucket latency histogram.
 
     A lookup (on every cache read) only appends its latency to a deque of hits or of misses:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import threading
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import structlog
 
 from perfkit import _defaults
 from perfkit._acompat import is_async_callable, resolve, resolve_blocking
+from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError
 from perfkit.settings import Settings
 
@@ -249,11 +249,7 @@ class CacheWarmer:
 
 
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(
-        f"CacheWarmer.{old}() is deprecated: use AsyncCacheWarmer.of(warmer).{new}()",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+    renamed(f"CacheWarmer.{old}()", f"AsyncCacheWarmer.of(warmer).{new}()", stacklevel=4)
 
 
 class AsyncCacheWarmer:

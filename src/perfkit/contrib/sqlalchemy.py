@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perfkit._deprecation import renamed
 from perfkit.queries import PoolStats, QueryStats, TimedPoolStats
 from perfkit.settings import Settings
 
@@ -31,9 +32,10 @@ _names = itertools.count(1)
 class EngineInstrumentation:
     """The statistics of one instrumented engine; :func:`instrument` returns it."""
 
-    def __init__(self, engine: Engine, stats: QueryStats, name: str) -> None:
+    def __init__(self, engine: Engine, query_stats: QueryStats, name: str) -> None:
         self.engine = engine
-        self.stats = stats
+        # The statement recorder (shareable); stats() reports it with the pool.
+        self.query_stats = query_stats
         self.name = name
         self._lock = threading.Lock()
         self._checkouts = 0
@@ -73,7 +75,7 @@ class EngineInstrumentation:
             return  # instrumented while this statement ran
         seconds = time.perf_counter() - started.pop()
         rows = getattr(cursor, "rowcount", -1)
-        self.stats.record(statement, seconds, rows if rows > 0 else 0, pool=self.name)
+        self.query_stats.record(statement, seconds, rows if rows > 0 else 0, pool=self.name)
 
     def _failed(self, context: ExceptionContext) -> None:
         conn = context.connection
@@ -81,7 +83,7 @@ class EngineInstrumentation:
         if not started or context.statement is None:
             return  # not a statement (connecting, a transaction's BEGIN/COMMIT...)
         seconds = time.perf_counter() - started.pop()
-        self.stats.record(context.statement, seconds, failed=True, pool=self.name)
+        self.query_stats.record(context.statement, seconds, failed=True, pool=self.name)
 
     def _checkout(self, *_: Any) -> None:
         with self._lock:
@@ -125,16 +127,21 @@ class EngineInstrumentation:
             returns_bad=0,
         )
 
-    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+    def stats(self, top: int | None = None) -> TimedPoolStats:
         """The pool and the statements run through the engine (``top`` cuts the
-        per-fingerprint list), as ``TimedPool.get_stats()`` returns them."""
-        return TimedPoolStats(pool=self.pool_stats(), queries=self.stats.get_stats(top))
+        per-fingerprint list), as ``TimedPool.stats()`` returns them."""
+        return TimedPoolStats(pool=self.pool_stats(), queries=self.query_stats.stats(top))
 
     def reset_stats(self) -> None:
         """Zero the pool counters and the statement statistics."""
         with self._lock:
             self._checkouts = self._connects = 0
-        self.stats.reset()
+        self.query_stats.reset()
+
+    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+        """Deprecated: :meth:`stats`."""
+        renamed("EngineInstrumentation.get_stats()", "stats()")
+        return self.stats(top)
 
 
 def _call(pool: Any, method: str) -> int:
@@ -146,14 +153,16 @@ def _call(pool: Any, method: str) -> int:
 def instrument(
     engine: Engine | AsyncEngine,
     *,
-    stats: QueryStats | None = None,
+    query_stats: QueryStats | None = None,
     name: str | None = None,
+    stats: QueryStats | None = None,
 ) -> EngineInstrumentation:
     """Time every statement ``engine`` runs (an ``AsyncEngine`` too: its sync core's events).
 
-    ``stats``: the :class:`QueryStats` to record into (share one with perfkit's pools and
-    the admin to see everything together; default: a new one with the ``SLOW_QUERY_MS``
-    setting). ``name``: the pool name in statistics and slow-query logs.
+    ``query_stats``: the :class:`QueryStats` to record into (share one with perfkit's
+    pools and the admin to see everything together; default: a new one with the
+    ``SLOW_QUERY_MS`` setting). ``name``: the pool name in statistics and slow-query logs.
+    ``stats`` is the deprecated name of ``query_stats``.
     """
     if isinstance(engine, AsyncEngine):
         engine = engine.sync_engine
@@ -161,6 +170,9 @@ def instrument(
         raise TypeError(
             f"instrument() takes a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}"
         )
-    if stats is None:
-        stats = QueryStats(slow_query_ms=Settings.from_env().slow_query_ms)
-    return EngineInstrumentation(engine, stats, name or f"sqlalchemy-{next(_names)}")
+    if stats is not None:
+        renamed("instrument(stats=...)", "query_stats=...")
+        query_stats = stats
+    if query_stats is None:
+        query_stats = QueryStats(slow_query_ms=Settings.from_env().slow_query_ms)
+    return EngineInstrumentation(engine, query_stats, name or f"sqlalchemy-{next(_names)}")

@@ -49,7 +49,7 @@ from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import retry_intervals
 from perfkit.jobs.serializer import JobSerializer
 from perfkit.jobs.service import JobService
-from perfkit.jobs.stats import QueueStats
+from perfkit.jobs.stats import JobStats, QueueStats
 from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "ForkingJobWorker",
     "JobSerializer",
     "JobService",
+    "JobStats",
     "JobWorker",
     "LogEmailSender",
     "LogNotificationSink",

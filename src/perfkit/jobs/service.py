@@ -24,13 +24,14 @@ from rq.results import Result
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from perfkit import _telemetry
+from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
 from perfkit.jobs.serializer import JobSerializer, check_finite
-from perfkit.jobs.stats import QueueStats, health
+from perfkit.jobs.stats import JobStats, QueueStats, health
 from perfkit.settings import Settings
 
 __all__ = ["JobService"]
@@ -68,13 +69,15 @@ class JobService:
     Parameters are the ``JOB_*`` settings (see docs/jobs.md); ``retry_base_delay=0``
     retries at once; ``retry_jitter`` draws each retry's delay from 0 to its value.
     Every job is written with :class:`JobSerializer` (JSON, no pickle), so workers must
-    use it too (``perfkit worker`` does).
+    use it too (``perfkit worker`` does). ``queues`` are the base queues :meth:`stats`
+    reports on (and the admin lists).
     """
 
     def __init__(
         self,
         connection: redis.Redis,
         *,
+        queues: Iterable[str] = DEFAULT_QUEUES,
         retry_attempts: int = 3,
         retry_backoff: Backoff = "exponential",
         retry_base_delay: float = 1.0,
@@ -88,6 +91,9 @@ class JobService:
         # Built once to check the values; jobs get a fresh Retry each.
         rq_retry(retry_attempts, retry_backoff, retry_base_delay)
         self.connection = connection
+        self.queues = tuple(dict.fromkeys(queues))
+        if not self.queues:
+            raise ConfigError("queues must name at least one queue")
         self.retry_attempts = retry_attempts
         self.retry_backoff: Backoff = retry_backoff
         self.retry_base_delay = retry_base_delay
@@ -99,9 +105,14 @@ class JobService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, connection: redis.Redis | None = None
+        cls,
+        settings: Settings,
+        *,
+        connection: redis.Redis | None = None,
+        queues: Iterable[str] = DEFAULT_QUEUES,
     ) -> JobService:
-        """A service configured from ``settings`` (on ``settings.redis_url`` by default).
+        """A service configured from ``settings`` (on ``settings.redis_url`` by default),
+        reporting on ``queues``.
 
         The connection it makes gives up connecting after ``REDIS_CONNECT_TIMEOUT``, so a
         host that does not answer fails fast; it has no read timeout, which would cut a
@@ -112,6 +123,7 @@ class JobService:
             )
         return cls(
             connection,
+            queues=queues,
             retry_attempts=settings.job_retry_attempts,
             retry_backoff=settings.job_retry_backoff,
             retry_base_delay=settings.job_retry_base_delay,
@@ -248,8 +260,25 @@ class JobService:
 
     # -- statistics ----------------------------------------------------------------
 
-    def stats(self, queues: Iterable[str] = DEFAULT_QUEUES) -> list[QueueStats]:
-        """Counts and health for each queue, in two round trips whatever the job count."""
+    def stats(self, queues: Iterable[str] | None = None) -> JobStats:
+        """Counts and health of each of the service's queues, in two round trips whatever
+        the job count.
+
+        Deprecated: ``stats(queues)`` answers the old ``list[QueueStats]`` of ``queues``
+        (use ``JobService(queues=...)``)."""
+        if queues is not None:
+            renamed("JobService.stats(queues) -> list", "JobService(queues=...).stats().queues")
+            return self._queue_stats(queues)  # type: ignore[return-value]
+        return JobStats(queues=self._queue_stats(self.queues))
+
+    def reset_stats(self) -> None:
+        """Nothing to zero: every job stat is a size of RQ's queues and registries, read
+        from Redis when asked (perfkit counts none itself). This cannot empty them: use
+        :meth:`clear_completed`, :meth:`retry_all_failed` or :meth:`delete_failed`."""
+
+    def _queue_stats(self, queues: Iterable[str]) -> list[QueueStats]:
+        """Counts and health of each base queue of ``queues`` (any queues, not only the
+        service's), in two round trips whatever the job count."""
         bases = list(dict.fromkeys(queues))
         now = time.time()
         recent_from = now - self.health_window + self.failed_job_ttl

@@ -13,7 +13,7 @@ import msgspec
 
 from perfkit._stat_kinds import GaugeField
 
-__all__ = ["QueueStats", "health"]
+__all__ = ["JobStats", "QueueStats", "health"]
 
 HealthStatus = Literal["healthy", "degraded"]
 
@@ -45,6 +45,23 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     workers: Annotated[int, GaugeField("Workers listening on the queue.", mode="max")]
     status: HealthStatus
     reason: str
+
+
+class JobStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``JobService.stats()`` returns: one :class:`QueueStats` per base queue the
+    service reports on (its ``queues``), in that order.
+
+    The exporters label each queue's fields with ``queue`` (``perfkit_jobs_waiting{queue=
+    "email"}``)."""
+
+    queues: list[QueueStats]
+
+    def queue(self, name: str) -> QueueStats:
+        """The stats of base queue ``name`` (``KeyError`` when not reported)."""
+        for found in self.queues:
+            if found.queue == name:
+                return found
+        raise KeyError(name)
 
 
 def health(

@@ -6,7 +6,7 @@ Nothing here starts a thread or touches the network on import.
 
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.metrics.aggregate import AsyncSnapshotStore, SnapshotPusher, SnapshotStore
-from perfkit.metrics.collectors import CacheSource, JobsSource, PoolSource, StatsCollector
+from perfkit.metrics.collectors import StatsCollector, StatsSource
 from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
 from perfkit.metrics.exposition import (
     CONTENT_TYPE,
@@ -64,7 +64,6 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "BROTLI_AVAILABLE",
     "CONTENT_TYPE",
     "CacheRule",
-    "CacheSource",
     "CompressionMiddleware",
     "Counter",
     "CounterChild",
@@ -83,7 +82,6 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "GaugeField",
     "Histogram",
     "HistogramChild",
-    "JobsSource",
     "MetricSnapshot",
     "MetricsMiddleware",
     "MetricsRegistry",
@@ -92,7 +90,6 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "PerformanceLog",
     "PerformanceMonitor",
     "PerformanceReport",
-    "PoolSource",
     "ProcessSnapshot",
     "ProcessState",
     "RequestMetrics",
@@ -102,6 +99,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "SnapshotPusher",
     "SnapshotStore",
     "StatsCollector",
+    "StatsSource",
     "Thresholds",
     "TrendBucket",
     "TrendPoint",
@@ -126,3 +124,13 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "summarize",
     "wants_openmetrics",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Deprecated names, one release (see CHANGELOG.md): the three source protocols are one.
+    if name in ("CacheSource", "JobsSource", "PoolSource"):
+        from perfkit._deprecation import renamed
+
+        renamed(f"perfkit.metrics.{name}", "perfkit.metrics.StatsSource")
+        return StatsSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

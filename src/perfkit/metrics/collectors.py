@@ -1,15 +1,19 @@
 """Metrics from the stats of the other parts (cache, query pool, jobs).
 
-A :class:`StatsCollector` fetches a msgspec Struct (or a mapping or list of them, e.g.
-one per queue) and exports each field that declares its kind with a
+Every part is a :class:`StatsSource`: ``stats()`` returns one frozen msgspec Struct. A
+:class:`StatsCollector` exports each field that declares its kind with a
 :class:`~perfkit._stat_kinds.CounterField`, ``GaugeField`` or ``DurationField`` marker
 (``Annotated[int, CounterField("...")]``): counters as ``<prefix>_<name>_total``, gauges
-as ``<prefix>_<name>``, in base units, with the marker's HELP text. It never imports the
-other subpackages: the fields say what they are, so no part needs an adapter here.
+as ``<prefix>_<name>``, in base units, with the marker's HELP text. A nested Struct's
+fields are named ``<prefix>_<field>_<name>``; a field holding a list or mapping of Structs
+(the job service's one per queue) exports their fields under ``<prefix>_<name>``, labelled.
+It never imports the other subpackages: the fields say what they are, so no part needs an
+adapter here.
 
 Fetching may do I/O (the cache asks Redis for INFO), so it is separate from collecting:
-:meth:`StatsCollector.refresh` (sync source) or ``await`` :meth:`StatsCollector.arefresh`
-(async source) stores the latest value, and the registry renders that value.
+:meth:`StatsCollector.refresh` (sync source) or ``await``
+:meth:`AsyncPerformanceMonitor.refresh <perfkit.metrics.AsyncPerformanceMonitor.refresh>`
+(any source) stores the latest value, and the registry renders that value.
 """
 
 from __future__ import annotations
@@ -22,27 +26,18 @@ from typing import Any, Protocol
 import msgspec
 
 from perfkit._acompat import discard_awaitable, resolve
+from perfkit._deprecation import renamed
 from perfkit._errors import MetricsError
 from perfkit._stat_kinds import StatKind
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
 
-__all__ = ["CacheSource", "JobsSource", "PoolSource", "StatsCollector"]
+__all__ = ["StatsCollector", "StatsSource"]
 
 
-class CacheSource(Protocol):
-    """What a cache service offers (``perfkit.cache``): ``metrics()`` returns a Struct."""
-
-    def metrics(self) -> Any: ...
-
-
-class PoolSource(Protocol):
-    """What a timed pool offers (``perfkit.queries``): ``get_stats()`` returns a Struct."""
-
-    def get_stats(self) -> Any: ...
-
-
-class JobsSource(Protocol):
-    """What the job service offers (``perfkit.jobs``): ``stats()``, one Struct per queue."""
+class StatsSource(Protocol):
+    """What every part offers the metrics: ``stats()`` returns a Struct (or an awaitable
+    of one, for the async parts). The parts also have ``reset_stats()``, which zeroes what
+    they count themselves; the metrics never call it."""
 
     def stats(self) -> Any: ...
 
@@ -50,10 +45,9 @@ class JobsSource(Protocol):
 class StatsCollector:
     """Metrics for the declared fields of what ``fetch`` returns (see the module doc).
 
-    ``fetch`` returns a msgspec Struct, a mapping of label value -> Struct, a list of
-    Structs whose ``label`` field names them (the job service's one per queue), or an
-    awaitable of any of these. A nested Struct's fields are named
-    ``<prefix>_<field>_<name>``. Fields without a marker, and ``None`` values, are left out.
+    ``fetch`` (a source's ``stats``) returns a msgspec Struct, a mapping of label value ->
+    Struct, a list of Structs whose ``label`` field names them, or an awaitable of any of
+    these. Fields without a marker, and ``None`` values, are left out.
     """
 
     def __init__(self, prefix: str, fetch: Callable[[], Any], *, label: str = "queue") -> None:
@@ -70,14 +64,20 @@ class StatsCollector:
         value = self.fetch()
         if discard_awaitable(value):
             self.asynchronous = True
-            raise MetricsError(f"{self.prefix}: the source is async; use `await arefresh()`")
-        return self._keep(value)
+            raise MetricsError(
+                f"{self.prefix}: the source is async; use "
+                "`await AsyncPerformanceMonitor.of(monitor).refresh()`"
+            )
+        return self.keep(value)
 
     async def arefresh(self) -> Any:
-        """Fetch from a sync or async source and keep the value; returns it."""
-        return self._keep(await resolve(self.fetch()))
+        """Deprecated: ``collector.keep(await source.stats())``, or ``await
+        AsyncPerformanceMonitor.of(monitor).refresh()`` for every source."""
+        renamed("StatsCollector.arefresh()", "AsyncPerformanceMonitor.of(monitor).refresh()")
+        return self.keep(await resolve(self.fetch()))
 
-    def _keep(self, value: Any) -> Any:
+    def keep(self, value: Any) -> Any:
+        """Store ``value``, fetched by the caller (sync or async), as the latest; returns it."""
         self.latest = value
         self.fetched_at = time.time()
         return value
@@ -87,19 +87,8 @@ class StatsCollector:
         latest = self.latest
         if latest is None:
             return []
-        found: dict[str, tuple[StatKind, list[Sample]]] = {}
-        if isinstance(latest, Mapping):
-            labelnames: tuple[str, ...] = (self.label,)
-            for key, value in latest.items():
-                _declared_fields(value, f"{self.prefix}_", (str(key),), found)
-        elif isinstance(latest, list | tuple):
-            labelnames = (self.label,)
-            for value in latest:
-                label = (str(getattr(value, self.label, "")),)
-                _declared_fields(value, f"{self.prefix}_", label, found)
-        else:
-            labelnames = ()
-            _declared_fields(latest, f"{self.prefix}_", (), found)
+        found: dict[str, _Found] = {}
+        _exported(latest, f"{self.prefix}_", (), (), self.label, found)
         return [
             MetricSnapshot(
                 name=name,
@@ -109,7 +98,7 @@ class StatsCollector:
                 samples=samples,
                 mode=kind.mode,
             )
-            for name, (kind, samples) in found.items()
+            for name, (kind, labelnames, samples) in found.items()
         ]
 
 
@@ -136,14 +125,39 @@ def exported_name(prefix: str, field: str, kind: StatKind) -> str:
 _kinds: dict[type, dict[str, StatKind]] = {}
 
 
-def _declared_fields(
+# A metric found: its kind, label names and samples.
+_Found = tuple[StatKind, tuple[str, ...], list[Sample]]
+
+
+def _exported(
     value: Any,
     prefix: str,
+    labelnames: tuple[str, ...],
     labels: tuple[str, ...],
-    out: dict[str, tuple[StatKind, list[Sample]]],
+    label: str,
+    out: dict[str, _Found],
 ) -> None:
-    if not isinstance(value, msgspec.Struct):
-        return
+    """Add the declared fields of ``value`` to ``out``: a Struct's own, or, for a mapping or
+    list of Structs, each one's with a ``label`` (the key, or the Struct's ``label`` field)."""
+    if isinstance(value, msgspec.Struct):
+        _declared_fields(value, prefix, labelnames, labels, label, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            name = str(getattr(item, label, ""))
+            _exported(item, prefix, (*labelnames, label), (*labels, name), label, out)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _exported(item, prefix, (*labelnames, label), (*labels, str(key)), label, out)
+
+
+def _declared_fields(
+    value: msgspec.Struct,
+    prefix: str,
+    labelnames: tuple[str, ...],
+    labels: tuple[str, ...],
+    label: str,
+    out: dict[str, _Found],
+) -> None:
     kinds = declared_kinds(type(value))
     for field in value.__struct_fields__:
         item = getattr(value, field)
@@ -151,6 +165,14 @@ def _declared_fields(
         if kind is not None:
             if isinstance(item, bool | int | float):
                 name = exported_name(prefix, field, kind)
-                out.setdefault(name, (kind, []))[1].append(Sample(labels, item * kind.scale))
+                sample = Sample(labels, item * kind.scale)
+                out.setdefault(name, (kind, labelnames, []))[2].append(sample)
         elif isinstance(item, msgspec.Struct):
-            _declared_fields(item, f"{prefix}{field}_", labels, out)
+            _declared_fields(item, f"{prefix}{field}_", labelnames, labels, label, out)
+        elif item and isinstance(item, list | tuple | dict):
+            # The Structs a field holds, one per label value (JobStats.queues).
+            first = next(iter(item.values())) if isinstance(item, dict) else item[0]
+            # (Lists of Structs without declared fields, like a pool's statements, are
+            # left out at once rather than walked on every scrape.)
+            if isinstance(first, msgspec.Struct) and declared_kinds(type(first)):
+                _exported(item, prefix, labelnames, labels, label, out)

@@ -4,18 +4,14 @@ the sources (cache, pool, jobs), trends, recommendations and the exposition."""
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import msgspec
 import structlog
 
-from perfkit.metrics.collectors import (
-    CacheSource,
-    JobsSource,
-    PoolSource,
-    StatsCollector,
-)
+from perfkit._acompat import resolve
+from perfkit._deprecation import renamed
+from perfkit.metrics.collectors import StatsCollector, StatsSource
 from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
 from perfkit.metrics.recommendations import Finding, Thresholds, recommend
@@ -56,9 +52,10 @@ class PerformanceReport(msgspec.Struct, frozen=True, kw_only=True):
 class PerformanceMonitor:
     """Request metrics, source collectors, trends and recommendations for one app.
 
-    ``cache`` has ``metrics()`` (perfkit.cache, sync or async), ``pool`` has
-    ``get_stats()`` (perfkit.queries), ``jobs`` has ``stats()`` (perfkit.jobs).
-    ``memory_limit`` (bytes) is used when no cgroup limit is found.
+    ``cache`` (perfkit.cache, sync or async), ``pool`` (perfkit.queries) and ``jobs``
+    (perfkit.jobs) are :class:`~perfkit.metrics.collectors.StatsSource` s, read the same
+    way: ``stats()``. Their collectors are ``cache_collector``, ``pool_collector`` and
+    ``jobs_collector``. ``memory_limit`` (bytes) is used when no cgroup limit is found.
     """
 
     def __init__(
@@ -66,9 +63,9 @@ class PerformanceMonitor:
         *,
         registry: MetricsRegistry | None = None,
         settings: Settings | None = None,
-        cache: CacheSource | None = None,
-        pool: PoolSource | None = None,
-        jobs: JobsSource | None = None,
+        cache: StatsSource | None = None,
+        pool: StatsSource | None = None,
+        jobs: StatsSource | None = None,
         thresholds: Thresholds | None = None,
         memory_limit: int | None = None,
         trends: Trends | None = None,
@@ -81,21 +78,41 @@ class PerformanceMonitor:
         self.requests = RequestMetrics(
             self.registry, slow_request_ms=self.settings.slow_request_ms, trends=self.trends
         )
-        self.cache = self._source("perfkit_cache", cache and cache.metrics)
-        self.pool = self._source("perfkit_db", pool and pool.get_stats)
-        self.jobs = self._source("perfkit_jobs", jobs and jobs.stats)
+        self.cache_collector = self._collector("perfkit_cache", cache)
+        self.pool_collector = self._collector("perfkit_db", pool)
+        self.jobs_collector = self._collector("perfkit_jobs", jobs)
 
-    def _source(self, prefix: str, fetch: Any) -> StatsCollector | None:
-        if fetch is None:
+    def _collector(self, prefix: str, source: StatsSource | None) -> StatsCollector | None:
+        if source is None:
             return None
-        collector = StatsCollector(prefix, fetch)
+        collector = StatsCollector(prefix, source.stats)
         self.registry.register_collector(collector)
         return collector
 
     @property
     def sources(self) -> list[StatsCollector]:
         """The collectors of the sources given."""
-        return [c for c in (self.cache, self.pool, self.jobs) if c is not None]
+        collectors = (self.cache_collector, self.pool_collector, self.jobs_collector)
+        return [c for c in collectors if c is not None]
+
+    # Deprecated: the collectors' old names, which the kit's parts also have.
+    @property
+    def cache(self) -> StatsCollector | None:
+        """Deprecated: :attr:`cache_collector`."""
+        renamed("PerformanceMonitor.cache", "PerformanceMonitor.cache_collector")
+        return self.cache_collector
+
+    @property
+    def pool(self) -> StatsCollector | None:
+        """Deprecated: :attr:`pool_collector`."""
+        renamed("PerformanceMonitor.pool", "PerformanceMonitor.pool_collector")
+        return self.pool_collector
+
+    @property
+    def jobs(self) -> StatsCollector | None:
+        """Deprecated: :attr:`jobs_collector`."""
+        renamed("PerformanceMonitor.jobs", "PerformanceMonitor.jobs_collector")
+        return self.jobs_collector
 
     def asgi(
         self,
@@ -149,13 +166,13 @@ class PerformanceMonitor:
     async def arefresh(self) -> None:
         """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).refresh()`` (removed in
         the next release)."""
-        _deprecated("arefresh", "refresh")
+        _deprecated("arefresh")
         await AsyncPerformanceMonitor.of(self).refresh()
 
     async def aexposition(self, *, openmetrics: bool = False) -> str:
         """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).exposition()`` (removed
         in the next release)."""
-        _deprecated("aexposition", "exposition")
+        _deprecated("aexposition")
         return await AsyncPerformanceMonitor.of(self).exposition(openmetrics=openmetrics)
 
     def report(
@@ -207,7 +224,7 @@ class PerformanceMonitor:
 
     def cache_hit_rate(self) -> float | None:
         """The cache's hit rate (0..1) as last refreshed, ``None`` before any lookup."""
-        latest = self.cache.latest if self.cache else None
+        latest = self.cache_collector.latest if self.cache_collector else None
         if latest is None or getattr(latest, "hits", 0) + getattr(latest, "misses", 0) == 0:
             return None
         rate = getattr(latest, "hit_rate", None)
@@ -215,7 +232,7 @@ class PerformanceMonitor:
 
     def slow_query_pct(self) -> float | None:
         """Slow statements in % of all, as last refreshed, ``None`` before any statement."""
-        latest = self.pool.latest if self.pool else None
+        latest = self.pool_collector.latest if self.pool_collector else None
         queries = getattr(latest, "queries", latest)
         if queries is None or not getattr(queries, "count", 0):
             return None
@@ -224,10 +241,12 @@ class PerformanceMonitor:
 
     def job_counts(self) -> tuple[int | None, int | None]:
         """Waiting and failed jobs over every queue, as last refreshed."""
-        latest = self.jobs.latest if self.jobs else None
+        latest = self.jobs_collector.latest if self.jobs_collector else None
         if latest is None:
             return None, None
-        queues = latest.values() if isinstance(latest, dict) else latest
+        queues = getattr(latest, "queues", latest)  # JobStats, or a list/mapping of queues
+        if isinstance(queues, dict):
+            queues = queues.values()
         waiting = sum(int(getattr(q, "waiting", 0)) for q in queues)
         failed = sum(int(getattr(q, "failed", 0)) for q in queues)
         return waiting, failed
@@ -246,12 +265,10 @@ class PerformanceMonitor:
         return self.trends.points(last=last)
 
 
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(
-        f"PerformanceMonitor.{old}() is deprecated: "
-        f"use AsyncPerformanceMonitor.of(monitor).{new}()",
-        DeprecationWarning,
-        stacklevel=3,
+def _deprecated(old: str) -> None:
+    new = old.removeprefix("a")
+    renamed(
+        f"PerformanceMonitor.{old}()", f"AsyncPerformanceMonitor.of(monitor).{new}()", stacklevel=4
     )
 
 
@@ -273,7 +290,7 @@ class AsyncPerformanceMonitor:
         last value."""
         for collector in self.monitor.sources:
             try:
-                await collector.arefresh()
+                collector.keep(await resolve(collector.fetch()))
             except Exception as exc:
                 _log.warning("metrics.source_failed", source=collector.prefix, error=repr(exc))
 

@@ -1,7 +1,7 @@
 """perfkit.queries: timed PostgreSQL pools, statement statistics, pagination helpers.
 
 See docs/queries.md. ``TimedPool`` / ``AsyncTimedPool`` wrap psycopg_pool's pools and time
-every statement run through their connections; ``pool.get_stats()`` returns a
+every statement run through their connections; ``pool.stats()`` returns a
 :class:`TimedPoolStats`.
 """
 

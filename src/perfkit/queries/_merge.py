@@ -56,7 +56,7 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
 
 def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
     """``stats`` with its ``top`` statements by total time (bounded however many it tracks)."""
-    snapshot = stats.get_stats(top)  # drains the queued samples, orders by total time
+    snapshot = stats.stats(top)  # drains the queued samples, orders by total time
     with stats._lock:
         entries = [stats._entries.get(s.fingerprint_id) for s in snapshot.by_fingerprint]
         statements = [_export(entry) for entry in entries if entry is not None]
@@ -133,17 +133,14 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
 def query_snapshot(export: QueryExport, top: int | None = None) -> QueryStatsSnapshot:
     """The :class:`QueryStatsSnapshot` an export stands for (what the admin answers)."""
     statements = export.statements[:top] if top is not None else export.statements
-    count = export.count
-    return QueryStatsSnapshot(
+    return QueryStatsSnapshot.of(
         since=export.since,
         slow_query_ms=export.slow_query_ms,
-        count=count,
+        count=export.count,
         errors=export.errors,
         slow=export.slow,
-        slow_pct=100.0 * export.slow / count if count else 0.0,
         rows=export.rows,
-        total_ms=export.total * 1000,
-        mean_ms=export.total * 1000 / count if count else 0.0,
+        total=export.total,
         fingerprints_tracked=len(export.statements),
         fingerprints_evicted=export.evicted,
         by_fingerprint=[_entry(s).snapshot() for s in statements],

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import msgspec
 from psycopg import AsyncConnection, sql
 
+from perfkit._deprecation import renamed
 from perfkit._errors import QueryError
 
 __all__ = ["BaseKeysetPagination", "BaseOffsetPagination", "KeysetPage", "OffsetPage"]
@@ -55,11 +55,7 @@ def _check_size(name: str, value: int) -> None:
 
 
 def _deprecated(owner: str, replacement: str) -> None:
-    warnings.warn(
-        f"{owner}.fetch_async() is deprecated: use {replacement}(...).fetch()",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+    renamed(f"{owner}.fetch_async()", f"{replacement}(...).fetch()", stacklevel=4)
 
 
 class _Pagination:

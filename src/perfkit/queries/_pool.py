@@ -83,7 +83,8 @@ class TimedPool(BaseTimedPool):
     """A psycopg_pool ``ConnectionPool`` whose connections time every statement.
 
     :param conninfo: a libpq conninfo string or ``postgresql://`` URL.
-    :param stats: where statements are recorded (shareable); a new one by default.
+    :param query_stats: where statements are recorded (shareable; the pool's
+        ``query_stats`` attribute); a new one by default. (``stats=`` is its deprecated name.)
     :param min_size: connections kept open (``DB_POOL_MIN``).
     :param max_size: most connections (``DB_POOL_MAX``).
     :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).

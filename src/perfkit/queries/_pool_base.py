@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
+from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
@@ -92,7 +93,7 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``pool.get_stats()`` returns: the pool, and the statements run through it."""
+    """What ``pool.stats()`` returns: the pool, and the statements run through it."""
 
     pool: PoolStats
     queries: QueryStatsSnapshot
@@ -179,7 +180,7 @@ def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, An
         "timeout": settings.db_pool_timeout,
         "max_waiting": settings.db_pool_max_waiting,
         "statement_timeout": settings.db_statement_timeout,
-        "stats": QueryStats(slow_query_ms=settings.slow_query_ms),
+        "query_stats": QueryStats(slow_query_ms=settings.slow_query_ms),
     }
     return settings.database_url, arguments
 
@@ -246,7 +247,7 @@ class BaseTimedPool:
         self,
         conninfo: str = "",
         *,
-        stats: QueryStats | None = None,
+        query_stats: QueryStats | None = None,
         min_size: int = 2,
         max_size: int = 20,
         max_idle: float = 30.0,
@@ -259,7 +260,11 @@ class BaseTimedPool:
         **pool_kwargs: Any,
     ) -> None:
         _check_sizes(min_size, max_size, max_idle, timeout, max_waiting)
-        self.stats = stats if stats is not None else QueryStats()
+        if "stats" in pool_kwargs:
+            renamed(f"{type(self).__name__}(stats=...)", "query_stats=...")
+            query_stats = pool_kwargs.pop("stats")
+        # The statement recorder (shareable by several pools); stats() reports it.
+        self.query_stats = query_stats if query_stats is not None else QueryStats()
         self.name = name or f"perfkit-pool-{next(_names)}"
         self._cursor_classes: dict[type[Any], type[Any]] = {}
         self._watch = ConnectionWatch()
@@ -300,11 +305,13 @@ class BaseTimedPool:
     def _timed(self, base: type[Any]) -> type[Any]:
         found = self._cursor_classes.get(base)
         if found is None:
-            found = timed_cursor_class(base, self.stats, self.name, self._watch.statement_failed)
+            found = timed_cursor_class(
+                base, self.query_stats, self.name, self._watch.statement_failed
+            )
             found = self._cursor_classes.setdefault(base, found)
         return found
 
-    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+    def stats(self, top: int | None = None) -> TimedPoolStats:
         """Pool and statement statistics (``top`` cuts the per-fingerprint list)."""
         watch = self._watch
         pool = psycopg_pool_stats(
@@ -318,13 +325,18 @@ class BaseTimedPool:
             connections_replaced=watch.replaced,
             statements_retried=watch.retried,
         )
-        return TimedPoolStats(pool=pool, queries=self.stats.get_stats(top))
+        return TimedPoolStats(pool=pool, queries=self.query_stats.stats(top))
 
     def reset_stats(self) -> None:
         """Zero the pool's counters and the statement stats (shared by every pool using them)."""
         self.pool.pop_stats()
         self._watch.reset()
-        self.stats.reset()
+        self.query_stats.reset()
+
+    def get_stats(self, top: int | None = None) -> TimedPoolStats:
+        """Deprecated: :meth:`stats`."""
+        renamed(f"{type(self).__name__}.get_stats()", "stats()")
+        return self.stats(top)
 
     @property
     def closed(self) -> bool:

@@ -20,6 +20,7 @@ import msgspec
 import structlog
 from psycopg import sql
 
+from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import log_bounds, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
@@ -111,6 +112,40 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ]
     by_fingerprint: list[StatementStats]
     slowest: list[SlowQuery]
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        since: float,
+        slow_query_ms: float,
+        count: int,
+        errors: int,
+        slow: int,
+        rows: int,
+        total: float,
+        fingerprints_tracked: int,
+        fingerprints_evicted: int,
+        by_fingerprint: list[StatementStats],
+        slowest: list[SlowQuery],
+    ) -> QueryStatsSnapshot:
+        """The snapshot of these totals (``total`` in seconds), with the derived fields
+        (``slow_pct``, ``total_ms``, ``mean_ms``) computed the one way."""
+        return cls(
+            since=since,
+            slow_query_ms=slow_query_ms,
+            count=count,
+            errors=errors,
+            slow=slow,
+            slow_pct=100.0 * slow / count if count else 0.0,
+            rows=rows,
+            total_ms=total * 1000,
+            mean_ms=total * 1000 / count if count else 0.0,
+            fingerprints_tracked=fingerprints_tracked,
+            fingerprints_evicted=fingerprints_evicted,
+            by_fingerprint=by_fingerprint,
+            slowest=slowest,
+        )
 
 
 class _Entry:
@@ -346,31 +381,36 @@ class QueryStats:
                 failed=query.failed,
             )
 
-    def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
+    def stats(self, top: int | None = None) -> QueryStatsSnapshot:
         """A snapshot; ``by_fingerprint`` sorted by total time, cut to ``top`` when given."""
         self._drain()
         with self._lock:
             entries = sorted(self._entries.values(), key=lambda e: e.total, reverse=True)
             if top is not None:
                 entries = entries[:top]
-            by_fingerprint = [entry.snapshot() for entry in entries]
             slowest = sorted(self._recent_slow, key=lambda s: s.duration_ms, reverse=True)
-            count, total = self._count, self._total
-            return QueryStatsSnapshot(
+            return QueryStatsSnapshot.of(
                 since=self._since,
                 slow_query_ms=self.slow_query_ms,
-                count=count,
+                count=self._count,
                 errors=self._errors,
                 slow=self._slow,
-                slow_pct=100.0 * self._slow / count if count else 0.0,
                 rows=self._rows,
-                total_ms=total * 1000,
-                mean_ms=total * 1000 / count if count else 0.0,
+                total=self._total,
                 fingerprints_tracked=len(self._entries),
                 fingerprints_evicted=self._evicted,
-                by_fingerprint=by_fingerprint,
+                by_fingerprint=[entry.snapshot() for entry in entries],
                 slowest=slowest[: self.slowest],
             )
+
+    def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
+        """Deprecated: :meth:`stats`."""
+        renamed("QueryStats.get_stats()", "stats()")
+        return self.stats(top)
+
+    def reset_stats(self) -> None:
+        """Forget every statement and counter (as :meth:`reset`)."""
+        self.reset()
 
     def reset(self) -> None:
         """Forget every statement and counter."""

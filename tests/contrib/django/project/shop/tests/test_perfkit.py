@@ -139,7 +139,7 @@ class DatabaseTimingTests(TransactionTestCase):
         Book.objects.create(title="hunter2-secret", price_cents=4242)
         for _ in range(3):
             list(Book.objects.filter(title="hunter2-secret"))
-        snapshot = get_query_stats().get_stats()
+        snapshot = get_query_stats().stats()
         selects = [s for s in snapshot.by_fingerprint if s.fingerprint.startswith("SELECT")]
         self.assertEqual(len(selects), 1, [s.fingerprint for s in snapshot.by_fingerprint])
         self.assertEqual(selects[0].count, 3)
@@ -151,7 +151,7 @@ class DatabaseTimingTests(TransactionTestCase):
     def test_a_failing_statement_is_an_error(self):
         with self.assertRaises(ProgrammingError), connection.cursor() as cursor:
             cursor.execute("SELECT no_such_column FROM shop_book")
-        snapshot = get_query_stats().get_stats()
+        snapshot = get_query_stats().stats()
         self.assertEqual(snapshot.errors, 1)
 
     def test_pool_stats_when_djangos_pool_is_on(self):
