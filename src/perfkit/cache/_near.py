@@ -435,11 +435,11 @@ class ClusterTracker:
                 reply = conn.read_response()
                 text = reply.decode() if isinstance(reply, bytes) else str(reply)
                 return conn, self._parse(text, conn.host)
-            except (redis.RedisError, OSError, ValueError) as exc:
-                log.debug("cache.l1.discovery_failed", node=node, error=type(exc).__name__)
+            except (redis.RedisError, OSError, ValueError):
                 if conn is not None:
                     conn.disconnect()
                 conn = None
+        # No node answered: the trackers keep what they have, and report what they lose.
         return None, None
 
     def _parse(self, text: str, host: str) -> set[Node]:
@@ -491,10 +491,11 @@ class ClusterTracker:
 
     def _node_down(self, node: Node, tracker: Tracker) -> None:
         with self._lock:
-            if self._trackers.get(node) is tracker and node in self._up:
-                self._up.discard(node)
-                self.near.flush(enabled=False)
-                self.connected.clear()
+            if self._trackers.get(node) is not tracker or node not in self._up:
+                return  # a node no longer current, or a connection attempt that failed
+            self._up.discard(node)
+            self.near.flush(enabled=False)
+            self.connected.clear()
         self._wake.set()  # a failover or a reshard may be why: read the topology now
 
     def _settle(self, *, flush: bool) -> None:

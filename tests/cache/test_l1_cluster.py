@@ -1,0 +1,358 @@
+"""The L1 near cache on a Redis Cluster (private clusters, 3 primaries): invalidations from
+other services and processes reach L1 within the standalone bound for keys on every primary;
+a node's push connection dropping flushes L1 until tracking there is back; a failover and a
+slot migration leave no stale value behind."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.cache._near import ClusterTracker
+from tests._servers import PrivateCluster
+from tests.cache.conftest import TEST_SETTINGS, eventually
+
+# The cross-process bound of the standalone L1 (docs/cache.md): p99 of the time from a write
+# returning in one service to the other service's L1 no longer serving the old value.
+BOUND = 0.050
+# Keys per measurement: spread over the slots, so over all three primaries.
+KEYS = 120
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    private = PrivateCluster(3)
+    yield private
+    private.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"l1c{uuid.uuid4().hex[:8]}"
+
+
+def l1_service(url: str, namespace: str) -> RedisService:
+    service = RedisService(url, namespace=namespace, settings=TEST_SETTINGS, l1=True)
+    assert service.wait_l1_ready(10)
+    return service
+
+
+def settle() -> None:
+    """Let the tracking pushes of our own last writes arrive (a value read while one is in
+    flight is, rightly, not kept in L1)."""
+    time.sleep(0.05)
+
+
+def p99(delays: list[float]) -> float:
+    ordered = sorted(delays)
+    return ordered[min(len(ordered) - 1, round(len(ordered) * 0.99))]
+
+
+def staleness(
+    change: Callable[[str], None], stale: Callable[[str], bool], keys: list[str]
+) -> list[float]:
+    """For each key: seconds from ``change(key)`` returning until ``stale(key)`` is false."""
+    delays = []
+    for key in keys:
+        change(key)
+        start = time.perf_counter()
+        while stale(key):
+            if time.perf_counter() - start > 5:
+                raise AssertionError(f"L1 still serves the old value of {key!r} after 5 s")
+            time.sleep(0.0005)  # a reader that serves requests, not one spinning on the GIL
+        delays.append(time.perf_counter() - start)
+    return delays
+
+
+def primaries_of(cluster: PrivateCluster, namespace: str, keys: list[str]) -> set[str]:
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    try:
+        return {client.get_node_from_key(f"{namespace}:{key}").name for key in keys}
+    finally:
+        client.close()
+
+
+def hold_in_l1(cache: RedisService, keys: list[str]) -> None:
+    """Read ``keys`` until each is served from L1 (hits counted)."""
+    settle()
+    for key in keys:
+        cache.get(key)
+    hits = cache.metrics().l1_hits
+    for key in keys:
+        cache.get(key)
+    assert cache.metrics().l1_hits - hits == len(keys), "not every key was held in L1"
+
+
+def test_writes_deletes_and_tag_invalidations_reach_l1_on_every_primary(
+    cluster: PrivateCluster, namespace: str
+) -> None:
+    cache = l1_service(cluster.url, namespace)
+    other = RedisService(cluster.url, namespace=namespace, settings=TEST_SETTINGS)
+    assert len(cache._tracker.nodes) == 3  # type: ignore[union-attr]
+    keys = [f"item:{i}" for i in range(KEYS)]
+    assert len(primaries_of(cluster, namespace, keys)) == 3
+    for index, key in enumerate(keys):
+        other.set(key, "old", tags=[f"group:{index % 10}"])
+
+    hold_in_l1(cache, keys)
+    writes = staleness(lambda k: other.set(k, "new"), lambda k: cache.get(k) == "old", keys)
+    hold_in_l1(cache, keys)
+    deletes = staleness(other.delete, lambda k: cache.get(k) == "new", keys)
+
+    for index, key in enumerate(keys):
+        other.set(key, "tagged", tags=[f"group:{index % 10}"])
+    hold_in_l1(cache, keys)
+    # A tag's generation key lives on one primary, its entries on all three.
+    groups = [f"group:{g}" for g in range(10)]
+    tagged = staleness(
+        lambda g: other.invalidate_tags([g]),
+        lambda g: any(cache.get(k) == "tagged" for k in keys[int(g.split(":")[1]) :: 10]),
+        groups,
+    )
+    assert cache.get_many(keys) == {}
+    metrics = cache.metrics()
+    assert metrics.l1_active and metrics.l1_flushes == 0
+    for name, delays in (("write", writes), ("delete", deletes), ("tag", tagged)):
+        assert p99(delays) <= BOUND, f"{name}: p99 {p99(delays) * 1000:.1f} ms"
+    other.clear()
+    other.close()
+    cache.close()
+
+
+def test_another_process_writes_reach_l1(cluster: PrivateCluster, namespace: str) -> None:
+    cache = l1_service(cluster.url, namespace)
+    keys = [f"p{i}" for i in range(30)]
+    cache.set_many(dict.fromkeys(keys, "old"))
+    hold_in_l1(cache, keys)
+    code = (
+        "import sys\n"
+        "from perfkit import Settings\n"
+        "from perfkit.cache import RedisService\n"
+        "cache = RedisService(sys.argv[1], namespace=sys.argv[2], settings=Settings())\n"
+        "cache.set_many({f'p{i}': 'new' for i in range(30)})\n"
+        "cache.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, cluster.url, namespace], check=True)
+    eventually(lambda: cache.get_many(keys) == dict.fromkeys(keys, "new"))
+    cache.clear()
+    cache.close()
+
+
+def tracking_ids(port: int) -> list[int]:
+    """The ids of the tracking connections on one node."""
+    with redis.Redis(port=port) as client:
+        return [c["id"] for c in client.client_list() if "t" in c["flags"]]
+
+
+def test_a_killed_push_connection_flushes_l1_and_tracking_comes_back(
+    cluster: PrivateCluster, namespace: str
+) -> None:
+    cache = l1_service(cluster.url, namespace)
+    other = RedisService(cluster.url, namespace=namespace, settings=TEST_SETTINGS)
+    keys = [f"k{i}" for i in range(30)]
+    other.set_many(dict.fromkeys(keys, "old"))
+    hold_in_l1(cache, keys)
+    node = cluster.nodes[1]
+    killed = tracking_ids(node.port)  # ours (the cluster is this module's alone)
+    assert killed
+    with redis.Redis(port=node.port) as client:
+        for ident in killed:
+            client.client_kill_filter(_id=ident)
+    # The node's invalidations since may be lost: all of L1 goes, and stays off until
+    # tracking on that node is back (on a new connection).
+    eventually(lambda: cache.metrics().l1_flushes >= 1, timeout=5)
+    assert cache.wait_l1_ready(10)
+    assert set(tracking_ids(node.port)) - set(killed)
+    metrics = cache.metrics()
+    assert metrics.l1_active and metrics.l1_flushes == 1
+    # The restored connection carries the node's invalidations again.
+    hold_in_l1(cache, keys)
+    delays = staleness(lambda k: other.set(k, "new"), lambda k: cache.get(k) == "old", keys)
+    assert p99(delays) <= BOUND
+    other.clear()
+    other.close()
+    cache.close()
+
+
+def slot_of(client: redis.Redis, key: str) -> int:
+    return int(client.execute_command("CLUSTER", "KEYSLOT", key))
+
+
+def node_id(port: int) -> str:
+    with redis.Redis(port=port) as client:
+        return str(client.execute_command("CLUSTER", "MYID").decode())
+
+
+def migrate_slot(cluster: PrivateCluster, slot: int, source: int, target: int) -> None:
+    """Move ``slot`` and its keys from one primary to another, as redis-cli --cluster does."""
+    src, dst = cluster.nodes[source], cluster.nodes[target]
+    src_id, dst_id = node_id(src.port), node_id(dst.port)
+    with redis.Redis(port=src.port) as a, redis.Redis(port=dst.port) as b:
+        b.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        a.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := a.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            a.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+        for node in cluster.nodes:
+            with redis.Redis(port=node.port) as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+
+def test_slot_migration_leaves_no_stale_value(cluster: PrivateCluster, namespace: str) -> None:
+    cache = l1_service(cluster.url, namespace)
+    other = RedisService(cluster.url, namespace=namespace, settings=TEST_SETTINGS)
+    # One slot: the keys share a hash tag.
+    keys = [f"{{moving}}{i}" for i in range(20)]
+    other.set_many(dict.fromkeys(keys, "before"))
+    hold_in_l1(cache, keys)
+    with redis.Redis(port=cluster.nodes[0].port) as client:
+        slot = slot_of(client, f"{namespace}:{keys[0]}")
+        owner = client.execute_command("CLUSTER", "NODES").decode()
+    source = next(
+        i
+        for i, node in enumerate(cluster.nodes)
+        for line in owner.splitlines()
+        if f":{node.port}@" in line and _owns(line, slot)
+    )
+    target = (source + 1) % 3
+    migrate_slot(cluster, slot, source, target)
+    # The keys moved (MIGRATE deletes them at the source: pushed); read again, they come
+    # from the new owner, whose writes are pushed as well.
+    assert cache.get_many(keys) == dict.fromkeys(keys, "before")
+    hold_in_l1(cache, keys)
+    delays = staleness(lambda k: other.set(k, "after"), lambda k: cache.get(k) == "before", keys)
+    assert p99(delays) <= BOUND
+    assert cache.metrics().l1_active
+    other.clear()
+    other.close()
+    cache.close()
+
+
+def _owns(line: str, slot: int) -> bool:
+    for part in line.split()[8:]:
+        if part.startswith("["):
+            continue
+        first, _, last = part.partition("-")
+        if int(first) <= slot <= int(last or first):
+            return True
+    return False
+
+
+def promote(port: int, timeout: float = 30.0) -> None:
+    """A manual failover to the replica on ``port`` (asked again if one attempt times out,
+    as it may on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    with redis.Redis(port=port) as client:
+        while client.info("replication")["role"] != "master":
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            client.execute_command("CLUSTER", "FAILOVER")
+            start = time.monotonic()
+            while client.info("replication")["role"] != "master" and time.monotonic() - start < 6:
+                time.sleep(0.05)
+
+
+@pytest.fixture
+def replicated() -> Iterator[PrivateCluster]:
+    private = PrivateCluster(3, replicas=1)
+    yield private
+    private.close()
+
+
+def test_tracking_covers_replicas_before_they_are_promoted(
+    replicated: PrivateCluster, namespace: str
+) -> None:
+    """A manual failover: no connection drops, and the promoted replica's first writes reach
+    L1 (it was tracked all along)."""
+    cache = l1_service(replicated.url, namespace)
+    other = RedisService(replicated.url, namespace=namespace, settings=TEST_SETTINGS)
+    tracker = cache._tracker
+    assert isinstance(tracker, ClusterTracker)
+    eventually(lambda: len(tracker.nodes) == 6, timeout=10)
+    assert cache.wait_l1_ready(10)
+    keys = [f"f{i}" for i in range(60)]
+    other.set_many(dict.fromkeys(keys, "old"))
+    hold_in_l1(cache, keys)
+    replica = replicated.replicas[0][0]
+    promote(replica.port)
+    delays = staleness(lambda k: other.set(k, "new"), lambda k: cache.get(k) == "old", keys)
+    assert p99(delays) <= BOUND
+    other.clear()
+    other.close()
+    cache.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_failover_after_a_primary_dies(replicated: PrivateCluster, namespace: str) -> None:
+    """The primary is killed: L1 is flushed and off while its slots move to the replica,
+    then on again (the dead node no longer required); no old value is served after."""
+    cache = l1_service(replicated.url, namespace)
+    other = RedisService(replicated.url, namespace=namespace, settings=TEST_SETTINGS)
+    tracker = cache._tracker
+    assert isinstance(tracker, ClusterTracker)
+    eventually(lambda: len(tracker.nodes) == 6, timeout=10)
+    keys = [f"d{i}" for i in range(60)]
+    other.set_many(dict.fromkeys(keys, "old"))
+    hold_in_l1(cache, keys)
+    replicated.nodes[0].kill()
+    eventually(lambda: not cache.metrics().l1_active, timeout=5)
+    assert cache.metrics().l1_entries == 0
+    # The replica takes over after the node timeout (2 s); the dead node leaves the set.
+    assert cache.wait_l1_ready(30)
+    assert len(tracker.nodes) == 5
+    deadline = time.monotonic() + 30
+    while True:  # the writer's client finds the new primary on its own clock
+        other.set(keys[0], "old")
+        if not other.metrics().fallback_active and other.get(keys[0]) == "old":
+            break
+        assert time.monotonic() < deadline, "the writer did not find the new primary"
+        time.sleep(0.2)
+    other.set_many(dict.fromkeys(keys, "old"))
+    eventually(lambda: not cache.metrics().fallback_active and cache.get(keys[0]) == "old", 30)
+    hold_in_l1(cache, keys)
+    delays = staleness(lambda k: other.set(k, "new"), lambda k: cache.get(k) == "old", keys)
+    assert p99(delays) <= BOUND
+    other.clear()
+    other.close()
+    cache.close()
+
+
+async def test_async_service_with_l1_on_the_cluster(
+    cluster: PrivateCluster, namespace: str
+) -> None:
+    client = redis.asyncio.RedisCluster(host="127.0.0.1", port=cluster.nodes[2].port)
+    cache = AsyncRedisService(client, namespace=namespace, settings=TEST_SETTINGS, l1=True)
+    assert cache.wait_l1_ready(10)
+    other = RedisService(cluster.url, namespace=namespace, settings=TEST_SETTINGS)
+    keys = [f"a{i}" for i in range(60)]
+    await cache.set_many(dict.fromkeys(keys, "old"), tags=["all"])
+    settle()
+    assert await cache.get_many(keys) == dict.fromkeys(keys, "old")
+    hits = (await cache.metrics()).l1_hits
+    assert await cache.get_many(keys) == dict.fromkeys(keys, "old")
+    assert (await cache.metrics()).l1_hits - hits == len(keys)
+    delays = []
+    for key in keys[:30]:
+        other.set(key, "new")
+        start = time.perf_counter()
+        while await cache.get(key) == "old":
+            assert time.perf_counter() - start < 5
+            await asyncio.sleep(0.0005)
+        delays.append(time.perf_counter() - start)
+    assert p99(delays) <= BOUND
+    other.invalidate_tags(["all"])
+    start = time.perf_counter()
+    while await cache.get_many(keys[30:]):
+        assert time.perf_counter() - start < 5
+        await asyncio.sleep(0.0005)
+    await cache.clear()
+    other.close()
+    await cache.close()
+    await client.aclose()
