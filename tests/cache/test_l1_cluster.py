@@ -17,7 +17,7 @@ import redis
 
 from perfkit.cache import AsyncRedisService, RedisService
 from perfkit.cache._near import ClusterTracker
-from tests._servers import PrivateCluster
+from tests._servers import PrivateCluster, PrivateRedis, cluster_port
 from tests.cache.conftest import TEST_SETTINGS, eventually
 
 # The cross-process bound of the standalone L1 (docs/cache.md): p99 of the time from a write
@@ -187,10 +187,6 @@ def test_a_killed_push_connection_flushes_l1_and_tracking_comes_back(
     cache.close()
 
 
-def slot_of(client: redis.Redis, key: str) -> int:
-    return int(client.execute_command("CLUSTER", "KEYSLOT", key))
-
-
 def node_id(port: int) -> str:
     with redis.Redis(port=port) as client:
         return str(client.execute_command("CLUSTER", "MYID").decode())
@@ -217,17 +213,8 @@ def test_slot_migration_leaves_no_stale_value(cluster: PrivateCluster, namespace
     keys = [f"{{moving}}{i}" for i in range(20)]
     other.set_many(dict.fromkeys(keys, "before"))
     hold_in_l1(cache, keys)
-    with redis.Redis(port=cluster.nodes[0].port) as client:
-        slot = slot_of(client, f"{namespace}:{keys[0]}")
-        owner = client.execute_command("CLUSTER", "NODES").decode()
-    source = next(
-        i
-        for i, node in enumerate(cluster.nodes)
-        for line in owner.splitlines()
-        if f":{node.port}@" in line and _owns(line, slot)
-    )
-    target = (source + 1) % 3
-    migrate_slot(cluster, slot, source, target)
+    slot, source = owner(cluster, f"{namespace}:{keys[0]}")
+    migrate_slot(cluster, slot, source, (source + 1) % 3)
     # The keys moved (MIGRATE deletes them at the source: pushed); read again, they come
     # from the new owner, whose writes are pushed as well.
     assert cache.get_many(keys) == dict.fromkeys(keys, "before")
@@ -240,14 +227,56 @@ def test_slot_migration_leaves_no_stale_value(cluster: PrivateCluster, namespace
     cache.close()
 
 
-def _owns(line: str, slot: int) -> bool:
-    for part in line.split()[8:]:
-        if part.startswith("["):
-            continue
-        first, _, last = part.partition("-")
-        if int(first) <= slot <= int(last or first):
-            return True
-    return False
+def owner(cluster: PrivateCluster, key: str) -> tuple[int, int]:
+    """The slot of ``key`` and the index in ``cluster.nodes`` of the primary owning it."""
+    with redis.Redis(port=cluster.nodes[0].port) as client:
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        lines = client.execute_command("CLUSTER", "NODES").decode().splitlines()
+    for index, node in enumerate(cluster.nodes):
+        for line in lines:
+            if f":{node.port}@" not in line:
+                continue
+            for part in line.split()[8:]:
+                first, _, last = part.partition("-")
+                if not part.startswith("[") and int(first) <= slot <= int(last or first):
+                    return slot, index
+    raise AssertionError(f"no primary owns slot {slot}")
+
+
+def test_a_node_that_joins_is_tracked_and_can_take_slots(namespace: str) -> None:
+    """A new node is tracked once it has met the cluster (L1 flushed and off until then),
+    and the writes of a slot moved to it reach L1."""
+    cluster = PrivateCluster(2)
+    try:
+        cache = l1_service(cluster.url, namespace)
+        other = RedisService(cluster.url, namespace=namespace, settings=TEST_SETTINGS)
+        tracker = cache._tracker
+        assert isinstance(tracker, ClusterTracker)
+        keys = [f"{{joining}}{i}" for i in range(20)]
+        other.set_many(dict.fromkeys(keys, "before"))
+        hold_in_l1(cache, keys)
+        flushes = cache.metrics().l1_flushes
+        node = PrivateRedis(list(PrivateCluster.NODE_ARGS), port=cluster_port())
+        cluster.nodes.append(node)
+        with redis.Redis(port=node.port) as client:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", cluster.nodes[0].port)
+        eventually(lambda: len(tracker.nodes) == 3, timeout=10)
+        assert cache.wait_l1_ready(10)
+        assert cache.metrics().l1_flushes == flushes + 1
+        cluster.wait_ok()
+        slot, source = owner(cluster, f"{namespace}:{keys[0]}")
+        migrate_slot(cluster, slot, source, 2)
+        assert owner(cluster, f"{namespace}:{keys[0]}")[1] == 2
+        hold_in_l1(cache, keys)
+        delays = staleness(
+            lambda k: other.set(k, "after"), lambda k: cache.get(k) == "before", keys
+        )
+        assert p99(delays) <= BOUND
+        other.clear()
+        other.close()
+        cache.close()
+    finally:
+        cluster.close()
 
 
 def promote(port: int, timeout: float = 30.0) -> None:
