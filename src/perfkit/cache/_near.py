@@ -220,6 +220,7 @@ class Tracker:
         self._on_down = on_down or (lambda _: near.flush(enabled=False))
         self._stop = threading.Event()
         self.connected = threading.Event()
+        self.name = name  # logged: on a cluster, it names the node
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -247,7 +248,7 @@ class Tracker:
                 self._on_up(self)
                 self.connected.set()
                 if delay > 0.1:
-                    log.info("cache.l1.tracking_restored", prefix=self._prefix)
+                    log.info("cache.l1.tracking_restored", prefix=self._prefix, listener=self.name)
                 delay = 0.1
                 self._listen(conn)
             except (redis.RedisError, OSError) as exc:
@@ -255,6 +256,7 @@ class Tracker:
                     log.warning(
                         "cache.l1.tracking_lost",
                         prefix=self._prefix,
+                        listener=self.name,
                         error=f"{type(exc).__name__}: {exc}",
                     )
             finally:
