@@ -496,8 +496,8 @@ class ClusterTracker:
             if self._trackers.get(node) is not tracker or node not in self._up:
                 return  # a node no longer current, or a connection attempt that failed
             self._up.discard(node)
+            self.connected.clear()  # first: whoever sees the flush must not see it ready
             self.near.flush(enabled=False)
-            self.connected.clear()
         self._wake.set()  # a failover or a reshard may be why: read the topology now
 
     def _settle(self, *, flush: bool) -> None:
