@@ -17,13 +17,6 @@ from tests._servers import PrivateCluster
 from tests.cache.conftest import TEST_SETTINGS
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    private = PrivateCluster(3)
-    yield private
-    private.close()
-
-
 @pytest.fixture
 def cache(cluster: PrivateCluster) -> Iterator[RedisService]:
     service = RedisService(
