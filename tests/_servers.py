@@ -114,44 +114,77 @@ def cluster_port() -> int:
 
 
 class PrivateCluster:
-    """A Redis Cluster of the test's own: ``size`` primaries on free ports, no replicas,
-    the 16384 slots split evenly. Nodes can be killed and started again one by one."""
+    """A Redis Cluster of the test's own: ``size`` primaries on free ports, the 16384 slots
+    split evenly, and ``replicas`` replicas of each primary (``self.replicas[i]`` are those of
+    ``self.nodes[i]``). Nodes can be killed and started again one by one."""
 
-    def __init__(self, size: int = 3) -> None:
+    NODE_ARGS = (
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", "2000",
+        "--cluster-require-full-coverage", "yes",
+        # A replica's first sync at once, not after the default 5 s wait for others.
+        "--repl-diskless-sync-delay", "0",
+    )  # fmt: skip
+
+    def __init__(self, size: int = 3, replicas: int = 0) -> None:
         import redis
 
-        self.nodes = [
-            PrivateRedis(
-                [
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "2000",
-                    "--cluster-require-full-coverage", "yes",
-                ],
-                port=cluster_port(),
-            )
+        self.nodes = [PrivateRedis(list(self.NODE_ARGS), port=cluster_port()) for _ in range(size)]
+        self.replicas = [
+            [PrivateRedis(list(self.NODE_ARGS), port=cluster_port()) for _ in range(replicas)]
             for _ in range(size)
-        ]  # fmt: skip
-        clients = [redis.Redis(port=node.port) for node in self.nodes]
-        per_node = 16384 // size
-        for index, client in enumerate(clients):
-            last = 16383 if index == size - 1 else (index + 1) * per_node - 1
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
-        for client in clients[1:]:
-            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
-        self.url = f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+        ]
+        clients = [redis.Redis(port=node.port) for node in self.all_nodes]
         try:
+            per_node = 16384 // size
+            for index, client in enumerate(clients[:size]):
+                last = 16383 if index == size - 1 else (index + 1) * per_node - 1
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
+            for client in clients[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+            self.url = f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
             self.wait_ok(clients)
+            for primary, group in zip(self.nodes, self.replicas, strict=True):
+                for replica in group:
+                    self.replicate(replica, primary)
         finally:
             for client in clients:
                 client.close()
 
+    @property
+    def all_nodes(self) -> list[PrivateRedis]:
+        return [*self.nodes, *(replica for group in self.replicas for replica in group)]
+
+    def replicate(
+        self, replica: PrivateRedis, primary: PrivateRedis, timeout: float = 20.0
+    ) -> None:
+        """Make ``replica`` a replica of ``primary`` and wait until it is in sync."""
+        import redis
+
+        with redis.Redis(port=primary.port) as source, redis.Redis(port=replica.port) as client:
+            primary_id = source.execute_command("CLUSTER", "MYID").decode()
+            deadline = time.monotonic() + timeout
+            while True:  # the replica must have learnt of the primary through the bus first
+                try:
+                    client.execute_command("CLUSTER", "REPLICATE", primary_id)
+                    break
+                except redis.ResponseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica on port {replica.port} did not sync")
+                time.sleep(0.05)
+
     def wait_ok(self, clients: list[object] | None = None, timeout: float = 20.0) -> None:
-        """Wait until every node says the cluster is ok."""
+        """Wait until every running node says the cluster is ok."""
         import redis
 
         own = clients is None
-        nodes = clients or [redis.Redis(port=node.port) for node in self.nodes]
+        running = [node for node in self.all_nodes if node._process is not None]
+        nodes = clients or [redis.Redis(port=node.port) for node in running]
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -167,7 +200,7 @@ class PrivateCluster:
                     n.close()  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        for node in self.nodes:
+        for node in self.all_nodes:
             node.close()
 
 

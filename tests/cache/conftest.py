@@ -70,6 +70,15 @@ def cluster_url() -> Iterator[str]:
     cluster.close()
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    """A private 3-primary cluster of one test module's own: its tests may kill nodes or
+    connections and move slots."""
+    private = PrivateCluster(3)
+    yield private
+    private.close()
+
+
 @pytest.fixture(params=["standalone", "cluster"])
 def server_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -12,17 +12,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from perfkit import ConfigError
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
 from tests._servers import PrivateCluster
 from tests.cache.conftest import TEST_SETTINGS
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    private = PrivateCluster(3)
-    yield private
-    private.close()
 
 
 @pytest.fixture
@@ -129,14 +121,13 @@ async def test_async_service_on_the_cluster(cluster: PrivateCluster) -> None:
     await cache.close()
 
 
-def test_existing_cluster_client_and_no_l1(cluster: PrivateCluster) -> None:
+def test_existing_cluster_client(cluster: PrivateCluster) -> None:
     client = raw(cluster)
     cache = RedisService(client, namespace="given", settings=TEST_SETTINGS)
     cache.set("k", 1)
     assert cache.get("k") == 1
     cache.clear()
-    with pytest.raises(ConfigError, match="Cluster"):
-        RedisService(client, namespace="l1", settings=TEST_SETTINGS, l1=True)
+    cache.close()
     client.close()
 
 

@@ -23,7 +23,7 @@ from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
 from perfkit.cache import _codec
 from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import MemoryStore
-from perfkit.cache._near import NearCache, Tracker
+from perfkit.cache._near import ClusterTracker, NearCache, Tracker, cluster_tracker
 from perfkit.cache._stats import CacheCounters, CacheStats
 from perfkit.settings import Settings, check_cache_namespace
 
@@ -278,7 +278,7 @@ class BaseCacheService:
             self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
         )
         self._near: NearCache | None = None
-        self._tracker: Tracker | None = None
+        self._tracker: Tracker | ClusterTracker | None = None
         self._state_lock = threading.Lock()
         self._fallback_since: float | None = None
         self._probe_delay = _PROBE_FIRST_DELAY
@@ -336,10 +336,17 @@ class BaseCacheService:
     def _start_l1(self, l1: NearCache | bool) -> None:
         if l1 is False:
             return
-        if self._cluster:
-            raise ConfigError("the L1 near cache does not support Redis Cluster yet: l1=False")
         near = self._near = NearCache() if l1 is True else l1
         self._stats.fold_l1_hits(lambda: near.hits)
+        if self._cluster:
+            self._tracker = cluster_tracker(
+                self._client,
+                near,
+                self._prefix,
+                self._tag_prefix,
+                self.settings.redis_retry_max_delay,
+            )
+            return
         sentinel, settings = self._sentinel, self.settings
         pool_kwargs = dict(self._client.connection_pool.connection_kwargs)
 

@@ -14,11 +14,18 @@ Races: a value read from Redis is only kept if no invalidation arrived since bef
 Fail safe: a push the listener cannot read (a key that is not UTF-8, an unexpected shape) and
 any gap in the stream (the connection lost, a FLUSHALL) empty the near cache, counted in
 ``flushes``: it cannot know which entries the lost invalidations were about.
+
+On a Redis Cluster (``ClusterTracker``) the same listener runs once per node, primaries and
+replicas alike, each with the same BCAST tracking: a node pushes the keys changed on it,
+whichever node served our read, and a replica pushes what it replicates, so a replica that is
+promoted was tracked before it took its first write. The near cache is on only while every
+node of the current topology is tracked; any node's connection dropping flushes it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import threading
 import time
@@ -197,20 +204,30 @@ class Tracker:
         prefix: str,
         tag_prefix: str,
         retry_max_delay: float,
+        *,
+        on_up: Callable[[Tracker], None] | None = None,
+        on_down: Callable[[Tracker], None] | None = None,
+        name: str = "perfkit-l1-tracker",
     ) -> None:
         self.near = near
         self._address = address
         self._prefix = prefix
         self._tag_prefix = tag_prefix
         self._retry_max_delay = retry_max_delay
+        # Alone, the tracker turns the near cache on and off; one of a ClusterTracker's
+        # reports to it instead, which turns it on only while every node is tracked.
+        self._on_up = on_up or (lambda _: near.clear(enabled=True))
+        self._on_down = on_down or (lambda _: near.flush(enabled=False))
         self._stop = threading.Event()
         self.connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="perfkit-l1-tracker", daemon=True)
+        self.name = name  # logged: on a cluster, it names the node
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if wait:
+            self._thread.join(5)
 
     def _connect(self) -> Any:  # a redis-py Connection (untyped API)
         conn = _connection(self._address())
@@ -228,10 +245,10 @@ class Tracker:
             try:
                 conn = self._connect()
                 # Anything cached before tracking was on may have changed unseen.
-                self.near.clear(enabled=True)
+                self._on_up(self)
                 self.connected.set()
                 if delay > 0.1:
-                    log.info("cache.l1.tracking_restored", prefix=self._prefix)
+                    log.info("cache.l1.tracking_restored", prefix=self._prefix, listener=self.name)
                 delay = 0.1
                 self._listen(conn)
             except (redis.RedisError, OSError) as exc:
@@ -239,12 +256,13 @@ class Tracker:
                     log.warning(
                         "cache.l1.tracking_lost",
                         prefix=self._prefix,
+                        listener=self.name,
                         error=f"{type(exc).__name__}: {exc}",
                     )
             finally:
                 self.connected.clear()
                 # A gap in the push stream (or the end): invalidations may be lost.
-                self.near.flush(enabled=False)
+                self._on_down(self)
                 if conn is not None:
                     conn.disconnect()
             self._stop.wait(delay)
@@ -291,7 +309,24 @@ class Tracker:
             self.near.evict(fulls)
 
 
-def _connection(kwargs: dict[str, Any]) -> Any:
+# Options of a driver's connections that are its own machinery, not the way to the server.
+_DRIVER_INTERNALS = frozenset(
+    {
+        "retry",
+        "redis_connect_func",
+        "event_dispatcher",
+        "himport_registry",
+        "maint_notifications_config",
+        "maint_notifications_pool_handler",
+        "oss_cluster_maint_notifications_handler",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
+
+
+def _connection(kwargs: dict[str, Any], socket_timeout: float = 5.0) -> Any:
     """A sync RESP3 connection to the server described by a (sync or asyncio) pool's
     connection kwargs."""
     cls: type[redis.Connection] = redis.Connection
@@ -301,7 +336,198 @@ def _connection(kwargs: dict[str, Any]) -> Any:
         cls = redis.SSLConnection
     accepted = set(inspect.signature(cls.__init__).parameters)
     accepted |= set(inspect.signature(redis.connection.AbstractConnection.__init__).parameters)
-    options = {k: v for k, v in kwargs.items() if k in accepted and k not in ("retry",)}
+    options = {k: v for k, v in kwargs.items() if k in accepted and k not in _DRIVER_INTERNALS}
     options["protocol"] = 3
-    options["socket_timeout"] = 5.0
+    options["socket_timeout"] = socket_timeout
     return cls(**options)
+
+
+Node = tuple[str, int]
+
+
+class ClusterTracker:
+    """A :class:`Tracker` per node of a Redis Cluster, following its topology.
+
+    The nodes are read with ``CLUSTER NODES`` every ``DISCOVER_EVERY`` seconds, and at once
+    when a node's push connection drops. Every node is tracked, replicas too (a replica
+    pushes the keys it replicates: when it is promoted, its first writes reach us), except
+    a failed node that owns no slots (a replica that died, or a primary whose replica took
+    over). A failed primary that still owns slots stays required: its slots are down, and the
+    near cache stays off until it is back and tracked.
+
+    The near cache is on only while every required node has tracking on; a node's
+    connection dropping flushes it (its invalidations since are lost), and a node we did not
+    track yet turns it off until tracking there is on."""
+
+    DISCOVER_EVERY = 0.5
+
+    def __init__(
+        self,
+        near: NearCache,
+        options: dict[str, Any],
+        seeds: list[Node],
+        remap: Callable[[Node], Node] | None,
+        prefix: str,
+        tag_prefix: str,
+        retry_max_delay: float,
+    ) -> None:
+        self.near = near
+        self._options = {k: v for k, v in options.items() if k not in ("host", "port")}
+        self._seeds = seeds
+        self._remap = remap
+        self._prefix = prefix
+        self._tag_prefix = tag_prefix
+        self._retry_max_delay = retry_max_delay
+        # Both under _lock: the trackers of the current topology, and those tracking now.
+        self._trackers: dict[Node, Tracker] = {}
+        self._up: set[Node] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="perfkit-l1-cluster", daemon=True)
+        self._thread.start()
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes tracked (or being connected to) now."""
+        with self._lock:
+            return sorted(self._trackers)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            while not self._stop.is_set():
+                conn, nodes = self._discover(conn)
+                if nodes is not None:
+                    self._follow(nodes)
+                self._wake.wait(self.DISCOVER_EVERY)
+                self._wake.clear()
+        finally:
+            if conn is not None:
+                conn.disconnect()
+            with self._lock:
+                trackers = list(self._trackers.values())
+                self._trackers.clear()
+                self._up.clear()
+                self.near.clear(enabled=False)
+                self.connected.clear()
+            for tracker in trackers:
+                tracker.close(wait=False)
+            for tracker in trackers:
+                tracker.close()
+
+    def _discover(self, conn: Any) -> tuple[Any, set[Node] | None]:
+        """The nodes to track, read from the first node that answers (None: none did)."""
+        with self._lock:
+            known = list(self._trackers)
+        candidates: list[Node | None] = [None] if conn is not None else []
+        candidates += [*known, *(seed for seed in self._seeds if seed not in known)]
+        for node in candidates:
+            try:
+                if node is not None:
+                    conn = _connection({**self._options, "host": node[0], "port": node[1]}, 1.0)
+                    conn.connect()
+                conn.send_command("CLUSTER", "NODES")
+                reply = conn.read_response()
+                text = reply.decode() if isinstance(reply, bytes) else str(reply)
+                return conn, self._parse(text, conn.host)
+            except (redis.RedisError, OSError, ValueError):
+                if conn is not None:
+                    conn.disconnect()
+                conn = None
+        # No node answered: the trackers keep what they have, and report what they lose.
+        return None, None
+
+    def _parse(self, text: str, host: str) -> set[Node]:
+        nodes = set()
+        for line in text.splitlines():
+            # <id> <ip:port@cport[,hostname]> <flags> <primary> <ping> <pong> <epoch> <link>
+            # [<slot or range>...]
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            flags = set(fields[2].split(","))
+            if flags & {"handshake", "noaddr"} or ("fail" in flags and len(fields) == 8):
+                continue
+            ip, _, port = fields[1].partition("@")[0].rpartition(":")
+            node = (ip or host, int(port))  # a node that met no other omits its own ip
+            nodes.add(self._remap(node) if self._remap is not None else node)
+        return nodes
+
+    def _follow(self, nodes: set[Node]) -> None:
+        """Track ``nodes`` and no others."""
+        with self._lock:
+            gone = [self._trackers.pop(node) for node in list(self._trackers) if node not in nodes]
+            self._up &= nodes
+            new = nodes - self._trackers.keys()
+            if new and self.near.enabled:
+                # A node we do not track yet may take writes we would not hear of.
+                self.near.flush(enabled=False)
+            for node in new:
+                self._trackers[node] = Tracker(
+                    self.near,
+                    functools.partial(dict, self._options, host=node[0], port=node[1]),
+                    self._prefix,
+                    self._tag_prefix,
+                    self._retry_max_delay,
+                    on_up=functools.partial(self._node_up, node),
+                    on_down=functools.partial(self._node_down, node),
+                    name=f"perfkit-l1-tracker-{node[0]}:{node[1]}",
+                )
+            self._settle(flush=False)
+        for tracker in gone:
+            tracker.close(wait=False)  # its drop is not reported: it is no longer current
+
+    def _node_up(self, node: Node, tracker: Tracker) -> None:
+        with self._lock:
+            if self._trackers.get(node) is tracker:
+                self._up.add(node)
+                # Anything cached before this node's tracking was on may have changed unseen.
+                self._settle(flush=True)
+
+    def _node_down(self, node: Node, tracker: Tracker) -> None:
+        with self._lock:
+            if self._trackers.get(node) is not tracker or node not in self._up:
+                return  # a node no longer current, or a connection attempt that failed
+            self._up.discard(node)
+            self.connected.clear()  # first: whoever sees the flush must not see it ready
+            self.near.flush(enabled=False)
+        self._wake.set()  # a failover or a reshard may be why: read the topology now
+
+    def _settle(self, *, flush: bool) -> None:
+        """Turn the near cache on when every node is tracked (emptied first if ``flush``),
+        off otherwise. Called under _lock."""
+        ready = bool(self._trackers) and self._up >= self._trackers.keys()
+        if flush or ready != self.near.enabled:
+            self.near.clear(enabled=ready)
+        if ready:
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+
+def cluster_tracker(
+    client: Any, near: NearCache, prefix: str, tag_prefix: str, retry_max_delay: float
+) -> ClusterTracker:
+    """A ClusterTracker for a (sync or asyncio) ``RedisCluster`` client: its start-up nodes
+    as seeds, its connection options and its address remapping."""
+    manager = client.nodes_manager
+    seeds = list(manager.startup_nodes.values())
+    # A sync node holds a client whose pool has the full options; an asyncio node holds them.
+    pool = getattr(getattr(seeds[0], "redis_connection", None), "connection_pool", None)
+    options = pool.connection_kwargs if pool is not None else seeds[0].connection_kwargs
+    return ClusterTracker(
+        near,
+        dict(options),
+        [(node.host, int(node.port)) for node in seeds],
+        manager.address_remap,
+        prefix,
+        tag_prefix,
+        retry_max_delay,
+    )
