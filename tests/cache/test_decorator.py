@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -288,6 +290,41 @@ def test_four_processes_run_the_loader_once(
     outputs = [process.communicate(timeout=60)[0].split() for process in processes]
     assert outputs == [["25", "0"]] * 4
     assert redis_client.get(f"{namespace}:loader-calls") == b"1"
+
+
+class _StoreBeforeClaim(redis.Redis):
+    """A client whose first script call (the stampede lock's claim) lets ``before`` run
+    first: another process storing the value and letting go of the lock in between."""
+
+    before: Callable[[], object] | None = None
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA" and self.before is not None:
+            before, self.before = self.before, None
+            before()
+        return super().execute_command(*args, **options)
+
+
+def test_a_value_stored_between_the_miss_and_the_claim_is_not_loaded_again(
+    redis_url: str, namespace: str
+) -> None:
+    other = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
+    client = _StoreBeforeClaim.from_url(redis_url)
+    cache = RedisService(client, namespace=namespace, settings=TEST_SETTINGS)
+    calls: list[str] = []
+
+    def report(who: str) -> dict[str, str]:
+        calls.append(who)
+        return {"by": who}
+
+    # This process misses; before its claim, the other one loads, stores and unlocks.
+    client.before = lambda: other.get_or_set("r", lambda: report("other"), tags=["t"])
+    assert cache.get_or_set("r", lambda: report("this"), tags=["t"]) == {"by": "other"}
+    assert calls == ["other"]
+    cache.close()
+    other.clear()
+    other.close()
+    client.close()
 
 
 def test_all_kinds_of_signatures_bind_like_python(cache: RedisService) -> None:

@@ -620,14 +620,13 @@ class AsyncRedisService(BaseCacheService):
         if not await self._use_memory():
             deadline = time.monotonic() + self.settings.cache_lock_wait
             pause = 0.005
-            waited = False
             try:
                 while True:
                     taken, gens = await self._claim_lock(lock_key, token, plan.tags, ttl_ms)
                     locked = bool(taken)
-                    if locked and waited and not refresh:
-                        # The holder may have stored its value and let go between our last
-                        # look and this claim: look once more before loading it again.
+                    if locked and not refresh:
+                        # Another process may have stored the value and let go of the lock
+                        # between our miss and this claim: look once more before loading.
                         found = await self._lookup_one(full, plan)
                         if found is not None:
                             await self._unlock(lock_key, token)
@@ -636,7 +635,6 @@ class AsyncRedisService(BaseCacheService):
                         break
                     # Another process holds the lock: wait for the value it will store.
                     await asyncio.sleep(pause)
-                    waited = True
                     pause = min(pause * 2, 0.05)
                     if not refresh:
                         found = await self._lookup_one(full, plan)
