@@ -736,16 +736,21 @@ class AsyncRedisService(BaseCacheService):
             await pool.release(conn)
             raise
         except Exception:
-            # Possibly half-read: never back in the pool with a reply pending.
-            await conn.disconnect()
-            await pool.release(conn)
+            await self._drop_connection(pool, conn)
             return await self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
         except BaseException:  # cancelled, interrupted: dropped the same way, not retried
-            await conn.disconnect()
-            await pool.release(conn)
+            await self._drop_connection(pool, conn)
             raise
         await pool.release(conn)
         return values
+
+    async def _drop_connection(self, pool: Any, conn: Any) -> None:
+        """Give back to ``pool`` a connection that may hold half a reply, disconnected so
+        that no later command reads it."""
+        try:
+            await conn.disconnect()
+        finally:
+            await pool.release(conn)
 
     async def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""

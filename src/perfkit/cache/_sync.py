@@ -712,16 +712,21 @@ class RedisService(BaseCacheService):
             pool.release(conn)
             raise
         except Exception:
-            # Possibly half-read: never back in the pool with a reply pending.
-            conn.disconnect()
-            pool.release(conn)
+            self._drop_connection(pool, conn)
             return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
         except BaseException:  # cancelled, interrupted: dropped the same way, not retried
-            conn.disconnect()
-            pool.release(conn)
+            self._drop_connection(pool, conn)
             raise
         pool.release(conn)
         return values
+
+    def _drop_connection(self, pool: Any, conn: Any) -> None:
+        """Give back to ``pool`` a connection that may hold half a reply, disconnected so
+        that no later command reads it."""
+        try:
+            conn.disconnect()
+        finally:
+            pool.release(conn)
 
     def _mget_split(self, keys: list[str]) -> list[bytes | None]:
         """MGET in a cluster, split by slot (the keys need not share one)."""
