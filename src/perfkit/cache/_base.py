@@ -330,6 +330,10 @@ class BaseCacheService:
     # -- keys -------------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
+        # The checks inline (check_key only words the error): every read, L1 hits included,
+        # builds a key, and a call is a good part of an L1 hit.
+        if type(key) is str and key and not key.startswith(_INTERNAL):
+            return self._prefix + key
         return self._prefix + check_key(key)
 
     def _read_plan(self, tags: Iterable[str]) -> ReadPlan:
