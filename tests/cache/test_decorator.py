@@ -373,3 +373,27 @@ def test_unresolvable_return_annotation_is_a_clear_error(cache: RedisService) ->
 
     with pytest.raises(TypeError, match="cannot resolve the return annotation"):
         make()
+
+
+async def test_a_key_or_tag_that_cannot_name_an_entry_is_refused_on_every_call(
+    redis_url: str, namespace: str
+) -> None:
+    # With L1 on, a hit never reaches the service's own checks: the decorator makes them.
+    service = AsyncRedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS, l1=True)
+    await asyncio.to_thread(service.wait_l1_ready)
+
+    @cached_query(cache=service, key="{name}", tags=["t:{tag}"])
+    async def lookup(name: str, tag: str) -> str:
+        return name
+
+    assert await lookup("fine", "x") == "fine"
+    assert await lookup("fine", "x") == "fine"  # an L1 hit
+    for _ in range(2):  # the first call and a memoized one alike
+        with pytest.raises(ValueError, match="reserved"):
+            await lookup("__perfkit__:tag:x", "x")
+        with pytest.raises(ValueError, match="control characters"):
+            await lookup("fine", "\n")
+        with pytest.raises(TypeError, match="non-empty string"):
+            await lookup("", "x")
+    await service.clear()
+    await service.close()

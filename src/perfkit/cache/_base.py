@@ -105,6 +105,16 @@ def tag_ttl_ms(ttl_ms: int) -> int:
     return ttl_ms + TAG_MARGIN_MS if ttl_ms else 0
 
 
+def check_key(key: str) -> str:
+    """``key`` if it may name a cache entry (a non-empty string outside the reserved
+    prefix), else ``TypeError``/``ValueError`` naming it."""
+    if not isinstance(key, str) or not key:
+        raise ArgumentTypeError(f"cache key must be a non-empty string, got {key!r}")
+    if key.startswith(_INTERNAL):
+        raise ArgumentError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
+    return key
+
+
 def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """``tags`` as a tuple without duplicates; ``TypeError``/``ValueError`` naming a bad one."""
     if isinstance(tags, str):
@@ -209,6 +219,32 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+# From redis-py 5.3 a pool's get_connection() takes no arguments (before, a command name).
+_BARE_GET_CONNECTION = tuple(int(part) for part in redis.__version__.split(".")[:2]) >= (5, 3)
+
+
+def direct_pool(client: Any) -> Any:
+    """The connection pool the service may send its reads on itself, skipping redis-py's
+    per-command layers (see ``AsyncRedisService._send_mget``); None when the client is not a
+    plain pooled one (a cluster, a single-connection client, one with redis-py's
+    client-side cache or its own MGET callback), or redis-py is older than 5.3. These go
+    through ``execute_command``."""
+    if isinstance(client, redis.RedisCluster | redis.asyncio.RedisCluster):
+        return None
+    pool = getattr(client, "connection_pool", None)
+    if (
+        pool is None
+        or not _BARE_GET_CONNECTION
+        or getattr(client, "connection", None) is not None
+        or getattr(client, "single_connection_client", False)  # redis.asyncio
+        or getattr(client, "_single_connection_client", False)  # redis
+        or getattr(pool, "cache", None) is not None
+        or "MGET" in getattr(client, "response_callbacks", {})
+    ):
+        return None
+    return pool
+
+
 class ReadPlan:
     """What reading an entry guarded by ``tags`` needs, worked out once per tag tuple: the tag
     keys to MGET with the entry, and the header of an entry written under exactly these tags."""
@@ -295,11 +331,11 @@ class BaseCacheService:
     # -- keys -------------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        if not isinstance(key, str) or not key:
-            raise ArgumentTypeError(f"cache key must be a non-empty string, got {key!r}")
-        if key.startswith(_INTERNAL):
-            raise ArgumentError(f"cache key {key!r} may not start with {_INTERNAL!r} (reserved)")
-        return self._prefix + key
+        # The checks inline (check_key only words the error): every read, L1 hits included,
+        # builds a key, and a call is a good part of an L1 hit.
+        if type(key) is str and key and not key.startswith(_INTERNAL):
+            return self._prefix + key
+        return self._prefix + check_key(key)
 
     def _read_plan(self, tags: Iterable[str]) -> ReadPlan:
         """The read plan of ``tags`` (validated the first time a tuple is seen)."""
@@ -383,15 +419,15 @@ class BaseCacheService:
             return MISSING
         return near.get(full, type_)
 
-    def _cached_hit(self, key: str, tags: tuple[str, ...], type_: Any) -> Any:
-        """``@cached_query``'s L1 hit (``tags`` validated as on any call), or MISSING: a
-        plain call, so a hit costs no coroutine, nor the loader closure of a miss."""
+    def _cached_hit(self, key: str, type_: Any) -> Any:
+        """``@cached_query``'s L1 hit, or MISSING: a plain call, so a hit costs no
+        coroutine, nor the loader closure of a miss. ``key`` and the call's tags were
+        checked by the decorator (``check_key``, ``validate_tags``) when it built them."""
         near = self._near
         # _near_get's checks inline: a call is a good part of an L1 hit.
         if near is None or self._fallback_since is not None or self._memory.blocking:
             return MISSING
-        self._read_plan(tags)
-        return near.get(self._key(key), type_)
+        return near.get(self._prefix + key, type_)
 
     def _near_epoch(self) -> int:
         return 0 if self._near is None else self._near.epoch

@@ -12,9 +12,12 @@ iteration. Errors reach each caller of a batch, which degrades as it would alone
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from perfkit.cache._base import CONNECTION_ERRORS
+
+# How a batch is sent: the service's own MGET (AsyncRedisService._send_mget).
+Read = Callable[[list[str]], Awaitable[list[bytes | None]]]
 
 # Keys per coalesced MGET: past this a batch is sent and the next one starts.
 MAX_BATCH_KEYS = 1000
@@ -32,10 +35,10 @@ class _Batch:
 class AsyncBatcher:
     """The async service's reads: concurrent ``MGET``s coalesced into one (see module)."""
 
-    __slots__ = ("_batch", "_client", "_enabled", "_in_flight", "_tasks")
+    __slots__ = ("_batch", "_enabled", "_in_flight", "_read", "_tasks")
 
-    def __init__(self, client: Any, enabled: bool) -> None:
-        self._client = client
+    def __init__(self, read: Read, enabled: bool) -> None:
+        self._read = read
         self._enabled = enabled
         self._in_flight = 0
         self._batch: _Batch | None = None
@@ -44,12 +47,10 @@ class AsyncBatcher:
 
     async def mget(self, keys: list[str]) -> list[bytes | None]:
         """The values at ``keys`` (None where missing), in one MGET with concurrent reads."""
-        # execute_command, not mget(): that builds options for redis-py's own client-side
-        # cache, and on a hit this round trip is most of the cost.
         if not self._in_flight or not self._enabled:
             self._in_flight += 1
             try:
-                return await self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]
+                return await self._read(keys)
             finally:
                 self._in_flight -= 1
         batch = self._batch
@@ -77,7 +78,7 @@ class AsyncBatcher:
     async def _execute(self, batch: _Batch) -> None:
         self._in_flight += 1
         try:
-            values = await self._client.execute_command("MGET", *batch.keys)
+            values = await self._read(batch.keys)
         except CONNECTION_ERRORS as exc:  # each caller would have lost it alone: degrades
             for future, _, _ in batch.callers:
                 if not future.done():
@@ -102,7 +103,7 @@ class AsyncBatcher:
         self, batch: _Batch, future: asyncio.Future[list[bytes | None]], start: int, end: int
     ) -> None:
         try:
-            values = await self._client.execute_command("MGET", *batch.keys[start:end])
+            values = await self._read(batch.keys[start:end])
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)

@@ -16,7 +16,7 @@ from perfkit import _defaults
 from perfkit._acompat import is_async_callable
 from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
-from perfkit.cache._base import resolve_ttl
+from perfkit.cache._base import check_key, resolve_ttl, validate_tags
 from perfkit.cache._codec import MISSING
 from perfkit.cache._sync import RedisService
 
@@ -320,7 +320,8 @@ def cached_query(
                 raise ArgumentError(
                     f"cached_query({name}): template refers to {exc} which is not an argument"
                 ) from exc
-            return cache_key, filled
+            # Checked here, once per memoized call, rather than by the service on every hit.
+            return check_key(cache_key), validate_tags(filled)
 
         def service() -> Any:
             return cache if cache is not None else get_default_cache(asynchronous=is_async)
@@ -336,7 +337,7 @@ def cached_query(
                 svc = cache if cache is not None else get_default_cache(asynchronous=True)
                 type_ = return_type[0] if return_type else decode_type()
                 if l1:
-                    value = svc._cached_hit(cache_key, filled, type_)
+                    value = svc._cached_hit(cache_key, type_)
                     if value is not MISSING:
                         return value
                 return await svc._load(
@@ -363,7 +364,7 @@ def cached_query(
                 svc = cache if cache is not None else get_default_cache()
                 type_ = return_type[0] if return_type else decode_type()
                 if l1:
-                    value = svc._cached_hit(cache_key, filled, type_)
+                    value = svc._cached_hit(cache_key, type_)
                     if value is not MISSING:
                         return value
                 return svc._load(
