@@ -17,8 +17,9 @@ def test_lookups_from_many_threads_are_all_counted() -> None:
         start.wait()
         for _ in range(5_000):
             stats.lookup(hit, 0.0002)
-            assert len(stats._hit_times) <= CacheCounters.FOLD_AT
-            assert len(stats._miss_times) <= CacheCounters.FOLD_AT
+            # Bounded: each thread appends at most one lookup past FOLD_AT before it folds.
+            assert len(stats._hit_times) <= CacheCounters.FOLD_AT + len(threads)
+            assert len(stats._miss_times) <= CacheCounters.FOLD_AT + len(threads)
 
     threads = [threading.Thread(target=work, args=(n % 4 != 0,)) for n in range(8)]
     for thread in threads:
