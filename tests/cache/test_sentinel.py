@@ -28,9 +28,13 @@ def replicated() -> Iterator[tuple[PrivateRedis, PrivateRedis, PrivateSentinel]]
 
 
 def role(server: PrivateRedis) -> str:
+    """The server's role; "unknown" when a promotion closed this probe's connection
+    (Sentinel kills the normal clients of a server it reconfigures)."""
     client = redis.Redis.from_url(server.url)
     try:
         return str(client.info("replication")["role"])
+    except redis.ConnectionError:
+        return "unknown"
     finally:
         client.close()
 
