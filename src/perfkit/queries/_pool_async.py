@@ -18,7 +18,7 @@ from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit.queries._pool_base import BaseTimedPool, _Reconnect
 from perfkit.queries._stats import sql_text
-from perfkit.queries._watch import ConnectionWatch
+from perfkit.queries._watch import POLL_AFTER_IDLE, ConnectionWatch
 
 __all__ = ["AsyncTimedPool"]
 
@@ -30,12 +30,18 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
         self.watch = watch
         super().__init__(*args, **kwargs)
 
-    # getconn and putconn are the hot path: the base class is named, not found by super().
+    # getconn is the hot path: the base class is named, not found by super(), and the cheap
+    # half of ConnectionWatch.suspect is tested inline; putconn is psycopg_pool's own.
     async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
         try:
             conn = await AsyncConnectionPool.getconn(self, timeout)
-            if self.watch.suspect(conn):
+            now = monotonic()
+            watch = self.watch
+            if (
+                conn._pk_epoch != watch.epoch or now - conn._pk_taken > POLL_AFTER_IDLE
+            ) and watch.suspect(conn, now):
                 conn = await self._live(conn, timeout)
+            conn._pk_taken = now
             return conn
         except TooManyRequests:
             self.watch.count_rejected()
@@ -62,12 +68,8 @@ class _AsyncWatchedPool(AsyncConnectionPool[Any]):
             await conn.close()
             await self.putconn(conn)
             conn = await super().getconn(max(deadline - monotonic(), 0.0))
-            if not self.watch.suspect(conn):
+            if not self.watch.suspect(conn, monotonic()):
                 return conn
-
-    async def putconn(self, conn: Any) -> None:
-        conn._pk_idle_since = monotonic()  # idle from now: see ConnectionWatch.suspect
-        await AsyncConnectionPool.putconn(self, conn)
 
     # psycopg_pool's own (private) step that connects and reschedules itself on failure:
     # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
