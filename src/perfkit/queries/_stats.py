@@ -280,9 +280,9 @@ class QueryStats:
         is also logged as a ``slow_query`` structlog event with the fingerprint and the
         duration — never the parameters.
         """
-        self.queue(query, seconds, rows, failed, pool, context, perf_counter())
+        self._queue(query, seconds, rows, failed, pool, context, perf_counter())
 
-    def queue(
+    def _queue(
         self,
         query: Any,
         seconds: float,
