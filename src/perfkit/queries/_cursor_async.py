@@ -47,7 +47,7 @@ class AsyncTimedCursor(_ClientTiming, AsyncCursor[Any]):
             raise
         end = perf_counter()
         rows = self.rowcount
-        self._pk_stats._queue(
+        self._pk_stats.record(
             query, end - start, rows if rows > 0 else 0, False, self._pk_pool, self, end
         )
         return self

@@ -26,7 +26,7 @@ __all__ = ["AsyncTimedPool"]
 class _AsyncCheckout:
     """``async with pool.connection() as conn``: psycopg_pool's ``connection()`` as a plain
     class, the same steps (getconn, the connection's own ``async with``, putconn, the usage
-    time), without the generator-based context manager: that layer alone cost a checkout
+    time), without the generator-based context manager: dropping it saved a checkout
     about 6,800 CPU instructions (callgrind, CPython 3.11)."""
 
     __slots__ = ("_conn", "_pool", "_timeout")

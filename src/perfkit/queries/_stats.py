@@ -273,33 +273,23 @@ class QueryStats:
         failed: bool = False,
         pool: str = "",
         context: Any = None,
+        ended: float | None = None,
     ) -> None:
         """Count one run of ``query`` that took ``seconds`` and returned/affected ``rows``.
 
-        ``context`` (a connection or cursor) renders ``psycopg.sql`` objects. A slow run
-        is also logged as a ``slow_query`` structlog event with the fingerprint and the
-        duration — never the parameters.
+        ``context`` (a connection or cursor) renders ``psycopg.sql`` objects; ``ended`` is
+        when the run ended by ``time.perf_counter()`` (now by default: the timed cursors
+        pass the one they read). A slow run is also logged as a ``slow_query`` structlog
+        event with the fingerprint and the duration — never the parameters.
         """
-        self._queue(query, seconds, rows, failed, pool, context, perf_counter())
-
-    def _queue(
-        self,
-        query: Any,
-        seconds: float,
-        rows: int,
-        failed: bool,
-        pool: str,
-        context: Any,
-        ended: float,
-    ) -> None:
-        """:meth:`record`, given when the run ended (``perf_counter()``): the timed cursors'
-        hot path, which has read that clock already."""
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
         # call fills the batch, by a slow statement (logged at once) or by get_stats().
         key = query if type(query) is str else _sql_key(query, context)
         pending = self._pending
-        pending.append((key, seconds, rows, failed, pool, ended))
+        pending.append(
+            (key, seconds, rows, failed, pool, perf_counter() if ended is None else ended)
+        )
         if seconds >= self._slow_seconds:
             self._drain()
         elif len(pending) >= BATCH:
