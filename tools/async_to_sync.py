@@ -63,6 +63,7 @@ RENAMES: dict[str, str] = {
     "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncTimedPool": "TimedPool",
     "_AsyncWatchedPool": "_WatchedPool",
+    "_AsyncCheckout": "_Checkout",
     "AsyncTimedCursor": "TimedCursor",
     "AsyncTimedServerCursor": "TimedServerCursor",
     "AsyncCopy": "Copy",

@@ -306,9 +306,9 @@ def _traced_invalidate(original: Callable[..., Any], is_async: bool) -> Any:
 def _traced_record(original: Callable[..., Any], is_async: bool) -> Any:
     def record(
         self: QueryStats, query: Any, seconds: float, rows: int = 0, failed: bool = False,
-        pool: str = "", context: Any = None,
+        pool: str = "", context: Any = None, ended: float | None = None,
     ) -> None:  # fmt: skip
-        original(self, query, seconds, rows, failed, pool, context)
+        original(self, query, seconds, rows, failed, pool, context, ended)
         # The statement has run: its span is made from the duration perfkit measured, in
         # the caller's context (the statement's parent).
         end = time.time_ns()

@@ -133,3 +133,22 @@ async def test_async_configure_runs_and_from_env_works(database_url: str) -> Non
 def test_async_bad_values_raise_config_error() -> None:
     with pytest.raises(ConfigError, match="DB_POOL_MAX"):
         AsyncTimedPool.from_env({"DATABASE_URL": "postgresql://x/y", "DB_POOL_MAX": "0"})
+
+
+async def test_connection_block_commits_rolls_back_returns_and_counts_usage(
+    apool: AsyncTimedPool,
+) -> None:
+    """``async with pool.connection()`` keeps psycopg_pool's behaviour (see the sync test)."""
+    async with apool.connection() as conn:
+        await conn.execute("CREATE TABLE kept (x int)")
+        await conn.execute("INSERT INTO kept VALUES (1)")
+        await asyncio.sleep(0.05)
+    with pytest.raises(ZeroDivisionError):
+        async with apool.connection() as conn:
+            await conn.execute("INSERT INTO kept VALUES (2)")
+            raise ZeroDivisionError
+    async with apool.connection() as conn:
+        assert await (await conn.execute("SELECT x FROM kept")).fetchall() == [(1,)]
+    stats = apool.stats().pool
+    assert stats.in_use == 0 and stats.idle == stats.size
+    assert stats.usage_ms >= 45

@@ -269,3 +269,21 @@ def test_from_env_bad_values_name_the_variable(environ: dict[str, str], variable
 def test_bad_sizes_raise_config_error(arguments: dict[str, int]) -> None:
     with pytest.raises(ConfigError):
         TimedPool("postgresql://x/y", **arguments)
+
+
+def test_connection_block_commits_rolls_back_returns_and_counts_usage(pool: TimedPool) -> None:
+    """``with pool.connection()`` keeps psycopg_pool's behaviour: the block's transaction is
+    committed on success and rolled back on an exception, the connection goes back to the
+    pool either way, and the time it was lent out is counted in ``usage_ms``."""
+    with pool.connection() as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+        conn.execute("INSERT INTO kept VALUES (1)")
+        time.sleep(0.05)
+    with pytest.raises(ZeroDivisionError), pool.connection() as conn:
+        conn.execute("INSERT INTO kept VALUES (2)")
+        raise ZeroDivisionError
+    with pool.connection() as conn:
+        assert conn.execute("SELECT x FROM kept").fetchall() == [(1,)]
+    stats = pool.stats().pool
+    assert stats.in_use == 0 and stats.idle == stats.size
+    assert stats.usage_ms >= 45

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import msgspec
 import pytest
@@ -53,6 +54,31 @@ def test_fingerprint_table_is_capped_and_evicts_least_recently_seen() -> None:
     assert "SELECT c0 FROM t" not in texts
     (keep,) = [e for e in snapshot.by_fingerprint if e.fingerprint == "SELECT keep FROM t"]
     assert keep.count == 501
+
+
+def test_a_statement_evicted_within_a_batch_gets_a_new_entry() -> None:
+    """Samples are added up in batches, each SQL text looked up once per batch: an entry
+    evicted by a later sample of the same batch is not updated behind the table's back."""
+    stats = QueryStats(max_fingerprints=2)
+    for text in ("SELECT a FROM t", "SELECT b FROM t", "SELECT c FROM t", "SELECT a FROM t"):
+        stats.record(text, 0.001)  # fewer than a batch: added up by stats() below
+    snapshot = stats.stats()
+    counts = {entry.fingerprint: entry.count for entry in snapshot.by_fingerprint}
+    assert counts == {"SELECT c FROM t": 1, "SELECT a FROM t": 1}
+    assert snapshot.count == 4 and snapshot.fingerprints_evicted == 2
+
+
+def test_last_seen_and_slow_at_are_unix_times() -> None:
+    stats = QueryStats(slow_query_ms=100)
+    before = time.time()
+    stats.record("SELECT 1", 0.001)
+    stats.record("SELECT 2", 0.2)
+    after = time.time()
+    snapshot = stats.stats()
+    for entry in snapshot.by_fingerprint:
+        assert before - 0.01 <= entry.last_seen <= after + 0.01
+    (slow,) = snapshot.slowest
+    assert before - 0.01 <= slow.at <= after + 0.01
 
 
 def test_slow_statements_counted_listed_slowest_first_and_logged_without_values() -> None:

@@ -63,6 +63,8 @@ class _ClientTiming(_Timing):
     """Client-side cursors: each statement is recorded as soon as it returns."""
 
     __slots__ = ()
+    # The execute() that the timed one wraps: the next in the class's MRO.
+    _pk_execute: ClassVar[Callable[..., Any]]
 
     def _pk_done(self: _HasRowcount, query: Any, elapsed: float, failed: bool) -> None:
         rows = 0 if failed else self.rowcount

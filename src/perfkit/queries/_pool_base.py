@@ -233,7 +233,10 @@ def timed_cursor_class(
     if issubclass(timed, _ClientTiming):
         namespace["__slots__"] = ()
     bases = (timed,) if base in timed.__mro__ else (timed, base)
-    return type(f"Timed{base.__name__}", bases, namespace)  # type: ignore[return-value]
+    cls = type(f"Timed{base.__name__}", bases, namespace)
+    if issubclass(timed, _ClientTiming):
+        cls._pk_execute = staticmethod(super(timed, cls).execute)  # type: ignore[attr-defined, misc]
+    return cls  # type: ignore[return-value]
 
 
 class BaseTimedPool:

@@ -13,7 +13,7 @@ import heapq
 import threading
 from collections import OrderedDict, deque
 from math import log
-from time import time
+from time import perf_counter, time
 from typing import Annotated, Any
 
 import msgspec
@@ -254,6 +254,7 @@ class QueryStats:
         self._by_sql: OrderedDict[str | bytes, Fingerprint] = OrderedDict()
         self._entries: dict[str, _Entry] = {}
         self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
+        # (SQL text, seconds, rows, failed, pool, perf_counter() at the end)
         self._pending: deque[tuple[str | bytes, float, int, bool, str, float]] = deque()
         self._reset_counters()
 
@@ -281,8 +282,10 @@ class QueryStats:
                 self._by_sql.popitem(last=False)
         return found
 
-    def _live_entry(self, fingerprint: Fingerprint) -> _Entry:
-        """The table's entry for ``fingerprint``, made (evicting the oldest) if missing."""
+    def _entry_of(self, key: str | bytes) -> _Entry:
+        """The table's entry for SQL text ``key``, made (evicting the oldest) if missing;
+        under the lock."""
+        fingerprint = self._fingerprint_of(key)
         entry = self._entries.get(fingerprint.id)
         if entry is None:
             if len(self._entries) >= self.max_fingerprints:
@@ -305,19 +308,23 @@ class QueryStats:
         failed: bool = False,
         pool: str = "",
         context: Any = None,
+        ended: float | None = None,
     ) -> None:
         """Count one run of ``query`` that took ``seconds`` and returned/affected ``rows``.
 
-        ``context`` (a connection or cursor) renders ``psycopg.sql`` objects. A slow run
-        is also logged as a ``slow_query`` structlog event with the fingerprint and the
-        duration — never the parameters.
+        ``context`` (a connection or cursor) renders ``psycopg.sql`` objects; ``ended`` is
+        when the run ended by ``time.perf_counter()`` (now by default: the timed cursors
+        pass the one they read). A slow run is also logged as a ``slow_query`` structlog
+        event with the fingerprint and the duration — never the parameters.
         """
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
-        # call fills the batch, by a slow statement (logged at once) or by get_stats().
+        # call fills the batch, by a slow statement (logged at once) or by stats().
         key = query if type(query) is str else _sql_key(query, context)
         pending = self._pending
-        pending.append((key, seconds, rows, failed, pool, time()))
+        pending.append(
+            (key, seconds, rows, failed, pool, perf_counter() if ended is None else ended)
+        )
         if seconds >= self._slow_seconds:
             self._drain()
         elif len(pending) >= BATCH:
@@ -330,23 +337,34 @@ class QueryStats:
         slow: list[SlowQuery] = []
         try:
             pending = self._pending
+            slow_seconds = self._slow_seconds
+            to_unix = time() - perf_counter()  # the samples' perf_counter() -> Unix time
+            # This batch's entries by SQL text, so that a statement run many times in a
+            # batch is looked up once; emptied when the table evicts (an entry may be gone).
+            batch: dict[str | bytes, _Entry] = {}
+            count, total, rows_total = self._count, 0.0, 0
             # Only this locked loop pops, so popleft cannot fail; samples queued meanwhile
             # are left to their own caller, so that one drain cannot run on forever.
             for _ in range(len(pending)):
-                key, seconds, rows, failed, pool, now = pending.popleft()
-                if not key:  # "": psycopg_pool's connection check, not a statement
-                    continue
-                fingerprint = self._fingerprint_of(key)
-                entry = self._entries.get(fingerprint.id) or self._live_entry(fingerprint)
+                key, seconds, rows, failed, pool, ended = pending.popleft()
+                entry = batch.get(key)
+                if entry is None:
+                    if not key:  # "": psycopg_pool's connection check, not a statement
+                        continue
+                    evicted = self._evicted
+                    entry = self._entry_of(key)
+                    if self._evicted != evicted:
+                        batch.clear()
+                    batch[key] = entry
                 bucket = int(log(seconds) * _SCALE - _OFFSET) if seconds > BUCKET_MIN else 0
-                self._count += 1
-                self._total += seconds
-                self._rows += rows
-                entry.seq = self._count
+                count += 1
+                total += seconds
+                rows_total += rows
+                entry.seq = count
                 entry.count += 1
                 entry.total += seconds
                 entry.rows += rows
-                entry.last_seen = now
+                entry.last_seen = ended + to_unix
                 entry.buckets[bucket if bucket < BUCKET_COUNT else BUCKET_COUNT - 1] += 1
                 if seconds > entry.max:
                     entry.max = seconds
@@ -355,19 +373,23 @@ class QueryStats:
                 if failed:
                     entry.errors += 1
                     self._errors += 1
-                if seconds >= self._slow_seconds:
+                if seconds >= slow_seconds:
                     entry.slow += 1
                     self._slow += 1
+                    fingerprint = entry.fingerprint
                     slow.append(
                         SlowQuery(
                             fingerprint=fingerprint.text,
                             fingerprint_id=fingerprint.id,
                             duration_ms=seconds * 1000,
-                            at=now,
+                            at=ended + to_unix,
                             pool=pool,
                             failed=failed,
                         )
                     )
+            self._count = count
+            self._total += total
+            self._rows += rows_total
             self._recent_slow.extend(slow)
         finally:
             self._lock.release()

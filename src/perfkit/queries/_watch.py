@@ -3,23 +3,27 @@
 A pool hands out a connection without asking the server whether it is still there: that
 round trip would cost as much as the statement. Instead :class:`ConnectionWatch` keeps an
 *epoch* and each connection the epoch it was last known good in, the time it was last
-given back, and a ``poll`` object on its socket. At checkout a connection is *suspect*
+handed out, and a ``poll`` object on its socket. At checkout a connection is *suspect*
 when
 
-- it sat idle for more than :data:`POLL_AFTER_IDLE` and its socket is readable: the
-  server closed it (a restart, a crash or a terminated backend sends its goodbye and FIN)
-  or has something unasked-for to say. A connection given back moments ago is not
-  polled: no server restarts that fast, and the zero-timeout ``poll()`` is a system call
-  that a busy pool would otherwise make on every checkout;
+- it was handed out more than :data:`POLL_AFTER_IDLE` ago (so it has sat idle, or been
+  held, at least that long) and its socket is readable: the server closed it (a restart,
+  a crash or a terminated backend sends its goodbye and FIN) or has something unasked-for
+  to say. A connection handed out moments ago is not polled: no server restarts that
+  fast, and the zero-timeout ``poll()`` is a system call that a busy pool would otherwise
+  make on every checkout. (The time is stamped at checkout, where the clock is read
+  anyway, so that giving a connection back costs nothing.)
 - or its epoch is older than the pool's: since it was last known good, some other
   connection of the pool turned out dead (the epoch moves on then), so all of them may be.
 
 A suspect connection is verified with one round trip (or replaced) before it is handed
-out; in the steady state checkout costs two comparisons and a clock read. A statement
-refused because the server became a read-only standby moves the *replace mark* to the
-current epoch: every connection made before is closed and replaced at its next checkout
-(a multi-host conninfo with ``target_session_attrs=read-write`` then finds the new
-primary).
+out. In the steady state checkout costs two comparisons, a clock read and a store, tested
+inline by the pools' ``getconn``: only a connection of an older epoch, or one handed out
+long enough ago, gets the call to :meth:`ConnectionWatch.suspect` (and perhaps its
+``poll()``). A statement refused because the server became a read-only standby moves the
+*replace mark* to the current epoch: every connection made before is closed and replaced
+at its next checkout (a multi-host conninfo with ``target_session_attrs=read-write`` then
+finds the new primary).
 
 A statement whose connection dies while it runs cannot be caught that way. The pools'
 ``fetch()`` runs it once more on a fresh connection when that is safe: a read-only
@@ -90,12 +94,13 @@ class ConnectionWatch:
         poller.register(conn.pgconn.socket, select.POLLIN)
         conn._pk_poll = poller
         conn._pk_epoch = self.epoch
-        conn._pk_idle_since = monotonic()
+        conn._pk_taken = monotonic()
 
-    def suspect(self, conn: Any) -> bool:
-        """True when ``conn`` must be verified before it is handed out (the hot path)."""
+    def suspect(self, conn: Any, now: float) -> bool:
+        """True when ``conn`` must be verified before it is handed out at time ``now``
+        (``monotonic()``)."""
         return conn._pk_epoch != self.epoch or (
-            monotonic() - conn._pk_idle_since > POLL_AFTER_IDLE and bool(conn._pk_poll.poll(0))
+            now - conn._pk_taken > POLL_AFTER_IDLE and bool(conn._pk_poll.poll(0))
         )
 
     def must_replace(self, conn: Any) -> bool:
