@@ -40,6 +40,7 @@ import structlog
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
+_monotonic = time.monotonic  # bound once: read on every L1 hit
 
 
 class _Near:
@@ -94,7 +95,7 @@ class NearCache:
         entry = self._entries.get(full)
         if entry is None or entry.type_ is not type_ or not self.enabled:
             return MISSING
-        if entry.expires <= time.monotonic():
+        if entry.expires <= _monotonic():
             self._discard(full, entry)
             return MISSING
         gens = self._gens
