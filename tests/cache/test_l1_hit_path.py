@@ -104,3 +104,23 @@ async def test_l1_hits_are_counted_as_hits_when_metrics_are_read(
     cache.reset_stats()
     assert (await cache.stats()).hits == 0
     await cache.close()
+
+
+def test_a_hit_after_hits_still_sees_its_tag_move_on() -> None:
+    # Hits skip comparing tags while no generation changed since they last matched: a
+    # change after many hits (a new generation learned, a tag forgotten) still misses.
+    near = _filled(2)
+    for _ in range(3):
+        assert near.get("ns:k0", None) == 0
+        assert near.get("ns:k1", None) == 1
+    version = near.gens_version
+    near.learn({"t": b"g1"}, near.epoch)  # the same generation again: nothing changed
+    assert near.gens_version == version
+    assert near.get("ns:k0", None) == 0
+    near.learn({"t": b"g2"}, near.epoch)
+    assert near.get("ns:k0", None) is MISSING
+    near.put("ns:k0", None, 0, [("t", b"g2")], 8, near.epoch)
+    assert near.get("ns:k0", None) == 0
+    near.forget_tags(["t"])
+    assert near.get("ns:k0", None) is MISSING
+    assert near.get("ns:k1", None) is MISSING

@@ -66,6 +66,29 @@ def test_keys_live_in_the_namespace(
     assert redis_client.exists(f"{namespace}:k") == 1
 
 
+def test_keys_are_checked_however_often_good_ones_were_read(
+    cache: RedisService, redis_client: redis.Redis, namespace: str
+) -> None:
+    # The service keeps the namespaced form of recent keys (bounded): reading many keys,
+    # long ones and str subclasses changes neither which key is written nor what is refused.
+    class Key(str):
+        pass
+
+    cache.set_many({f"k{i}": i for i in range(5000)})
+    cache.set("x" * 300, "long")
+    cache.set(Key("sub"), "subclass")
+    for _ in range(2):
+        assert cache.get_many([f"k{i}" for i in range(5000)]) == {f"k{i}": i for i in range(5000)}
+        assert cache.get("x" * 300) == "long"
+        assert cache.get(Key("sub")) == cache.get("sub") == "subclass"
+        assert len(cache._fulls) <= 4096
+        for bad, error in [("", TypeError), (None, TypeError), ("__perfkit__:x", ValueError)]:
+            with pytest.raises(error):
+                cache.get(bad)  # type: ignore[arg-type]
+    assert redis_client.get(f"{namespace}:{'x' * 300}") is not None
+    assert redis_client.exists(f"{namespace}:sub", f"{namespace}:k4999") == 2
+
+
 @pytest.mark.parametrize("foreign", [b"", b"plain text", b"\x01no-terminator"])
 def test_value_not_written_by_perfkit_reads_as_a_miss(
     cache: RedisService, redis_client: redis.Redis, namespace: str, foreign: bytes

@@ -267,6 +267,9 @@ class ReadPlan:
 
 # Read plans a service keeps (the distinct tag tuples its callers use) before starting over.
 _PLAN_LIMIT = 4096
+# Keys whose namespaced form a service keeps (see _key), and the longest kept: bounded memory.
+_KEY_MEMO_LIMIT = 4096
+_KEY_MEMO_LENGTH = 256
 
 
 class BaseCacheService:
@@ -310,6 +313,7 @@ class BaseCacheService:
         self._lock_prefix = f"{self._internal}lock:"
         self._stats = CacheCounters()
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
+        self._fulls: dict[str, str] = {}  # key -> namespaced key, see _key
         self._memory = MemoryStore(
             self.settings.cache_fallback_max_entries, self.settings.cache_fallback_ttl
         )
@@ -331,11 +335,16 @@ class BaseCacheService:
     # -- keys -------------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        # The checks inline (check_key only words the error): every read, L1 hits included,
-        # builds a key, and a call is a good part of an L1 hit.
-        if type(key) is str and key and not key.startswith(_INTERNAL):
-            return self._prefix + key
-        return self._prefix + check_key(key)
+        # Every read, L1 hits included, builds a key: the full keys of recent (short) ones
+        # are kept, so a hit neither checks nor allocates one, nor hashes a new string.
+        full = self._fulls.get(key) if type(key) is str else None
+        if full is None:
+            full = self._prefix + check_key(key)
+            if type(key) is str and len(key) <= _KEY_MEMO_LENGTH:
+                if len(self._fulls) >= _KEY_MEMO_LIMIT:
+                    self._fulls.clear()
+                self._fulls[key] = full
+        return full
 
     def _read_plan(self, tags: Iterable[str]) -> ReadPlan:
         """The read plan of ``tags`` (validated the first time a tuple is seen)."""
@@ -427,7 +436,7 @@ class BaseCacheService:
         # _near_get's checks inline: a call is a good part of an L1 hit.
         if near is None or self._fallback_since is not None or self._memory.blocking:
             return MISSING
-        return near.get(self._prefix + key, type_)
+        return near.get(self._fulls.get(key) or self._prefix + key, type_)
 
     def _near_epoch(self) -> int:
         return 0 if self._near is None else self._near.epoch

@@ -40,10 +40,11 @@ import structlog
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
+_monotonic = time.monotonic  # bound once: read on every L1 hit
 
 
 class _Near:
-    __slots__ = ("expires", "pairs", "size", "type_", "value")
+    __slots__ = ("checked", "expires", "pairs", "size", "type_", "value")
 
     def __init__(
         self, value: Any, type_: Any, pairs: list[tuple[str, bytes]], size: int, expires: float
@@ -53,6 +54,8 @@ class _Near:
         self.pairs = pairs
         self.size = size
         self.expires = expires
+        # The NearCache.gens_version its tags last matched at (-1: not yet).
+        self.checked = -1
 
 
 class NearCache:
@@ -78,6 +81,9 @@ class NearCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self.epoch = 0
+        # Bumped after every change of _gens, so a hit skips comparing its tags while none
+        # changed since they last matched.
+        self.gens_version = 0
         self.enabled = False
         self.hits = 0
         self.flushes = 0
@@ -94,14 +100,18 @@ class NearCache:
         entry = self._entries.get(full)
         if entry is None or entry.type_ is not type_ or not self.enabled:
             return MISSING
-        if entry.expires <= time.monotonic():
+        if entry.expires <= _monotonic():
             self._discard(full, entry)
             return MISSING
-        gens = self._gens
-        for tag, gen in entry.pairs:  # a loop, not any(): no generator per hit
-            if gens.get(tag) != gen:
-                self._discard(full, entry)
-                return MISSING
+        # Read before comparing: a change of _gens during the loop bumps it past the stamp.
+        version = self.gens_version
+        if entry.checked != version:
+            gens = self._gens
+            for tag, gen in entry.pairs:  # a loop, not any(): no generator per hit
+                if gens.get(tag) != gen:
+                    self._discard(full, entry)
+                    return MISSING
+            entry.checked = version
         try:  # noqa: SIM105 (not contextlib.suppress: that is an object per hit)
             self._entries.move_to_end(full)
         except KeyError:
@@ -141,11 +151,18 @@ class NearCache:
         with self._lock:
             if not self.enabled or epoch != self.epoch:
                 return
+            known = self._gens
+            changed = False
             for tag, gen in gens.items():
+                if known.get(tag) == gen:
+                    continue
+                changed = True
                 if gen is None:
-                    self._gens.pop(tag, None)
+                    known.pop(tag, None)
                 else:
-                    self._gens[tag] = gen
+                    known[tag] = gen
+            if changed:
+                self.gens_version += 1  # after the change: see get
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -160,6 +177,7 @@ class NearCache:
             self.epoch += 1
             for tag in tags:
                 self._gens.pop(tag, None)
+            self.gens_version += 1  # after the change: see get
 
     def evict_matching(self, full_pattern: str) -> None:
         with self._lock:
@@ -173,6 +191,7 @@ class NearCache:
             self.epoch += 1
             self._entries.clear()
             self._gens.clear()
+            self.gens_version += 1
             self._bytes = 0
             if enabled is not None:
                 self.enabled = enabled

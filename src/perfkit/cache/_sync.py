@@ -154,9 +154,12 @@ class RedisService(BaseCacheService):
         dataclass, an attrs class, a pydantic model...); a value that does not fit it is a
         miss."""
         full = self._key(key)
-        value = self._near_get(full, type)
-        if value is not MISSING:
-            return value
+        near = self._near
+        # _near_get inline (a call is a good part of an L1 hit).
+        if near is not None and self._fallback_since is None and (not self._memory.blocking):
+            value = near.get(full, type)
+            if value is not MISSING:
+                return value
         start = time.perf_counter()
         epoch = self._near_epoch()
         entry = self._lookup_one(full, _NO_TAGS)
