@@ -195,10 +195,21 @@ def node_id(port: int) -> str:
         return str(client.execute_command("CLUSTER", "MYID").decode())
 
 
+def knows(port: int, *ids: str) -> bool:
+    """Whether the node on ``port`` lists every one of ``ids`` in CLUSTER NODES."""
+    with redis.Redis(port=port, decode_responses=True) as client:
+        listed = str(client.execute_command("CLUSTER", "NODES"))
+    return all(i in listed for i in ids)
+
+
 def migrate_slot(cluster: PrivateCluster, slot: int, source: int, target: int) -> None:
     """Move ``slot`` and its keys from one primary to another, as redis-cli --cluster does."""
     src, dst = cluster.nodes[source], cluster.nodes[target]
     src_id, dst_id = node_id(src.port), node_id(dst.port)
+    # A node that just joined is known to the others only once gossip has reached them;
+    # until then SETSLOT answers "I don't know about node ...".
+    for node in cluster.nodes:
+        eventually(lambda port=node.port: knows(port, src_id, dst_id), timeout=10)
     with redis.Redis(port=src.port) as a, redis.Redis(port=dst.port) as b:
         b.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
         a.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
