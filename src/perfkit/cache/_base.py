@@ -15,9 +15,8 @@ import redis
 import redis.asyncio
 import redis.exceptions
 import structlog
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from perfkit._compat.redis import one_quick_retry
 from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
 from perfkit.cache import _codec
@@ -187,16 +186,16 @@ class SentinelURL(NamedTuple):
             db=self.db,
             username=self.username,
             password=self.password,
-            **client_kwargs(settings),
+            **client_kwargs(settings, driver),
         )
 
     def master_address(self, settings: Settings) -> dict[str, Any]:
         """Connection options of the current master, asked of the sentinels now."""
-        sentinel = redis.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             self.sentinels,
             sentinel_kwargs={"socket_timeout": settings.redis_socket_timeout},
         )
-        host, port = sentinel.discover_master(self.service)  # type: ignore[no-untyped-call]
+        host, port = sentinel.discover_master(self.service)  # type: ignore[no-untyped-call,unused-ignore]
         return {
             "host": host,
             "port": port,
@@ -206,8 +205,9 @@ class SentinelURL(NamedTuple):
         }
 
 
-def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Options for clients the service creates: short timeouts, one quick retry.
+def client_kwargs(settings: Settings, driver: Any) -> dict[str, Any]:
+    """Options for clients the service creates with ``driver`` (``redis`` or
+    ``redis.asyncio``): short timeouts, one quick retry.
 
     The retry survives a pooled connection that went stale (a server restart); more retries
     would only make an outage slower to detect before falling back to memory.
@@ -215,7 +215,7 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": one_quick_retry(driver),
     }
 
 

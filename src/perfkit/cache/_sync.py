@@ -91,10 +91,10 @@ class RedisService(BaseCacheService):
                 connection = sentinel.client(driver, settings)
             elif url.startswith(CLUSTER_SCHEME):
                 connection = driver.RedisCluster.from_url(
-                    "redis://" + url[len(CLUSTER_SCHEME) :], **client_kwargs(settings)
+                    "redis://" + url[len(CLUSTER_SCHEME) :], **client_kwargs(settings, driver)
                 )
             else:
-                connection = driver.Redis.from_url(url, **client_kwargs(settings))
+                connection = driver.Redis.from_url(url, **client_kwargs(settings, driver))
         super().__init__(
             client=connection,
             owns_client=connection is not client,

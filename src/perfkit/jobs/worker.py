@@ -47,6 +47,7 @@ from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import WorkerStatus
 
+from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.allowlist import AllowedJob
 from perfkit.jobs.lifeline import die_with_parent
@@ -153,7 +154,7 @@ class _BoundedRecovery:
         # woken too early, goes back to a 60 s wait that RQ's 1 s join then sits out:
         # a second lost at every burst worker's exit.
         if self.pubsub_thread:
-            self.pubsub_thread.stop()
+            stop_pubsub_thread(self.pubsub_thread)
             self.pubsub.unsubscribe()
             self.pubsub_thread.join(timeout=1)
             self.pubsub.close()

@@ -1,0 +1,6 @@
+"""One door per dependency: every use of a dependency's private or version-dependent API.
+
+Each module here wraps one dependency (``redis``, ``rq``, ``psycopg_pool``): a version gate,
+the fast or private way where the installed release has it, and the public way otherwise.
+Nothing else in perfkit touches those internals (docs/architecture.md lists them).
+"""
