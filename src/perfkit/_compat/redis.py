@@ -9,8 +9,10 @@ from typing import Any
 import redis
 import redis.asyncio.retry
 import redis.retry
+from redis._parsers import _RESP3Parser
 from redis.backoff import NoBackoff
 from redis.client import PubSubWorkerThread
+from redis.connection import DefaultParser
 
 VERSION: tuple[int, int] = (
     int(redis.__version__.split(".")[0]),
@@ -38,3 +40,19 @@ def stop_pubsub_thread(thread: threading.Thread) -> None:
         thread.stop(timeout=0)  # type: ignore[attr-defined]
     else:
         thread.stop()  # type: ignore[attr-defined]
+
+
+# redis-py < 6 (or so): the hiredis parser, redis-py's default when hiredis is installed, has
+# no push handler; only the pure-Python RESP3 parser delivers CLIENT TRACKING's pushes.
+_DEFAULT_PARSER_PUSHES = hasattr(DefaultParser, "set_invalidation_push_handler")
+
+
+def tracking_connection_options() -> dict[str, Any]:
+    """Extra options for a sync RESP3 connection that must receive invalidation pushes."""
+    return {} if _DEFAULT_PARSER_PUSHES else {"parser_class": _RESP3Parser}
+
+
+def on_invalidation_push(connection: Any, handler: Any) -> None:
+    """Call ``handler`` with each invalidation push ``connection`` reads (its parser's
+    handler slot: redis-py has no public way to it for a bare connection)."""
+    connection._parser.set_invalidation_push_handler(handler)

@@ -37,6 +37,7 @@ import redis
 import redis.connection
 import structlog
 
+from perfkit._compat.redis import on_invalidation_push, tracking_connection_options
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
@@ -251,7 +252,7 @@ class Tracker:
     def _connect(self) -> Any:  # a redis-py Connection (untyped API)
         conn = _connection(self._address())
         conn.connect()
-        conn._parser.set_invalidation_push_handler(self._on_push)
+        on_invalidation_push(conn, self._on_push)
         conn.send_command("CLIENT", "TRACKING", "on", "BCAST", "PREFIX", self._prefix)
         if conn.read_response() not in (b"OK", "OK"):
             raise redis.ConnectionError("CLIENT TRACKING was refused")
@@ -358,6 +359,7 @@ def _connection(kwargs: dict[str, Any], socket_timeout: float = 5.0) -> Any:
     options = {k: v for k, v in kwargs.items() if k in accepted and k not in _DRIVER_INTERNALS}
     options["protocol"] = 3
     options["socket_timeout"] = socket_timeout
+    options.update(tracking_connection_options())
     return cls(**options)
 
 
