@@ -28,7 +28,7 @@ def _other_process(kit: Perfkit, requests: int, statements: int) -> Fleet:
                   queries=lambda: export_query_stats(stats, 100))  # fmt: skip
     for n in range(requests):
         scope = {"type": "http", "path": f"/p/{n}"}
-        other.monitor.requests.begin(scope, "/p/{id}")
+        other.monitor.requests.begin(scope)
         other.monitor.requests.end(scope, "GET", "/p/1", 200, 0.01, route="/p/{id}")
     other.publish()
     return other
@@ -37,7 +37,7 @@ def _other_process(kit: Perfkit, requests: int, statements: int) -> Fleet:
 def _serve(kit: Perfkit, count: int) -> None:
     for n in range(count):
         scope = {"type": "http", "path": f"/here/{n}"}
-        kit.monitor.requests.begin(scope, "/here/{id}")
+        kit.monitor.requests.begin(scope)
         kit.monitor.requests.end(scope, "GET", "/here/1", 200, 0.01, route="/here/{id}")
 
 
