@@ -30,6 +30,9 @@ def test_bad_bodies_and_parameters_name_the_field(
         "patern: unknown field"
     )
     assert error(post("cache/invalidate", headers=AUTH, json={}), 400).startswith("pattern, tags")
+    assert error(post("cache/invalidate", headers=AUTH, json={"tags": None}), 400).startswith(
+        "tags:"
+    )
     assert error(post("cache/invalidate", headers=AUTH, json=[1]), 400).startswith("body:")
     assert "not valid JSON" in error(
         post(
@@ -59,7 +62,6 @@ def test_bad_bodies_and_parameters_name_the_field(
     assert error(get("jobs/failed?limit=101", headers=AUTH), 400).startswith("limit:")
     assert error(get("jobs/failed?offset=-1", headers=AUTH), 400).startswith("offset:")
     assert error(get("jobs/failed?queue=x", headers=AUTH), 400).startswith("queue:")
-    assert error(get("jobs/failed?offset=199&limit=2", headers=AUTH), 400).startswith("offset:")
 
 
 def test_media_type_and_size(

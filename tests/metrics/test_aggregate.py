@@ -181,3 +181,33 @@ def test_exposition_of_many_processes_is_one_read(
     elapsed = time.perf_counter() - started
     assert sum(sum(s.counts) for s in merged["http_request_duration_seconds"].samples) == 200 * 100
     assert elapsed < 2.0
+
+
+async def test_foreign_bytes_in_the_metrics_hash_are_skipped_and_counted(
+    redis_client: redis.Redis, redis_url: str, namespace: str
+) -> None:
+    from perfkit.metrics import MetricsRegistry, SnapshotPusher
+
+    registry = MetricsRegistry()
+    registry.counter("jobs_total", "Jobs.").inc(3)
+    pusher = SnapshotPusher(registry, redis_client, namespace=namespace, ttl=30)
+    pusher.push()
+    store = SnapshotStore(redis_client, namespace=namespace, ttl=30)
+    foreign = {b"\xff\xfe": b"x", b"junk": b"\xc1 not msgpack", b"retired": b"\x00"}
+    redis_client.hset(store.hash_key, mapping=foreign)  # type: ignore[arg-type]
+    for field in foreign:
+        redis_client.set(store.alive_key(field.decode(errors="replace")), b"1", ex=30)
+    exposed = families(store.exposition())
+    assert exposed["jobs"][("jobs_total", ())] == 3
+    assert exposed["perfkit_metrics_entries_skipped"][
+        ("perfkit_metrics_entries_skipped_total", ())
+    ] == len(foreign)
+    assert store.processes() == [pusher.process]
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        merged = {
+            m.name: m for m in await AsyncSnapshotStore(client, namespace=namespace).collect()
+        }
+    finally:
+        await client.aclose()
+    assert merged["jobs_total"].samples == [Sample((), 3.0)]

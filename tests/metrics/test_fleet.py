@@ -34,7 +34,7 @@ def _serve(fleet: Fleet, count: int, seconds: float, *, status: int = 200) -> No
     requests = fleet.monitor.requests
     for n in range(count):
         scope = {"type": "http", "path": f"/items/{n}"}
-        requests.begin(scope, "/items/{id}")
+        requests.begin(scope)
         requests.end(scope, "GET", "/items/1", status, seconds, route="/items/{id}")
 
 

@@ -42,7 +42,7 @@ def decode_body(raw: bytes, content_type: str, body_type: Any) -> Any:
     elif content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise AdminError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        return msgspec.json.decode(raw, type=body_type)
+        body = msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
         message = str(exc)
         unknown = _UNKNOWN_FIELD.search(message)
@@ -56,6 +56,13 @@ def decode_body(raw: bytes, content_type: str, body_type: Any) -> Any:
         raise AdminError(400, "bad_request", detail) from None
     except msgspec.DecodeError:
         raise AdminError(400, "bad_request", "body: not valid JSON") from None
+    fields = body.__struct_fields__
+    given = sum(getattr(body, field) is not msgspec.UNSET for field in fields)
+    if given < body.min_fields:
+        raise AdminError(
+            400, "bad_request", f"{', '.join(fields)}: give at least {body.min_fields} of them"
+        )
+    return body
 
 
 class AdminCore:

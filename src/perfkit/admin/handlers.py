@@ -56,8 +56,6 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 RECENT_FAILURES = 10
 DASHBOARD_TOP = 10
-# Pages across every queue merge each queue's first offset+limit entries: bounded.
-CROSS_QUEUE_WINDOW = 200
 
 
 class Ask(msgspec.Struct, frozen=True):
@@ -133,33 +131,11 @@ class Handlers:
     async def _failed_page(
         self, jobs: JobService, queue: str | None, offset: int, limit: int
     ) -> s.FailedJobsReport:
-        if queue is not None:
-            page = await self._part("jobs", jobs.failed_jobs, queue, offset=offset, limit=limit)
-            return s.FailedJobsReport(
-                queue=queue, total=page.total, offset=offset, limit=limit, jobs=page.jobs
-            )
-        if offset + limit > CROSS_QUEUE_WINDOW:
-            raise AdminError(
-                400,
-                "bad_request",
-                f"offset: across all queues offset+limit may be at most {CROSS_QUEUE_WINDOW}; "
-                "page further with queue=<name>",
-            )
-        total = 0
-        merged = []
-        for name in self.source.queues:
-            page = await self._part("jobs", jobs.failed_jobs, name, offset=0, limit=offset + limit)
-            total += page.total
-            merged.extend(page.jobs)
-        merged.sort(
-            key=lambda job: job.failed_at.timestamp() if job.failed_at else 0.0, reverse=True
-        )
+        """One queue's page, or (``queue`` None) one page across every queue."""
+        queues = queue if queue is not None else self.source.queues
+        page = await self._part("jobs", jobs.failed_jobs, queues, offset=offset, limit=limit)
         return s.FailedJobsReport(
-            queue=None,
-            total=total,
-            offset=offset,
-            limit=limit,
-            jobs=merged[offset : offset + limit],
+            queue=queue, total=page.total, offset=offset, limit=limit, jobs=page.jobs
         )
 
     async def _fleet(self) -> FleetView:
@@ -408,15 +384,14 @@ class Handlers:
     async def cache_invalidate(self, ask: Ask) -> s.InvalidateResult:
         """POST cache/invalidate."""
         cache, body = ask.part, ask.body
-        if body.pattern is None and body.tags is None:
-            raise AdminError(400, "bad_request", "pattern, tags: give at least one of them")
         deleted = 0
-        if body.pattern is not None:
+        if body.pattern is not msgspec.UNSET:
             deleted = await self._part("cache", cache.invalidate_pattern, body.pattern)
-        if body.tags is not None:
-            await self._part("cache", cache.invalidate_tags, body.tags)
-        _log.info("admin.cache_invalidated", deleted=deleted, tags=len(body.tags or ()))
-        return s.InvalidateResult(deleted=deleted, tags=len(set(body.tags or ())))
+        tags = body.tags if body.tags is not msgspec.UNSET else []
+        if tags:
+            await self._part("cache", cache.invalidate_tags, tags)
+        _log.info("admin.cache_invalidated", deleted=deleted, tags=len(tags))
+        return s.InvalidateResult(deleted=deleted, tags=len(set(tags)))
 
     async def jobs_retry(self, ask: Ask) -> s.RetryResult:
         """POST jobs/retry."""

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from perfkit.admin.http import ErrorBody
+from perfkit.admin.schemas import CHOICES
 from perfkit.admin.spec import Param, Route
 
 __all__ = ["document"]
@@ -49,9 +50,25 @@ def _schemas(routes: tuple[Route, ...]) -> Schemas:
     with_body = [route for route in routes if route.body is not None]
     types = [r.response for r in typed] + [r.body for r in with_body] + [ErrorBody]
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
+    for route in with_body:
+        if route.body.min_fields:
+            components[route.body.__name__]["minProperties"] = route.body.min_fields
     responses = dict(zip(typed, refs[: len(typed)], strict=True))
     bodies = dict(zip(with_body, refs[len(typed) : len(typed) + len(with_body)], strict=True))
     return responses, bodies, components
+
+
+def _with_choices(node: Any, choices: dict[str, list[str]]) -> Any:
+    """``node`` (a JSON schema) with each string marked :data:`CHOICES` given the app's
+    values as its ``enum``."""
+    if isinstance(node, list):
+        return [_with_choices(item, choices) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _with_choices(value, choices) for key, value in node.items() if key != CHOICES}
+    if CHOICES in node:
+        out["enum"] = choices[node[CHOICES]]
+    return out
 
 
 def _parameter(param: Param, queues: list[str]) -> dict[str, Any]:
@@ -127,12 +144,19 @@ def _operation(
 
 
 def document(
-    routes: tuple[Route, ...], *, queues: Iterable[str], health_open: bool, server: str = ""
+    routes: tuple[Route, ...],
+    *,
+    queues: Iterable[str],
+    warmers: Iterable[str] = (),
+    health_open: bool,
+    server: str = "",
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes`` mounted at ``server``, for an app with
-    ``queues`` (the ``queue`` parameter's values) and ``health_open``."""
+    ``queues`` and ``warmers`` (the values of ``queue`` and of warmer ``names``) and
+    ``health_open``."""
     schemas = _schemas(routes)
     names = list(queues)
+    choices = {"queues": names, "warmers": list(warmers)}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         path = route.path or "/"
@@ -150,7 +174,7 @@ def document(
         "servers": [{"url": server or "/"}],
         "paths": paths,
         "components": {
-            "schemas": schemas[2],
+            "schemas": _with_choices(schemas[2], choices),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from perfkit.admin import schemas as s
-from perfkit.admin.handlers import CROSS_QUEUE_WINDOW, Ask, Handlers
+from perfkit.admin.handlers import Ask, Handlers
 from perfkit.admin.http import Response
 from perfkit.admin.openapi import document
 from perfkit.admin.source import AdminSource
@@ -20,7 +20,9 @@ __all__ = ["ROUTES", "openapi_document"]
 
 def openapi_document(source: AdminSource, *, server: str = "") -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``source``'s admin API, mounted at ``server``."""
-    return document(ROUTES, queues=source.queues, health_open=source.health_open, server=server)
+    warmers = source.warmer.names if source.warmer is not None else ()
+    return document(ROUTES, queues=source.queues, warmers=warmers,
+                    health_open=source.health_open, server=server)  # fmt: skip
 
 
 async def openapi(handlers: Handlers, ask: Ask) -> Response:
@@ -102,11 +104,7 @@ ROUTES: tuple[Route, ...] = (
         s.FailedJobsReport,
         part=JOBS,
         params=(
-            Param(
-                "queue",
-                f"One queue (default: all; then offset+limit <= {CROSS_QUEUE_WINDOW}).",
-                queue=True,
-            ),
+            Param("queue", "One queue (default: all, one page across them).", queue=True),
             Param("offset", "Jobs to skip.", 0, 100_000, 0),
             Param("limit", "Jobs on the page.", 1, 100, 20),
         ),

@@ -7,7 +7,7 @@ These are the schemas ``openapi.json`` publishes; the parts' own Structs
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -43,13 +43,25 @@ __all__ = [
     "WarmReport",
 ]
 
+CHOICES = "x-perfkit-choices"
+"""Marks a string whose values are the app's own (``queues``, ``warmers``): the OpenAPI
+document publishes them as its ``enum`` (:func:`perfkit.admin.openapi.document`), and
+the handlers refuse any other with 400."""
+
 # Names that reach Redis keys: short, printable, no glob or whitespace surprises.
 _NAME = r"^[A-Za-z0-9_.:\-]+$"
-QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_NAME)]
+QueueName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=100, pattern=_NAME, extra_json_schema={CHOICES: "queues"}
+    ),
+]
 JobId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_NAME)]
 Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
-WarmerName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+WarmerName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, extra_json_schema={CHOICES: "warmers"})
+]
 HealthStatus = Literal["ok", "degraded", "down"]
 # "fleet": merged over every live process (and the retired totals); "process": this
 # process alone (no Redis for the fleet view, or Redis away).
@@ -57,7 +69,12 @@ Scope = Literal["fleet", "process"]
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Request bodies refuse fields they do not know (a typo must not be ignored)."""
+    """Request bodies refuse fields they do not know (a typo must not be ignored).
+
+    ``min_fields``: how many fields must be given (the document's ``minProperties``;
+    the fields of such a body are not nullable, absent is ``UNSET``)."""
+
+    min_fields: ClassVar[int] = 0
 
 
 class ResetBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -73,8 +90,11 @@ class WarmBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class InvalidateBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """POST cache/invalidate: a glob ``pattern`` of keys and/or ``tags`` (at least one)."""
 
-    pattern: Pattern | None = None
-    tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    min_fields: ClassVar[int] = 1
+    pattern: Pattern | msgspec.UnsetType = msgspec.UNSET
+    tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=1000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class RetryBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):

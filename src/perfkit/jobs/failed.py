@@ -31,9 +31,10 @@ class FailedJob(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FailedJobsPage(msgspec.Struct, frozen=True, kw_only=True):
-    """A page of failed jobs, newest first; ``total`` counts every failed job of the queue."""
+    """A page of failed jobs, newest first; ``total`` counts every failed job of the queue
+    (``None``: of the several queues the page is across)."""
 
-    queue: str
+    queue: str | None
     total: int
     offset: int
     limit: int

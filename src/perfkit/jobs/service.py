@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -346,14 +346,20 @@ class JobService:
 
     # -- failed jobs ---------------------------------------------------------------
 
-    def failed_jobs(self, queue: str, *, offset: int = 0, limit: int = 20) -> FailedJobsPage:
-        """A page of ``queue``'s failed jobs (all priority levels), newest first."""
+    def failed_jobs(
+        self, queue: str | Sequence[str], *, offset: int = 0, limit: int = 20
+    ) -> FailedJobsPage:
+        """A page of ``queue``'s failed jobs (all priority levels), newest first.
+
+        ``queue`` may be several queues: one page across them, newest first (the page's
+        ``queue`` is then ``None``), at the cost of one queue's page per queue."""
         if offset < 0 or limit < 1:
             raise JobArgumentError(
                 f"need offset >= 0 and limit >= 1, got offset={offset} limit={limit}"
             )
         now = time.time()
-        keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names([queue])]
+        queues = [queue] if isinstance(queue, str) else list(queue)
+        keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names(queues)]
         pipe = self.connection.pipeline(transaction=False)
         for key in keys:
             pipe.zcount(key, now, "+inf")
@@ -389,7 +395,13 @@ class JobService:
                 )
             failed_at = datetime.fromtimestamp(score - self.failed_job_ttl, UTC)
             listed.append(failed_job(job, result, failed_at))
-        return FailedJobsPage(queue=queue, total=total, offset=offset, limit=limit, jobs=listed)
+        return FailedJobsPage(
+            queue=queue if isinstance(queue, str) else None,
+            total=total,
+            offset=offset,
+            limit=limit,
+            jobs=listed,
+        )
 
     def _fetch(self, job_id: str) -> Job:
         try:

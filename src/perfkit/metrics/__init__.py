@@ -40,6 +40,7 @@ from perfkit.metrics.registry import (
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest, summarize
 from perfkit.metrics.routes import (
     DEFAULT_EXCLUDE,
+    PENDING,
     UNMATCHED,
     Exclude,
     collapse_path,
@@ -87,6 +88,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "MetricsRegistry",
     "OPENMETRICS_CONTENT_TYPE",
     "OVERFLOW",
+    "PENDING",
     "PerformanceLog",
     "PerformanceMonitor",
     "PerformanceReport",

@@ -24,7 +24,15 @@ import structlog
 from perfkit._errors import ConfigError
 from perfkit.metrics.exposition import render
 from perfkit.metrics.registry import MetricsRegistry
-from perfkit.metrics.snapshot import MetricSnapshot, ProcessName, ProcessSnapshot, merge
+from perfkit.metrics.snapshot import (
+    MetricSnapshot,
+    ProcessName,
+    ProcessSnapshot,
+    Sample,
+    SkippedEntries,
+    merge,
+    read_entries,
+)
 
 __all__ = ["AsyncSnapshotStore", "SnapshotPusher", "SnapshotStore"]
 
@@ -46,38 +54,49 @@ class _Keys:
         self.namespace = namespace
         self.ttl = ttl
         self.hash_key = f"{namespace}:metrics"
+        # Another program's bytes in the hash are skipped, never fatal: counted in
+        # ``skipped_total`` (exported by collect()), logged once per field.
+        self.skipped_total = _SkipCount()
+        self.skipped = SkippedEntries(self.skipped_total, "metrics.snapshot_unreadable")
 
     def alive_key(self, process: str) -> str:
         return f"{self.hash_key}:alive:{process}"
 
-    @staticmethod
-    def _text(value: bytes | str) -> str:
-        return value.decode() if isinstance(value, bytes) else value
+    def _entries(self, raw: dict[Any, bytes]) -> dict[str, ProcessSnapshot | None]:
+        return read_entries(raw, _decoder, self.skipped)
 
     def _split(
-        self, raw: dict[Any, Any], alive: list[Any]
+        self, entries: dict[str, ProcessSnapshot | None], alive: list[Any]
     ) -> tuple[list[ProcessSnapshot], dict[str, ProcessSnapshot | None], ProcessSnapshot | None]:
         """Live snapshots, dead processes (field -> snapshot) and the retired snapshot."""
-        processes = [self._text(f) for f in raw if self._text(f) != RETIRED]
-        by_name = {self._text(f): v for f, v in raw.items()}
-        live: list[str] = []
-        dead: list[str] = []
+        processes = [f for f in entries if f != RETIRED]
+        live: list[ProcessSnapshot] = []
+        gone: dict[str, ProcessSnapshot | None] = {}
         for process, flag in zip(processes, alive, strict=True):
-            (live if flag is not None else dead).append(process)
-        retired_raw = by_name.get(RETIRED)
-        retired = _decoder.decode(retired_raw) if retired_raw is not None else None
-        snapshots = [_decode(process, by_name[process]) for process in live]
-        gone = {process: _decode(process, by_name[process]) for process in dead}
-        return [s for s in snapshots if s is not None], gone, retired
+            snapshot = entries[process]
+            if flag is None:
+                gone[process] = snapshot
+            elif snapshot is not None:
+                live.append(snapshot)
+        return live, gone, entries.get(RETIRED)
 
-    def _alive_keys(self, raw: dict[Any, Any]) -> list[str]:
-        return [self.alive_key(self._text(f)) for f in raw if self._text(f) != RETIRED]
+    def _alive_keys(self, entries: dict[str, ProcessSnapshot | None]) -> list[str]:
+        return [self.alive_key(f) for f in entries if f != RETIRED]
+
+    def _skipped_metric(self) -> MetricSnapshot:
+        return MetricSnapshot(
+            "perfkit_metrics_entries_skipped_total",
+            "counter",
+            "Entries of the metrics hash a scrape skipped (not UTF-8, not perfkit's encoding).",
+            (),
+            [Sample((), float(self.skipped_total.value))],
+        )
 
     def _fold_queued(
-        self, pipe: Any, raw: dict[Any, Any], alive: list[Any]
+        self, pipe: Any, entries: dict[str, ProcessSnapshot | None], alive: list[Any]
     ) -> ProcessSnapshot | None:
         """Queue (after MULTI) the folding of the dead processes into ``retired``."""
-        _, gone, retired = self._split(raw, alive)
+        _, gone, retired = self._split(entries, alive)
         if not gone:
             return None
         parts = [s for s in (retired, *gone.values()) if s is not None]
@@ -91,15 +110,18 @@ class _Keys:
     def _merged(
         self, live: list[ProcessSnapshot], retired: ProcessSnapshot | None
     ) -> list[MetricSnapshot]:
-        return merge([*live, *([retired] if retired is not None else [])])
+        merged = merge([*live, *([retired] if retired is not None else [])])
+        return [*merged, self._skipped_metric()]
 
 
-def _decode(process: str, raw: bytes) -> ProcessSnapshot | None:
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        _log.warning("metrics.snapshot_unreadable", process=process)
-        return None
+class _SkipCount:
+    """The stores' count of skipped entries (they have no registry of their own)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
 
 
 class SnapshotPusher(_Keys):
@@ -184,9 +206,8 @@ class SnapshotStore(_Keys):
 
     def collect(self) -> list[MetricSnapshot]:
         """The merged metrics of the live processes plus the retired totals."""
-        raw = self.client.hgetall(self.hash_key)
-        alive = self._alive(self.client, raw)
-        live, dead, retired = self._split(raw, alive)
+        entries = self._entries(self.client.hgetall(self.hash_key))
+        live, dead, retired = self._split(entries, self._alive(self.client, entries))
         if dead:
             retired = self._retire() or retired
         return self._merged(live, retired)
@@ -197,20 +218,19 @@ class SnapshotStore(_Keys):
 
     def processes(self) -> list[str]:
         """The processes that pushed and are still alive."""
-        raw = self.client.hgetall(self.hash_key)
-        alive = self._alive(self.client, raw)
-        return [p.process for p in self._split(raw, alive)[0]]
+        entries = self._entries(self.client.hgetall(self.hash_key))
+        return [p.process for p in self._split(entries, self._alive(self.client, entries))[0]]
 
-    def _alive(self, client: Any, raw: dict[Any, Any]) -> list[Any]:
-        keys = self._alive_keys(raw)
+    def _alive(self, client: Any, entries: dict[str, ProcessSnapshot | None]) -> list[Any]:
+        keys = self._alive_keys(entries)
         return list(client.mget(keys)) if keys else []
 
     def _retire(self) -> ProcessSnapshot | None:
         folded: list[ProcessSnapshot | None] = []
 
         def fold(pipe: Any) -> None:
-            raw = pipe.hgetall(self.hash_key)
-            folded.append(self._fold_queued(pipe, raw, self._alive(pipe, raw)))
+            entries = self._entries(pipe.hgetall(self.hash_key))
+            folded.append(self._fold_queued(pipe, entries, self._alive(pipe, entries)))
 
         self.client.transaction(fold, self.hash_key)
         return folded[-1]
@@ -225,9 +245,8 @@ class AsyncSnapshotStore(_Keys):
 
     async def collect(self) -> list[MetricSnapshot]:
         """The merged metrics of the live processes plus the retired totals."""
-        raw = await self.client.hgetall(self.hash_key)
-        alive = await self._alive(self.client, raw)
-        live, dead, retired = self._split(raw, alive)
+        entries = self._entries(await self.client.hgetall(self.hash_key))
+        live, dead, retired = self._split(entries, await self._alive(self.client, entries))
         if dead:
             retired = await self._retire() or retired
         return self._merged(live, retired)
@@ -238,20 +257,20 @@ class AsyncSnapshotStore(_Keys):
 
     async def processes(self) -> list[str]:
         """The processes that pushed and are still alive."""
-        raw = await self.client.hgetall(self.hash_key)
-        alive = await self._alive(self.client, raw)
-        return [p.process for p in self._split(raw, alive)[0]]
+        entries = self._entries(await self.client.hgetall(self.hash_key))
+        alive = await self._alive(self.client, entries)
+        return [p.process for p in self._split(entries, alive)[0]]
 
-    async def _alive(self, client: Any, raw: dict[Any, Any]) -> list[Any]:
-        keys = self._alive_keys(raw)
+    async def _alive(self, client: Any, entries: dict[str, ProcessSnapshot | None]) -> list[Any]:
+        keys = self._alive_keys(entries)
         return list(await client.mget(keys)) if keys else []
 
     async def _retire(self) -> ProcessSnapshot | None:
         folded: list[ProcessSnapshot | None] = []
 
         async def fold(pipe: Any) -> None:
-            raw = await pipe.hgetall(self.hash_key)
-            folded.append(self._fold_queued(pipe, raw, await self._alive(pipe, raw)))
+            entries = self._entries(await pipe.hgetall(self.hash_key))
+            folded.append(self._fold_queued(pipe, entries, await self._alive(pipe, entries)))
 
         await self.client.transaction(fold, self.hash_key)
         return folded[-1]

@@ -39,7 +39,14 @@ import structlog
 from perfkit._errors import ConfigError
 from perfkit.metrics.monitor import PerformanceMonitor
 from perfkit.metrics.requests import RequestSummary, SlowRequest, summarize
-from perfkit.metrics.snapshot import MetricSnapshot, ProcessName, ProcessSnapshot, merge
+from perfkit.metrics.snapshot import (
+    MetricSnapshot,
+    ProcessName,
+    ProcessSnapshot,
+    SkippedEntries,
+    merge,
+    read_entries,
+)
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import TrendBucket, TrendPoint, merge_buckets, merge_trends
 from perfkit.queries._merge import (
@@ -158,10 +165,6 @@ class FleetView:
         return query_snapshot(merge_query_exports(exports, top))
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Fleet:
     """Publishes this process's state and reads the fleet's (see the module doc).
 
@@ -197,6 +200,15 @@ class Fleet:
         self.queries = queries
         self.retire_after = retire_after
         self.hash_key = f"{namespace}:__perfkit__:fleet"
+        # Another program's bytes in the hash (or another perfkit version's, during a
+        # deploy) are skipped, never fatal: counted here, logged once per field.
+        self.skipped = SkippedEntries(
+            monitor.registry.counter(
+                "perfkit_fleet_entries_skipped_total",
+                "Entries of the fleet hash a read skipped (not UTF-8, not perfkit's encoding).",
+            ),
+            "metrics.fleet_state_unreadable",
+        )
         self._name = ProcessName()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -308,8 +320,10 @@ class Fleet:
     def _read(
         self,
     ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
-        raw = {_text(field): value for field, value in self.client.hgetall(self.hash_key).items()}
-        return self._split(self.client, raw)
+        return self._split(self.client, self._entries(self.client.hgetall(self.hash_key)))
+
+    def _entries(self, raw: dict[Any, bytes]) -> dict[str, ProcessState | None]:
+        return read_entries(raw, _decoder, self.skipped)
 
     def _stale(self, dead: dict[str, ProcessState | None]) -> list[str]:
         """The dead processes gone for longer than ``retire_after`` (by their last publish)."""
@@ -320,30 +334,29 @@ class Fleet:
         ]
 
     def _split(
-        self, client: Any, raw: dict[str, bytes]
+        self, client: Any, entries: dict[str, ProcessState | None]
     ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
-        """Live states, dead processes (field -> state) and the retired state."""
-        processes = [field for field in raw if field != RETIRED]
+        """Live states, dead processes (field -> state, ``None`` if unreadable: folded
+        away like the others) and the retired state."""
+        processes = [field for field in entries if field != RETIRED]
         alive = list(client.mget([self.alive_key(p) for p in processes])) if processes else []
         live: list[ProcessState] = []
         dead: dict[str, ProcessState | None] = {}
         for process, flag in zip(processes, alive, strict=True):
-            state = _decode(process, raw[process])
+            state = entries[process]
             if flag is not None:
                 if state is not None:
                     live.append(state)
             else:
                 dead[process] = state
-        retired = _decode(RETIRED, raw[RETIRED]) if RETIRED in raw else None
-        return live, dead, retired
+        return live, dead, entries.get(RETIRED)
 
     def _retire(self) -> None:
         """Fold the processes dead for longer than ``retire_after`` into ``retired`` (a
         WATCH/MULTI transaction, retried when another reader changed the hash meanwhile)."""
 
         def fold(pipe: Any) -> None:
-            raw = {_text(f): v for f, v in pipe.hgetall(self.hash_key).items()}
-            _, dead, retired = self._split(pipe, raw)
+            _, dead, retired = self._split(pipe, self._entries(pipe.hgetall(self.hash_key)))
             stale = self._stale(dead)
             if not stale:
                 return
@@ -354,15 +367,6 @@ class Fleet:
             pipe.hdel(self.hash_key, *stale)
 
         self.client.transaction(fold, self.hash_key)
-
-
-def _decode(process: str, raw: bytes) -> ProcessState | None:
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        # Another perfkit version during a deploy: left out, not fatal.
-        _log.warning("metrics.fleet_state_unreadable", process=process)
-        return None
 
 
 def _retired(states: list[ProcessState]) -> ProcessState:

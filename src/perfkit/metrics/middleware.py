@@ -2,7 +2,10 @@
 
 Both time a request to the last byte of its response: for ASGI the moment the final
 ``http.response.body`` message was handed to the server (so Starlette background tasks do
-not count), for WSGI the moment the server closes the response iterable.
+not count). A WSGI request ends when its response iterable is exhausted or closed,
+whichever comes first, and exactly once: servers close the iterable, but test clients
+(Flask's ``test_client()``, werkzeug's ``Client``) read the body and never close it, or
+read only its first chunk and drop it (which ends the request too).
 
 The route label is read from the host after it routed: for ASGI when the app returns
 (Starlette/FastAPI/Litestar leave the route in the scope), for WSGI when the app calls
@@ -49,7 +52,7 @@ class MetricsMiddleware:
         root_path = scope.get("root_path", "")
         status = 500
         finished = 0.0
-        start = metrics.begin(scope, path)
+        start = metrics.begin(scope, root_path=root_path)
 
         async def timed_send(message: Message) -> None:
             nonlocal status, finished
@@ -90,7 +93,7 @@ class WSGIMetricsMiddleware:
         path = environ.get("PATH_INFO", "")
         if self.excluded is not None and self.excluded(path):
             return self.app(environ, start_response)
-        start = self.metrics.begin(environ, path)
+        start = self.metrics.begin(environ)
         request = _Request(self, environ, path, start)
 
         def record_status(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -108,9 +111,9 @@ class WSGIMetricsMiddleware:
 
 
 class _Request:
-    """One measured WSGI request: what is known of it until the server closes the body."""
+    """One measured WSGI request: what is known of it until its body is done."""
 
-    __slots__ = ("environ", "middleware", "path", "route", "start", "status")
+    __slots__ = ("ended", "environ", "middleware", "path", "route", "start", "status")
 
     def __init__(
         self, middleware: WSGIMetricsMiddleware, environ: Environ, path: str, start: float
@@ -121,8 +124,13 @@ class _Request:
         self.start = start
         self.status = 500
         self.route: str | None = None
+        self.ended = False
 
     def end(self, *, failed: bool) -> None:
+        """Record the request, the first time only (exhausted, then closed, is one request)."""
+        if self.ended:
+            return
+        self.ended = True
         seconds = time.perf_counter() - self.start
         environ = self.environ
         self.middleware.metrics.end(environ, environ.get("REQUEST_METHOD", "GET"), self.path,
@@ -131,21 +139,26 @@ class _Request:
 
 
 class _TimedBody:
-    """The app's response iterable; records the request when the server closes it."""
+    """The app's response iterable; records the request when it is exhausted, raises, is
+    closed or its iterator is dropped half-read, whichever comes first."""
 
-    __slots__ = ("_failed", "_request", "_result")
+    __slots__ = ("_request", "_result")
 
     def __init__(self, request: _Request, result: Iterable[bytes]) -> None:
         self._request = request
         self._result = result
-        self._failed = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._result
-        except BaseException:
-            self._failed = True
+        except GeneratorExit:
+            # Closed or dropped half-read (a test client that looked at the status only).
+            self._request.end(failed=False)
             raise
+        except BaseException:
+            self._request.end(failed=True)
+            raise
+        self._request.end(failed=False)
 
     def close(self) -> None:
         try:
@@ -153,4 +166,4 @@ class _TimedBody:
             if close is not None:
                 close()
         finally:
-            self._request.end(failed=self._failed)
+            self._request.end(failed=False)

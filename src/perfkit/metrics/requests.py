@@ -7,7 +7,8 @@ matched, else the path with ids collapsed):
 - ``http_requests_total`` counter {method, route, status_class}
 - ``http_request_errors_total`` counter {method, route}: 5xx responses and exceptions
 - ``http_slow_requests_total`` counter {method, route}: at least ``slow_request_ms``
-- ``http_requests_in_flight`` gauge {route}, computed when collected
+- ``http_requests_in_flight`` gauge {route}, computed when collected: the route template,
+  or ``<pending>`` while it is not known (never the path)
 - ``process_resident_memory_bytes``, ``process_start_time_seconds``,
   ``process_uptime_seconds`` gauges
 """
@@ -29,7 +30,7 @@ from perfkit.metrics.registry import (
     HistogramChild,
     MetricsRegistry,
 )
-from perfkit.metrics.routes import collapse_path, route_label, route_template
+from perfkit.metrics.routes import PENDING, route_label, route_template
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import Trends, estimate_quantile
@@ -107,8 +108,8 @@ class RequestMetrics:
             "Requests at least SLOW_REQUEST_MS long.",
             ("method", "route"),
         )
-        # id(scope or environ) -> (scope or environ, collapsed path): routes are resolved
-        # when collected, by which time the host's router has usually run.
+        # id(scope or environ) -> (scope or environ, root path before the app ran): routes
+        # are resolved when collected, by which time the host's router has usually run.
         self._in_flight: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._slow_log: deque[SlowRequest] = deque(maxlen=keep_slow)
         self._children: dict[tuple[str, str, int], _Children] = {}
@@ -119,9 +120,12 @@ class RequestMetrics:
         self.observers: list[Callable[[str, str, int, float], None]] = []
         registry.register_collector(self.collect)
 
-    def begin(self, scope: Mapping[str, Any], path: str) -> float:
-        """Note a request as in flight; returns its start time (``perf_counter``)."""
-        self._in_flight[id(scope)] = (scope, path)
+    def begin(self, scope: Mapping[str, Any], *, root_path: str = "") -> float:
+        """Note a request as in flight; returns its start time (``perf_counter``).
+
+        ``root_path``: the ASGI scope's root path before the app ran (for the templates
+        of mounted routes, see :func:`route_template`)."""
+        self._in_flight[id(scope)] = (scope, root_path)
         return time.perf_counter()
 
     def end(
@@ -196,10 +200,11 @@ class RequestMetrics:
         return sorted(recent, key=lambda r: r.duration_ms, reverse=True)[:limit]
 
     def in_flight(self) -> dict[str, int]:
-        """Requests being served now, per route."""
+        """Requests being served now, per route template (:data:`PENDING` while the host
+        has not routed the request, or has no template for it)."""
         counts: dict[str, int] = {}
-        for scope, path in list(self._in_flight.values()):
-            route = route_template(scope) or collapse_path(path)
+        for scope, root_path in list(self._in_flight.values()):
+            route = route_template(scope, root_path) or PENDING
             counts[route] = counts.get(route, 0) + 1
         return counts
 

@@ -16,6 +16,7 @@ from perfkit._errors import ConfigError
 
 __all__ = [
     "DEFAULT_EXCLUDE",
+    "PENDING",
     "UNMATCHED",
     "Exclude",
     "collapse_path",
@@ -26,6 +27,10 @@ __all__ = [
 
 UNMATCHED = "<unmatched>"
 """The route label of every 404/405 answered without a route template."""
+
+PENDING = "<pending>"
+"""The in-flight label of every request whose route template is not known (yet): never
+the path, so requests in flight take one label set per route, not one per URL."""
 
 DEFAULT_EXCLUDE: tuple[str, ...] = ("/api/admin/performance", "/metrics", "/health", "/healthz")
 """Paths (and what is below them) the request middleware does not measure by default: the

@@ -12,8 +12,8 @@ import os
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import structlog
@@ -25,7 +25,9 @@ __all__ = [
     "ProcessName",
     "ProcessSnapshot",
     "Sample",
+    "SkippedEntries",
     "merge",
+    "read_entries",
 ]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
@@ -34,6 +36,10 @@ MetricKind = Literal["counter", "gauge", "histogram"]
 GaugeMode = Literal["sum", "max", "min", "mean", "all"]
 
 _log = structlog.get_logger("perfkit.metrics")
+T = TypeVar("T")
+# Field names logged as unreadable, per reader: bounded (a hash full of junk must not
+# grow a reader's memory), reset wholesale when full.
+_LOGGED_CAP = 1024
 
 
 class Sample(msgspec.Struct, array_like=True, frozen=True):
@@ -58,6 +64,17 @@ class MetricSnapshot(msgspec.Struct, array_like=True, frozen=True):
     samples: list[Sample]
     bounds: tuple[float, ...] = ()
     mode: GaugeMode = "sum"
+
+    def __post_init__(self) -> None:
+        # Also run when decoding another process's push: bytes of the right shape but
+        # inconsistent (a label or bucket too many) are refused there, not in merge().
+        width = len(self.labelnames)
+        buckets = len(self.bounds) + 1 if self.kind == "histogram" else 0
+        for sample in self.samples:
+            if len(sample.labels) != width or len(sample.counts) != buckets:
+                raise ValueError(
+                    f"metric {self.name!r}: a sample does not fit its labels or buckets"
+                )
 
 
 class ProcessSnapshot(msgspec.Struct, array_like=True, frozen=True):
@@ -150,3 +167,47 @@ class ProcessName:
             self._pid = os.getpid()
             self._name = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
         return self._name
+
+
+class SkippedEntries:
+    """Counts the entries of a shared hash a reader could not read (another program's
+    bytes, another perfkit version's), logging each field once as ``event``.
+
+    ``counter`` is a registry counter (``inc()``) the skips are added to.
+    """
+
+    def __init__(self, counter: Any, event: str) -> None:
+        self.counter = counter
+        self.event = event
+        self._logged: set[str] = set()
+
+    def skip(self, field: str, reason: str) -> None:
+        """Count one skipped entry; log it the first time this field is skipped."""
+        self.counter.inc()
+        if field in self._logged:
+            return
+        if len(self._logged) >= _LOGGED_CAP:
+            self._logged.clear()
+        self._logged.add(field)
+        _log.warning(self.event, field=field, reason=reason)
+
+
+def read_entries(
+    raw: Mapping[Any, bytes], decoder: msgspec.msgpack.Decoder[T], skipped: SkippedEntries
+) -> dict[str, T | None]:
+    """The entries of a hash read with HGETALL, by field name: decoded, or ``None`` for a
+    value that does not decode. A field name that is not UTF-8 is left out. Both are
+    counted and logged by ``skipped``."""
+    entries: dict[str, T | None] = {}
+    for field, value in raw.items():
+        try:
+            name = field.decode() if isinstance(field, bytes) else field
+        except UnicodeDecodeError:
+            skipped.skip(repr(field), "field name not UTF-8")
+            continue
+        try:
+            entries[name] = decoder.decode(value)
+        except msgspec.DecodeError:  # ValidationError too: the wrong shape
+            skipped.skip(name, "value not perfkit's encoding")
+            entries[name] = None
+    return entries
