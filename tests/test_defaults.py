@@ -28,7 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "perfkit"
 # Module-level mutable names that are not process-wide defaults (caches of derived data,
 # locks, hooks with their own reset), by module; anything else must be a slot.
 NOT_DEFAULTS = {
-    "contrib/django/cache.py": {"_services"},  # one service per Django CACHES entry
+    "contrib/django/_shared.py": {"_shared"},  # one set of services per Django CACHES entry
     "contrib/django/db.py": {"_stats"},  # Django's connections' stats, per process
     "otel.py": {"_patched", "_tracer", "_explicit_provider"},  # reset by uninstrument()
     "_telemetry.py": {"_enqueue_meta"},  # reset by uninstrument()

@@ -97,6 +97,15 @@ TWINS = [
         docstring="RedisService: the cache on redis-py (sync).",
     ),
     Twin(
+        source="src/perfkit/contrib/django/_ops_async.py",
+        target="src/perfkit/contrib/django/_ops.py",
+        docstring=(
+            "BackendOps: Django's cache operations on a RedisService, for PerfkitCache's "
+            "sync methods.\n"
+        ),
+        renames={"AsyncBackendOps": "BackendOps"},
+    ),
+    Twin(
         source="src/perfkit/queries/_pool_async.py",
         target="src/perfkit/queries/_pool.py",
         docstring=(

@@ -1,64 +1,34 @@
-"""``PerfkitCache``: a Django ``CACHES`` backend on perfkit's :class:`~perfkit.cache.RedisService`.
+"""``PerfkitCache``: a Django ``CACHES`` backend on perfkit's cache services.
 
 It implements Django's cache API as Django documents it (versions, key prefixes and key
-functions, ``None``/0/negative timeouts, ``add``/``incr``/``touch``, the ``a*`` methods of
-``BaseCache``), and adds what perfkit's service has: tags (``set(..., tags=[...])``,
-``invalidate_tags``), a stampede-protected ``get_or_load``, and the memory fallback while
-Redis is away. See docs/django.md.
+functions, ``None``/0/negative timeouts, ``add``/``incr``/``touch``), its ``a*`` methods
+natively on perfkit's :class:`~perfkit.cache.AsyncRedisService` (one per event loop), and
+adds what perfkit's services have: tags (``set(..., tags=[...])``, ``invalidate_tags``), a
+stampede-protected ``get_or_load``, and the memory fallback while Redis is away. Values are
+signed pickles by default (``_values.py``). See docs/django.md.
 """
+
+# Django's a* methods take a cache timeout (how long to keep a value), not an I/O deadline.
+# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
-import pickle
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
 from perfkit._errors import ConfigError
-from perfkit.cache import RedisService, _codec
-from perfkit.cache._base import CONNECTION_ERRORS
-from perfkit.cache._codec import MISSING
+from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.contrib.django._shared import Config, shared
+from perfkit.contrib.django._values import SERIALIZERS, BackendStats
 from perfkit.settings import check_redis_url
 
-__all__ = ["PerfkitCache"]
+__all__ = ["BackendStats", "PerfkitCache"]
 
 # OPTIONS keys Django's BaseCache reads itself (and ignores for Redis).
 _DJANGO_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY"})
 _OPTIONS = frozenset({"NAMESPACE", "L1", "SERIALIZER"}) | _DJANGO_OPTIONS
-_SERIALIZERS = ("msgspec", "pickle")
-# The shortest expiry perfkit can store (it counts in milliseconds; 0 means "never").
-_MIN_TTL = 0.001
-
-# An entry perfkit wrote untagged, holding a MessagePack integer: incremented in place,
-# its TTL kept. (Lua's numbers are doubles: exact up to 2**53.)
-_INCR = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return {0} end
-if string.byte(raw, 1) ~= 0 then return {1} end
-local ok, value = pcall(cmsgpack.unpack, string.sub(raw, 2))
-if not ok or type(value) ~= 'number' or math.floor(value) ~= value then return {1} end
-value = value + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], '\\0' .. cmsgpack.pack(value), 'KEEPTTL')
-return {2, value}
-"""
-
-# One service per configuration and process: Django makes a backend per thread (and per
-# async context), but a RedisService is thread-safe, and one is what keeps one memory
-# fallback and one set of statistics.
-_services: dict[tuple[str | None, str | None, bool], RedisService] = {}
-_services_lock = threading.Lock()
-
-
-def _service(location: str | None, namespace: str | None, l1: bool) -> RedisService:
-    key = (location, namespace, l1)
-    with _services_lock:
-        service = _services.get(key)
-        if service is None:
-            service = RedisService(location, namespace=namespace, l1=l1)
-            _services[key] = service
-        return service
 
 
 class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type information
@@ -66,9 +36,11 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
 
     ``LOCATION``: a Redis URL (default ``REDIS_URL``). ``OPTIONS``: ``NAMESPACE`` (default
     ``CACHE_NAMESPACE``), ``L1`` (perfkit's near cache, default off), ``SERIALIZER``:
-    ``"msgspec"`` (default: what perfkit caches, never pickle) or ``"pickle"`` (any object
-    Django can cache, as Django's own backends do: only for a Redis nobody else writes to).
-    ``TIMEOUT``, ``KEY_PREFIX``, ``VERSION`` and ``KEY_FUNCTION`` are Django's.
+    ``"pickle"`` (default: any picklable value, signed with a key derived from
+    ``SECRET_KEY``; an entry that does not verify is a miss, never unpickled) or
+    ``"msgspec"`` (only values that come back unchanged through MessagePack; others raise
+    ``TypeError``). ``TIMEOUT``, ``KEY_PREFIX``, ``VERSION`` and ``KEY_FUNCTION`` are
+    Django's.
     """
 
     def __init__(self, server: str | list[str] | None, params: dict[str, Any]) -> None:
@@ -84,31 +56,32 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
                 raise ConfigError("PerfkitCache LOCATION is one Redis URL (got a list)")
             server = server[0]
         location = check_redis_url(server, "CACHES LOCATION") if server else None
-        self._serializer = options.get("SERIALIZER", "msgspec")
-        if self._serializer not in _SERIALIZERS:
+        serializer = options.get("SERIALIZER", "pickle")
+        if serializer not in SERIALIZERS:
             raise ConfigError(
-                f"PerfkitCache OPTIONS SERIALIZER={self._serializer!r}: use one of {_SERIALIZERS}"
+                f"PerfkitCache OPTIONS['SERIALIZER']={serializer!r}: use one of {SERIALIZERS}"
             )
-        self._service = _service(location, options.get("NAMESPACE"), bool(options.get("L1")))
-        self._incr = self._service.client.register_script(_INCR)
+        self._shared = shared(
+            Config(location, options.get("NAMESPACE"), bool(options.get("L1")), serializer)
+        )
+        self._ops = self._shared.ops
 
     @property
     def service(self) -> RedisService:
-        """The perfkit cache service behind this backend (shared by its threads)."""
-        return self._service
+        """The perfkit cache service of the sync methods (shared by the backend's threads)."""
+        return self._ops.service
 
-    # -- values and timeouts ------------------------------------------------------------
+    async def aservice(self) -> AsyncRedisService:
+        """The perfkit cache service of the ``a*`` methods in the running event loop."""
+        return (await self._shared.async_ops()).service
 
-    def _dump(self, value: Any) -> Any:
-        # Integers stay MessagePack integers in both modes, so that incr() is atomic.
-        if self._serializer == "pickle" and type(value) is not int:
-            return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        return value
+    def stats(self) -> BackendStats:
+        """The backend's own counters (bad signatures); the service's: ``service.stats()``."""
+        return self._shared.values.stats()
 
-    def _load(self, stored: Any) -> Any:
-        if self._serializer == "pickle" and isinstance(stored, bytes):
-            return pickle.loads(stored)  # noqa: S301 (SERIALIZER="pickle" is the user's choice)
-        return stored
+    def reset_stats(self) -> None:
+        """Zero :meth:`stats`."""
+        self._shared.values.reset_stats()
 
     def get_backend_timeout(self, timeout: Any = DEFAULT_TIMEOUT) -> float | None:
         """Seconds to keep a value: ``None`` forever, 0 (or less) not at all."""
@@ -116,63 +89,32 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
             timeout = self.default_timeout
         return None if timeout is None else max(0.0, float(timeout))
 
-    @staticmethod
-    def _ttl(seconds: float | None) -> float:
-        # perfkit's ttl: 0 is "no expiry"; Django's None is.
-        return 0 if seconds is None else max(seconds, _MIN_TTL)
+    def _name(self, key: str, version: int | None) -> str:
+        return self.make_and_validate_key(key, version=version)  # type: ignore[no-any-return]
 
-    def _full(self, key: str, version: int | None) -> str:
-        return self._service._key(self.make_and_validate_key(key, version=version))
+    def _names(self, keys: Iterable[str], version: int | None) -> dict[str, str]:
+        return {self._name(key, version): key for key in keys}
 
-    def _atomic(self, full: str, command: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
-        """``command`` writing ``full`` on Redis, or ``fallback`` (through the service,
-        which serves from memory) while Redis is away."""
-        if not self._service.fallback_active:
-            try:
-                result = command()
-            except CONNECTION_ERRORS as exc:
-                self._service._fall_back(exc)
-            else:
-                # Written behind the service's back: its L1 copy (if any) is stale now,
-                # before Redis's invalidation push arrives.
-                self._service._near_evict([full])
-                return result
-        return fallback()
-
-    # -- Django's API ---------------------------------------------------------------------
+    # -- Django's API: each method, then its a* twin on the running loop's service --------
 
     def add(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
         """Set ``key`` only if it is not set; True if it was set."""
-        seconds = self.get_backend_timeout(timeout)
-        name = self.make_and_validate_key(key, version=version)
-        full = self._service._key(name)
-        # The untagged layout the service writes (see perfkit.cache._codec).
-        payload = _codec.entry_prefix([]) + _codec.encode(self._dump(value), key=name)
+        return self._ops.add(self._name(key, version), value, self.get_backend_timeout(timeout))
 
-        def command() -> bool:
-            if seconds == 0:  # Django: "added" if absent, but not kept
-                added = bool(self._service.client.set(full, payload, nx=True))
-                if added:
-                    self._service.client.delete(full)
-                return added
-            ms = None if seconds is None else max(round(seconds * 1000), 1)
-            return bool(self._service.client.set(full, payload, nx=True, px=ms))
-
-        def fallback() -> bool:
-            if self._service.get(name, MISSING) is not MISSING:
-                return False
-            if seconds != 0:
-                self._service.set(name, self._dump(value), self._ttl(seconds))
-            return True
-
-        return bool(self._atomic(full, command, fallback))
+    async def aadd(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        ops = await self._shared.async_ops()
+        return await ops.add(self._name(key, version), value, self.get_backend_timeout(timeout))
 
     def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
         """The value at ``key``, or ``default``."""
-        stored = self._service.get(self.make_and_validate_key(key, version=version), MISSING)
-        return default if stored is MISSING else self._load(stored)
+        return self._ops.get(self._name(key, version), default)
+
+    async def aget(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        return await (await self._shared.async_ops()).get(self._name(key, version), default)
 
     def set(
         self,
@@ -184,77 +126,59 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
         tags: Iterable[str] = (),
     ) -> None:
         """Cache ``value``; ``tags``: perfkit tags guarding it (see :meth:`invalidate_tags`)."""
-        name = self.make_and_validate_key(key, version=version)
         seconds = self.get_backend_timeout(timeout)
-        if seconds == 0:
-            self._service.delete(name)
-            return
-        self._service.set(name, self._dump(value), self._ttl(seconds), tags)
+        self._ops.set(self._name(key, version), value, seconds, tags)
+
+    async def aset(
+        self,
+        key: str,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+    ) -> None:
+        seconds = self.get_backend_timeout(timeout)
+        await (await self._shared.async_ops()).set(self._name(key, version), value, seconds, tags)
 
     def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         """Give ``key`` a new timeout; False if it is not cached."""
-        name = self.make_and_validate_key(key, version=version)
-        full = self._service._key(name)
-        seconds = self.get_backend_timeout(timeout)
-        if seconds == 0:
-            return self.delete(key, version=version)
+        return self._ops.touch(self._name(key, version), self.get_backend_timeout(timeout))
 
-        def command() -> bool:
-            client = self._service.client
-            if seconds is None:
-                pipe = client.pipeline(transaction=False)
-                pipe.exists(full)
-                pipe.persist(full)
-                return bool(pipe.execute()[0])
-            return bool(client.pexpire(full, max(round(seconds * 1000), 1)))
-
-        def fallback() -> bool:
-            stored = self._service.get(name, MISSING)
-            if stored is MISSING:
-                return False
-            self._service.set(name, stored, self._ttl(seconds))
-            return True
-
-        return bool(self._atomic(full, command, fallback))
+    async def atouch(
+        self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        ops = await self._shared.async_ops()
+        return await ops.touch(self._name(key, version), self.get_backend_timeout(timeout))
 
     def delete(self, key: str, version: int | None = None) -> bool:
         """Remove ``key``; True if it was there."""
-        return self._service.delete(self.make_and_validate_key(key, version=version)) > 0
+        return self._ops.delete(self._name(key, version))
+
+    async def adelete(self, key: str, version: int | None = None) -> bool:
+        return await (await self._shared.async_ops()).delete(self._name(key, version))
 
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         """The cached values of ``keys`` (missing ones left out), in one round trip."""
-        names = {self.make_and_validate_key(key, version=version): key for key in keys}
-        found = self._service.get_many(list(names))
-        return {names[name]: self._load(stored) for name, stored in found.items()}
+        return self._ops.get_many(self._names(keys, version))
+
+    async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
+        return await (await self._shared.async_ops()).get_many(self._names(keys, version))
 
     def has_key(self, key: str, version: int | None = None) -> bool:
         """Whether ``key`` is cached (a cached None counts)."""
-        return self._service.exists(self.make_and_validate_key(key, version=version))
+        return self._ops.has_key(self._name(key, version))
+
+    async def ahas_key(self, key: str, version: int | None = None) -> bool:
+        return await (await self._shared.async_ops()).has_key(self._name(key, version))
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         """Add ``delta`` to an integer value and return it (atomic on Redis, TTL kept);
         ``ValueError`` if ``key`` is not cached."""
-        name = self.make_and_validate_key(key, version=version)
-        full = self._service._key(name)
+        return self._ops.incr(self._name(key, version), delta, key)
 
-        def command() -> Any:
-            return self._incr(keys=[full], args=[delta])
-
-        def fallback() -> Any:
-            return [1]
-
-        answer = self._atomic(full, command, fallback)
-        if answer[0] == 0:
-            raise ValueError(f"Key '{key}' not found")
-        if answer[0] == 2:
-            return int(answer[1])
-        # Not a plain integer entry (tagged, pickled, in memory): read, add, write back.
-        stored = self._service.get(name, MISSING)
-        if stored is MISSING:
-            raise ValueError(f"Key '{key}' not found")
-        value = self._load(stored) + delta
-        self._service.set(name, self._dump(value))
-        return value  # type: ignore[no-any-return]
+    async def aincr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        return await (await self._shared.async_ops()).incr(self._name(key, version), delta, key)
 
     def set_many(
         self,
@@ -265,33 +189,47 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
         tags: Iterable[str] = (),
     ) -> list[str]:
         """Cache every item in one round trip; returns the keys that failed (none)."""
-        if not data:
-            return []
-        named = {
-            self.make_and_validate_key(key, version=version): self._dump(value)
-            for key, value in data.items()
-        }
-        seconds = self.get_backend_timeout(timeout)
-        if seconds == 0:
-            self._service.delete(*named)
-        else:
-            self._service.set_many(named, self._ttl(seconds), tags)
+        if data:
+            named = {self._name(key, version): value for key, value in data.items()}
+            self._ops.set_many(named, self.get_backend_timeout(timeout), tags)
+        return []
+
+    async def aset_many(
+        self,
+        data: Mapping[str, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+    ) -> list[str]:
+        if data:
+            named = {self._name(key, version): value for key, value in data.items()}
+            ops = await self._shared.async_ops()
+            await ops.set_many(named, self.get_backend_timeout(timeout), tags)
         return []
 
     def delete_many(self, keys: Iterable[str], version: int | None = None) -> None:
         """Remove ``keys``."""
-        names = [self.make_and_validate_key(key, version=version) for key in keys]
-        if names:
-            self._service.delete(*names)
+        self._ops.delete_many(list(self._names(keys, version)))
+
+    async def adelete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+        await (await self._shared.async_ops()).delete_many(list(self._names(keys, version)))
 
     def clear(self) -> None:
         """Delete everything in this backend's perfkit namespace (only that: other data in
         the same Redis database is left alone, unlike Django's Redis backend's FLUSHDB)."""
-        self._service.clear()
+        self._ops.clear()
+
+    async def aclear(self) -> None:
+        await (await self._shared.async_ops()).clear()
 
     def close(self, **kwargs: Any) -> None:
-        """Nothing: the service is shared by the backend's threads and lives with the
-        process (Django calls this at the end of every request)."""
+        """Nothing: the services are shared by the backend's threads and live with the
+        process (the async ones with their event loop). Django calls this at the end of
+        every request."""
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """Nothing, as :meth:`close`."""
 
     # -- perfkit's additions --------------------------------------------------------------
 
@@ -306,15 +244,27 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
     ) -> Any:
         """The value at ``key``; on a miss ``loader()``'s, cached, with perfkit's stampede
         protection (concurrent misses in every process run ``loader`` once)."""
-        name = self.make_and_validate_key(key, version=version)
         seconds = self.get_backend_timeout(timeout)
-        if seconds == 0:
-            return loader()
-        stored = self._service.get_or_set(
-            name, lambda: self._dump(loader()), self._ttl(seconds), tags
-        )
-        return self._load(stored)
+        return self._ops.get_or_load(self._name(key, version), loader, seconds, tags)
+
+    async def aget_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] = (),
+    ) -> Any:
+        """:meth:`get_or_load` in an event loop (``loader`` may be a coroutine function)."""
+        seconds = self.get_backend_timeout(timeout)
+        ops = await self._shared.async_ops()
+        return await ops.get_or_load(self._name(key, version), loader, seconds, tags)
 
     def invalidate_tags(self, tags: Iterable[str]) -> None:
         """Make every value set with any of ``tags`` a miss, in every process."""
-        self._service.invalidate_tags(tags)
+        self._ops.invalidate_tags(tags)
+
+    async def ainvalidate_tags(self, tags: Iterable[str]) -> None:
+        """:meth:`invalidate_tags` in an event loop."""
+        await (await self._shared.async_ops()).invalidate_tags(tags)

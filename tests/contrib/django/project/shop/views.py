@@ -1,5 +1,7 @@
 from django.core.cache import cache
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_http_methods
 
 from shop.models import Book
@@ -18,3 +20,30 @@ def set_price(request: HttpRequest, book_id: int) -> JsonResponse:
     Book.objects.filter(pk=book_id).update(price_cents=int(request.POST["price_cents"]))
     cache.invalidate_tags([f"book:{book_id}"])
     return JsonResponse({"ok": True})
+
+
+renders = {"fragment": 0, "page": 0, "async_page": 0}
+
+
+def fragment(request: HttpRequest) -> HttpResponse:
+    """A template whose {% cache %} fragment keeps the first render's number."""
+    renders["fragment"] += 1
+    return render(request, "shop/fragment.html", {"render": renders["fragment"]})
+
+
+@cache_page(60)
+def page(request: HttpRequest) -> HttpResponse:
+    """A whole page cached by Django's cache_page."""
+    renders["page"] += 1
+    return HttpResponse(f"page {renders['page']}")
+
+
+async def async_book(request: HttpRequest, book_id: int) -> JsonResponse:
+    """An async view on the backend's native async methods."""
+    key = f"async-book:{book_id}"
+    found = await cache.aget(key)
+    if found is None:
+        found = {"id": book_id, "render": renders["async_page"] + 1}
+        renders["async_page"] += 1
+        await cache.aset(key, found, 60)
+    return JsonResponse(found)

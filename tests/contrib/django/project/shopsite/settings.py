@@ -9,8 +9,9 @@ ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 ROOT_URLCONF = "shopsite.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-INSTALLED_APPS = ["perfkit.contrib.django", "shop"]
+INSTALLED_APPS = ["perfkit.contrib.django", "shop", "cachesuite"]
 MIDDLEWARE = ["django.middleware.csrf.CsrfViewMiddleware"]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 
 DATABASES = {
     "default": {
@@ -43,8 +44,8 @@ def _cache(**extra):
 
 
 CACHES = {
-    # Django's own semantics (any picklable object) for Django's own cache tests.
-    "default": _cache(OPTIONS={"SERIALIZER": "pickle"}),
+    # The backend's defaults: any picklable object, signed (Django's own semantics).
+    "default": _cache(),
     "prefix": _cache(OPTIONS={"SERIALIZER": "pickle"}, KEY_PREFIX="cacheprefix"),
     "v2": _cache(OPTIONS={"SERIALIZER": "pickle"}, VERSION=2),
     "custom_key": _cache(OPTIONS={"SERIALIZER": "pickle"}, KEY_FUNCTION=custom_key_func),
@@ -53,8 +54,8 @@ CACHES = {
     ),
     "short": _cache(OPTIONS={"SERIALIZER": "pickle"}, TIMEOUT=1),
     "forever": _cache(OPTIONS={"SERIALIZER": "pickle"}, TIMEOUT=None),
-    # perfkit's default: MessagePack values, no pickle.
-    "msgspec": _cache(KEY_PREFIX="mp"),
+    # The opt-in: MessagePack values that come back unchanged, no pickle.
+    "msgspec": _cache(KEY_PREFIX="mp", OPTIONS={"SERIALIZER": "msgspec"}),
     # With perfkit's in-process L1 near cache.
     "l1": _cache(KEY_PREFIX="l1", OPTIONS={"L1": True}),
     # Redis is down from the start: served from perfkit's memory fallback.
