@@ -134,6 +134,13 @@ def test_summary_counts_every_request_whichever_worker_answers(
         time.sleep(0.5)
     # Answered on fresh connections, by both workers: each counts the same.
     assert [recipe.summary()["requests"]["requests"] for _ in range(10)] == [REQUESTS] * 10
+    # The statements too (Django's own SQL for the Django recipe): the product was read from
+    # the database once, by one of the workers, and served from the cache since.
+    for _ in range(6):
+        queries = recipe.get(f"{ADMIN}/queries").json()
+        counts = {s["fingerprint"]: s["count"] for s in queries["queries"]["by_fingerprint"]}
+        assert queries["scope"] == "fleet"
+        assert counts["SELECT id, name, price_cents FROM products WHERE id = ?"] == 1
 
     client = redis.Redis.from_url(private_redis.url)
     alive = client.keys("*:__perfkit__:fleet:alive:*")
