@@ -3,7 +3,8 @@ stampede protection, Django's SQL timed into perfkit's query statistics, and the
 mounted in the URLconf at /api/admin/performance.
 
 Run: DATABASE_URL=... REDIS_URL=... PERFKIT_ADMIN_TOKEN=... python django_app.py runserver
-(a real project puts the settings in settings.py and the URLs in urls.py: docs/django.md).
+(or gunicorn -w 4 django_app:application; a real project puts the settings in settings.py,
+the URLs in urls.py and ``application`` in wsgi.py: docs/django.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ settings.configure(
     SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "change-me"),
     ALLOWED_HOSTS=["*"],
     ROOT_URLCONF=__name__,
+    WSGI_APPLICATION=f"{__name__}.application",  # runserver serves it too
     INSTALLED_APPS=["perfkit.contrib.django"],  # times every SQL statement Django runs
     MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"],
     DATABASES={
@@ -44,6 +46,7 @@ settings.configure(
 django.setup()
 
 from django.core.cache import cache, caches  # noqa: E402 (needs the settings above)
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import Http404, HttpRequest, JsonResponse  # noqa: E402
 from django.urls import include, path  # noqa: E402
@@ -51,9 +54,11 @@ from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 from django.views.decorators.http import require_http_methods  # noqa: E402
 
 from perfkit import Perfkit  # noqa: E402
+from perfkit.contrib.django.db import DjangoDatabase  # noqa: E402
 from perfkit.contrib.django.urls import admin_urls  # noqa: E402
 
-kit = Perfkit(cache=caches["default"].service)  # admin token from PERFKIT_ADMIN_TOKEN
+# Django's cache and Django's SQL (timed by the app above); token from PERFKIT_ADMIN_TOKEN.
+kit = Perfkit(cache=caches["default"].service, pool=DjangoDatabase())
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -97,8 +102,10 @@ def set_price(request: HttpRequest, product_id: int) -> JsonResponse:
 urlpatterns = [
     path("products/<int:product_id>", get_product),
     path("products/<int:product_id>/price", set_price),
-    path("api/admin/performance/", include(admin_urls(kit))),
+    path("api/admin/performance/", include(admin_urls(kit))),  # starts the kit here
 ]
+# Request metrics and compression around the whole project.
+application = kit.wsgi(get_wsgi_application())
 
 with connection.cursor() as cursor:
     cursor.execute(SCHEMA)  # the table this example reads, with two products

@@ -52,7 +52,7 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     await pool.open(wait=True)
     async with pool.connection() as conn:
         await conn.execute(SCHEMA)  # the table this example reads, with two products
-    async with kit:  # cache warming schedule, fleet publisher, periodic performance log
+    async with kit:  # fleet publishing, warming schedule, performance log: in each worker
         yield
     await pool.close()
     await cache.close()

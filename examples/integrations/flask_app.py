@@ -64,8 +64,8 @@ def set_price(product_id: int) -> dict[str, int]:
 pool.open(wait=True)
 with pool.connection() as conn:
     conn.execute(SCHEMA)  # the table this example reads, with two products
-kit.start()  # cache warming schedule, periodic performance log (threads)
-atexit.register(kit.stop)
+kit.start()  # fleet publishing, warming schedule, performance log: threads of each worker
+atexit.register(kit.stop)  # the worker leaves the fleet's live list as it exits
 # Admin API under /api/admin/performance, then request metrics and compression outside.
 app.wsgi_app = kit.wsgi(  # type: ignore[method-assign,assignment]
     mount_wsgi(app.wsgi_app, "/api/admin/performance", kit.wsgi_admin())

@@ -30,7 +30,7 @@ from perfkit.jobs import JobService
 from perfkit.jobs.queues import DEFAULT_QUEUES
 from perfkit.metrics import PerformanceLog, PerformanceMonitor
 from perfkit.metrics.fleet import TOP_STATEMENTS, Fleet
-from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries import AsyncTimedPool, DatabaseSource, TimedPool
 from perfkit.queries._merge import export_query_stats
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
@@ -45,7 +45,10 @@ class Perfkit:
     """The parts an app uses, each optional, and the admin API over them.
 
     - ``cache``: a :class:`~perfkit.cache.RedisService` or ``AsyncRedisService``;
-      ``pool``: a :class:`~perfkit.queries.TimedPool` or ``AsyncTimedPool``; ``jobs``: a
+      ``pool``: the database, a :class:`~perfkit.queries.TimedPool` or ``AsyncTimedPool``
+      — or the statements Django or SQLAlchemy run
+      (:class:`~perfkit.contrib.django.db.DjangoDatabase`,
+      :func:`perfkit.contrib.sqlalchemy.instrument`'s result), read the same way; ``jobs``: a
       :class:`~perfkit.jobs.JobService` (its ``queues`` are the base queues the admin
       reports on; ``queues`` here only without a job service);
       ``warmer``: a :class:`~perfkit.cache.CacheWarmer`.
@@ -75,7 +78,7 @@ class Perfkit:
         self,
         *,
         cache: RedisService | AsyncRedisService | None = None,
-        pool: TimedPool | AsyncTimedPool | None = None,
+        pool: DatabaseSource | None = None,
         jobs: JobService | None = None,
         metrics: PerformanceMonitor | None = None,
         warmer: CacheWarmer | None = None,
@@ -182,11 +185,11 @@ class Perfkit:
     def dependencies(self) -> list[Dependency]:
         """The health checks of the parts given (the admin's ``health`` routes): Redis
         through the cache (a full or read-only Redis answers PING, and degrades the cache
-        all the same), the database, the job service's Redis."""
+        all the same), the database (a pool of perfkit's), the job service's Redis."""
         checks = []
         if self.cache is not None:
             checks.append(Dependency("redis", self.cache.ping, "redis" in self.required))
-        if self.pool is not None:
+        if isinstance(self.pool, TimedPool | AsyncTimedPool):
             ping = pool_ping(self.pool, self.health_timeout)
             checks.append(Dependency("database", ping, "database" in self.required))
         if self.jobs is not None:
@@ -358,7 +361,7 @@ def _common(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {name: kwargs[name] for name in names if name in kwargs}
 
 
-def _query_export(pool: TimedPool | AsyncTimedPool | None) -> Any:
+def _query_export(pool: DatabaseSource | None) -> Any:
     if pool is None:
         return None
     return lambda: export_query_stats(pool.query_stats, TOP_STATEMENTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from perfkit import Perfkit, Settings
 from perfkit.contrib.sqlalchemy import instrument
 from perfkit.queries import QueryStats
 
@@ -148,6 +150,50 @@ def test_one_stats_object_can_serve_several_engines(engine: sa.Engine, database_
         conn.execute(sa.text("SELECT 1"))
     other.dispose()
     assert by_text(shared)["SELECT ?"] == 2
+
+
+TOKEN = "sqlalchemy-kit-token-0123456789"
+
+
+def test_the_kit_reads_an_instrumented_engine_as_its_database(engine: sa.Engine) -> None:
+    # Issue 25: an engine's statements are the kit's database source, as a TimedPool is.
+    timed = instrument(engine, query_stats=QueryStats(slow_query_ms=10), name="shop")
+    kit = Perfkit(pool=timed, settings=Settings(perfkit_admin_token=TOKEN), fleet=False,
+                  performance_log=False)  # fmt: skip
+    with Session(engine) as session:
+        session.add_all([Book(id=i, title=f"t{i}", price_cents=100) for i in range(1, 4)])
+        session.commit()
+        for book_id in (1, 2):
+            session.execute(sa.select(Book, sa.func.pg_sleep(0.03)).where(Book.id == book_id))
+    admin = httpx.Client(
+        transport=httpx.WSGITransport(app=kit.wsgi_admin()),
+        base_url="http://admin",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
+    counted = timed.query_stats.stats().count
+    assert counted >= 3
+
+    queries = admin.get("/queries")
+    assert queries.status_code == 200, queries.text
+    report = queries.json()
+    assert report["queries"]["count"] == counted
+    assert report["pool"]["name"] == "shop" and report["pool"]["requests"] >= 2
+    assert any("pg_sleep" in s["fingerprint"] and s["slow"] == 2
+               for s in report["queries"]["by_fingerprint"])  # fmt: skip
+    database = admin.get("/dashboard").json()["database"]
+    assert database["queries"]["count"] == counted and database["pool"]["name"] == "shop"
+    summary = admin.get("/summary").json()
+    assert summary["slow_query_pct"] == pytest.approx(100.0 * 2 / counted)
+    assert "slow_query_pct" in {finding["metric"] for finding in summary["recommendations"]}
+    metrics = admin.get("/metrics").text
+    assert f"perfkit_db_queries_statements_total {counted}" in metrics
+    assert "perfkit_db_pool_connections_open" in metrics
+    # The kit pings only its own pools: an engine is not reported down for want of one.
+    health = admin.get("/health/detailed")
+    assert health.status_code == 200, health.text
+    assert "database" not in {d["name"] for d in health.json()["dependencies"]}
+    assert admin.post("/metrics/reset", json={}).json()["reset"] == ["queries"]
+    assert timed.query_stats.stats().count == 0
 
 
 def test_anything_else_is_refused() -> None:

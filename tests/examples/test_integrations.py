@@ -166,8 +166,14 @@ def test_django_example(environment: None, database_url: str) -> None:
             assert report.status_code == 200, report.text
             assert report.json()["metrics"]["hits"] == 1  # the second GET of product 1
             assert client.get("/api/admin/performance/cache").status_code == 401
+            # Django's own SQL, timed by the perfkit app: the kit's database.
             queries = client.get("/api/admin/performance/queries", headers=AUTH)
-            assert queries.status_code == 404  # no perfkit pool in this kit: Django's own
+            assert queries.status_code == 200, queries.text
+            statements = {s["fingerprint"]: s for s in queries.json()["queries"]["by_fingerprint"]}
+            select = "SELECT id, name, price_cents FROM products WHERE id = ?"
+            assert statements[select]["count"] == 3  # products 1 (a miss), 3, 1 after the PUT
+            summary = client.get("/api/admin/performance/summary", headers=AUTH).json()
+            assert summary["requests"]["requests"] == len(STEPS)  # runserver: kit.wsgi too
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]

@@ -184,6 +184,24 @@ def test_a_stopped_process_is_retired_with_its_last_numbers(
     assert view.requests().requests == 4
 
 
+def test_a_process_neither_publishing_nor_seeing_others_answers_for_itself(
+    redis_client: redis.Redis, namespace: str
+) -> None:
+    # Issue 25: a kit never started (no fleet publishing) answered "fleet" with its own
+    # numbers; each worker then claimed to be the fleet.
+    fleet = _fleet(redis_client, namespace)
+    _serve(fleet, 3, 0.01)
+    view = fleet.read()
+    assert (view.scope, view.requests().requests) == ("process", 3)
+    fleet.start()  # publishing: a fleet (of one process so far)
+    try:
+        assert fleet.read().scope == "fleet"
+    finally:
+        fleet.stop()
+    # Stopped, what it published is its own numbers again: not a fleet's.
+    assert fleet.read().scope == "process"
+
+
 def test_what_a_process_publishes_is_bounded(redis_client: redis.Redis, namespace: str) -> None:
     stats = QueryStats(max_fingerprints=1000)
     for n in range(3 * TOP_STATEMENTS):

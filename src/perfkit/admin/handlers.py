@@ -41,7 +41,7 @@ from perfkit.metrics import (
 )
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.system import process_start_time
-from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries import DatabaseSource
 
 __all__ = ["Ask", "Handlers"]
 
@@ -150,9 +150,7 @@ class Handlers:
         return view
 
     @staticmethod
-    def _fleet_queries(
-        pool: TimedPool | AsyncTimedPool, view: FleetView, top: int
-    ) -> s.DatabaseReport:
+    def _fleet_queries(pool: DatabaseSource, view: FleetView, top: int) -> s.DatabaseReport:
         """The pool (this process's) and the statements merged over the fleet."""
         stats = pool.stats(0)
         queries = view.queries(top)

@@ -142,10 +142,11 @@ class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
     """The pool and its statement statistics (``queries.by_fingerprint`` cut to the top).
 
     ``queries`` are the fleet's, merged by fingerprint (see ``scope``); ``pool`` is the
-    answering process's own pool.
+    answering process's own pool, ``null`` when the database source has none to read
+    (Django without its pool).
     """
 
-    pool: PoolStats
+    pool: PoolStats | None
     queries: QueryStatsSnapshot
     scope: Scope = "process"
 

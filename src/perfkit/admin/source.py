@@ -19,7 +19,7 @@ from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService
 from perfkit.jobs import JobService
 from perfkit.metrics import PerformanceMonitor
 from perfkit.metrics.fleet import Fleet
-from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries import AsyncTimedPool, DatabaseSource, TimedPool
 
 __all__ = ["AdminSource", "Dependency", "pool_ping"]
 
@@ -65,8 +65,9 @@ class AdminSource(Protocol):
         ...
 
     @property
-    def pool(self) -> TimedPool | AsyncTimedPool | None:
-        """The database pool (statement stats, reset)."""
+    def pool(self) -> DatabaseSource | None:
+        """The database: a pool of perfkit's, or another library's statements (statement
+        stats, the pool's when there is one, reset)."""
         ...
 
     @property

@@ -103,8 +103,9 @@ _decoder = msgspec.msgpack.Decoder(ProcessState)
 class FleetView:
     """The merged numbers of the live processes plus the retired totals.
 
-    ``scope`` is ``"fleet"`` when the other processes' states were read, ``"process"``
-    when only this process's numbers are known (no Redis, or Redis away).
+    ``scope`` is ``"fleet"`` when the view is the fleet's: this process publishes, or
+    other processes' numbers are in it; ``"process"`` when it holds only this process's
+    numbers (no Redis, Redis away, or a process neither publishing nor seeing others).
     """
 
     def __init__(
@@ -315,7 +316,12 @@ class Fleet:
         gone = [s for s in (retired, *dead.values()) if s is not None]
         others = [state for state in live if state.info.process != own]
         totals = _retired(gone) if gone else None
-        return FleetView(self.monitor, [local, *others], totals, scope="fleet")
+        # Only this process's numbers, and it does not publish them: not a fleet's view.
+        publishing = self._thread is not None and self._thread.is_alive()
+        scope: Literal["fleet", "process"] = (
+            "fleet" if publishing or others or totals is not None else "process"
+        )
+        return FleetView(self.monitor, [local, *others], totals, scope=scope)
 
     def _read(
         self,

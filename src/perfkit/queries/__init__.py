@@ -2,7 +2,8 @@
 
 See docs/queries.md. ``TimedPool`` / ``AsyncTimedPool`` wrap psycopg_pool's pools and time
 every statement run through their connections; ``pool.stats()`` returns a
-:class:`TimedPoolStats`.
+:class:`TimedPoolStats`. Any :class:`DatabaseSource` (these pools, Django's database, an
+instrumented SQLAlchemy engine) is what the kit reads as its database.
 """
 
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
@@ -19,6 +20,7 @@ from perfkit.queries._pagination_base import (
 from perfkit.queries._pool import TimedPool
 from perfkit.queries._pool_async import AsyncTimedPool
 from perfkit.queries._pool_base import BaseTimedPool, PoolStats, TimedPoolStats
+from perfkit.queries._source import DatabaseSource, DatabaseStats
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot, SlowQuery, StatementStats
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "BaseKeysetPagination",
     "BaseOffsetPagination",
     "BaseTimedPool",
+    "DatabaseSource",
+    "DatabaseStats",
     "Fingerprint",
     "KeysetPage",
     "KeysetPagination",

@@ -3,6 +3,8 @@
 :class:`QueryTimer` is a Django execute wrapper (see Django's "Database instrumentation");
 the :mod:`app config <perfkit.contrib.django.apps>` installs it on every connection Django
 opens. Statements are fingerprinted; parameter values are never recorded.
+:class:`DjangoDatabase` is what a :class:`~perfkit.Perfkit` reads them through
+(``Perfkit(pool=DjangoDatabase())``): the admin, the metrics and the fleet view.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from typing import Any
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from perfkit.queries import PoolStats, QueryStats
+from perfkit.queries import DatabaseStats, PoolStats, QueryStats
 from perfkit.queries._pool_base import psycopg_pool_stats
 from perfkit.settings import Settings
 
-__all__ = ["QueryTimer", "get_query_stats", "install", "pool_stats", "set_query_stats"]
+__all__ = [
+    "DjangoDatabase",
+    "QueryTimer",
+    "get_query_stats",
+    "install",
+    "pool_stats",
+    "set_query_stats",
+]
 
 _stats: list[QueryStats] = []
 _stats_lock = threading.Lock()
@@ -90,3 +99,36 @@ def pool_stats(alias: str = "default") -> PoolStats | None:
         return None
     # psycopg_pool counts timeouts in requests_errors.
     return psycopg_pool_stats(alias, pool)
+
+
+class DjangoDatabase:
+    """Django's statements (every alias) and the pool of database ``alias`` as a kit's
+    database source: ``Perfkit(pool=DjangoDatabase())``.
+
+    The statements are those the app config times (``"perfkit.contrib.django"`` in
+    ``INSTALLED_APPS``), in :func:`get_query_stats`. The pool is Django's psycopg pool
+    when it is on, else ``None``: Django's own connections have no pool to report.
+    """
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+
+    def __repr__(self) -> str:
+        return f"DjangoDatabase(alias={self.alias!r})"
+
+    @property
+    def query_stats(self) -> QueryStats:
+        """The statistics Django's statements go to (:func:`get_query_stats`)."""
+        return get_query_stats()
+
+    def stats(self, top: int | None = None) -> DatabaseStats:
+        """The pool (``None`` without Django's pool) and the statements (``top`` cuts the
+        per-fingerprint list)."""
+        return DatabaseStats(pool=pool_stats(self.alias), queries=get_query_stats().stats(top))
+
+    def reset_stats(self) -> None:
+        """Zero the statement statistics and the pool's counters."""
+        get_query_stats().reset()
+        pool = getattr(connections[self.alias], "pool", None)
+        if pool is not None:
+            pool.pop_stats()

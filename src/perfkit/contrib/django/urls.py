@@ -6,10 +6,14 @@
 
 The admin is perfkit's WSGI app (``kit.wsgi_admin()``); the view hands it the request under
 the prefix Django matched, so its links and routes work wherever it is mounted.
+:func:`admin_urls` also starts the kit in the process that loads the URLconf — each
+worker of gunicorn, runserver's — so that every process publishes its numbers to the
+fleet view, and stops it when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
 from typing import Any
 
@@ -63,5 +67,14 @@ def admin_view(admin: WSGIApp) -> Any:
 
 def admin_urls(kit: Perfkit) -> list[Any]:
     """URL patterns serving ``kit``'s admin API and dashboard; ``include()`` them under
-    the prefix of your choice."""
-    return [re_path(r"^(?P<path>.*)$", admin_view(kit.wsgi_admin()))]
+    the prefix of your choice.
+
+    Django loads the URLconf in each process that serves (a gunicorn worker loads it
+    after the fork), so this is where the kit starts: :meth:`Perfkit.start` (fleet
+    publishing, warming schedule, performance log; a second call does nothing more), and
+    :meth:`Perfkit.stop` when the process exits.
+    """
+    admin = admin_view(kit.wsgi_admin())
+    kit.start()
+    atexit.register(kit.stop)
+    return [re_path(r"^(?P<path>.*)$", admin)]

@@ -189,6 +189,11 @@ class ViewAndAdminTests(TestCase):
         dashboard = client.get("/api/admin/performance/", **auth)
         self.assertEqual(dashboard.status_code, 200)
         self.assertIn("text/html", dashboard["Content-Type"])
+        # Django's statements are the kit's database, with Django's pool.
+        Book.objects.count()
+        queries = client.get("/api/admin/performance/queries", **auth).json()
+        self.assertGreaterEqual(queries["queries"]["count"], 1)
+        self.assertEqual(queries["pool"]["name"], "default")
         invalidated = client.post(
             "/api/admin/performance/cache/invalidate",
             data='{"tags": ["products"]}',
