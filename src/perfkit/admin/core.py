@@ -5,7 +5,6 @@ every failure as a JSON error — all as the route table says. Shared by both ad
 from __future__ import annotations
 
 import re
-import traceback
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from perfkit._compat.structlog import traceback_field
 from perfkit.admin.auth import Guard
 from perfkit.admin.calls import Caller
 from perfkit.admin.handlers import Ask, Handlers
@@ -107,7 +107,7 @@ class AdminCore:
                 "admin.handler_failed",
                 path=request.path,
                 method=request.method,
-                exception="".join(traceback.format_exception(exc)),
+                **traceback_field(exc),
             )
             response = AdminError(500, "internal", "internal error; see the server log").response()
         return response.finished(head=request.method == "HEAD")
