@@ -171,7 +171,9 @@ def test_the_kit_reads_an_instrumented_engine_as_its_database(engine: sa.Engine)
         headers={"authorization": f"Bearer {TOKEN}"},
     )
     counted = timed.query_stats.stats().count
-    assert counted >= 3
+    # The two pg_sleep reads are slow; on a loaded machine another statement may be too.
+    slow = timed.query_stats.stats().slow
+    assert counted >= 3 and slow >= 2
 
     queries = admin.get("/queries")
     assert queries.status_code == 200, queries.text
@@ -183,7 +185,7 @@ def test_the_kit_reads_an_instrumented_engine_as_its_database(engine: sa.Engine)
     database = admin.get("/dashboard").json()["database"]
     assert database["queries"]["count"] == counted and database["pool"]["name"] == "shop"
     summary = admin.get("/summary").json()
-    assert summary["slow_query_pct"] == pytest.approx(100.0 * 2 / counted)
+    assert summary["slow_query_pct"] == pytest.approx(100.0 * slow / counted)
     assert "slow_query_pct" in {finding["metric"] for finding in summary["recommendations"]}
     metrics = admin.get("/metrics").text
     assert f"perfkit_db_queries_statements_total {counted}" in metrics
