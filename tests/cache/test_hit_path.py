@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 import redis.asyncio
 
 from perfkit.cache import AsyncRedisService, RedisService
 from tests._servers import PrivateRedis
 from tests.cache.conftest import TEST_SETTINGS
+
+# Each test twice: reads sent on the pool directly, and through execute_command.
+pytestmark = pytest.mark.usefixtures("read_lane")
+
+
+def test_reads_take_the_lane_asked_for(redis_url: str, namespace: str, read_lane: str) -> None:
+    cache = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
+    assert (cache._pool is not None) == (read_lane == "direct")
+    cache.set("k", "v")
+    assert cache.get("k") == "v"
+    cache.clear()
+    cache.close()
 
 
 def _mget_stats(admin: redis.Redis) -> dict[str, int]:

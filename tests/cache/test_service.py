@@ -14,6 +14,9 @@ from perfkit import ConfigError, Settings
 from perfkit.cache import RedisService
 from tests.cache.conftest import TEST_SETTINGS
 
+# Each test twice: reads sent on the pool directly, and through execute_command.
+pytestmark = pytest.mark.usefixtures("read_lane")
+
 
 class Product(msgspec.Struct):
     id: int
