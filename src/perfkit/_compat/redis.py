@@ -1,4 +1,4 @@
-"""redis-py across its supported releases (pyproject.toml: ``redis>=...,<9``).
+"""redis-py across its supported releases (pyproject.toml: ``redis>=5.0``; 5.x to 8.x known).
 
 - :func:`direct_pool`: the pool a cache service may send its hit-path MGET on itself, on
   redis-py >= 5.3 (whose ``get_connection()`` takes no command name); None means the public
