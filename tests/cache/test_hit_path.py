@@ -17,15 +17,6 @@ from tests.cache.conftest import TEST_SETTINGS
 pytestmark = pytest.mark.usefixtures("read_lane")
 
 
-def test_reads_take_the_lane_asked_for(redis_url: str, namespace: str, read_lane: str) -> None:
-    cache = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
-    assert (cache._pool is not None) == (read_lane == "direct")
-    cache.set("k", "v")
-    assert cache.get("k") == "v"
-    cache.clear()
-    cache.close()
-
-
 def _mget_stats(admin: redis.Redis) -> dict[str, int]:
     stats: dict[str, int] = admin.info("commandstats").get("cmdstat_mget", {})
     return stats

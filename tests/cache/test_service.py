@@ -30,6 +30,16 @@ class Point:
     y: int
 
 
+def test_reads_take_the_lane_asked_for(
+    cache: RedisService, read_lane: str, server_kind: str
+) -> None:
+    # read_lane is set before the cache fixture makes its service; a cluster has one lane.
+    direct = read_lane == "direct" and server_kind == "standalone"
+    assert (cache._pool is not None) == direct
+    cache.set("k", "v")
+    assert cache.get("k") == "v"
+
+
 def test_set_get_delete_exists(cache: RedisService) -> None:
     cache.set("a", {"x": 1, "y": [1, 2]})
     assert cache.get("a") == {"x": 1, "y": [1, 2]}
