@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+import perfkit._compat.redis
 from perfkit import Settings
 from perfkit.cache import AsyncRedisService, RedisService
 from tests._servers import PrivateCluster
@@ -53,11 +54,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_cluster = callspec is not None and callspec.params.get("server_kind") == "cluster"
+        params = callspec.params if callspec is not None else {}
+        on_cluster = params.get("server_kind") == "cluster"
         function = getattr(item, "function", None)
         own = set(inspect.signature(function).parameters) if function else set()
         standalone_only = own & _STANDALONE_ONLY or item.get_closest_marker("standalone_only")
-        (dropped if on_cluster and standalone_only else kept).append(item)
+        # A cluster reads through execute_command whichever lane: run it once.
+        repeat = on_cluster and params.get("read_lane") == "execute_command"
+        (dropped if (on_cluster and standalone_only) or repeat else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -77,6 +81,15 @@ def cluster() -> Iterator[PrivateCluster]:
     private = PrivateCluster(3)
     yield private
     private.close()
+
+
+@pytest.fixture(params=["direct", "execute_command"])
+def read_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Services made during the test send their reads on the pool themselves (redis-py 5.3
+    and later), or through ``execute_command``, the public way (perfkit._compat.redis).
+    Test modules of the hit path use it for every test (``pytestmark``)."""
+    monkeypatch.setattr(perfkit._compat.redis, "DIRECT_READS", request.param == "direct")
+    return str(request.param)
 
 
 @pytest.fixture(params=["standalone", "cluster"])

@@ -9,6 +9,9 @@ import redis
 
 from perfkit.cache import AsyncRedisService, RedisService
 
+# Each test twice: reads sent on the pool directly, and through execute_command.
+pytestmark = pytest.mark.usefixtures("read_lane")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

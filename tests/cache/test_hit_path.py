@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 import redis.asyncio
 
 from perfkit.cache import AsyncRedisService, RedisService
 from tests._servers import PrivateRedis
 from tests.cache.conftest import TEST_SETTINGS
+
+# Each test twice: reads sent on the pool directly, and through execute_command.
+pytestmark = pytest.mark.usefixtures("read_lane")
 
 
 def _mget_stats(admin: redis.Redis) -> dict[str, int]:

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import redis
 
+import perfkit._compat.redis
 from perfkit.cache import AsyncRedisService, NearCache, RedisService, cached_query
 from perfkit.cache._codec import MISSING
 from tests._servers import PrivateRedis
@@ -155,6 +156,23 @@ def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
     assert cache.get("k") == "after"
     assert cache.get("k") == "after"
     assert cache.stats().l1_entries == 1
+    cache.close()
+
+
+def test_without_a_push_hook_l1_stays_off_and_reads_go_to_redis(
+    server: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A redis-py whose connections take no invalidation handler (perfkit._compat.redis).
+    monkeypatch.setattr(perfkit._compat.redis, "PUSH_HANDLER", False)
+    cache = RedisService(server.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    other = RedisService(server.url, namespace="app", settings=TEST_SETTINGS)
+    cache.set("k", "old")
+    assert cache.get("k") == "old"
+    other.set("k", "new")
+    assert cache.get("k") == "new"  # at once: no near copy to go stale
+    assert cache.wait_l1_ready(0.5) is False
+    assert cache.stats().l1_active is False and cache.stats().l1_hits == 0
+    other.close()
     cache.close()
 
 

@@ -14,6 +14,9 @@ from perfkit import ConfigError, Settings
 from perfkit.cache import RedisService
 from tests.cache.conftest import TEST_SETTINGS
 
+# Each test twice: reads sent on the pool directly, and through execute_command.
+pytestmark = pytest.mark.usefixtures("read_lane")
+
 
 class Product(msgspec.Struct):
     id: int
@@ -25,6 +28,16 @@ class Product(msgspec.Struct):
 class Point:
     x: int
     y: int
+
+
+def test_reads_take_the_lane_asked_for(
+    cache: RedisService, read_lane: str, server_kind: str
+) -> None:
+    # read_lane is set before the cache fixture makes its service; a cluster has one lane.
+    direct = read_lane == "direct" and server_kind == "standalone"
+    assert (cache._pool is not None) == direct
+    cache.set("k", "v")
+    assert cache.get("k") == "v"
 
 
 def test_set_get_delete_exists(cache: RedisService) -> None:

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+import perfkit._compat.sqlalchemy
 from perfkit import Perfkit, Settings
 from perfkit.contrib.sqlalchemy import instrument
 from perfkit.queries import QueryStats
@@ -115,14 +116,21 @@ def test_a_failing_statement_counts_as_an_error(engine: sa.Engine) -> None:
     assert failed.errors == 1
 
 
-def test_pool_stats_follow_the_engine_pool(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("internals", [True, False], ids=["sa-internals", "sa-public"])
+def test_pool_stats_follow_the_engine_pool(
+    engine: sa.Engine, internals: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The overflow limit is SQLAlchemy's private (perfkit._compat.sqlalchemy): without it,
+    # max_size is the pool's size alone.
+    monkeypatch.setattr(perfkit._compat.sqlalchemy, "INTERNALS", internals)
     engine.dispose()
     timed = instrument(engine, query_stats=QueryStats(), name="pooled")
     with engine.connect() as first, engine.connect() as second:
         first.execute(sa.text("SELECT 1"))
         second.execute(sa.text("SELECT 1"))
         busy = timed.pool_stats()
-        assert (busy.in_use, busy.max_size, busy.name) == (2, 3 + 10, "pooled")
+        max_size = 3 + 10 if internals else 3
+        assert (busy.in_use, busy.max_size, busy.name) == (2, max_size, "pooled")
     idle = timed.stats().pool
     assert (idle.in_use, idle.idle, idle.requests, idle.connections) == (0, 2, 2, 2)
     timed.reset_stats()

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
+import perfkit._compat.rq
 from perfkit.jobs import JobService, allow_jobs, make_worker
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from tests._servers import PrivateRedis
 from tests.jobs import _processors  # noqa: F401  (registers the test processors)
 
@@ -43,10 +45,20 @@ def service(conn: redis.Redis) -> JobService:
     return JobService(conn, queues=("testq",))
 
 
-def run_burst(conn: redis.Redis, queues: list[str] | None = None) -> None:
-    """Run an in-process non-forking worker until its queues are empty."""
+@pytest.fixture(params=[True, False], ids=["rq-internals", "rq-public"])
+def rq_internals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """In-process workers use RQ 3's internals (perfkit._compat.rq), or only its public API."""
+    monkeypatch.setattr(perfkit._compat.rq, "INTERNALS", request.param)
+    return bool(request.param)
+
+
+def run_burst(
+    conn: redis.Redis, queues: list[str] | None = None, *, with_scheduler: bool = False
+) -> JobWorker | ForkingJobWorker:
+    """Run an in-process non-forking worker until its queues are empty; returns it."""
     worker = make_worker(conn, queues or ["testq"], heartbeat_interval=1, maintenance_interval=1)
-    worker.work(burst=True, logging_level="WARNING")
+    worker.work(burst=True, logging_level="WARNING", with_scheduler=with_scheduler)
+    return worker
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from rq import Callback, Retry
 from perfkit import ConfigError
 from perfkit.jobs import JobService, allow_jobs, allowed_jobs
 from tests.jobs._processors import Mark
-from tests.jobs.conftest import StartWorker
+from tests.jobs.conftest import StartWorker, run_burst
 
 
 def _forge(conn: redis.Redis, func: str, *args: object, **options: object) -> str:
@@ -20,12 +20,13 @@ def _forge(conn: redis.Redis, func: str, *args: object, **options: object) -> st
     return str(queue.enqueue(func, *args, retry=Retry(max=3, interval=[1, 2, 4]), **options).id)
 
 
+# Both refusals run in-process, once per way of reading RQ's jobs (rq_internals).
 def test_a_forged_job_naming_os_system_fails_at_once_and_is_never_called(
-    conn: redis.Redis, start_worker: StartWorker, tmp_path: Path
+    conn: redis.Redis, rq_internals: bool, tmp_path: Path
 ) -> None:
     target = tmp_path / "pwned"
     job_id = _forge(conn, "os.system", f"touch {target}")
-    assert start_worker("--burst").wait(30) == 0
+    run_burst(conn)
     assert not target.exists()
     page = JobService(conn).failed_jobs("testq")
     assert page.total == 1
@@ -36,21 +37,22 @@ def test_a_forged_job_naming_os_system_fails_at_once_and_is_never_called(
     assert "refused without calling it" in failed.error
 
 
+@pytest.mark.parametrize("kind", ["success", "failure", "stopped"])
 def test_a_forged_callback_is_refused_and_never_called(
-    conn: redis.Redis, start_worker: StartWorker, tmp_path: Path
+    conn: redis.Redis, rq_internals: bool, kind: str
 ) -> None:
-    target = tmp_path / "pwned"
+    # Called, os.getpid would fail the job with a TypeError (it takes no arguments).
     _forge(
         conn,
         "tests.jobs._processors.record",
         Mark(key="cb", tag="x"),
-        on_failure=Callback("os.system"),
-        on_success=Callback("os.system"),
+        **{f"on_{kind}": Callback("os.getpid")},
     )
-    assert start_worker("--burst").wait(30) == 0
-    assert not target.exists() and conn.llen("cb") == 0
+    run_burst(conn)
+    assert conn.llen("cb") == 0
     failed = JobService(conn).failed_jobs("testq").jobs[0]
-    assert "callback 'os.system'" in failed.error
+    assert f"the {kind} callback 'os.getpid'" in failed.error
+    assert "TypeError" not in failed.error
 
 
 def test_a_function_imported_into_an_allowed_module_is_not_allowed(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import time
 
 import pytest
 import redis
+from rq.scheduler import RQScheduler
 
 from perfkit.jobs import JobService
-from perfkit.jobs.scheduler import LOCK_TTL
-from tests.jobs._processors import Block
-from tests.jobs.conftest import StartWorker, wait_for
+from perfkit.jobs.scheduler import LOCK_TTL, Scheduler
+from tests.jobs._processors import Block, Mark
+from tests.jobs.conftest import StartWorker, run_burst, wait_for
 
 LOCK = "rq:scheduler-lock:testq"
 
@@ -34,3 +36,15 @@ def test_the_only_worker_killed_with_the_scheduler_lock_is_recovered_within_10_s
     again = wait_for(lambda: conn.get("victim:attempts") == b"2", 30, "the job to run again")
     assert again - killed <= 10
     wait_for(lambda: conn.lrange("victim:done", 0, -1) == [b"2"], 10, "the retry to finish")
+
+
+def test_a_worker_starts_perfkits_scheduler_on_rq_3_else_rqs(
+    conn: redis.Redis, rq_internals: bool
+) -> None:
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    queue = JobService(conn).queue("testq")
+    queue.enqueue_at(due, "tests.jobs._processors.record", Mark(key="due", tag="x"))
+    worker = run_burst(conn, with_scheduler=True)
+    # Either scheduler moved the due job onto its queue; perfkit's shortens its lock lease.
+    assert conn.lrange("due", 0, -1) == [b"x"]
+    assert type(worker.scheduler) is (Scheduler if rq_internals else RQScheduler)

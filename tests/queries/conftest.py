@@ -6,7 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+import perfkit._compat.psycopg_pool
 from perfkit.queries import AsyncTimedPool, QueryStats, TimedPool
+
+
+@pytest.fixture(params=[True, False], ids=["pool-internals", "pool-public"])
+def pool_internals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Pools use psycopg_pool's internals (perfkit._compat.psycopg_pool), or only its public
+    API. Test modules of the pools use it for every test (``pytestmark``)."""
+    monkeypatch.setattr(perfkit._compat.psycopg_pool, "INTERNALS", request.param)
+    return bool(request.param)
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from structlog.testing import capture_logs
 from perfkit import ConfigError
 from perfkit.queries import AsyncTimedPool, QueryStats, StatementStats, TimedPool
 
+# Each test twice: with psycopg_pool's internals, and with its public API only.
+pytestmark = pytest.mark.usefixtures("pool_internals")
+
 
 def by_text(pool: AsyncTimedPool) -> dict[str, StatementStats]:
     return {entry.fingerprint: entry for entry in pool.stats().queries.by_fingerprint}

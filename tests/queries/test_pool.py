@@ -15,6 +15,9 @@ from structlog.testing import capture_logs
 from perfkit import ConfigError
 from perfkit.queries import QueryStats, StatementStats, TimedPool, TimedPoolStats
 
+# Each test twice: with psycopg_pool's internals, and with its public API only.
+pytestmark = pytest.mark.usefixtures("pool_internals")
+
 
 def by_text(pool: TimedPool) -> dict[str, StatementStats]:
     return {entry.fingerprint: entry for entry in pool.stats().queries.by_fingerprint}
@@ -287,3 +290,16 @@ def test_connection_block_commits_rolls_back_returns_and_counts_usage(pool: Time
     stats = pool.stats().pool
     assert stats.in_use == 0 and stats.idle == stats.size
     assert stats.usage_ms >= 45
+
+
+def test_reconnection_attempts_are_at_most_half_the_timeout_apart(pool_internals: bool) -> None:
+    # Nothing listens on port 1: each attempt is refused at once and counted.
+    url = "postgresql://postgres@127.0.0.1:1/test"
+    with TimedPool(url, min_size=1, max_size=1, timeout=1.0) as pool:
+        # Capped: 0.5 s apart, 5 attempts in about 2 s. psycopg_pool's own backoff (the
+        # public way) waits 1, 2, 4 s: 3 attempts in 6 s, so only 2 are asked of it.
+        wanted = 5 if pool_internals else 2
+        deadline = time.monotonic() + 6
+        while pool.stats().pool.connection_errors < wanted:
+            assert time.monotonic() < deadline, pool.stats().pool.connection_errors
+            time.sleep(0.05)

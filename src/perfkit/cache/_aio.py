@@ -15,6 +15,7 @@ from typing import Any, TypeVar, overload
 import redis
 import redis.asyncio as driver
 
+from perfkit._compat.redis import direct_pool
 from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _scripts
@@ -29,7 +30,6 @@ from perfkit.cache._base import (
     ReadPlan,
     SentinelURL,
     client_kwargs,
-    direct_pool,
     new_generation,
     nonce,
     resolve_ttl,
@@ -723,7 +723,10 @@ class AsyncRedisService(BaseCacheService):
         instrumentation), which cost a hit more CPU than perfkit's own work. Whatever is not
         a plain success goes through ``execute_command`` as before: a client that is not a
         plain pooled one, and every failure (after dropping the connection), so retries,
-        errors and the fallback to memory are unchanged."""
+        errors and the fallback to memory are unchanged. The calls below are redis-py's
+        public pool and connection API; ``get_connection()``'s signature is the one version
+        dependency, gated in ``perfkit._compat.redis.direct_pool``. (Moved there, they would
+        cost every hit a call frame.)"""
         pool = self._pool
         if pool is None:
             return await self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]

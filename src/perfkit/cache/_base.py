@@ -219,32 +219,6 @@ def client_kwargs(settings: Settings, driver: Any) -> dict[str, Any]:
     }
 
 
-# From redis-py 5.3 a pool's get_connection() takes no arguments (before, a command name).
-_BARE_GET_CONNECTION = tuple(int(part) for part in redis.__version__.split(".")[:2]) >= (5, 3)
-
-
-def direct_pool(client: Any) -> Any:
-    """The connection pool the service may send its reads on itself, skipping redis-py's
-    per-command layers (see ``AsyncRedisService._send_mget``); None when the client is not a
-    plain pooled one (a cluster, a single-connection client, one with redis-py's
-    client-side cache or its own MGET callback), or redis-py is older than 5.3. These go
-    through ``execute_command``."""
-    if isinstance(client, redis.RedisCluster | redis.asyncio.RedisCluster):
-        return None
-    pool = getattr(client, "connection_pool", None)
-    if (
-        pool is None
-        or not _BARE_GET_CONNECTION
-        or getattr(client, "connection", None) is not None
-        or getattr(client, "single_connection_client", False)  # redis.asyncio
-        or getattr(client, "_single_connection_client", False)  # redis
-        or getattr(pool, "cache", None) is not None
-        or "MGET" in getattr(client, "response_callbacks", {})
-    ):
-        return None
-    return pool
-
-
 class ReadPlan:
     """What reading an entry guarded by ``tags`` needs, worked out once per tag tuple: the tag
     keys to MGET with the entry, and the header of an entry written under exactly these tags."""

@@ -37,7 +37,7 @@ import redis
 import redis.connection
 import structlog
 
-from perfkit._compat.redis import on_invalidation_push, tracking_connection_options
+from perfkit._compat.redis import on_invalidation, tracking_connection_options
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
@@ -252,7 +252,7 @@ class Tracker:
     def _connect(self) -> Any:  # a redis-py Connection (untyped API)
         conn = _connection(self._address())
         conn.connect()
-        on_invalidation_push(conn, self._on_push)
+        on_invalidation(conn, self._on_push)
         conn.send_command("CLIENT", "TRACKING", "on", "BCAST", "PREFIX", self._prefix)
         if conn.read_response() not in (b"OK", "OK"):
             raise redis.ConnectionError("CLIENT TRACKING was refused")

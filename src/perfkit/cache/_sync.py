@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 import redis
 import redis as driver
 
+from perfkit._compat.redis import direct_pool
 from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _scripts
@@ -28,7 +29,6 @@ from perfkit.cache._base import (
     ReadPlan,
     SentinelURL,
     client_kwargs,
-    direct_pool,
     new_generation,
     nonce,
     resolve_ttl,
@@ -699,7 +699,10 @@ class RedisService(BaseCacheService):
         instrumentation), which cost a hit more CPU than perfkit's own work. Whatever is not
         a plain success goes through ``execute_command`` as before: a client that is not a
         plain pooled one, and every failure (after dropping the connection), so retries,
-        errors and the fallback to memory are unchanged."""
+        errors and the fallback to memory are unchanged. The calls below are redis-py's
+        public pool and connection API; ``get_connection()``'s signature is the one version
+        dependency, gated in ``perfkit._compat.redis.direct_pool``. (Moved there, they would
+        cost every hit a call frame.)"""
         pool = self._pool
         if pool is None:
             return self._client.execute_command("MGET", *keys)  # type: ignore[no-any-return]

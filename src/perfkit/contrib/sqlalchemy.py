@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perfkit._compat.sqlalchemy import max_overflow
 from perfkit._deprecation import renamed
 from perfkit.queries import PoolStats, QueryStats, TimedPoolStats
 from perfkit.settings import Settings
@@ -102,8 +103,7 @@ class EngineInstrumentation:
         size = _call(pool, "size")
         idle = _call(pool, "checkedin")
         in_use = _call(pool, "checkedout")
-        overflow = max(getattr(pool, "_max_overflow", 0), 0)
-        max_size = size + overflow
+        max_size = size + max_overflow(pool)
         return PoolStats(
             name=self.name,
             min_size=0,

@@ -25,6 +25,7 @@ from typing import Any
 from rq.job import Job
 
 from perfkit import _defaults
+from perfkit._compat.rq import callback_names
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.processor import processor_at
 
@@ -72,8 +73,7 @@ def refusal(job: Job) -> str | None:
             "function of an allowed module (perfkit worker --import/--allow, "
             "perfkit.jobs.allow_jobs): refused without calling it"
         )
-    for kind in ("success", "failure", "stopped"):
-        callback = getattr(job, f"_{kind}_callback_name", None)
+    for kind, callback in callback_names(job).items():
         if callback and not _allowed(callback):
             return f"job {job.id} names the {kind} callback {callback!r}, which is not allowed"
     return None
@@ -82,11 +82,17 @@ def refusal(job: Job) -> str | None:
 class AllowedJob(Job):
     """RQ's Job, run only when :func:`refusal` finds nothing wrong with it."""
 
-    def _execute(self) -> Any:
+    def perform(self) -> Any:
+        """RQ's, after :func:`refusal`: a refused job raises
+        :class:`~perfkit.PermanentJobError` without importing anything it names."""
         reason = refusal(self)
         if reason is not None:
-            # RQ calls the failure callback of a failed job: never the forged one.
-            self._failure_callback_name = None
-            self._failure_callback = None  # type: ignore[assignment]
             raise PermanentJobError(reason)
-        return super()._execute()
+        return super().perform()
+
+    @property
+    def failure_callback(self) -> Any:
+        # RQ calls a failed job's failure callback, a refused job's too: never a forged one.
+        if refusal(self) is not None:
+            return None
+        return super().failure_callback

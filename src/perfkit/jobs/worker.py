@@ -45,9 +45,9 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
-from rq.worker import WorkerStatus
 
 from perfkit._compat.redis import stop_pubsub_thread
+from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.allowlist import AllowedJob
 from perfkit.jobs.lifeline import die_with_parent
@@ -87,7 +87,7 @@ def _worker_options(heartbeat_interval: int, maintenance_interval: int) -> dict[
     }
 
 
-class _BoundedRecovery:
+class _BoundedRecovery(SchedulerHook):
     """Shared by both worker classes: short heartbeat TTL, maintenance even when idle."""
 
     job_monitoring_interval: int
@@ -111,12 +111,8 @@ class _BoundedRecovery:
         super().__init__(list(queues), connection=connection, **kwargs)  # type: ignore[call-arg]
         self.push_exc_handler(_stop_permanent_failures)  # type: ignore[attr-defined]
 
-    def _start_scheduler(
-        self,
-        burst: bool = False,
-        logging_level: str | None = "INFO",
-        date_format: str = "",
-        log_format: str = "",
+    def _start_own_scheduler(
+        self, burst: bool, logging_level: str | None, date_format: str, log_format: str
     ) -> None:
         # As RQ's, with perfkit's Scheduler (short lock lease, dies with the worker).
         self.scheduler = Scheduler(
@@ -170,9 +166,8 @@ class JobWorker(_BoundedRecovery, SimpleWorker):
     _current: tuple[Job, Execution] | None = None
     _beats: threading.Thread | None = None
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run ``job`` here while the heartbeat thread keeps its started-registry entry alive."""
-        execution = self.prepare_execution(job)
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's, while the heartbeat thread keeps the job's started-registry entry alive."""
         if self._beats is None:
             self._beat_lock = threading.Lock()
             self._stopped = threading.Event()
@@ -181,12 +176,11 @@ class JobWorker(_BoundedRecovery, SimpleWorker):
         with self._beat_lock:
             self._current = (job, execution)
         try:
-            self.perform_job(job, queue, execution)
+            return bool(super().perform_job(job, queue, execution))
         finally:
             # Under the lock: no beat for this job can start once it is cleared.
             with self._beat_lock:
                 self._current = None
-        self.set_state(WorkerStatus.IDLE)
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.job_monitoring_interval):

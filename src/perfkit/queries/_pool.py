@@ -14,9 +14,9 @@ from typing import Any, Self
 from psycopg import Connection, OperationalError
 from psycopg.abc import Params, Query
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
-from psycopg_pool.base import AttemptWithBackoff
 
-from perfkit.queries._pool_base import BaseTimedPool, _Reconnect
+from perfkit._compat import psycopg_pool as pool_compat
+from perfkit.queries._pool_base import RECONNECT_MAX_DELAY, BaseTimedPool
 from perfkit.queries._stats import sql_text
 from perfkit.queries._watch import POLL_AFTER_IDLE, ConnectionWatch
 
@@ -55,18 +55,27 @@ class _Checkout:
         finally:
             pool.putconn(conn)
             # getconn stamped _pk_taken when it handed the connection out: psycopg_pool's t0.
-            pool._stats[pool._USAGE_MS] += int(1000.0 * (monotonic() - conn._pk_taken))
+            pool_compat.add_usage_ms(pool, int(1000.0 * (monotonic() - conn._pk_taken)))
 
 
-class _WatchedPool(ConnectionPool[Any]):
+class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
     """psycopg_pool's pool, whose checkout verifies or replaces suspect connections."""
 
     def __init__(self, *args: Any, watch: ConnectionWatch, **kwargs: Any) -> None:
         self.watch = watch
         super().__init__(*args, **kwargs)
 
-    def connection(self, timeout: float | None = None) -> _Checkout:  # type: ignore[override]
-        return _Checkout(self, timeout)
+    @property
+    def reconnect_max_delay(self) -> float:
+        """The longest pause between reconnection attempts (pool_compat.CappedReconnect):
+        a request that waits for a connection while the server comes back sees an attempt
+        before it gives up."""
+        return min(RECONNECT_MAX_DELAY, self.timeout / 2)
+
+    def connection(self, timeout: float | None = None) -> AbstractContextManager[Connection[Any]]:  # type: ignore[override]
+        if pool_compat.INTERNALS:
+            return _Checkout(self, timeout)
+        return super().connection(timeout)  # psycopg_pool's: it counts usage_ms itself
 
     # getconn is the hot path: the base class is named, not found by super(), and the cheap
     # half of ConnectionWatch.suspect is tested inline; putconn is psycopg_pool's own.
@@ -109,14 +118,6 @@ class _WatchedPool(ConnectionPool[Any]):
             conn = super().getconn(max(deadline - monotonic(), 0.0))
             if not self.watch.suspect(conn, monotonic()):
                 return conn
-
-    # psycopg_pool's own (private) step that connects and reschedules itself on failure:
-    # the one place its backoff can be given. tests/faults' stop-and-start row checks it.
-
-    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
-        if attempt is None:
-            attempt = _Reconnect(timeout=self.reconnect_timeout, pool_timeout=self.timeout)
-        super()._add_connection(attempt, growing)
 
 
 class TimedPool(BaseTimedPool):

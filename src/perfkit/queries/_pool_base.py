@@ -24,7 +24,6 @@ from psycopg import (
 )
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
-from psycopg_pool.base import AttemptWithBackoff
 
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
@@ -189,20 +188,6 @@ def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, An
 # psycopg_pool doubles it without bound (1, 2, 4, 8 s ...): after a 10 s outage the pool
 # could stay empty for 5 s more with the server back. Refused connections are cheap.
 RECONNECT_MAX_DELAY = 1.0
-
-
-class _Reconnect(AttemptWithBackoff):
-    """psycopg_pool's reconnection backoff, capped at :data:`RECONNECT_MAX_DELAY` and at
-    half the pool's ``timeout``: a request that waits for a connection while the server
-    comes back sees a reconnection attempt before it gives up."""
-
-    def __init__(self, *, timeout: float, pool_timeout: float) -> None:
-        super().__init__(timeout=timeout)
-        self.max_delay = min(RECONNECT_MAX_DELAY, pool_timeout / 2)
-
-    def update_delay(self, now: float) -> None:
-        super().update_delay(now)
-        self.delay = min(self.delay, self.max_delay)
 
 
 # Most specific first: a ServerCursor is also a Cursor.
