@@ -9,7 +9,8 @@
   :func:`tracking_connection_options` picks the pure-Python RESP3 parser (private
   ``redis._parsers._RESP3Parser``) where the default one, hiredis's before redis-py 6,
   has no push handler.
-- :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns).
+- :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns),
+  and the errors it applies to (before 6.x, only those named in ``retry_on_error``).
 - :func:`stop_pubsub_thread`: ``PubSubWorkerThread.stop()`` without 8.x's unbounded join.
 """
 
@@ -81,12 +82,18 @@ def on_invalidation(conn: Any, handler: Any) -> None:
     setter(handler)
 
 
-def one_quick_retry(driver: Any) -> Any:
-    """A ``Retry`` of one immediate retry, of the kind ``driver`` (``redis`` or
-    ``redis.asyncio``) expects: redis-py 8 warns when an asyncio client is given the sync one."""
+def one_quick_retry(driver: Any) -> dict[str, Any]:
+    """Client options for one immediate retry, of the kind ``driver`` (``redis`` or
+    ``redis.asyncio``) expects: redis-py 8 warns when an asyncio client is given the sync
+    ``Retry``. Before redis-py 6 the retry applied only to the errors named in
+    ``retry_on_error`` (none by default); from 6 its own supported errors decide."""
     if driver is redis:
-        return redis.retry.Retry(NoBackoff(), 1)
-    return redis.asyncio.retry.Retry(NoBackoff(), 1)
+        options: dict[str, Any] = {"retry": redis.retry.Retry(NoBackoff(), 1)}
+    else:
+        options = {"retry": redis.asyncio.retry.Retry(NoBackoff(), 1)}
+    if VERSION < (6, 0):
+        options["retry_on_error"] = [redis.ConnectionError, redis.TimeoutError]
+    return options
 
 
 # redis-py 8 made PubSubWorkerThread.stop() join the thread (no timeout: until the thread's

@@ -215,7 +215,7 @@ def client_kwargs(settings: Settings, driver: Any) -> dict[str, Any]:
     return {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
-        "retry": one_quick_retry(driver),
+        **one_quick_retry(driver),
     }
 
 
