@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from perfkit import Perfkit, Settings
+from perfkit.admin.schemas import InvalidateBody, largest_body
 from tests.admin.conftest import AUTH, TOKEN, Client
 
 
@@ -74,9 +75,33 @@ def test_media_type_and_size(
         content=b'{"pattern": "x"}',
     )
     assert error(form, 415) == "send the body as application/json"
-    big = client.post("cache/invalidate", headers=AUTH, json={"pattern": "x" * 2000})
-    assert "1024 bytes" in error(big, 413)
+    # Over max_body but within what the document allows: read, and judged by the document.
+    long = client.post("cache/invalidate", headers=AUTH, json={"pattern": "x" * 2000})
+    assert error(long, 400).startswith("pattern:")
     assert client.post("cache/warm", headers=AUTH, content=b"").status_code == 200
+    # Larger than any body the document allows: 413, the limit named.
+    limit = largest_body(InvalidateBody)
+    huge = client.post("cache/invalidate", headers=AUTH, json={"tags": ["x" * 256] * 20_000})
+    assert f"{limit} bytes" in error(huge, 413)
+
+
+def test_a_body_the_document_allows_is_never_413(
+    make_kit: Callable[..., Perfkit], in_process: Callable[[Perfkit], Client]
+) -> None:
+    # Issue 25: tags over maxItems answered 413 (the body passed PERFKIT_ADMIN_MAX_BODY),
+    # and so would the largest valid list: the document allows 1,000 tags of 256 characters.
+    client = in_process(make_kit())
+    tags = [f"{i:04}" + "t" * 252 for i in range(1000)]
+    valid = client.post("cache/invalidate", headers=AUTH, json={"tags": tags})
+    assert valid.status_code == 200, valid.text
+    assert valid.json()["tags"] == 1000
+    over = client.post("cache/invalidate", headers=AUTH, json={"tags": [*tags, "one-more"]})
+    assert error(over, 400).startswith("tags:")
+    # The same of astral characters, escaped by the encoder: 12 bytes each.
+    astral = client.post(
+        "cache/invalidate", headers=AUTH, json={"tags": ["\U0001f600" * 256] * 1000}
+    )
+    assert astral.status_code == 200, astral.text[:200]
 
 
 def test_a_streamed_body_without_length_is_cut_at_the_limit(
@@ -84,7 +109,9 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit(
 ) -> None:
     app = make_kit(max_body=1024).asgi_admin()
     received: list[dict] = []
-    chunks = [{"type": "http.request", "body": b" " * 600, "more_body": True}] * 5
+    # cache/warm's largest valid body is 240 KB (100 names of 200 characters): past that,
+    # whatever max_body says, the body can only be refused.
+    chunks = [{"type": "http.request", "body": b" " * 100_000, "more_body": True}] * 5
 
     async def receive() -> dict:
         return chunks.pop(0)
@@ -105,7 +132,7 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit(
     }
     asyncio.run(app(scope, receive, send))
     assert received[0]["status"] == 413
-    assert len(chunks) == 3  # stopped reading after the second chunk
+    assert len(chunks) == 2  # stopped reading after the third chunk
 
 
 def test_unknown_route_and_method(

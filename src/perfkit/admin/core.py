@@ -18,6 +18,7 @@ from perfkit.admin.calls import Caller
 from perfkit.admin.handlers import Ask, Handlers
 from perfkit.admin.http import AdminError, BodyReader, Request, Response
 from perfkit.admin.routes import ROUTES
+from perfkit.admin.schemas import largest_body
 from perfkit.admin.source import AdminSource
 from perfkit.admin.spec import Route
 
@@ -137,7 +138,7 @@ class AdminCore:
         )
         body = None
         if route.body is not None:
-            raw = await read_body(self.max_body)
+            raw = await read_body(max(self.max_body, largest_body(route.body)))
             body = decode_body(raw, request.headers.get("content-type", ""), route.body)
         result = await route.handler(self.handlers, Ask(request, params, body, part))
         return result if isinstance(result, Response) else Response.json(result)

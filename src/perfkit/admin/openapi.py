@@ -30,7 +30,7 @@ _ERRORS = {
     403: "Wrong credentials, or no way to authenticate is configured.",
     404: "The part this route needs is not configured.",
     409: "The job is not in a state that allows it.",
-    413: "The body is larger than PERFKIT_ADMIN_MAX_BODY.",
+    413: "The body is larger than PERFKIT_ADMIN_MAX_BODY and than any body this document allows.",
     415: "The body is not application/json.",
     503: "A dependency the route needs is unavailable.",
 }

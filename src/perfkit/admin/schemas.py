@@ -7,7 +7,8 @@ These are the schemas ``openapi.json`` publishes; the parts' own Structs
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import functools
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -66,6 +67,40 @@ HealthStatus = Literal["ok", "degraded", "down"]
 # "fleet": merged over every live process (and the retired totals); "process": this
 # process alone (no Redis for the fleet view, or Redis away).
 Scope = Literal["fleet", "process"]
+
+
+# The most bytes one character can take in JSON: an astral one escaped as a surrogate pair
+# ("\\ud83d\\ude00"), as encoders that keep to ASCII (Python's json, schemathesis) write it.
+_CHAR_BYTES = 12
+_NUMBER_BYTES = 32
+
+
+@functools.cache
+def largest_body(body: type) -> int:
+    """The most bytes a JSON body that ``body``'s schema allows can take, so the admin can
+    read any such body whatever PERFKIT_ADMIN_MAX_BODY says: a body the document allows is
+    never answered 413 (only one larger than any it allows)."""
+    schema = msgspec.json.schema(body)
+    definitions = schema.get("$defs", {})
+
+    def largest(node: dict[str, Any]) -> int:
+        if "$ref" in node:
+            return largest(definitions[node["$ref"].rpartition("/")[2]])
+        if "anyOf" in node:
+            return max(largest(option) for option in node["anyOf"])
+        kind = node.get("type")
+        if kind == "object":
+            fields = node.get("properties", {})
+            return 2 + sum(
+                len(name) * _CHAR_BYTES + 4 + largest(value) for name, value in fields.items()
+            )
+        if kind == "array":
+            return 2 + node["maxItems"] * (largest(node["items"]) + 1)
+        if kind == "string":
+            return 2 + node["maxLength"] * _CHAR_BYTES
+        return _NUMBER_BYTES  # null, booleans and numbers
+
+    return largest(schema)
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
