@@ -95,9 +95,9 @@ def largest_body(body: type) -> int:
                 len(name) * _CHAR_BYTES + 4 + largest(value) for name, value in fields.items()
             )
         if kind == "array":
-            return 2 + node["maxItems"] * (largest(node["items"]) + 1)
+            return 2 + int(node["maxItems"]) * (largest(node["items"]) + 1)
         if kind == "string":
-            return 2 + node["maxLength"] * _CHAR_BYTES
+            return 2 + int(node["maxLength"]) * _CHAR_BYTES
         return _NUMBER_BYTES  # null, booleans and numbers
 
     return largest(schema)
