@@ -9,7 +9,7 @@ PostgreSQL schema, removed afterwards.
 
 ``--otel`` (or ``PERFKIT_TEST_OTEL=1``) runs every test with ``perfkit.otel`` instrumented
 on the OpenTelemetry SDK (spans made, ended and exported), so that the suite shows that
-tracing never changes a result; the summary counts the spans by name.
+tracing never changes a result; the summary counts the spans (by name, the most common).
 """
 
 from __future__ import annotations
@@ -82,8 +82,11 @@ def _otel_session(request: pytest.FixtureRequest) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if config.getoption("--otel"):
-        counts = ", ".join(f"{name} {count}" for name, count in sorted(_exported.items()))
-        terminalreporter.write_line(f"--otel: spans exported: {counts or 'none'}")
+        most = ", ".join(f"{name} {count}" for name, count in _exported.most_common(12))
+        terminalreporter.write_line(
+            f"--otel: {_exported.total()} spans exported ({len(_exported)} names); "
+            f"most: {most or 'none'}"
+        )
 
 
 def _unavailable(what: str, why: str) -> None:
