@@ -84,3 +84,19 @@ def interleave(
             if index:
                 samples[name].append((clock() - start) / batch)
     return samples
+
+
+def dropping_tracer_provider() -> Any:
+    """An OpenTelemetry SDK ``TracerProvider`` with a ``BatchSpanProcessor`` (what
+    docs/otel.md sets up) whose exporter drops the spans: tracing's whole cost in this
+    process, without a collector."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    return provider

@@ -1,6 +1,7 @@
 """Metrics benchmarks, measured side by side in one run (ratios, not absolute targets).
+What tracing costs (perfkit.otel) is measured by ``bench_otel.py``.
 
-    python benchmarks/bench_metrics.py [--redis-url URL]
+    python benchmarks/bench_metrics.py
 
 1. Recording: perfkit's histogram child ``observe`` vs prometheus_client's child
    ``Histogram.observe`` (target: ratio <= 0.75).
@@ -8,11 +9,7 @@
    bare vs wrapped in the request metrics (and metrics + compression), in short
    alternating rounds; per run the median over adjacent pairs of the time added per
    request (us) and of the ratio, printed as the median of 3 runs [min-max].
-3. OpenTelemetry off: after ``perfkit.otel.instrument()`` + ``uninstrument()`` the
-   methods are perfkit's own (checked); the one hook left (job enqueue) next to a cache
-   get (target ratio 1.00); and ``RedisService.get`` / ``QueryStats.record`` instrumented
-   while no TracerProvider is configured (calls go straight to perfkit's code).
-4. gzip (level 6) and brotli (quality 5) throughput and ratio on a JSON payload.
+3. gzip (level 6) and brotli (quality 5) throughput and ratio on a JSON payload.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import prometheus_client
-from _common import interleave, redis_server
+from _common import interleave
 
 from perfkit.metrics import (
     BROTLI_AVAILABLE,
@@ -187,61 +184,6 @@ def bench_wsgi() -> None:
           f"metrics + compression/ETag {runs(call(app), call(both), 200)}")
 
 
-def bench_otel_off(redis_url: str) -> None:
-    """What perfkit.otel costs when tracing is off, and on with no SDK provider."""
-    import perfkit._telemetry
-    from perfkit.cache import RedisService
-    from perfkit.queries import QueryStats
-    from perfkit.settings import Settings
-
-    cache = RedisService(redis_url, namespace="perfkit-bench-otel",
-                         settings=Settings(redis_url=redis_url))  # fmt: skip
-    stats = QueryStats()
-    cache.set("k", 1)
-
-    def get() -> None:
-        cache.get("k")
-
-    def record() -> None:
-        stats.record("SELECT * FROM items WHERE id = 1", 0.0001)
-
-    def batch(fn: Callable[[], None], n: int, *, traced: bool) -> Callable[[], None]:
-        # instrument() patches the classes: a traced batch switches it on and off around
-        # its calls, so that plain and traced rounds alternate in one process.
-        def run() -> None:
-            if traced:
-                perfkit.otel.instrument()
-            try:
-                for _ in range(n):
-                    fn()
-            finally:
-                if traced:
-                    perfkit.otel.uninstrument()
-
-        return run
-
-    try:
-        own = (RedisService.get, QueryStats.record)
-        import perfkit.otel
-
-        perfkit.otel.instrument()
-        perfkit.otel.uninstrument()
-        restored = (RedisService.get, QueryStats.record) == own
-        # Off (extra missing, never instrumented, or uninstrumented) runs perfkit's own
-        # methods; the one hook left is the enqueue call: its cost next to one cache get.
-        hook = runs(get, lambda: (perfkit._telemetry.enqueue_meta(), get()), 200)
-        print(f"OTel off: methods are perfkit's own again after uninstrument(): {restored}; "
-              f"the enqueue hook over a cache get: {hook}")
-        gets = runs(batch(get, 200, traced=False), batch(get, 200, traced=True), 1, 200)
-        records = runs(batch(record, 2000, traced=False), batch(record, 2000, traced=True), 1,
-                       2000)  # fmt: skip
-        print(f"OTel instrumented, no TracerProvider configured: cache get {gets}; "
-              f"QueryStats.record {records}")
-    finally:
-        cache.delete("k")
-        cache.close()
-
-
 def bench_compression() -> None:
     payload = json.dumps(
         [{"id": i, "name": f"product {i}", "price": round(i * 1.37, 2), "tags": ["a", "b"],
@@ -266,13 +208,9 @@ def bench_compression() -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", help="a Redis server (default: as the tests find one)")
-    options = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     bench_recording()
     bench_asgi("/items/7")
     bench_asgi("/v1/orders/7")
     bench_wsgi()
-    with redis_server(options.redis_url, 9) as url:
-        bench_otel_off(url)
     bench_compression()

@@ -6,13 +6,19 @@ A server is found in this order: ``PERFKIT_TEST_REDIS_URL`` / ``PERFKIT_TEST_DAT
 ``PERFKIT_REQUIRE_SERVICES=1`` a server that cannot be had fails the test instead of
 skipping it. Tests own their data: their own Redis DB number and key namespace, their own
 PostgreSQL schema, removed afterwards.
+
+``--otel`` (or ``PERFKIT_TEST_OTEL=1``) runs every test with ``perfkit.otel`` instrumented
+on the OpenTelemetry SDK (spans made, ended and exported), so that the suite shows that
+tracing never changes a result; the summary counts the spans (by name, the most common).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -27,6 +33,60 @@ from tests._servers import PrivateRedis, RestartablePostgres, env_first
 TEST_REDIS_DB = int(os.environ.get("PERFKIT_TEST_REDIS_DB", "9"))
 LOOPBACK_REDIS = "redis://127.0.0.1:6379/0"
 LOOPBACK_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--otel",
+        action="store_true",
+        default=os.environ.get("PERFKIT_TEST_OTEL") == "1",
+        help="instrument perfkit with OpenTelemetry (the SDK) in every test "
+        "(also PERFKIT_TEST_OTEL=1)",
+    )
+
+
+# Span names counted by the --otel session's exporter.
+_exported: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="session")
+def otel_provider(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """With ``--otel``: the session's SDK TracerProvider, exporting to a span counter."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Counting(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            _exported.update(span.name for span in spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Counting()))
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _otel_session(request: pytest.FixtureRequest) -> None:
+    """With ``--otel``, instrument before each test (tests of perfkit.otel itself turn it
+    off when they end)."""
+    if request.config.getoption("--otel"):
+        import perfkit.otel
+
+        perfkit.otel.instrument(tracer_provider=request.getfixturevalue("otel_provider"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if config.getoption("--otel"):
+        most = ", ".join(f"{name} {count}" for name, count in _exported.most_common(12))
+        terminalreporter.write_line(
+            f"--otel: {_exported.total()} spans exported ({len(_exported)} names); "
+            f"most: {most or 'none'}"
+        )
 
 
 def _unavailable(what: str, why: str) -> None:

@@ -18,8 +18,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import perfkit.otel
-from perfkit.cache import AsyncRedisService, RedisService
+from perfkit import _telemetry
+from perfkit.cache import AsyncRedisService, RedisService, cached_query
 from perfkit.jobs import JobService, make_worker
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from perfkit.metrics import PerformanceMonitor
 from perfkit.queries import QueryStats, TimedPool
 from perfkit.settings import Settings
@@ -151,13 +153,24 @@ def test_job_trace_context_travels_from_enqueue_to_the_worker(
     assert processed.status.status_code != StatusCode.ERROR
 
 
-def test_uninstrument_puts_perfkit_methods_back(redis_url: str) -> None:
-    before = (RedisService.get, QueryStats.record, JobService.enqueue)
+def test_instrument_patches_nothing_and_uninstrument_empties_the_hooks() -> None:
+    classes = (RedisService, AsyncRedisService, QueryStats, JobService, JobWorker,
+               ForkingJobWorker)  # fmt: skip
+    before = [dict(vars(cls)) for cls in classes]
+
+    def hooks() -> tuple[object, ...]:
+        return (_telemetry.cache_operation, _telemetry.statement, _telemetry.job_send,
+                _telemetry.job_meta, _telemetry.job_process)  # fmt: skip
+
     perfkit.otel.instrument()
-    assert RedisService.get is not before[0] and perfkit.otel.instrumented()
-    perfkit.otel.uninstrument()
-    assert (RedisService.get, QueryStats.record, JobService.enqueue) == before
+    try:
+        assert perfkit.otel.instrumented()
+        assert None not in hooks()
+        assert [dict(vars(cls)) for cls in classes] == before
+    finally:
+        perfkit.otel.uninstrument()
     assert not perfkit.otel.instrumented()
+    assert hooks() == (None,) * 5
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
@@ -205,9 +218,7 @@ async def test_metrics_bridge_reports_the_registry_with_the_same_names_and_units
     assert found["perfkit_cache_hit_ratio"].unit == "1"
 
 
-def test_perfkit_runs_without_opentelemetry_installed(
-    redis_url: str, namespace: str
-) -> None:
+def test_perfkit_runs_without_opentelemetry_installed(redis_url: str, namespace: str) -> None:
     # A fresh interpreter where importing opentelemetry fails, as without the extra.
     code = f"""
 import sys
@@ -245,3 +256,59 @@ def test_without_a_tracer_provider_the_methods_answer_as_perfkit_s_own(
             assert cache.get_or_set("x", lambda: 5) == 5
     finally:
         perfkit.otel.uninstrument()
+
+
+# Starlette 1.x asks for httpx2 under its TestClient; the httpx it warns about is fine here.
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_a_fastapi_app_with_cached_routes_answers_with_tracing_on(
+    spans: InMemorySpanExporter, redis_url: str, namespace: str
+) -> None:
+    # Issue 25: instrument() made every @cached_query call raise (a 500 on every cached route).
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    settings = Settings(redis_url=redis_url)
+    cache = RedisService(redis_url, namespace=namespace, settings=settings)
+    acache = AsyncRedisService(redis_url, namespace=namespace, settings=settings)
+    loads: list[str] = []
+
+    @cached_query(ttl=60, tags=["item:{item_id}"], cache=cache)
+    def item(item_id: int) -> dict[str, int]:
+        loads.append("sync")
+        return {"id": item_id, "double": item_id * 2}
+
+    @cached_query(ttl=60, cache=acache)
+    async def aitem(item_id: int) -> dict[str, int]:
+        loads.append("async")
+        return {"id": item_id, "triple": item_id * 3}
+
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    def read_item(item_id: int) -> dict[str, int]:
+        return item(item_id)
+
+    @app.get("/aitems/{item_id}")
+    async def read_aitem(item_id: int) -> dict[str, int]:
+        return await aitem(item_id)
+
+    try:
+        with TestClient(app) as client:
+            for _ in range(2):  # a miss, then a hit
+                answer = client.get("/items/4")
+                assert answer.status_code == 200, answer.text
+                assert answer.json() == {"id": 4, "double": 8}
+                answer = client.get("/aitems/5")
+                assert answer.status_code == 200, answer.text
+                assert answer.json() == {"id": 5, "triple": 15}
+            cache.invalidate_pattern("cq:*")
+            cache.clear()
+            client.portal.call(acache.close)  # type: ignore[union-attr]  # on the app's loop
+    finally:
+        cache.close()
+    assert loads == ["sync", "async"]
+    loaded = named(spans, "cache get_or_set")
+    assert [span.attributes["perfkit.cache.hit"] for span in loaded] == [False, False, True, True]  # type: ignore[index]
+    (pattern,) = named(spans, "cache invalidate_pattern")
+    assert pattern.attributes["perfkit.cache.removed"] == 2  # type: ignore[index]
+    assert len(named(spans, "cache clear")) == 1

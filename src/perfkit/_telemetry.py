@@ -1,32 +1,103 @@
-"""Telemetry hook slots the parts call at their one call site (global state, one reset).
+"""Telemetry hooks: the one place in each part where an integration may observe it (global
+state, one reset).
 
-Empty unless :func:`perfkit.otel.instrument` fills them, so a process without the
-``otel`` extra pays one function call that returns ``None``. This module imports nothing
-of perfkit, so every part may use it.
+Each slot is ``None`` until a subscriber (:func:`perfkit.otel.instrument`) fills it with
+:func:`subscribe`; a part calls its hook at one call site, and with the slot empty pays a
+``None`` check there. Nothing of perfkit is patched. The slots and their call sites:
+
+- ``cache_operation(span_name, attributes)``: a context manager yielding a :class:`Span`,
+  around every public cache operation (declared in ``perfkit/cache/_ops.py``; run by the
+  services' ``_run``);
+- ``statement(summary, seconds, rows, failed, pool)``: after every statement counted by
+  ``QueryStats.record`` (``summary()`` is the fingerprint's text);
+- ``job_send(queue)``: around ``JobService.enqueue`` writing the job; ``job_meta()`` inside
+  it gives the meta to store with the job (the trace context), or ``None``;
+- ``job_process(queue, job_id, meta)``: around a worker's run of a job.
+
+This module imports nothing of perfkit, so every part may use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
-__all__ = ["enqueue_meta", "reset"]
+__all__ = [
+    "NOTHING",
+    "NO_SPAN",
+    "Span",
+    "around",
+    "cache_operation",
+    "job_meta",
+    "job_process",
+    "job_send",
+    "reset",
+    "statement",
+    "subscribe",
+]
 
-_enqueue_meta: Callable[[], dict[str, Any] | None] | None = None
+
+class Span(Protocol):
+    """What an around hook yields: where the part reports what it learned while running."""
+
+    def set_attribute(self, key: str, value: bool | int | str, /) -> None:
+        """Record a fact about the operation (a count, a hit; never a key or a value)."""
+        ...
+
+    def set_error(self, description: str, /) -> None:
+        """Mark the operation failed without an exception (a job that failed)."""
+        ...
 
 
-def enqueue_meta() -> dict[str, Any] | None:
-    """Job meta to store with a job being enqueued (the trace context), or ``None``."""
-    hook = _enqueue_meta
-    return None if hook is None else hook()
+class _NoSpan:
+    """The span of an empty slot: records nothing."""
+
+    def set_attribute(self, key: str, value: bool | int | str, /) -> None:
+        pass
+
+    def set_error(self, description: str, /) -> None:
+        pass
 
 
-def set_enqueue_meta(hook: Callable[[], dict[str, Any] | None] | None) -> None:
-    """Install (or, with ``None``, remove) the enqueue hook."""
-    global _enqueue_meta
-    _enqueue_meta = hook
+Around = AbstractContextManager[Span]
+
+NO_SPAN: Span = _NoSpan()
+NOTHING: Around = nullcontext(NO_SPAN)
+"""The context of an empty slot (reusable: ``nullcontext`` keeps no state)."""
+
+cache_operation: Callable[[str, Mapping[str, bool | int | str]], Around] | None = None
+statement: Callable[[Callable[[], str], float, int, bool, str], None] | None = None
+job_send: Callable[[str], Around] | None = None
+job_meta: Callable[[], dict[str, Any] | None] | None = None
+job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None
+
+
+def around(hook: Callable[..., Around] | None, *args: Any) -> Around:
+    """``hook(*args)``, or a context yielding :data:`NO_SPAN` when the slot is empty (for
+    call sites off the hot path)."""
+    return NOTHING if hook is None else hook(*args)
+
+
+def subscribe(
+    *,
+    cache_operation: Callable[[str, Mapping[str, bool | int | str]], Around] | None = None,
+    statement: Callable[[Callable[[], str], float, int, bool, str], None] | None = None,
+    job_send: Callable[[str], Around] | None = None,
+    job_meta: Callable[[], dict[str, Any] | None] | None = None,
+    job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None,
+) -> None:
+    """Fill every slot with the hook given (``None``: empty it)."""
+    hooks = globals()
+    hooks.update(
+        cache_operation=cache_operation,
+        statement=statement,
+        job_send=job_send,
+        job_meta=job_meta,
+        job_process=job_process,
+    )
 
 
 def reset() -> None:
-    """Remove every hook (what :func:`perfkit.otel.uninstrument` calls)."""
-    set_enqueue_meta(None)
+    """Empty every slot (what :func:`perfkit.otel.uninstrument` calls)."""
+    subscribe()

@@ -7,15 +7,15 @@ metrics registry bridged to a ``MeterProvider`` (``pip install 'perfkit[otel]'``
     perfkit.otel.instrument()                      # spans, to the global TracerProvider
     perfkit.otel.bridge_metrics(kit.monitor)       # metrics, to the global MeterProvider
 
-Like OpenTelemetry's own instrumentations, :func:`instrument` wraps perfkit's methods
-while it is on and :func:`uninstrument` puts them back, so a process that never calls
-it runs perfkit's code unchanged (the one hook left, in job enqueue, returns ``None``).
+:func:`instrument` subscribes to perfkit's telemetry hooks (``perfkit._telemetry``), which
+the parts call at one place each; nothing of perfkit is patched, and :func:`uninstrument`
+empties the hooks again.
 
-- cache (``RedisService``/``AsyncRedisService``): a CLIENT span per get, get_many,
-  get_or_set / ``@cached_query`` load, set, delete, invalidate_tags, with
-  ``perfkit.cache.hit``, ``perfkit.cache.hits``/``keys`` and ``perfkit.cache.tags``
-  counts — never a key or a value;
-- statements through ``TimedPool``: a CLIENT span per statement from the duration
+- cache (``RedisService``/``AsyncRedisService``): a CLIENT span per public operation, named
+  and with the attributes its declaration gives (``perfkit/cache/_ops.py``):
+  ``perfkit.cache.hit``, ``perfkit.cache.hits``/``keys``/``removed`` and
+  ``perfkit.cache.tags`` counts — never a key or a value;
+- statements counted by ``QueryStats``: a CLIENT span per statement from the duration
   perfkit measured, with the database conventions (``db.system.name``,
   ``db.operation.name``, ``db.query.summary`` = the fingerprint, which holds no
   literal; never the parameters);
@@ -29,6 +29,8 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any
 
 try:
@@ -42,14 +44,8 @@ except ImportError as exc:  # pragma: no cover - what a user without the extra s
     ) from exc
 
 from perfkit import _telemetry
-from perfkit._acompat import is_async_callable
-from perfkit.cache import AsyncRedisService, RedisService
-from perfkit.jobs import JobService
-from perfkit.jobs.processor import get_processor
-from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from perfkit.metrics import PerformanceMonitor
 from perfkit.metrics.snapshot import MetricSnapshot
-from perfkit.queries import QueryStats
 
 __all__ = ["MetricsBridge", "bridge_metrics", "instrument", "instrumented", "uninstrument"]
 
@@ -62,80 +58,40 @@ META_KEY = "perfkit.trace"
 SUMMARY_LENGTH = 255
 
 _lock = threading.Lock()
-_patched: list[tuple[type, str, Any]] = []  # (class, attribute, what it had before or None)
 _tracer: Tracer | None = None
 _explicit_provider: TracerProvider | None = None
-_MISSING = object()
 
 
 def instrument(*, tracer_provider: TracerProvider | None = None) -> None:
     """Start tracing perfkit's cache, statements and jobs (idempotent).
 
-    ``tracer_provider`` defaults to the global one; until one is configured the wrapped
-    methods call perfkit's own straight away (no spans are made).
+    ``tracer_provider`` defaults to the global one; until one is configured the hooks
+    return at once (no spans are made).
     """
     global _tracer, _explicit_provider
     with _lock:
         _tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         _explicit_provider = tracer_provider
-        if _patched:
-            return
-        for cls in (RedisService, AsyncRedisService):
-            _patch(cls, "get", _traced_get)
-            _patch(cls, "get_many", _traced_get_many)
-            _patch(cls, "_load", _traced_load)  # get_or_set and @cached_query
-            _patch(cls, "set_many", _traced_set)
-            _patch(cls, "delete", _traced_delete)
-            _patch(cls, "invalidate_tags", _traced_invalidate)
-        _patch(QueryStats, "record", _traced_record)
-        _patch(JobService, "enqueue", _traced_enqueue)
-        for worker in (JobWorker, ForkingJobWorker):
-            _patch(worker, "perform_job", _traced_perform)
-        _telemetry.set_enqueue_meta(_trace_meta)
+        _telemetry.subscribe(
+            cache_operation=_cache_operation,
+            statement=_statement,
+            job_send=_job_send,
+            job_meta=_job_meta,
+            job_process=_job_process,
+        )
 
 
 def uninstrument() -> None:
-    """Stop tracing: every wrapped method is perfkit's own again."""
+    """Stop tracing: every hook is empty again."""
     global _tracer, _explicit_provider
     with _lock:
-        while _patched:
-            cls, name, before = _patched.pop()
-            if before is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, before)
         _telemetry.reset()
         _tracer = _explicit_provider = None
 
 
 def instrumented() -> bool:
     """Whether :func:`instrument` is on."""
-    return bool(_patched)
-
-
-def _patch(cls: type, name: str, make: Callable[[Callable[..., Any], bool], Any]) -> None:
-    original = getattr(cls, name)
-    _patched.append((cls, name, cls.__dict__.get(name)))
-    is_async = is_async_callable(original)
-    traced = make(original, is_async)
-    wrapper: Callable[..., Any]
-    # Until a TracerProvider is configured, spans would go nowhere: call perfkit's own
-    # method straight away instead of making no-op spans.
-    if is_async:
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _off():
-                return await original(*args, **kwargs)
-            return await traced(*args, **kwargs)
-
-    else:
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _off():
-                return original(*args, **kwargs)
-            return traced(*args, **kwargs)
-
-    setattr(cls, name, functools.wraps(original)(wrapper))
+    return _telemetry.cache_operation is _cache_operation
 
 
 def _off() -> bool:
@@ -150,242 +106,108 @@ def _get_tracer() -> Tracer:
     return tracer if tracer is not None else trace.get_tracer(SCOPE)
 
 
-# -- cache -----------------------------------------------------------------------------------
+class _Span:
+    """An OpenTelemetry span, started as the current one on entry, as a perfkit
+    :class:`~perfkit._telemetry.Span`."""
 
-_CACHE = {"db.system.name": "redis"}
+    __slots__ = ("_manager", "_span")
+
+    def __init__(self, manager: AbstractContextManager[trace.Span]) -> None:
+        self._manager = manager
+
+    def __enter__(self) -> _Span:
+        self._span = self._manager.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The span records an exception and ends; the exception goes on.
+        self._manager.__exit__(exc_type, exc, tb)
+
+    def set_attribute(self, key: str, value: bool | int | str, /) -> None:
+        self._span.set_attribute(key, value)
+
+    def set_error(self, description: str, /) -> None:
+        self._span.set_status(StatusCode.ERROR, description)
 
 
-def _cache_span(operation: str, **attributes: Any) -> Any:
-    return _get_tracer().start_as_current_span(
-        f"cache {operation}",
-        kind=SpanKind.CLIENT,
-        attributes={**_CACHE, "db.operation.name": operation, **attributes},
+def _start(
+    name: str,
+    kind: SpanKind,
+    attributes: Mapping[str, Any],
+    context: otel_context.Context | None = None,
+) -> _telemetry.Around:
+    # Until a TracerProvider is configured, spans would go nowhere: make none.
+    if _off():
+        return _telemetry.NOTHING
+    return _Span(
+        _get_tracer().start_as_current_span(name, context=context, kind=kind, attributes=attributes)
     )
 
 
-def _traced_get(original: Callable[..., Any], is_async: bool) -> Any:
-    def answer(span: Any, value: Any, default: Any) -> Any:
-        span.set_attribute("perfkit.cache.hit", value is not _MISSING)
-        return default if value is _MISSING else value
-
-    if is_async:
-
-        async def aget(self: Any, key: str, default: Any = None) -> Any:
-            with _cache_span("get") as span:
-                return answer(span, await original(self, key, _MISSING), default)
-
-        return aget
-
-    def get(self: Any, key: str, default: Any = None) -> Any:
-        with _cache_span("get") as span:
-            return answer(span, original(self, key, _MISSING), default)
-
-    return get
+# -- the hooks -------------------------------------------------------------------------------
 
 
-def _traced_get_many(original: Callable[..., Any], is_async: bool) -> Any:
-    def counted(span: Any, keys: Any, found: Mapping[str, Any]) -> Mapping[str, Any]:
-        span.set_attribute("perfkit.cache.keys", len(keys) if hasattr(keys, "__len__") else -1)
-        span.set_attribute("perfkit.cache.hits", len(found))
-        return found
-
-    if is_async:
-
-        async def aget_many(self: Any, keys: Iterable[str]) -> Any:
-            keys = keys if isinstance(keys, str) else list(keys)
-            with _cache_span("get_many") as span:
-                return counted(span, keys, await original(self, keys))
-
-        return aget_many
-
-    def get_many(self: Any, keys: Iterable[str]) -> Any:
-        keys = keys if isinstance(keys, str) else list(keys)
-        with _cache_span("get_many") as span:
-            return counted(span, keys, original(self, keys))
-
-    return get_many
+def _cache_operation(name: str, attributes: Mapping[str, bool | int | str]) -> _telemetry.Around:
+    return _start(name, SpanKind.CLIENT, attributes)
 
 
-def _traced_load(original: Callable[..., Any], is_async: bool) -> Any:
-    # A hit is a load whose loader did not run (in this process).
-    def watched(loader: Callable[[], Any], ran: list[bool]) -> Callable[[], Any]:
-        def load() -> Any:
-            ran.append(True)
-            return loader()
-
-        return load
-
-    def tags_of(rest: tuple[Any, ...]) -> int:
-        return len(list(rest[1])) if len(rest) > 1 and rest[1] else 0
-
-    if is_async:
-
-        async def aload(self: Any, key: str, loader: Callable[[], Any], *rest: Any) -> Any:
-            ran: list[bool] = []
-            with _cache_span("get_or_set", **{"perfkit.cache.tags": tags_of(rest)}) as span:
-                value = await original(self, key, watched(loader, ran), *rest)
-                span.set_attribute("perfkit.cache.hit", not ran)
-                return value
-
-        return aload
-
-    def load(self: Any, key: str, loader: Callable[[], Any], *rest: Any) -> Any:
-        ran: list[bool] = []
-        with _cache_span("get_or_set", **{"perfkit.cache.tags": tags_of(rest)}) as span:
-            value = original(self, key, watched(loader, ran), *rest)
-            span.set_attribute("perfkit.cache.hit", not ran)
-            return value
-
-    return load
-
-
-def _traced_set(original: Callable[..., Any], is_async: bool) -> Any:
-    def attributes(mapping: Mapping[str, Any], tags: Iterable[str]) -> dict[str, Any]:
-        tags = () if isinstance(tags, str) else tags  # a lone string is refused inside
-        return {"perfkit.cache.keys": len(mapping), "perfkit.cache.tags": len(list(tags))}
-
-    if is_async:
-
-        async def aset_many(
-            self: Any, mapping: Mapping[str, Any], ttl: float | None = None,
-            tags: Iterable[str] = (),
-        ) -> None:  # fmt: skip
-            tags = tags if isinstance(tags, str) else list(tags)
-            with _cache_span("set", **attributes(mapping, tags)):
-                await original(self, mapping, ttl, tags)
-
-        return aset_many
-
-    def set_many(
-        self: Any, mapping: Mapping[str, Any], ttl: float | None = None, tags: Iterable[str] = ()
-    ) -> None:
-        tags = tags if isinstance(tags, str) else list(tags)
-        with _cache_span("set", **attributes(mapping, tags)):
-            original(self, mapping, ttl, tags)
-
-    return set_many
-
-
-def _traced_delete(original: Callable[..., Any], is_async: bool) -> Any:
-    if is_async:
-
-        async def adelete(self: Any, *keys: str) -> int:
-            with _cache_span("delete", **{"perfkit.cache.keys": len(keys)}):
-                return int(await original(self, *keys))
-
-        return adelete
-
-    def delete(self: Any, *keys: str) -> int:
-        with _cache_span("delete", **{"perfkit.cache.keys": len(keys)}):
-            return int(original(self, *keys))
-
-    return delete
-
-
-def _traced_invalidate(original: Callable[..., Any], is_async: bool) -> Any:
-    if is_async:
-
-        async def ainvalidate(self: Any, tags: Iterable[str]) -> None:
-            tags = tags if isinstance(tags, str) else list(tags)
-            with _cache_span("invalidate_tags", **{"perfkit.cache.tags": len(tags)}):
-                await original(self, tags)
-
-        return ainvalidate
-
-    def invalidate(self: Any, tags: Iterable[str]) -> None:
-        tags = tags if isinstance(tags, str) else list(tags)
-        with _cache_span("invalidate_tags", **{"perfkit.cache.tags": len(tags)}):
-            original(self, tags)
-
-    return invalidate
-
-
-# -- statements ------------------------------------------------------------------------------
-
-
-def _traced_record(original: Callable[..., Any], is_async: bool) -> Any:
-    def record(
-        self: QueryStats, query: Any, seconds: float, rows: int = 0, failed: bool = False,
-        pool: str = "", context: Any = None, ended: float | None = None,
-    ) -> None:  # fmt: skip
-        original(self, query, seconds, rows, failed, pool, context, ended)
-        # The statement has run: its span is made from the duration perfkit measured, in
-        # the caller's context (the statement's parent).
-        end = time.time_ns()
-        span = _get_tracer().start_span(
-            "db", kind=SpanKind.CLIENT, start_time=end - int(seconds * 1e9)
-        )
-        if not span.is_recording():  # no SDK provider, or sampled out: skip the fingerprint
-            span.end(end_time=end)
-            return
-        summary = self.fingerprint(query, context).text[:SUMMARY_LENGTH]
-        span.update_name(summary)
-        span.set_attributes({
-            "db.system.name": "postgresql",
-            "db.operation.name": summary.split(" ", 1)[0].upper(),
-            "db.query.summary": summary,
-            "db.client.connection.pool.name": pool,
-            "db.response.returned_rows": rows,
-        })  # fmt: skip
-        if failed:
-            span.set_status(StatusCode.ERROR)
+def _statement(
+    summary: Callable[[], str], seconds: float, rows: int, failed: bool, pool: str
+) -> None:
+    # The statement has run: its span is made from the duration perfkit measured, in the
+    # caller's context (the statement's parent).
+    if _off():
+        return
+    end = time.time_ns()
+    span = _get_tracer().start_span("db", kind=SpanKind.CLIENT, start_time=end - int(seconds * 1e9))
+    if not span.is_recording():  # sampled out: skip the fingerprint
         span.end(end_time=end)
+        return
+    text = summary()[:SUMMARY_LENGTH]
+    span.update_name(text)
+    span.set_attributes({
+        "db.system.name": "postgresql",
+        "db.operation.name": text.split(" ", 1)[0].upper(),
+        "db.query.summary": text,
+        "db.client.connection.pool.name": pool,
+        "db.response.returned_rows": rows,
+    })  # fmt: skip
+    if failed:
+        span.set_status(StatusCode.ERROR)
+    span.end(end_time=end)
 
-    return record
+
+def _job_send(queue: str) -> _telemetry.Around:
+    attributes = {
+        "messaging.system": "rq",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": queue,
+    }
+    return _start(f"send {queue}", SpanKind.PRODUCER, attributes)
 
 
-# -- jobs ------------------------------------------------------------------------------------
-
-
-def _trace_meta() -> dict[str, Any] | None:
+def _job_meta() -> dict[str, Any] | None:
+    # Called inside the send span: its context is the one injected.
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return {META_KEY: carrier} if carrier else None
 
 
-def _traced_enqueue(original: Callable[..., Any], is_async: bool) -> Any:
-    def enqueue(self: JobService, processor_or_func: Any, *args: Any, **kwargs: Any) -> str:
-        queue = kwargs.get("queue")
-        if queue is None and (isinstance(processor_or_func, str)
-                              or hasattr(processor_or_func, "processor")):  # fmt: skip
-            queue = get_processor(processor_or_func).queue
-        with _get_tracer().start_as_current_span(
-            f"send {queue}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rq",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": str(queue),
-            },
-        ) as span:
-            job_id: str = original(self, processor_or_func, *args, **kwargs)
-            span.set_attribute("messaging.message.id", job_id)
-            return job_id
-
-    return enqueue
-
-
-def _traced_perform(original: Callable[..., Any], is_async: bool) -> Any:
-    def perform_job(self: Any, job: Any, queue: Any, *args: Any, **kwargs: Any) -> Any:
-        carrier = (job.meta or {}).get(META_KEY) or {}
-        parent = propagate.extract(carrier, context=otel_context.Context())
-        with _get_tracer().start_as_current_span(
-            f"process {queue.name}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "rq",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": queue.name,
-                "messaging.message.id": job.id,
-            },
-        ) as span:
-            succeeded = original(self, job, queue, *args, **kwargs)
-            if succeeded is False:
-                span.set_status(StatusCode.ERROR, "the job failed")
-            return succeeded
-
-    return perform_job
+def _job_process(queue: str, job_id: str, meta: Mapping[str, Any]) -> _telemetry.Around:
+    # The worker runs with no span of the app's: the parent is the enqueue span, from meta.
+    parent = propagate.extract(meta.get(META_KEY) or {}, context=otel_context.Context())
+    attributes = {
+        "messaging.system": "rq",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": queue,
+        "messaging.message.id": job_id,
+    }
+    return _start(f"process {queue}", SpanKind.CONSUMER, attributes, parent)
 
 
 # -- metrics ---------------------------------------------------------------------------------

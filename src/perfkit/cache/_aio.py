@@ -15,10 +15,11 @@ from typing import Any, TypeVar, overload
 import redis
 import redis.asyncio as driver
 
+from perfkit import _telemetry
 from perfkit._compat.redis import direct_pool
 from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
-from perfkit.cache import _codec, _scripts
+from perfkit.cache import _codec, _ops, _scripts
 from perfkit.cache._background import aspawn, astop
 from perfkit.cache._base import (
     CLUSTER_SCHEME,
@@ -139,6 +140,22 @@ class AsyncRedisService(BaseCacheService):
     ) -> None:
         await self.close()
 
+    # -- the operation pipeline -------------------------------------------------------------
+
+    async def _run(
+        self, operation: _ops.Operation, call: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
+        """Run the public ``operation`` as ``call(*args)``: the one place that calls the
+        telemetry hook around an operation (when one is subscribed; see ``_ops.py``)."""
+        hook = _telemetry.cache_operation
+        if hook is None:
+            return await call(*args)
+        with hook(operation.span, operation.start(args)) as span:
+            result = await call(*args)
+            for name, value in operation.outcome(result).items():
+                span.set_attribute(name, value)
+            return result
+
     # -- reading ----------------------------------------------------------------------------
 
     @overload
@@ -158,22 +175,39 @@ class AsyncRedisService(BaseCacheService):
         miss."""
         full = self._key(key)
         near = self._near
-        # _near_get inline (a call is a good part of an L1 hit).
-        if near is not None and self._fallback_since is None and not self._memory.blocking:
+        # The fast lane of an L1 hit while no telemetry hook listens: _get's first step
+        # inline (a call is a good part of an L1 hit). On a miss _get looks once more.
+        if (
+            near is not None
+            and _telemetry.cache_operation is None
+            and self._fallback_since is None
+            and not self._memory.blocking
+        ):
             value = near.get(full, type)
             if value is not MISSING:
                 return value
+        value = await self._run(_ops.GET, self._get, full, key, type)
+        return default if value is MISSING else value
+
+    async def _get(self, full: str, key: str, type_: Any) -> Any:
+        """The value at ``full`` (from L1, else Redis), or MISSING."""
+        value = self._near_get(full, type_)
+        if value is not MISSING:
+            return value
         start = time.perf_counter()
         epoch = self._near_epoch()
         entry = await self._lookup_one(full, _NO_TAGS)
-        value = MISSING if entry is None else self._accept(full, entry, type, key, epoch)
+        value = MISSING if entry is None else self._accept(full, entry, type_, key, epoch)
         self._stats.lookup(value is not MISSING, time.perf_counter() - start)
-        return default if value is MISSING else value
+        return value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of those ``keys`` that are cached, in one round trip (missing omitted)."""
         names = keys if isinstance(keys, str) else list(keys)
         fulls = self._keys(names)  # refuses a lone string
+        return await self._run(_ops.GET_MANY, self._get_many, names, fulls)
+
+    async def _get_many(self, names: list[str], fulls: list[str]) -> dict[str, Any]:
         if not fulls:
             return {}
         start = time.perf_counter()
@@ -200,7 +234,10 @@ class AsyncRedisService(BaseCacheService):
     async def exists(self, key: str) -> bool:
         """Whether ``key`` holds a value that may be served (its tags still current, and
         decodable: ``exists`` agrees with ``get``)."""
-        entry = await self._lookup_one(self._key(key), _NO_TAGS)
+        return await self._run(_ops.EXISTS, self._exists, self._key(key), key)
+
+    async def _exists(self, full: str, key: str) -> bool:
+        entry = await self._lookup_one(full, _NO_TAGS)
         return entry is not None and self._decode(entry[0], None, key) is not MISSING
 
     async def _lookup(self, fulls: list[str]) -> list[Entry | None]:
@@ -287,7 +324,8 @@ class AsyncRedisService(BaseCacheService):
         """Cache ``value`` at ``key`` for ``ttl`` seconds (None: the default, 0: no expiry),
         guarded by ``tags``. A value msgspec cannot encode raises ``TypeError``; nothing is
         written then."""
-        await self.set_many({key: value}, ttl, tags)
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        await self._run(_ops.SET, self._set_many, {key: value}, ttl_ms, validate_tags(tags))
 
     async def set_many(
         self, mapping: Mapping[str, Any], ttl: float | None = None, tags: Iterable[str] = ()
@@ -297,10 +335,14 @@ class AsyncRedisService(BaseCacheService):
         All values are encoded first: if one cannot be, ``TypeError`` names it and nothing
         is written."""
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
-        checked_tags = validate_tags(tags)
+        await self._run(_ops.SET_MANY, self._set_many, mapping, ttl_ms, validate_tags(tags))
+
+    async def _set_many(
+        self, mapping: Mapping[str, Any], ttl_ms: int, tags: tuple[str, ...]
+    ) -> None:
         payloads = self._encode_many(mapping)
         if payloads:
-            await self._store(payloads, ttl_ms, checked_tags, ())
+            await self._store(payloads, ttl_ms, tags, ())
 
     async def _store(
         self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[bytes]
@@ -371,7 +413,9 @@ class AsyncRedisService(BaseCacheService):
 
     async def delete(self, *keys: str) -> int:
         """Remove ``keys``; returns how many existed."""
-        fulls = self._keys(keys)
+        return await self._run(_ops.DELETE, self._delete, self._keys(keys))
+
+    async def _delete(self, fulls: list[str]) -> int:
         if not fulls:
             return 0
         self._near_evict(fulls)
@@ -398,7 +442,9 @@ class AsyncRedisService(BaseCacheService):
 
         After this returns, no reader in any process gets a value filled before it, even one
         whose loader started earlier and finishes later."""
-        checked = validate_tags(tags)
+        await self._run(_ops.INVALIDATE_TAGS, self._invalidate_tags, validate_tags(tags))
+
+    async def _invalidate_tags(self, checked: tuple[str, ...]) -> None:
         if not checked:
             return
         if self._near is not None:
@@ -419,7 +465,11 @@ class AsyncRedisService(BaseCacheService):
     async def invalidate_pattern(self, pattern: str) -> int:
         """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
         batches); returns how many. Keys outside the namespace are never reached."""
-        full_pattern = self._pattern(pattern)
+        return await self._run(
+            _ops.INVALIDATE_PATTERN, self._invalidate_pattern, self._pattern(pattern)
+        )
+
+    async def _invalidate_pattern(self, full_pattern: str) -> int:
         if self._near is not None:
             self._near.evict_matching(full_pattern)
         if not await self._use_memory():
@@ -441,6 +491,9 @@ class AsyncRedisService(BaseCacheService):
     async def clear(self) -> int:
         """Delete everything in this namespace, tag generations included; returns how many
         keys. Other namespaces are untouched."""
+        return await self._run(_ops.CLEAR, self._clear)
+
+    async def _clear(self) -> int:
         if self._near is not None:
             self._near.clear()
         if await self._use_memory():
@@ -557,12 +610,31 @@ class AsyncRedisService(BaseCacheService):
         ``l1``: may use the near cache (when the service has one)."""
         full = self._key(key)
         plan = self._read_plan(tags)  # validates them, hit or miss
+        operation = _ops.REFRESH if refresh else _ops.GET_OR_SET
+        value, _ = await self._run(
+            operation, self._get_or_load, full, key, loader, ttl, plan, type_, refresh, l1
+        )
+        return value
+
+    async def _get_or_load(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        plan: ReadPlan,
+        type_: Any,
+        refresh: bool,
+        l1: bool,
+    ) -> tuple[Any, bool]:
+        """``_load``'s work: the value, and whether the lookup found it (False when the
+        loader ran, or the value came from another caller's)."""
         near = self._near
         if near is not None and l1 and not refresh:
             # What an L1 hit returns was stored by a call whose tags passed.
             value = self._near_get(full, type_)
             if value is not MISSING:
-                return value
+                return value, True
         start = time.perf_counter()
         if not refresh:
             if near is None:
@@ -577,7 +649,7 @@ class AsyncRedisService(BaseCacheService):
             hit = value is not MISSING
             self._stats.lookup(hit, time.perf_counter() - start)
             if hit:
-                return value
+                return value, True
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
 
         # A partial, not a closure: a closure would make every local above a cell, paid on
@@ -591,7 +663,7 @@ class AsyncRedisService(BaseCacheService):
                 if value is MISSING and shared is not None:
                     value = self._decode(shared, type_, key)
                 if value is not MISSING:
-                    return value
+                    return value, False
             else:
                 # A follower may have joined after an invalidate_tags that the leader's
                 # loader predates: only serve what is still current in the cache (the
@@ -601,9 +673,9 @@ class AsyncRedisService(BaseCacheService):
                 if entry is not None:
                     value = self._accept(full, entry, type_, key, epoch, l1)
                     if value is not MISSING:
-                        return value
+                        return value, False
         # Redis keeps refusing the value (or it does not decode): load it for this caller.
-        return await acall_loader(loader)
+        return await acall_loader(loader), False
 
     async def _fill(
         self,

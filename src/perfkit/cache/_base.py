@@ -16,6 +16,7 @@ import redis.asyncio
 import redis.exceptions
 import structlog
 
+from perfkit import _telemetry
 from perfkit._compat.redis import one_quick_retry
 from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
@@ -405,10 +406,17 @@ class BaseCacheService:
     def _cached_hit(self, key: str, type_: Any) -> Any:
         """``@cached_query``'s L1 hit, or MISSING: a plain call, so a hit costs no
         coroutine, nor the loader closure of a miss. ``key`` and the call's tags were
-        checked by the decorator (``check_key``, ``validate_tags``) when it built them."""
+        checked by the decorator (``check_key``, ``validate_tags``) when it built them.
+        The fast lane of ``_load`` while no telemetry hook listens (else MISSING: the
+        call goes through ``_load``, which traces it)."""
         near = self._near
         # _near_get's checks inline: a call is a good part of an L1 hit.
-        if near is None or self._fallback_since is not None or self._memory.blocking:
+        if (
+            near is None
+            or _telemetry.cache_operation is not None
+            or self._fallback_since is not None
+            or self._memory.blocking
+        ):
             return MISSING
         return near.get(self._fulls.get(key) or self._prefix + key, type_)
 

@@ -223,29 +223,32 @@ class JobService:
             raise JobArgumentError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
-        job = rq_queue.create_job(
-            path,
-            args=args,
-            job_id=job_id,
-            # RQ's default description is a repr of the arguments, which the worker logs
-            # (payloads may hold personal data): the processor's name, or the function's
-            # path for a plain function (which is how listings tell the two apart).
-            description=description,
-            failure_ttl=self.failed_job_ttl,
-            retry=rq_retry(
-                attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
-            ),
-            status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
-            meta=_telemetry.enqueue_meta(),  # the trace context, when perfkit.otel is on
-        )
-        unique = job_id is not None
-        try:
-            if seconds:
-                rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
-            else:
-                rq_queue.enqueue_job(job, unique=unique)
-        except DuplicateJobError as exc:
-            raise JobError(f"a job with id {job_id!r} already exists") from exc
+        with _telemetry.around(_telemetry.job_send, base) as span:
+            meta = _telemetry.job_meta
+            job = rq_queue.create_job(
+                path,
+                args=args,
+                job_id=job_id,
+                # RQ's default description is a repr of the arguments, which the worker logs
+                # (payloads may hold personal data): the processor's name, or the function's
+                # path for a plain function (which is how listings tell the two apart).
+                description=description,
+                failure_ttl=self.failed_job_ttl,
+                retry=rq_retry(
+                    attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
+                ),
+                status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
+                meta=None if meta is None else meta(),  # the trace context, when traced
+            )
+            unique = job_id is not None
+            try:
+                if seconds:
+                    rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
+                else:
+                    rq_queue.enqueue_job(job, unique=unique)
+            except DuplicateJobError as exc:
+                raise JobError(f"a job with id {job_id!r} already exists") from exc
+            span.set_attribute("messaging.message.id", str(job.id))
         return str(job.id)
 
     @staticmethod

@@ -46,6 +46,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from perfkit import _telemetry
 from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
@@ -135,6 +136,16 @@ class _BoundedRecovery(SchedulerHook):
                 self.scheduler.register_death()
         else:
             self.scheduler.start()
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's, inside the telemetry hook's context (where the job runs, in the work
+        horse for the forking worker)."""
+        with _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span:
+            # The next class in the MRO is RQ's SimpleWorker or Worker.
+            succeeded: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
+            if not succeeded:
+                span.set_error("the job failed")
+            return succeeded
 
     @property
     def dequeue_timeout(self) -> int:

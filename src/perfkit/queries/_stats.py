@@ -20,6 +20,7 @@ import msgspec
 import structlog
 from psycopg import sql
 
+from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import log_bounds, quantile
@@ -315,7 +316,8 @@ class QueryStats:
         ``context`` (a connection or cursor) renders ``psycopg.sql`` objects; ``ended`` is
         when the run ended by ``time.perf_counter()`` (now by default: the timed cursors
         pass the one they read). A slow run is also logged as a ``slow_query`` structlog
-        event with the fingerprint and the duration — never the parameters.
+        event with the fingerprint and the duration — never the parameters. The telemetry
+        hook ``statement`` (``perfkit.otel``) is called here, for every timed statement.
         """
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
@@ -329,6 +331,9 @@ class QueryStats:
             self._drain()
         elif len(pending) >= BATCH:
             self._drain(wait=False)  # another thread is draining: let it
+        hook = _telemetry.statement
+        if hook is not None:
+            hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
 
     def _drain(self, wait: bool = True) -> None:
         """Add up the queued samples, then log the slow ones (outside the lock)."""
