@@ -6,13 +6,19 @@ A server is found in this order: ``PERFKIT_TEST_REDIS_URL`` / ``PERFKIT_TEST_DAT
 ``PERFKIT_REQUIRE_SERVICES=1`` a server that cannot be had fails the test instead of
 skipping it. Tests own their data: their own Redis DB number and key namespace, their own
 PostgreSQL schema, removed afterwards.
+
+SIGTERM stops the run as Ctrl-C does: the test at hand is interrupted and every fixture's
+finalizer runs, so the servers and workers the tests started stop with the run.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -27,6 +33,51 @@ from tests._servers import PrivateRedis, RestartablePostgres, env_first
 TEST_REDIS_DB = int(os.environ.get("PERFKIT_TEST_REDIS_DB", "9"))
 LOOPBACK_REDIS = "redis://127.0.0.1:6379/0"
 LOOPBACK_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class _StopOnSigterm:
+    """The session's SIGTERM handler: the first SIGTERM stops the run as Ctrl-C does
+    (``pytest.exit``: the finalizers run); later ones are ignored so that they cannot cut
+    the finalizers short. In a process forked from the run (a test's child), SIGTERM
+    keeps its default meaning."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if self.stopping:
+            return
+        self.stopping = True
+        pytest.exit("SIGTERM: the run stops", returncode=pytest.ExitCode.INTERRUPTED)
+
+
+_previous_sigterm = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_previous_sigterm] = signal.signal(signal.SIGTERM, _StopOnSigterm())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, config.stash[_previous_sigterm])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A handler of SIGINT or SIGTERM that a test installs ends with the test: an
+    in-process RQ worker takes both over for good (a later SIGTERM would otherwise stop
+    that finished worker instead of the run)."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return (yield)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _unavailable(what: str, why: str) -> None:
