@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +182,34 @@ def test_exposition_of_many_processes_is_one_read(
     elapsed = time.perf_counter() - started
     assert sum(sum(s.counts) for s in merged["http_request_duration_seconds"].samples) == 200 * 100
     assert elapsed < 2.0
+
+
+def _asked_at_once(name: ProcessName, threads: int) -> list[str]:
+    """What ``threads`` threads get from ``name()``, asking at the same moment."""
+    ready = threading.Barrier(threads)
+    names: list[str] = []
+
+    def ask() -> None:
+        ready.wait()
+        names.append(name())
+
+    started = [threading.Thread(target=ask) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return names
+
+
+def test_threads_asking_for_a_new_process_name_at_once_all_get_the_same_one() -> None:
+    """A fleet publisher's first publish and a request reading the fleet ask at once: two
+    names made one process two fields of the fleet hash, its numbers counted twice
+    (tests/admin/test_fleet.py once saw 8 requests for 4)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # thread switches anywhere, as on a loaded machine
+    try:
+        for _ in range(200):
+            names = _asked_at_once(ProcessName(), 4)
+            assert len(set(names)) == 1 and names[0], names
+    finally:
+        sys.setswitchinterval(switch)
