@@ -13,6 +13,7 @@ finalizer runs, so the servers and workers the tests started stop with the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import uuid
@@ -78,6 +79,26 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_left_alone() -> Iterator[None]:
+    """A test may not leave a handler on the root logger. Whatever logs later in the
+    session, or at exit, would go through it: one writing to the stderr of the moment (a
+    framework's default logging config: Litestar's) writes to pytest's capture, closed at
+    exit ("Logging error ... I/O operation on closed file")."""
+    root = logging.getLogger()
+    before = _test_handlers(root)
+    yield
+    added = [handler for handler in _test_handlers(root) if handler not in before]
+    for handler in added:
+        root.removeHandler(handler)
+    assert not added, f"the test left {added} on the root logger (removed now)"
+
+
+def _test_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """``logger``'s handlers but pytest's own (its log capture, per phase)."""
+    return [h for h in logger.handlers if not type(h).__module__.startswith("_pytest.")]
 
 
 def _unavailable(what: str, why: str) -> None:
