@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from perfkit.jobs import JobService
 from tests._servers import PrivateRedis, RestartablePostgres
+from tests.jobs._processors import Block
 from tests.jobs.conftest import StartWorker, run_burst
 from tests.jobs.conftest import start_worker as start_worker  # the fixture, for this module
 
@@ -35,6 +38,21 @@ def _wait() -> None:
 def test_an_in_process_worker_ran(private_redis: PrivateRedis) -> None:
     """A burst worker in this process installs RQ's SIGTERM handler."""
     conn = redis.Redis.from_url(private_redis.url)
+    run_burst(conn)
+    conn.close()
+
+
+def test_a_signal_reaches_an_in_process_worker(private_redis: PrivateRedis) -> None:
+    """The signal comes while RQ's handlers are this process's (a job is running)."""
+    conn = redis.Redis.from_url(private_redis.url)
+    JobService(conn, queues=("testq",)).enqueue("test.block", Block(key="b", seconds=3))
+
+    def report_once_running() -> None:
+        while not conn.get("b:attempts"):
+            time.sleep(0.01)
+        _report()
+
+    threading.Thread(target=report_once_running, daemon=True).start()
     run_burst(conn)
     conn.close()
 

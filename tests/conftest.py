@@ -72,13 +72,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """A handler of SIGINT or SIGTERM that a test installs ends with the test: an
     in-process RQ worker takes both over for good (a later SIGTERM would otherwise stop
-    that finished worker instead of the run)."""
+    that finished worker instead of the run). A signal such a worker took while the test
+    ran stops the run once the test is over."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return (yield)
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        taken = [signal.signal(sig, handler) for sig, handler in handlers.items()]
+        if any(_rq_worker_was_signalled(handler) for handler in taken):
+            pytest.exit(
+                "a signal reached an in-process RQ worker: the run stops",
+                returncode=pytest.ExitCode.INTERRUPTED,
+            )
+
+
+def _rq_worker_was_signalled(handler: object) -> bool:
+    """Whether ``handler`` is an RQ worker's and that worker got a SIGINT or SIGTERM (RQ
+    records when, in its handler, and nowhere else)."""
+    worker = getattr(handler, "__self__", None)
+    return getattr(worker, "_shutdown_requested_date", None) is not None
 
 
 @pytest.fixture(autouse=True)

@@ -82,6 +82,17 @@ def test_sigterm_stops_a_run_after_an_in_process_worker_took_over_sigterm(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_that_an_in_process_worker_took_stops_the_run_after_that_test(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    _, output = _interrupted_run(
+        tmp_path, sig, "test_a_signal_reaches_an_in_process_worker", "test_and_waits_again"
+    )
+    assert "a signal reached an in-process RQ worker" in output, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_an_interrupted_run_leaves_no_server_or_worker_behind(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
