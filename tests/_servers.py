@@ -65,11 +65,15 @@ class PrivateSentinel:
             stderr=subprocess.DEVNULL,
         )
         self.url = f"redis+sentinel://127.0.0.1:{self.port}/{name}"
-        deadline = time.monotonic() + 10
-        while not redis_answers(f"redis://127.0.0.1:{self.port}", timeout=0.2):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"private sentinel on port {self.port} did not start")
-            time.sleep(0.02)
+        try:
+            deadline = time.monotonic() + 10
+            while not redis_answers(f"redis://127.0.0.1:{self.port}", timeout=0.2):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"private sentinel on port {self.port} did not start")
+                time.sleep(0.02)
+        except BaseException:  # failed, or interrupted: not left running
+            self.close()
+            raise
 
     def wait_for_replicas(self, count: int, timeout: float = 20.0) -> None:
         """Wait until the sentinel knows ``count`` healthy replicas: it can only fail over
@@ -130,13 +134,16 @@ class PrivateCluster:
     def __init__(self, size: int = 3, replicas: int = 0) -> None:
         import redis
 
-        self.nodes = [PrivateRedis(list(self.NODE_ARGS), port=cluster_port()) for _ in range(size)]
-        self.replicas = [
-            [PrivateRedis(list(self.NODE_ARGS), port=cluster_port()) for _ in range(replicas)]
-            for _ in range(size)
-        ]
-        clients = [redis.Redis(port=node.port) for node in self.all_nodes]
-        try:
+        self.nodes: list[PrivateRedis] = []
+        self.replicas: list[list[PrivateRedis]] = [[] for _ in range(size)]
+        clients: list[redis.Redis] = []
+        try:  # failed, or interrupted: the nodes started so far are not left running
+            for _ in range(size):
+                self.nodes.append(PrivateRedis(list(self.NODE_ARGS), port=cluster_port()))
+            for group in self.replicas:
+                for _ in range(replicas):
+                    group.append(PrivateRedis(list(self.NODE_ARGS), port=cluster_port()))
+            clients = [redis.Redis(port=node.port) for node in self.all_nodes]
             per_node = 16384 // size
             for index, client in enumerate(clients[:size]):
                 last = 16383 if index == size - 1 else (index + 1) * per_node - 1
@@ -148,6 +155,9 @@ class PrivateCluster:
             for primary, group in zip(self.nodes, self.replicas, strict=True):
                 for replica in group:
                     self.replicate(replica, primary)
+        except BaseException:
+            self.close()
+            raise
         finally:
             for client in clients:
                 client.close()

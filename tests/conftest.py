@@ -10,14 +10,20 @@ PostgreSQL schema, removed afterwards.
 ``--otel`` (or ``PERFKIT_TEST_OTEL=1``) runs every test with ``perfkit.otel`` instrumented
 on the OpenTelemetry SDK (spans made, ended and exported), so that the suite shows that
 tracing never changes a result; the summary counts the spans (by name, the most common).
+
+SIGTERM stops the run as Ctrl-C does: the test at hand is interrupted and every fixture's
+finalizer runs, so the servers and workers the tests started stop with the run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,6 +93,83 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"--otel: {_exported.total()} spans exported ({len(_exported)} names); "
             f"most: {most or 'none'}"
         )
+
+
+class _StopOnSigterm:
+    """The session's SIGTERM handler: the first SIGTERM stops the run as Ctrl-C does
+    (``pytest.exit``: the finalizers run); later ones are ignored so that they cannot cut
+    the finalizers short. In a process forked from the run (a test's child), SIGTERM
+    keeps its default meaning."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if self.stopping:
+            return
+        self.stopping = True
+        pytest.exit("SIGTERM: the run stops", returncode=pytest.ExitCode.INTERRUPTED)
+
+
+_previous_sigterm = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_previous_sigterm] = signal.signal(signal.SIGTERM, _StopOnSigterm())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, config.stash[_previous_sigterm])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A handler of SIGINT or SIGTERM that a test installs ends with the test: an
+    in-process RQ worker takes both over for good (a later SIGTERM would otherwise stop
+    that finished worker instead of the run). A signal such a worker took while the test
+    ran stops the run once the test is over."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return (yield)
+    finally:
+        taken = [signal.signal(sig, handler) for sig, handler in handlers.items()]
+        if any(_rq_worker_was_signalled(handler) for handler in taken):
+            pytest.exit(
+                "a signal reached an in-process RQ worker: the run stops",
+                returncode=pytest.ExitCode.INTERRUPTED,
+            )
+
+
+def _rq_worker_was_signalled(handler: object) -> bool:
+    """Whether ``handler`` is an RQ worker's and that worker got a SIGINT or SIGTERM (RQ
+    records when, in its handler, and nowhere else)."""
+    worker = getattr(handler, "__self__", None)
+    return getattr(worker, "_shutdown_requested_date", None) is not None
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_left_alone() -> Iterator[None]:
+    """A test may not leave a handler on the root logger. Whatever logs later in the
+    session, or at exit, would go through it: one writing to the stderr of the moment (a
+    framework's default logging config: Litestar's) writes to pytest's capture, closed at
+    exit ("Logging error ... I/O operation on closed file")."""
+    root = logging.getLogger()
+    before = _test_handlers(root)
+    yield
+    added = [handler for handler in _test_handlers(root) if handler not in before]
+    for handler in added:
+        root.removeHandler(handler)
+    assert not added, f"the test left {added} on the root logger (removed now)"
+
+
+def _test_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """``logger``'s handlers but pytest's own (its log capture, per phase)."""
+    return [h for h in logger.handlers if not type(h).__module__.startswith("_pytest.")]
 
 
 def _unavailable(what: str, why: str) -> None:

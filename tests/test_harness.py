@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,32 @@ def test_embedded_postgres_stops_though_a_killed_holder_is_still_listed(tmp_path
         assert conn.execute("SELECT 1").fetchone() == (1,)
     server.stop()
     assert not (data_dir / "postmaster.pid").exists()  # stopped, not left running
+
+
+def test_an_embedded_redis_interrupted_while_starting_is_not_left_running(
+    tmp_path: Path,
+) -> None:
+    # A "server" that never answers, so that the interrupt lands in the wait for it.
+    pid_file = tmp_path / "pid"
+    binary = tmp_path / "silent-server"
+    binary.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 600\n")
+    binary.chmod(0o755)
+
+    def interrupt(signum: int, frame: object) -> None:
+        if pid_file.exists() and pid_file.read_text().strip():
+            signal.setitimer(signal.ITIMER_REAL, 0)  # once, as one Ctrl-C
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            EmbeddedRedis(binary=str(binary))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    pid = int(pid_file.read_text())
+    left_running = Path(f"/proc/{pid}").exists()  # killed and reaped, or still there
+    if left_running:
+        os.kill(pid, signal.SIGKILL)
+    assert not left_running

@@ -85,7 +85,11 @@ class EmbeddedRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="perfkit-valkey-")
         self._process: subprocess.Popen[bytes] | None = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def start(self) -> None:
         """Start the server (again, on the same port) and wait until it answers."""
@@ -110,12 +114,15 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while not redis_answers(self.url, timeout=0.2):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise ConfigError(f"the Redis server did not start on port {self.port}")
-            time.sleep(0.02)
+        try:
+            deadline = time.monotonic() + 10
+            while not redis_answers(self.url, timeout=0.2):
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise ConfigError(f"the Redis server did not start on port {self.port}")
+                time.sleep(0.02)
+        except BaseException:
+            self.kill()  # failed, or interrupted (Ctrl-C): never left running unowned
+            raise
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash would (:meth:`start` brings it back)."""

@@ -37,10 +37,22 @@ def server() -> Iterator[PrivateRedis]:
     private.close()
 
 
-def settle() -> None:
-    """Let the tracking push of our own last write arrive: a value read while an
-    invalidation is in flight is (rightly) not kept in L1."""
-    time.sleep(0.05)
+def settle(cache: RedisService | AsyncRedisService, url: str) -> None:
+    """Wait until the tracking pushes of our own last writes were handled: a value read
+    while an invalidation is in flight is (rightly) not kept in L1. A marker entry put in
+    L1 and then written in Redis leaves L1 when its push is handled, which is after every
+    push the server sent before it (one connection, in order)."""
+    near, marker = cache._near, "app:__settle__"
+    assert near is not None
+
+    def marked() -> bool:
+        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
+        return marker in near._entries  # (get would count a hit)
+
+    eventually(marked, timeout=30)
+    with redis.Redis.from_url(url) as client:
+        client.set(marker, 1)  # no TTL: its expiry would be one more push, at any time
+    eventually(lambda: marker not in near._entries, timeout=30)
 
 
 def l1_service(url: str) -> RedisService:
@@ -53,7 +65,7 @@ def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) 
     cache = l1_service(server.url)
     client = redis.Redis.from_url(server.url)
     cache.set("k", {"v": 1}, tags=["t"])
-    settle()
+    settle(cache, server.url)
     assert cache.get("k") == {"v": 1}  # from Redis, now kept in L1
     before = commands(client, "get") + commands(client, "mget")
     for _ in range(100):
@@ -90,7 +102,7 @@ def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) -> Non
     cache.set("k", "old", tags=["product:1"])
     cache.set("u", "old")
     cache.set("p:1", "old")
-    settle()
+    settle(cache, server.url)
     assert [cache.get(k) for k in ("k", "u", "p:1")] == ["old"] * 3
     assert cache.stats().l1_entries == 3
 
@@ -124,13 +136,13 @@ def test_cached_query_uses_l1_unless_told_not_to(server: PrivateRedis) -> None:
         return id
 
     assert product(1) == Product(id=1, price=9.5)
-    settle()
+    settle(cache, server.url)
     assert product(1) == Product(id=1, price=9.5)  # from Redis, kept in L1 as a Product
     before = commands(client, "mget")
     assert product(1) is product(1)
     assert commands(client, "mget") == before
     uncached_in_l1(2)
-    settle()
+    settle(cache, server.url)
     uncached_in_l1(2)
     reads = commands(client, "mget")
     uncached_in_l1(2)
@@ -152,7 +164,7 @@ def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
     assert cache.wait_l1_ready(10)
     eventually(lambda: not cache.stats().fallback_active, timeout=10)
     cache.set("k", "after")
-    settle()
+    settle(cache, server.url)
     assert cache.get("k") == "after"
     assert cache.get("k") == "after"
     assert cache.stats().l1_entries == 1
@@ -179,7 +191,7 @@ def test_without_a_push_hook_l1_stays_off_and_reads_go_to_redis(
 def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
     cache = l1_service(server.url)
     cache.set("k", "old")
-    settle()
+    settle(cache, server.url)
     assert cache.get("k") == "old"
     assert cache.stats().l1_entries == 1
     code = (
@@ -198,7 +210,7 @@ async def test_async_service_with_l1(server: PrivateRedis) -> None:
     assert cache.wait_l1_ready()
     other = RedisService(server.url, namespace="app", settings=TEST_SETTINGS)
     await cache.set("k", 1, tags=["t"])
-    settle()
+    settle(cache, server.url)
     assert await cache.get("k") == 1
     assert await cache.get("k") == 1
     assert (await cache.stats()).l1_hits == 1

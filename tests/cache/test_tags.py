@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 import redis
 
 from perfkit.cache import AsyncRedisService, RedisService
+from tests.cache.conftest import eventually
 
 
 def test_invalidating_a_tag_misses_every_entry_it_guards(cache: RedisService) -> None:
@@ -193,7 +193,8 @@ def test_caller_joining_a_loader_after_invalidation_gets_a_fresh_value(
         target=lambda: results.update(late=cache.get_or_set("p", loader, tags=["t"]))
     )
     late.start()
-    time.sleep(0.1)  # the late caller is now waiting on the first caller's loader
+    # The late caller joins the first caller's loader (in this process: its single flight).
+    eventually(lambda: cache._flights.waiting(cache._key("p")) == 1, timeout=30)
     release.set()
     first.join(5)
     late.join(5)

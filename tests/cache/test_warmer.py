@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -45,29 +47,42 @@ def test_warm_runs_all_or_named_and_isolates_failures(cache: RedisService) -> No
         warmer.warm(["nope"])
 
 
+def _every(runs: list[float], interval: float) -> bool:
+    """Whether ``runs`` (monotonic times) are at least ``interval`` apart (1 ms of slack:
+    the timed waits may wake a hair early)."""
+    return all(later - earlier >= interval - 0.001 for earlier, later in pairwise(runs))
+
+
 def test_thread_schedule_runs_after_delay_then_every_interval() -> None:
     warmer = CacheWarmer(delay=0.2, interval=0.2)
     runs: list[float] = []
-    warmer.register("tick", lambda: runs.append(time.monotonic()) and None)
+    three = threading.Event()
+
+    def tick() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 3:
+            three.set()
+
+    warmer.register("tick", tick)
     started = time.monotonic()
     warmer.start()
-    time.sleep(0.1)
-    assert runs == []  # not before the delay
-    time.sleep(0.6)
+    schedule = warmer._thread
+    assert three.wait(30), f"{len(runs)} rounds in 30 s"
     warmer.stop()
-    count = len(runs)
-    assert 2 <= count <= 4
-    assert runs[0] - started >= 0.2
-    time.sleep(0.3)
-    assert len(runs) == count  # stopped
+    assert schedule is not None and not schedule.is_alive()  # stopped: no round after this
+    assert runs[0] - started >= 0.2  # not before the delay
+    assert _every(runs, 0.2), runs
 
 
 async def test_async_twin_runs_the_schedule_as_a_task_and_warms_on_demand() -> None:
     warmer = CacheWarmer(delay=0, interval=0.1)
-    runs: list[int] = []
+    runs: list[float] = []
+    three = asyncio.Event()
 
     async def tick() -> int:
-        runs.append(1)
+        runs.append(time.monotonic())
+        if len(runs) == 3:
+            three.set()
         return 0
 
     warmer.register("tick", tick)
@@ -75,15 +90,16 @@ async def test_async_twin_runs_the_schedule_as_a_task_and_warms_on_demand() -> N
     assert AsyncCacheWarmer.of(warmer) is awarmer
     assert awarmer.names == ["tick"]
     await awarmer.start()
-    await asyncio.sleep(0.35)
+    schedule = awarmer._task
+    await asyncio.wait_for(three.wait(), timeout=30)
     await awarmer.stop()
+    assert schedule is not None and schedule.done()  # stopped: no round after this
+    assert _every(runs, 0.1), runs
     count = len(runs)
-    assert 3 <= count <= 5
-    await asyncio.sleep(0.2)
-    assert len(runs) == count
     results = await awarmer.warm()
     assert [r.ok for r in results] == [True]
     assert warmer.last_results == results
+    assert len(runs) == count + 1
 
 
 async def test_awarm_astart_astop_are_deprecated_aliases_of_the_async_twin() -> None:
@@ -104,11 +120,10 @@ async def test_awarm_astart_astop_are_deprecated_aliases_of_the_async_twin() -> 
     with pytest.warns(DeprecationWarning, match=r"\.start\(\)"):
         await warmer.astart()
     await asyncio.wait_for(twice.wait(), timeout=30)
+    schedule = AsyncCacheWarmer.of(warmer)._task
     with pytest.warns(DeprecationWarning, match=r"\.stop\(\)"):
         await warmer.astop()
-    count = len(runs)
-    await asyncio.sleep(0.25)
-    assert len(runs) == count  # astop stopped what astart started
+    assert schedule is not None and schedule.done()  # astop stopped what astart started
 
 
 def test_register_warmer_uses_the_default_warmer() -> None:

@@ -13,12 +13,13 @@ from perfkit.cache._codec import Payload
 
 
 class _Flight:
-    __slots__ = ("done", "error", "payload")
+    __slots__ = ("done", "error", "followers", "payload")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.payload: Payload | None = None
         self.error: BaseException | None = None
+        self.followers = 0
 
 
 class Flights:
@@ -38,6 +39,8 @@ class Flights:
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
+            else:
+                flight.followers += 1
         if not leader:
             flight.done.wait()
             if flight.error is not None:
@@ -53,6 +56,12 @@ class Flights:
             with self._lock:
                 del self._flights[key]
             flight.done.set()
+
+    def waiting(self, key: str) -> int:
+        """How many callers wait for the loader running for ``key`` (0 when none runs)."""
+        with self._lock:
+            flight = self._flights.get(key)
+            return 0 if flight is None else flight.followers
 
 
 class AsyncFlights:

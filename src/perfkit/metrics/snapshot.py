@@ -156,17 +156,22 @@ def _combine(metric: MetricSnapshot, labels: tuple[str, ...], group: list[Sample
 
 class ProcessName:
     """This process's field name in a shared hash (``name()``): host, pid and a random
-    suffix, since pids get reused; made anew in a forked child."""
+    suffix, since pids get reused; made anew in a forked child. Every thread gets the same
+    name, however many ask first at once."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._name = ""
+        self._names: dict[int, str] = {}  # pid -> name: one entry per fork generation
 
     def __call__(self) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._name = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(3)}"
-        return self._name
+        pid = os.getpid()
+        name = self._names.get(pid)
+        if name is None:
+            # Two threads can both get here (a fleet publisher's first publish, a request
+            # reading the fleet): setdefault is atomic, so both return the first one's
+            # name. Each returning its own made one process two fields, counted twice.
+            candidate = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
+            name = self._names.setdefault(pid, candidate)
+        return name
 
 
 class SkippedEntries:
