@@ -31,6 +31,9 @@ def _interrupted_run(
     output = tmp_path / "output.txt"
     env = dict(os.environ, PERFKIT_INTERRUPT_REPORT=str(report))
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    # Its own basetemp: a session on the default one makes /tmp/pytest-of-<user> 0700 again,
+    # which embedded PostgreSQL's system user (as root) cannot then traverse.
+    command += ["--basetemp", str(tmp_path / "inner")]
     command += [f"tests/_interrupted.py::{test}" for test in tests]
     with output.open("wb") as sink:
         process = subprocess.Popen(
