@@ -13,13 +13,14 @@ distribution), which the library never imports (docs/architecture.md).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import importlib.metadata
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import psycopg
@@ -29,7 +30,7 @@ from perfkit import __version__
 from perfkit._errors import ConfigError, PerfkitError
 from perfkit.settings import Settings, check_redis_url, redacted_url
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "run"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
@@ -416,5 +417,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def run() -> NoReturn:
+    """The ``perfkit`` program: :func:`main`, then exit with its status."""
+    status = main()
+    # The process ends here. Moving every object out of the collector's reach spares the
+    # interpreter's teardown a full collection of them (0.5-1 s of a stopped `perfkit
+    # demo` on a busy machine; a worker's exit too); the memory goes back all the same.
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

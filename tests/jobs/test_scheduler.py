@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from perfkit.jobs import JobService
-from perfkit.jobs.scheduler import LOCK_TTL
+from perfkit.jobs.scheduler import LOCK_TTL, Scheduler
 from tests.jobs._processors import Block
 from tests.jobs.conftest import StartWorker, wait_for
 
@@ -34,3 +34,19 @@ def test_the_only_worker_killed_with_the_scheduler_lock_is_recovered_within_10_s
     again = wait_for(lambda: conn.get("victim:attempts") == b"2", 30, "the job to run again")
     assert again - killed <= 10
     wait_for(lambda: conn.lrange("victim:done", 0, -1) == [b"2"], 10, "the retry to finish")
+
+
+def test_a_sleeping_scheduler_stops_at_once_on_sigterm(conn: redis.Redis) -> None:
+    """RQ's loop sleeps its interval between passes; a worker's warm shutdown SIGTERMs its
+    scheduler and joins it, so a sleeping scheduler held up every stop (the demo's Ctrl-C)."""
+    scheduler = Scheduler(["testq"], connection=conn, interval=30, logging_level="WARNING")
+    scheduler.acquire_locks()
+    process = scheduler.start()
+    # Registered and its first pass done: it is now in its 30 s pause.
+    wait_for(lambda: conn.hget(scheduler.key, "last_heartbeat"), 20, "the scheduler's first pass")
+    signalled = time.monotonic()
+    os.kill(process.pid, signal.SIGTERM)
+    process.join(60)
+    assert time.monotonic() - signalled < 5  # its pause was 30 s
+    assert process.exitcode == 0
+    assert not conn.exists(LOCK)  # stopped cleanly: RQ's stop() released its lock
