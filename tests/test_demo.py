@@ -19,6 +19,8 @@ import pytest
 import redis
 
 from perfkit.embedded import free_port, redis_answers
+from perfkit.settings import redacted_url
+from tests._servers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,6 +106,8 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean_within_2_s(
         assert order.status_code == 201, order.text
 
         redis_url = output.find(r"Redis: embedded Valkey at (\S+)")[1]
+        # Nobody set REDIS_URL or DATABASE_URL: nothing says they did (the worker did).
+        assert "_URL)" not in output.text
         postgres_pid = int(output.find(r"PostgreSQL: embedded, .* \(pid (\d+)\)")[1])
         worker_pid = int(output.find(r"Worker: pid (\d+)")[1])
         output.find(r"app: +http://127\.0\.0\.1:\d+/api/products")
@@ -142,6 +146,41 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean_within_2_s(
     assert not _alive(worker_pid)
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_demo_says_which_servers_came_from_the_environment(
+    tmp_path: Path, database_url: str, private_redis: PrivateRedis
+) -> None:
+    secret_url = private_redis.url.replace("redis://", "redis://:hunter2@", 1)
+    redis.Redis.from_url(private_redis.url).config_set("requirepass", "hunter2")
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=secret_url)
+    command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(process)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/healthz", process, output)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0, output.text
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    said = [line for line in output.lines if line.startswith(("PostgreSQL:", "Redis:"))]
+    assert said == [
+        f"PostgreSQL: {redacted_url(database_url)} (DATABASE_URL)",
+        f"Redis: {secret_url.replace('hunter2', '***')} (REDIS_URL)",
+    ]
+    assert "hunter2" not in output.text
 
 
 def _wait_idle(redis_url: str) -> None:

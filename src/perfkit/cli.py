@@ -39,6 +39,9 @@ def _redis_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url", help="Redis URL of the queues (default: REDIS_URL from the environment)"
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="do not say which Redis it uses (on stderr)"
+    )
 
 
 def _import_option(parser: argparse.ArgumentParser, help: str) -> None:
@@ -55,7 +58,8 @@ def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
         given = os.environ.get("REDIS_URL", "").strip()
         source = "REDIS_URL" if given else "REDIS_URL is not set: the default"
     # Said every time: a command run against the wrong Redis looks like an empty one.
-    print(f"Redis: {redacted_url(url)} ({source})", file=sys.stderr)
+    if not args.quiet:
+        print(f"Redis: {redacted_url(url)} ({source})", file=sys.stderr)
     # A connect timeout only: a read timeout would cut the worker's blocking dequeue.
     return redis.Redis.from_url(url, socket_connect_timeout=settings.redis_connect_timeout)
 
