@@ -59,9 +59,24 @@ def test_jobs_stats_table_and_json(
     ]  # fmt: skip
     assert set(rule.replace(" ", "")) == {"-"}
     assert row.split() == ["testq", "1", "0", "0", "0", "0", "0", "0", "degraded"]
-    assert reason == "testq: degraded: no worker listens on 'testq' and 1 job(s) are waiting"
+    assert reason == "testq: degraded: no worker listens on 'testq' (1 waiting, 0 scheduled)"
     status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "--json")
     assert [entry["queue"] for entry in json.loads(out)] == ["email", "notifications", "analytics"]
+
+
+def test_jobs_stats_says_waiting_only_of_what_its_waiting_column_counts(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = JobService(conn)
+    service.enqueue("test.record", Mark(key="k", tag="now"))
+    for tag in ("later", "much later"):
+        service.enqueue("test.record", Mark(key="k", tag=tag), delay=3600)
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "testq")
+    assert status == 0
+    header, _, row, reason = out.splitlines()
+    counts = dict(zip(header.split(), row.split(), strict=True))
+    assert (counts["waiting"], counts["scheduled"]) == ("1", "2")
+    assert reason == "testq: degraded: no worker listens on 'testq' (1 waiting, 2 scheduled)"
 
 
 def test_jobs_failed_retry_delete_and_clear(

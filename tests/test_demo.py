@@ -54,6 +54,24 @@ class Output:
         return "\n".join(self.lines)
 
 
+def _start_demo(
+    cwd: Path, port: int, env: dict[str, str], *options: str
+) -> tuple[subprocess.Popen[str], Output]:
+    """``perfkit demo`` at SF 0.002 on ``port``, in a session of its own, its output read."""
+    command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(process)
+    return process, output
+
+
 def _wait_ready(url: str, process: subprocess.Popen[str], output: Output) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -79,22 +97,11 @@ def test_demo_serves_on_a_fresh_embedded_stack_and_stops_clean_within_2_s(
     :data:`STOP_BOUND`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
     # Not under tmp_path: every pytest session starting on the machine makes
     # /tmp/pytest-of-<user> 0700 again, and the embedded PostgreSQL's own user (as root)
     # then cannot reach its data directory to stop cleanly.
     data_dir = Path(tempfile.mkdtemp(prefix="perfkit-test-demo-")) / "demo"
-    command += ["--data-dir", str(data_dir)]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(process)
+    process, output = _start_demo(tmp_path, port, env, "--data-dir", str(data_dir))
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/healthz", process, output)
@@ -156,17 +163,7 @@ def test_demo_says_which_servers_came_from_the_environment(
     redis.Redis.from_url(private_redis.url).config_set("requirepass", "hunter2")
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=secret_url)
-    command = [sys.executable, "-m", "perfkit.cli", "demo", "--sf", "0.002", "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(process)
+    process, output = _start_demo(tmp_path, port, env)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/healthz", process, output)
         process.send_signal(signal.SIGINT)
