@@ -213,7 +213,8 @@ def test_the_cache_reads_and_checks_only_its_own_settings(
     service = RedisService.from_env()
     try:
         assert service.namespace == "own-part"
-        assert service.set("key", 1) and service.get("key") == 1
+        service.set("key", 1)
+        assert service.get("key") == 1
     finally:
         service.delete("key")
         service.close()
