@@ -228,8 +228,14 @@ async def test_the_async_cache_reads_only_its_own_settings(
 ) -> None:
     _others_bad(monkeypatch, "cache")
     monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CACHE_NAMESPACE", "own-async-part")
     service = AsyncRedisService.from_env()
-    await service.close()
+    try:
+        await service.set("key", 1)
+        assert await service.get("key") == 1
+    finally:
+        await service.delete("key")
+        await service.close()
 
 
 def test_the_pool_reads_and_checks_only_its_own_settings(

@@ -134,7 +134,8 @@ class Stack:
             check_redis_url(*redis)
         if database is not None:
             check_database_url(*database)
-        # Else the app would run on its memory fallback and the worker would exit.
+        # Checked before anything starts: on a Redis that does not answer, the app would
+        # run on its memory fallback and the worker would exit.
         if redis is not None and redis[0].startswith(_PLAIN) and not redis_answers(redis[0]):
             raise _not_answering("Redis", *redis, "an embedded Valkey")
         if database is not None and not postgres_answers(database[0]):
