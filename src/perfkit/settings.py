@@ -4,6 +4,10 @@ Every field is read from the upper-cased environment variable of the same name
 (``cache_default_ttl`` from ``CACHE_DEFAULT_TTL``). Durations are seconds, except
 the variables the seed guide defines in minutes (``CACHE_WARMUP_INTERVAL``,
 ``PERFORMANCE_LOG_INTERVAL``), which are converted to seconds on reading.
+
+A part built from the environment (``RedisService.from_env()``, ``TimedPool.from_env()``,
+``JobService.from_env()`` ...) reads and checks only the variables of its :data:`PARTS`
+entry: a bad ``PERFKIT_ADMIN_TOKEN`` stops the admin API, not the cache.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import msgspec
 from perfkit._errors import ConfigError
 
 __all__ = [
+    "PARTS",
+    "Part",
     "Settings",
     "check_cache_namespace",
     "check_database_url",
@@ -129,6 +135,57 @@ def _shown(name: str, value: object) -> str:
     return repr(value)
 
 
+Part = Literal["cache", "queries", "jobs", "metrics", "admin"]
+
+# The settings each part reads (a field may serve several: the job service connects to
+# REDIS_URL too). Every field of Settings is in at least one (tests/test_settings.py).
+_REDIS_CONNECTION = ("redis_url", "redis_connect_timeout")
+PARTS: dict[Part, frozenset[str]] = {
+    "cache": frozenset(
+        {
+            *_REDIS_CONNECTION,
+            "cache_default_ttl",
+            "cache_namespace",
+            "cache_warmup_interval",
+            "cache_warmup_delay",
+            "cache_fallback_max_entries",
+            "cache_fallback_ttl",
+            "cache_lock_ttl",
+            "cache_lock_wait",
+            "redis_socket_timeout",
+            "redis_retry_max_delay",
+        }
+    ),
+    "queries": frozenset(
+        {
+            "database_url",
+            "db_pool_max",
+            "db_pool_min",
+            "db_pool_idle_timeout",
+            "db_pool_timeout",
+            "db_pool_max_waiting",
+            "db_statement_timeout",
+            "slow_query_ms",
+        }
+    ),
+    "jobs": frozenset(
+        {
+            *_REDIS_CONNECTION,
+            "job_retry_attempts",
+            "job_retry_backoff",
+            "job_retry_base_delay",
+            "job_retry_jitter",
+            "failed_job_ttl",
+            "job_export_dir",
+        }
+    ),
+    "metrics": frozenset({"slow_request_ms", "performance_log_interval"}),
+    "admin": frozenset(
+        {"perfkit_admin_token", "perfkit_admin_max_body", "perfkit_admin_health_open"}
+    ),
+}
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """All of perfkit's configuration. Build it with :meth:`from_env` or by keyword."""
 
@@ -191,14 +248,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from ``environ`` (default ``os.environ``).
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, part: Part | None = None
+    ) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``), or with ``part``
+        only that part's (:data:`PARTS`; the others keep their defaults).
 
         Raises :class:`ConfigError` naming the variable and its value when one is bad.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in msgspec.structs.fields(cls):
+            if part is not None and field.name not in PARTS[part]:
+                continue
             variable = field.name.upper()
             raw = env.get(variable)
             if raw is None or raw.strip() == "":

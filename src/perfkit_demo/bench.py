@@ -16,7 +16,6 @@ import asyncio
 import bisect
 import contextlib
 import itertools
-import os
 import random
 import secrets
 import sys
@@ -575,8 +574,8 @@ def run_bench(args: argparse.Namespace) -> int:
     with (
         sigterm_as_interrupt(),
         Stack(
-            database_url=args.database_url or settings.database_url,
-            redis_url=args.redis_url or os.environ.get("REDIS_URL") or None,
+            database_url=args.database_url,
+            redis_url=args.redis_url,
             data_dir=Path(args.data_dir) if args.data_dir else None,
         ) as stack,
     ):

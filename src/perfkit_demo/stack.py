@@ -1,9 +1,9 @@
 """The servers and processes a demo or bench run needs, and what it must undo.
 
-:class:`Stack` takes PostgreSQL and Redis from the environment (or the command line), or
-starts embedded ones; it loads the marketplace data when the database lacks it, starts
-worker and server subprocesses, and stops everything it started — and nothing else — in
-reverse order on :meth:`Stack.close`.
+:class:`Stack` takes PostgreSQL and Redis from the command line or the environment, or
+starts embedded ones (and says which); it loads the marketplace data when the database
+lacks it, starts worker and server subprocesses, and stops everything it started — and
+nothing else — in reverse order on :meth:`Stack.close`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,10 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from perfkit._errors import ConfigError
-from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, redis_answers
+from perfkit.embedded import EmbeddedPostgres, EmbeddedRedis, postgres_answers, redis_answers
 from perfkit.settings import check_database_url, check_redis_url, redacted_url
 
-__all__ = ["Stack", "examples_path", "import_marketplace", "marketplace_module"]
+__all__ = ["Stack", "examples_path", "import_marketplace", "listen", "marketplace_module"]
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,38 @@ def marketplace_module(name: str) -> Any:
     return importlib.import_module(f"marketplace.{name}")
 
 
+def _not_answering(server: str, url: str, source: str, instead: str) -> ConfigError:
+    return ConfigError(
+        f"no {server} answers at {redacted_url(url)} ({source}): start it, fix the URL, "
+        f"or unset it to use {instead}"
+    )
+
+
+def _said(server: str, given: tuple[str, str] | None) -> str | None:
+    """The given server's URL, once its line says where it came from."""
+    if given is None:
+        return None
+    url, source = given
+    say(f"{server}: {redacted_url(url)} ({source})")
+    return url
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the app's server (``ConfigError`` naming the
+    address if it cannot be had), taken before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (--host, --port)"
+        ) from exc
+    return sock
+
+
 def default_data_dir() -> Path:
     """Where the embedded PostgreSQL keeps the demo data between runs."""
     return Path(tempfile.gettempdir()) / f"perfkit-demo-{os.getuid()}"
@@ -70,11 +103,22 @@ def say(message: str) -> None:
 _PLAIN = ("redis://", "rediss://", "unix://")
 
 
+def _given(option: str | None, flag: str, variable: str) -> tuple[str, str] | None:
+    """The URL of the command line's ``flag``, else of the environment's ``variable``, and
+    which of the two it is (None: neither; the run starts an embedded server)."""
+    if option:
+        return option, flag
+    value = os.environ.get(variable, "").strip()
+    return (value, variable) if value else None
+
+
 class Stack:
     """PostgreSQL, Redis and subprocesses for one run; a context manager.
 
-    ``database_url`` / ``redis_url``: use those servers (``None``: start embedded ones,
-    PostgreSQL on ``data_dir`` so its data survives the run).
+    ``database_url`` / ``redis_url`` (``--database-url`` / ``--redis-url``; without one,
+    DATABASE_URL / REDIS_URL): use those servers, refused at once if they do not answer.
+    Without either, start embedded ones, PostgreSQL on ``data_dir`` so its data survives
+    the run. Each server's line says where it came from.
     """
 
     def __init__(
@@ -84,22 +128,24 @@ class Stack:
         redis_url: str | None,
         data_dir: Path | None = None,
     ) -> None:
-        if redis_url is not None:
-            check_redis_url(redis_url, "REDIS_URL or --redis-url")
-        if database_url is not None:
-            check_database_url(database_url, "DATABASE_URL or --database-url")
-        if redis_url is not None and redis_url.startswith(_PLAIN) and not redis_answers(redis_url):
-            # Else the app would run on its memory fallback and the worker would exit.
-            raise ConfigError(
-                f"no Redis answers at {redacted_url(redis_url)} (REDIS_URL or --redis-url): "
-                "start it, fix the URL, or unset it to use an embedded Valkey"
-            )
+        database = _given(database_url, "--database-url", "DATABASE_URL")
+        redis = _given(redis_url, "--redis-url", "REDIS_URL")
+        if redis is not None:
+            check_redis_url(*redis)
+        if database is not None:
+            check_database_url(*database)
+        # Checked before anything starts: on a Redis that does not answer, the app would
+        # run on its memory fallback and the worker would exit.
+        if redis is not None and redis[0].startswith(_PLAIN) and not redis_answers(redis[0]):
+            raise _not_answering("Redis", *redis, "an embedded Valkey")
+        if database is not None and not postgres_answers(database[0]):
+            raise _not_answering("PostgreSQL", *database, "an embedded PostgreSQL")
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.data_dir = data_dir or default_data_dir()
         self.processes: list[subprocess.Popen[bytes]] = []
         try:
-            self.database_url = database_url or self._embedded_postgres()
-            self.redis_url = redis_url or self._embedded_redis()
+            self.database_url = _said("PostgreSQL", database) or self._embedded_postgres()
+            self.redis_url = _said("Redis", redis) or self._embedded_redis()
         except BaseException:
             self.close()
             raise
@@ -151,7 +197,8 @@ class Stack:
         The worker reads the Redis URL from REDIS_URL in its environment: a URL on its
         command line (which may hold a password) would show in ``ps`` to every user."""
         command = [sys.executable, "-m", "perfkit.cli", "worker", "--import", "marketplace.jobs"]
-        command += ["--log-level", "WARNING"]
+        # --quiet: this run said which Redis it uses; the worker would say "(REDIS_URL)".
+        command += ["--log-level", "WARNING", "--quiet"]
         return self.spawn("worker", command, self.environment(**env))
 
     def close(self) -> None:

@@ -48,3 +48,19 @@ def test_a_worker_starts_perfkits_scheduler_on_rq_3_else_rqs(
     # Either scheduler moved the due job onto its queue; perfkit's shortens its lock lease.
     assert conn.lrange("due", 0, -1) == [b"x"]
     assert type(worker.scheduler) is (Scheduler if rq_internals else RQScheduler)
+
+
+def test_a_sleeping_scheduler_stops_at_once_on_sigterm(conn: redis.Redis) -> None:
+    """RQ's loop sleeps its interval between passes; a worker's warm shutdown SIGTERMs its
+    scheduler and joins it, so a sleeping scheduler held up every stop (the demo's Ctrl-C)."""
+    scheduler = Scheduler(["testq"], connection=conn, interval=30, logging_level="WARNING")
+    scheduler.acquire_locks()
+    process = scheduler.start()
+    # Registered and its first pass done: it is now in its 30 s pause.
+    wait_for(lambda: conn.hget(scheduler.key, "last_heartbeat"), 20, "the scheduler's first pass")
+    signalled = time.monotonic()
+    os.kill(process.pid, signal.SIGTERM)
+    process.join(60)
+    assert time.monotonic() - signalled < 5  # its pause was 30 s
+    assert process.exitcode == 0
+    assert not conn.exists(LOCK)  # stopped cleanly: RQ's stop() released its lock

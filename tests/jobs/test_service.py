@@ -230,7 +230,7 @@ def test_health_is_degraded_without_workers_or_with_recent_failures(
     service.enqueue("test.record", Mark(key="k", tag="t"))
     stats = service.stats().queue("testq")
     assert stats.status == "degraded"
-    assert stats.reason == "no worker listens on 'testq' and 1 job(s) are waiting"
+    assert stats.reason == "no worker listens on 'testq' (1 waiting, 0 scheduled)"
     _fail_jobs(service, conn, 1)
     stats = service.stats().queue("testq")
     assert stats.failed_recent == 1

@@ -83,7 +83,7 @@ class AsyncRedisService(BaseCacheService):
         l1: NearCache | bool = False,
         auto_pipeline: bool = True,
     ) -> None:
-        settings = settings if settings is not None else Settings.from_env()
+        settings = settings if settings is not None else Settings.from_env(part="cache")
         sentinel: SentinelURL | None = None
         if isinstance(client, driver.Redis | driver.RedisCluster):
             connection = client
@@ -118,7 +118,7 @@ class AsyncRedisService(BaseCacheService):
     @classmethod
     def from_env(cls, **kwargs: Any) -> AsyncRedisService:
         """A service configured from the environment (``REDIS_URL``, ``CACHE_*``)."""
-        return cls(settings=Settings.from_env(), **kwargs)
+        return cls(settings=Settings.from_env(part="cache"), **kwargs)
 
     async def close(self) -> None:
         """Stop the L1 listener and the background worker, and close the client if the

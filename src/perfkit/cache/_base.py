@@ -260,7 +260,7 @@ class BaseCacheService:
         default_ttl: int | None,
         settings: Settings | None,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
+        self.settings = settings if settings is not None else Settings.from_env(part="cache")
         self.namespace = check_cache_namespace(
             namespace if namespace is not None else self.settings.cache_namespace
         )

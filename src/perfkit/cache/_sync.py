@@ -81,7 +81,7 @@ class RedisService(BaseCacheService):
         l1: NearCache | bool = False,
         auto_pipeline: bool = True,
     ) -> None:
-        settings = settings if settings is not None else Settings.from_env()
+        settings = settings if settings is not None else Settings.from_env(part="cache")
         sentinel: SentinelURL | None = None
         if isinstance(client, driver.Redis | driver.RedisCluster):
             connection = client
@@ -115,7 +115,7 @@ class RedisService(BaseCacheService):
     @classmethod
     def from_env(cls, **kwargs: Any) -> RedisService:
         """A service configured from the environment (``REDIS_URL``, ``CACHE_*``)."""
-        return cls(settings=Settings.from_env(), **kwargs)
+        return cls(settings=Settings.from_env(part="cache"), **kwargs)
 
     def close(self) -> None:
         """Stop the L1 listener and the background worker, and close the client if the

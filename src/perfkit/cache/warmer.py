@@ -128,7 +128,7 @@ class CacheWarmer:
         interval: float | None = None,
         settings: Settings | None = None,
     ) -> None:
-        settings = settings if settings is not None else Settings.from_env()
+        settings = settings if settings is not None else Settings.from_env(part="cache")
         self.delay = settings.cache_warmup_delay if delay is None else delay
         self.interval = settings.cache_warmup_interval if interval is None else interval
         if self.delay < 0 or self.interval <= 0:

@@ -174,5 +174,5 @@ def instrument(
         renamed("instrument(stats=...)", "query_stats=...")
         query_stats = stats
     if query_stats is None:
-        query_stats = QueryStats(slow_query_ms=Settings.from_env().slow_query_ms)
+        query_stats = QueryStats(slow_query_ms=Settings.from_env(part="queries").slow_query_ms)
     return EngineInstrumentation(engine, query_stats, name or f"sqlalchemy-{next(_names)}")

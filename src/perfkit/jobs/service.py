@@ -134,7 +134,7 @@ class JobService:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobService:
         """A service configured from the environment (``REDIS_URL``, ``JOB_*``)."""
-        return cls.from_settings(Settings.from_env(environ))
+        return cls.from_settings(Settings.from_env(environ, part="jobs"))
 
     def queue(self, name: str) -> Queue:
         """The RQ queue named ``name`` (an exact RQ name such as ``email:high``)."""

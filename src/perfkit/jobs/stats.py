@@ -30,7 +30,9 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     waiting_by_priority: dict[str, int]
     started: Annotated[int, GaugeField("Jobs being run by a worker now.", mode="max")]
     scheduled: Annotated[int, GaugeField("Jobs scheduled for later.", mode="max")]
-    deferred: Annotated[int, GaugeField("Jobs waiting on other jobs.", mode="max")]
+    deferred: Annotated[
+        int, GaugeField("Jobs held until the jobs they depend on finish.", mode="max")
+    ]
     # RQ keeps finished jobs for their result TTL and failed ones until retried or
     # deleted: sizes of registries, not monotonic totals.
     completed: Annotated[
@@ -39,9 +41,7 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     failed: Annotated[
         int, GaugeField("Failed jobs RQ keeps (until retried or deleted).", mode="max")
     ]
-    failed_recent: Annotated[
-        int, GaugeField("Jobs that failed in the health window.", mode="max")
-    ]
+    failed_recent: Annotated[int, GaugeField("Jobs that failed in the health window.", mode="max")]
     workers: Annotated[int, GaugeField("Workers listening on the queue.", mode="max")]
     status: HealthStatus
     reason: str
@@ -74,11 +74,10 @@ def health(
     """
     reasons = []
     if workers == 0:
-        pending = waiting + scheduled
-        reasons.append(
-            f"no worker listens on {queue!r}"
-            + (f" and {pending} job(s) are waiting" if pending else "")
-        )
+        # The counts by name, as `perfkit jobs stats` shows them in columns: a scheduled
+        # job is not "waiting" there.
+        pending = f" ({waiting} waiting, {scheduled} scheduled)" if waiting or scheduled else ""
+        reasons.append(f"no worker listens on {queue!r}{pending}")
     if failed_recent:
         reasons.append(f"{failed_recent} job(s) failed in the last {window:g} s")
     if reasons:

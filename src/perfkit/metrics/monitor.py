@@ -70,7 +70,7 @@ class PerformanceMonitor:
         memory_limit: int | None = None,
         trends: Trends | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
+        self.settings = settings if settings is not None else Settings.from_env(part="metrics")
         self.registry = registry or MetricsRegistry()
         self.trends = trends or Trends()
         self.thresholds = thresholds or Thresholds()

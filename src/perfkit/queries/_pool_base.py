@@ -169,7 +169,7 @@ def _with_statement_timeout(conninfo: str, seconds: float | None) -> str:
 
 
 def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, Any]]:
-    settings = Settings.from_env(environ)
+    settings = Settings.from_env(environ, part="queries")
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set: the pool has no database to connect to")
     arguments: dict[str, Any] = {

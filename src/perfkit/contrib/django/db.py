@@ -39,7 +39,7 @@ def get_query_stats() -> QueryStats:
     ``SLOW_QUERY_MS`` setting, unless :func:`set_query_stats` gave one."""
     with _stats_lock:
         if not _stats:
-            _stats.append(QueryStats(slow_query_ms=Settings.from_env().slow_query_ms))
+            _stats.append(QueryStats(slow_query_ms=Settings.from_env(part="queries").slow_query_ms))
         return _stats[0]
 
 

@@ -88,7 +88,9 @@ def set_export_directory(directory: str | os.PathLike[str] | None) -> None:
 
 def _export_directory() -> Path:
     directory = _directory.value
-    return directory if directory is not None else Path(Settings.from_env().job_export_dir)
+    return (
+        directory if directory is not None else Path(Settings.from_env(part="jobs").job_export_dir)
+    )
 
 
 def set_export_pool(pool: TimedPool | None) -> None:
