@@ -129,11 +129,7 @@ async def test_prometheus_client_parses_the_full_exposition_with_the_declared_ty
 def test_every_numeric_stats_field_declares_its_kind(struct: type[msgspec.Struct]) -> None:
     # A new field without a marker would silently be missing from /metrics.
     declared = declared_kinds(struct)
-    numeric = [
-        field.name
-        for field in msgspec.structs.fields(struct)
-        if _is_numeric(field.type)
-    ]
+    numeric = [field.name for field in msgspec.structs.fields(struct) if _is_numeric(field.type)]
     assert numeric, struct
     assert sorted(set(numeric) - set(declared)) == []
     assert all(isinstance(kind, StatKind) for kind in declared.values())
