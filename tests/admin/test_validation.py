@@ -56,6 +56,11 @@ def test_bad_bodies_and_parameters_name_the_field(
         "job_id:"
     )
     assert error(post("metrics/reset", headers=AUTH, json={"x": 1}), 400) == "x: unknown field"
+    # No body is the empty object; whitespace is not JSON (schemathesis sent "\r\n": 200).
+    blank = post(
+        "metrics/reset", headers={**AUTH, "content-type": "application/json"}, content=b"\r\n"
+    )
+    assert error(blank, 400) == "body: not valid JSON"
     get = client.get
     assert error(get("queries?top=0", headers=AUTH), 400).startswith("top:")
     assert error(get("queries?top=many", headers=AUTH), 400).startswith("top:")
