@@ -60,7 +60,11 @@ class Servers:
         """A client of the current primary."""
         if self.sentinel is not None:
             sentinel = redis.Redis(port=self.sentinel.port)
-            host, port = sentinel.sentinel_get_master_addr_by_name(self.sentinel.name)
+            # The raw command: redis-py 6.4-7.x's sentinel_get_master_addr_by_name passes
+            # once=True, which only a Sentinel-aware client's parser takes.
+            host, port = sentinel.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.sentinel.name
+            )
             sentinel.close()
             return redis.Redis(host=host, port=int(port))
         return redis.Redis(port=self.redis.port)

@@ -1,4 +1,6 @@
-"""redis-py across its supported releases (pyproject.toml: ``redis>=5.3,<9``).
+"""redis-py across its supported releases (pyproject.toml: ``redis>=6.4,<9``: from 6.2 the
+hiredis parser delivers the invalidation pushes L1 needs; before, L1 recovered too slowly from
+a reset connection, tests/faults/test_matrix.py).
 
 - :func:`direct_pool`: the pool a cache service may send its hit-path MGET on itself, on
   redis-py >= 5.3 (whose ``get_connection()`` takes no command name); None means the public
@@ -6,11 +8,7 @@
 - :func:`on_invalidation`: the L1 near cache's tracking connection hands invalidation
   pushes to a handler on its parser (private ``Connection._parser``: redis-py 5-8 have no
   public per-connection hook); without it the near cache stays off.
-  :func:`tracking_connection_options` picks the pure-Python RESP3 parser (private
-  ``redis._parsers._RESP3Parser``) where the default one, hiredis's before redis-py 6,
-  has no push handler.
-- :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns),
-  and the errors it applies to (before 6.x, only those named in ``retry_on_error``).
+- :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns).
 - :func:`stop_pubsub_thread`: ``PubSubWorkerThread.stop()`` without 8.x's unbounded join.
 """
 
@@ -24,10 +22,8 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.retry
-from redis._parsers import _RESP3Parser
 from redis.backoff import NoBackoff
 from redis.client import PubSubWorkerThread
-from redis.connection import DefaultParser
 
 VERSION: tuple[int, int] = (
     int(redis.__version__.split(".")[0]),
@@ -85,15 +81,10 @@ def on_invalidation(conn: Any, handler: Any) -> None:
 def one_quick_retry(driver: Any) -> dict[str, Any]:
     """Client options for one immediate retry, of the kind ``driver`` (``redis`` or
     ``redis.asyncio``) expects: redis-py 8 warns when an asyncio client is given the sync
-    ``Retry``. Before redis-py 6 the retry applied only to the errors named in
-    ``retry_on_error`` (none by default); from 6 its own supported errors decide."""
+    ``Retry``."""
     if driver is redis:
-        options: dict[str, Any] = {"retry": redis.retry.Retry(NoBackoff(), 1)}
-    else:
-        options = {"retry": redis.asyncio.retry.Retry(NoBackoff(), 1)}
-    if VERSION < (6, 0):
-        options["retry_on_error"] = [redis.ConnectionError, redis.TimeoutError]
-    return options
+        return {"retry": redis.retry.Retry(NoBackoff(), 1)}
+    return {"retry": redis.asyncio.retry.Retry(NoBackoff(), 1)}
 
 
 # redis-py 8 made PubSubWorkerThread.stop() join the thread (no timeout: until the thread's
@@ -108,13 +99,3 @@ def stop_pubsub_thread(thread: threading.Thread) -> None:
         thread.stop(timeout=0)  # type: ignore[attr-defined]
     else:
         thread.stop()  # type: ignore[attr-defined]
-
-
-# redis-py < 6 (or so): the hiredis parser, redis-py's default when hiredis is installed, has
-# no push handler; only the pure-Python RESP3 parser delivers CLIENT TRACKING's pushes.
-_DEFAULT_PARSER_PUSHES = hasattr(DefaultParser, "set_invalidation_push_handler")
-
-
-def tracking_connection_options() -> dict[str, Any]:
-    """Extra options for a sync RESP3 connection that must receive invalidation pushes."""
-    return {} if _DEFAULT_PARSER_PUSHES else {"parser_class": _RESP3Parser}

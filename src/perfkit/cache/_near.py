@@ -37,7 +37,7 @@ import redis
 import redis.connection
 import structlog
 
-from perfkit._compat.redis import on_invalidation, tracking_connection_options
+from perfkit._compat.redis import on_invalidation
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
@@ -359,7 +359,6 @@ def _connection(kwargs: dict[str, Any], socket_timeout: float = 5.0) -> Any:
     options = {k: v for k, v in kwargs.items() if k in accepted and k not in _DRIVER_INTERNALS}
     options["protocol"] = 3
     options["socket_timeout"] = socket_timeout
-    options.update(tracking_connection_options())
     return cls(**options)
 
 
