@@ -85,8 +85,8 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture(params=["direct", "execute_command"])
 def read_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Services made during the test send their reads on the pool themselves (redis-py 5.3
-    and later), or through ``execute_command``, the public way (perfkit._compat.redis).
+    """Services made during the test send their reads on the pool themselves, or through
+    ``execute_command``, the public way (perfkit._compat.redis).
     Test modules of the hit path use it for every test (``pytestmark``)."""
     monkeypatch.setattr(perfkit._compat.redis, "DIRECT_READS", request.param == "direct")
     return str(request.param)

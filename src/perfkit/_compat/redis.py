@@ -2,11 +2,12 @@
 hiredis parser delivers the invalidation pushes L1 needs; before, L1 recovered too slowly from
 a reset connection, tests/faults/test_matrix.py).
 
-- :func:`direct_pool`: the pool a cache service may send its hit-path MGET on itself, on
-  redis-py >= 5.3 (whose ``get_connection()`` takes no command name); None means the public
-  ``execute_command``. Reads ``_single_connection_client`` (private) of a sync client.
+- :func:`direct_pool`: the pool a cache service may send its hit-path MGET on itself
+  (``get_connection()`` without a command name, as every supported release has it); None
+  means the public ``execute_command``. Reads ``_single_connection_client`` (private) of a
+  sync client.
 - :func:`on_invalidation`: the L1 near cache's tracking connection hands invalidation
-  pushes to a handler on its parser (private ``Connection._parser``: redis-py 5-8 have no
+  pushes to a handler on its parser (private ``Connection._parser``: redis-py 6-8 have no
   public per-connection hook); without it the near cache stays off.
 - :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns).
 - :func:`stop_pubsub_thread`: ``PubSubWorkerThread.stop()`` without 8.x's unbounded join.
@@ -31,16 +32,17 @@ VERSION: tuple[int, int] = (
 )
 
 
-# From redis-py 5.3 a pool's get_connection() takes no arguments (before, a command name).
-# False sends every cache read through execute_command, the public way: the tests of the
-# hit path run both ways (tests/cache/conftest.py's read_lane).
-DIRECT_READS = VERSION >= (5, 3)
+# Every supported release (>= 6.4) has the argument-less get_connection() the direct reads
+# use, so this is a switch, not a version gate: False sends every cache read through
+# execute_command, the public way, and the hit path's tests run both ways
+# (tests/cache/conftest.py's read_lane).
+DIRECT_READS = True
 
 
 def direct_pool(client: Any) -> Any:
     """The connection pool a cache service may send its reads on itself, skipping redis-py's
     per-command layers (see ``AsyncRedisService._send_mget``); None, and so
-    ``execute_command``, when :data:`DIRECT_READS` is off (redis-py older than 5.3) or the
+    ``execute_command``, when :data:`DIRECT_READS` is off or the
     client is not a plain pooled one (a cluster, a single-connection client, one with
     redis-py's client-side cache or its own MGET callback)."""
     if not DIRECT_READS or isinstance(client, redis.RedisCluster | redis.asyncio.RedisCluster):
