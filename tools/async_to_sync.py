@@ -122,6 +122,14 @@ TWINS = [
         ),
     ),
     Twin(
+        source="src/perfkit/jobs/_gate_async.py",
+        target="src/perfkit/jobs/_gate.py",
+        docstring=(
+            "The limits' Redis calls for a worker on redis-py: take, extend and free a job's "
+            "slots.\n\nThe scripts and what needs no I/O are in :mod:`perfkit.jobs.limits`.\n"
+        ),
+    ),
+    Twin(
         source="src/perfkit/queries/_pagination_async.py",
         target="src/perfkit/queries/_pagination.py",
         docstring=(

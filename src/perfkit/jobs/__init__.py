@@ -36,6 +36,7 @@ from perfkit.jobs.builtins import (
     warm_cache,
 )
 from perfkit.jobs.failed import FailedJob, FailedJobsPage
+from perfkit.jobs.limits import Concurrency, Rate
 from perfkit.jobs.periodic import (
     Periodic,
     PeriodicRun,
@@ -54,6 +55,7 @@ from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
 
 __all__ = [
     "CacheWarmPayload",
+    "Concurrency",
     "DataExportPayload",
     "DeliveryReport",
     "EmailMessage",
@@ -78,6 +80,7 @@ __all__ = [
     "Priority",
     "Processor",
     "QueueStats",
+    "Rate",
     "RedisNotificationSink",
     "SMTPEmailSender",
     "allow_jobs",

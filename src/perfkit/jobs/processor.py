@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import msgspec
 
 from perfkit._errors import JobError, PayloadError, PermanentJobError
+from perfkit.jobs.limits import Limit, check_limits
 
 __all__ = ["Processor", "get_processor", "processor", "processor_at", "processors"]
 
@@ -59,6 +60,7 @@ class Processor(Generic[P, R]):
         *,
         retry_on: ExceptionTypes | None = None,
         no_retry_on: ExceptionTypes = (),
+        limits: tuple[Limit, ...] = (),
     ) -> None:
         self.name = name
         self.func = func
@@ -67,6 +69,7 @@ class Processor(Generic[P, R]):
         self.path = path
         self.retry_on = retry_on
         self.no_retry_on = no_retry_on
+        self.limits = limits
 
     def retries(self, exc: BaseException) -> bool:
         """Whether a failure with ``exc`` is worth retrying (transient) for this processor."""
@@ -124,6 +127,7 @@ def processor(
     queue: str,
     retry_on: type[BaseException] | ExceptionTypes | None = None,
     no_retry_on: type[BaseException] | ExceptionTypes = (),
+    limits: Iterable[Limit] = (),
 ) -> Callable[[Callable[[P], R]], Callable[[Any], R]]:
     """Register the decorated function as the processor ``name`` on ``queue``.
 
@@ -132,8 +136,10 @@ def processor(
     Registering a name twice with another function raises :class:`JobError`.
     ``retry_on`` / ``no_retry_on`` (exception classes) say which failures are retried:
     by default every exception but :class:`~perfkit.PermanentJobError` (and so
-    :class:`PayloadError`) is.
+    :class:`PayloadError`) is. ``limits`` (:class:`~perfkit.jobs.Concurrency`,
+    :class:`~perfkit.jobs.Rate`) apply to every job of the processor, across all workers.
     """
+    checked_limits = check_limits(f"processor {name!r}", limits)
     retried = None if retry_on is None else _exception_types(name, "retry_on", retry_on)
     not_retried = _exception_types(name, "no_retry_on", no_retry_on)
 
@@ -150,7 +156,14 @@ def processor(
         if existing is not None and existing.path != path:
             raise JobError(f"processor {name!r} is already registered by {existing.path}")
         entry: Processor[Any, R] = Processor(
-            name, func, payload_type, queue, path, retry_on=retried, no_retry_on=not_retried
+            name,
+            func,
+            payload_type,
+            queue,
+            path,
+            retry_on=retried,
+            no_retry_on=not_retried,
+            limits=checked_limits,
         )
 
         @functools.wraps(func)

@@ -19,6 +19,7 @@ from typing import Any
 
 from rq.scheduler import RQScheduler
 
+from perfkit.jobs import _gate
 from perfkit.jobs.lifeline import die_with_parent
 
 __all__ = ["LOCK_TTL", "Scheduler"]
@@ -39,7 +40,8 @@ return 0
 
 class Scheduler(RQScheduler):
     """RQ's scheduler, holding its locks for :data:`LOCK_TTL` s, dying with its worker and
-    stopping at once on SIGTERM or SIGINT."""
+    stopping at once on SIGTERM or SIGINT; between passes it wakes for parked jobs
+    (:func:`perfkit.jobs._gate.release_due`)."""
 
     _parent_pid = 0
 
@@ -88,6 +90,10 @@ class Scheduler(RQScheduler):
                 self.acquire_locks()
             self.heartbeat()
             self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
-            if select.select([wakeup], [], [], self.interval)[0]:
+            # Jobs parked on a limit go back to their queue when it has room again (a Rate
+            # window moved on): the pause ends then, not a whole interval later.
+            due = _gate.release_due(self.connection)
+            pause = self.interval if due is None else min(self.interval, due)
+            if select.select([wakeup], [], [], pause)[0]:
                 os.read(wakeup, 4096)  # emptied, else every later pause would end at once
         self.stop()  # type: ignore[no-untyped-call]

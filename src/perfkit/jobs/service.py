@@ -27,6 +27,7 @@ from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
+from perfkit.jobs.limits import META_KEY, Limit, check_limits, fill_buckets
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
@@ -188,6 +189,7 @@ class JobService:
         delay: float | timedelta | None = None,
         retries: int | None = None,
         job_id: str | None = None,
+        limits: Iterable[Limit] = (),
     ) -> str:
         """Enqueue a job and return its id.
 
@@ -197,6 +199,9 @@ class JobService:
         bad one raises :class:`PayloadError` naming the field. ``priority`` is 1, 5 or
         10; ``delay`` (seconds or timedelta) puts the job in RQ's scheduled registry;
         ``retries`` overrides ``retry_attempts``; a given ``job_id`` must be new.
+        ``limits`` (:class:`~perfkit.jobs.Concurrency`, :class:`~perfkit.jobs.Rate`) add to
+        the processor's own; a key template naming a field the payload lacks raises
+        :class:`JobArgumentError` before anything is written.
         """
         if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
             entry = get_processor(processor_or_func)
@@ -204,6 +209,7 @@ class JobService:
             check_finite(msgspec.to_builtins(args[0]), f"payload for processor {entry.name!r}")
             path, description = entry.path, entry.name
             base = queue or entry.queue
+            all_limits = (*entry.limits, *check_limits("enqueue", limits))
         else:
             func = processor_or_func
             self._check_plain_function(func)
@@ -218,13 +224,20 @@ class JobService:
                     f"payload for {func.__qualname__} is not encodable: {exc}"
                 ) from exc
             base = queue
+            all_limits = check_limits("enqueue", limits)
+        buckets = fill_buckets(
+            description, all_limits, msgspec.to_builtins(args[0]) if args else None
+        )
         attempts = self.retry_attempts if retries is None else retries
         if attempts < 0:
             raise JobArgumentError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
         with _telemetry.around(_telemetry.job_send, base) as span:
-            meta = _telemetry.job_meta
+            traced = _telemetry.job_meta
+            meta = dict((traced and traced()) or {})  # the trace context, when traced
+            if buckets:
+                meta[META_KEY] = msgspec.to_builtins(buckets)
             job = rq_queue.create_job(
                 path,
                 args=args,
@@ -238,7 +251,7 @@ class JobService:
                     attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
                 ),
                 status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
-                meta=None if meta is None else meta(),  # the trace context, when traced
+                meta=meta or None,
             )
             unique = job_id is not None
             try:

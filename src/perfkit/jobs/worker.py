@@ -50,6 +50,7 @@ from perfkit import _telemetry
 from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
+from perfkit.jobs._limited import LimitHooks
 from perfkit.jobs.allowlist import AllowedJob
 from perfkit.jobs.lifeline import die_with_parent
 from perfkit.jobs.processor import processor_at
@@ -88,8 +89,9 @@ def _worker_options(heartbeat_interval: int, maintenance_interval: int) -> dict[
     }
 
 
-class _BoundedRecovery(SchedulerHook):
-    """Shared by both worker classes: short heartbeat TTL, maintenance even when idle."""
+class _BoundedRecovery(LimitHooks, SchedulerHook):
+    """Shared by both worker classes: short heartbeat TTL, maintenance even when idle,
+    limits (:mod:`perfkit.jobs._limited`)."""
 
     job_monitoring_interval: int
     maintenance_interval: int
@@ -108,8 +110,8 @@ class _BoundedRecovery(SchedulerHook):
         **kwargs: Any,
     ) -> None:
         kwargs.update(_worker_options(heartbeat_interval, maintenance_interval))
-        # The next class in the MRO is RQ's SimpleWorker or Worker.
-        super().__init__(list(queues), connection=connection, **kwargs)  # type: ignore[call-arg]
+        # Through LimitHooks to RQ's SimpleWorker or Worker, next in the MRO.
+        super().__init__(list(queues), connection=connection, **kwargs)
         self.push_exc_handler(_stop_permanent_failures)  # type: ignore[attr-defined]
 
     def _start_own_scheduler(
@@ -118,7 +120,7 @@ class _BoundedRecovery(SchedulerHook):
         # As RQ's, with perfkit's Scheduler (short lock lease, dies with the worker).
         self.scheduler = Scheduler(
             self.queues,  # type: ignore[attr-defined]
-            connection=self.connection,  # type: ignore[attr-defined]
+            connection=self.connection,
             logging_level=logging_level or "INFO",
             serializer=self.serializer,  # type: ignore[attr-defined]
             **({"date_format": date_format} if date_format else {}),

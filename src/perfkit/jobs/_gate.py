@@ -1,0 +1,66 @@
+# Generated from _gate_async.py by tools/async_to_sync.py: do not edit.
+"""The limits' Redis calls for a worker on redis-py: take, extend and free a job's slots.
+
+The scripts and what needs no I/O are in :mod:`perfkit.jobs.limits`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from rq.job import Job
+
+from perfkit.jobs.limits import (
+    Call,
+    acquire_call,
+    buckets_of,
+    refresh_call,
+    release_call,
+    release_due_call,
+)
+
+__all__ = ["acquire", "refresh", "release", "release_due"]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _run(connection: redis.Redis, call: Call) -> Any:
+    script, keys, args = call
+    return connection.register_script(script)(keys=keys, args=args)
+
+
+def acquire(connection: redis.Redis, job: Job, lease: float) -> bool:
+    """Take the job's slots (leased for ``lease`` seconds) and say True: run it; or park
+    it on its first full bucket and say False: it is out of its queue until a slot frees."""
+    buckets = buckets_of(job.meta)
+    if not buckets:
+        return True
+    return bool(_run(connection, acquire_call(job.id, buckets, _now_ms(), lease)))
+
+
+def refresh(connection: redis.Redis, job: Job, lease: float) -> None:
+    """Extend the running job's Concurrency leases by ``lease`` seconds from now."""
+    call = refresh_call(job.id, buckets_of(job.meta), _now_ms(), lease)
+    if call is not None:
+        _run(connection, call)
+
+
+def release(connection: redis.Redis, job: Job) -> None:
+    """Free the ended job's slots and hand them to the jobs parked on them."""
+    buckets = buckets_of(job.meta)
+    if buckets:
+        _run(connection, release_call(job.id, buckets, _now_ms()))
+
+
+def release_due(connection: redis.Redis) -> float | None:
+    """Put back in their queues the parked jobs whose bucket has room again (a Rate window
+    moved on, a dead worker's lease expired); returns in how many seconds the next such
+    moment is due (None: nothing waits)."""
+    due = _run(connection, release_due_call(_now_ms()))
+    if due is None:
+        return None
+    return max(0.0, (float(due) - _now_ms()) / 1000)
