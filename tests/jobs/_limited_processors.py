@@ -54,3 +54,8 @@ def five_per_second(payload: Work) -> None:
 def unlimited(payload: Work) -> None:
     """No limit of its own (limits given at enqueue)."""
     _run(payload)
+
+
+def unlimited_plain(numbers: list[int]) -> int:
+    """A plain (non-processor) job function."""
+    return sum(numbers)

@@ -13,15 +13,17 @@ import redis
 from rq.job import Job
 
 from perfkit.jobs.limits import (
+    Bucket,
     Call,
     acquire_call,
+    admit_call,
     buckets_of,
     refresh_call,
     release_call,
     release_due_call,
 )
 
-__all__ = ["acquire", "refresh", "release", "release_due"]
+__all__ = ["acquire", "admit", "refresh", "release", "release_due"]
 
 
 def _now_ms() -> int:
@@ -31,6 +33,16 @@ def _now_ms() -> int:
 def _run(connection: redis.Redis, call: Call) -> Any:
     script, keys, args = call
     return connection.register_script(script)(keys=keys, args=args)
+
+
+def admit(
+    pipeline: redis.client.Pipeline, job_id: str, queue_key: str, buckets: list[Bucket]
+) -> None:
+    """Queue on ``pipeline``, after the job's push on its queue: keep it there with a
+    reservation in each bucket, or take it off and park it (a bucket is full or has jobs
+    waiting)."""
+    script, keys, args = admit_call(job_id, queue_key, buckets, _now_ms())
+    pipeline.register_script(script)(keys=keys, args=args, client=pipeline)
 
 
 def acquire(connection: redis.Redis, job: Job, lease: float) -> bool:

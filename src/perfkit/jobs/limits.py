@@ -47,6 +47,7 @@ __all__ = [
     "Limit",
     "Rate",
     "acquire_call",
+    "admit_call",
     "buckets_of",
     "fill_buckets",
     "refresh_call",
@@ -290,6 +291,49 @@ return 1
 )
 
 # KEYS: wakes, bucket bases. ARGV: queue prefix, job prefix, now ms, reservation ms, job id,
+# queue key, then (n, per ms) per bucket. Run right after the job was pushed on its queue (in
+# the same transaction): if every bucket has room and nobody waits there, the job gets a
+# reservation in each and stays; else it is taken off the queue's tail and parked. So a
+# queue holds at most n jobs of a bucket, whatever is parked behind them: the keys' jobs
+# take turns in the queue (fairness), however many one key has.
+_ADMIT = (
+    _LUA_COMMON
+    + """
+local reserve, job, queue = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local blocked = nil
+for i = 2, #KEYS do
+    local base = KEYS[i]
+    local n = tonumber(ARGV[5 + 2 * (i - 1)])
+    if room(base, n) <= 0 or redis.call('LLEN', base .. ':wait') > 0 then
+        blocked = i
+        break
+    end
+end
+if not blocked then
+    for i = 2, #KEYS do
+        local per = tonumber(ARGV[6 + 2 * (i - 1)])
+        local expiry = now + reserve
+        if per > 0 then
+            expiry = now + per
+        end
+        redis.call('ZADD', KEYS[i] .. ':run', expiry, job)
+    end
+    return 1
+end
+-- Taken by a worker already (unique enqueue runs outside this transaction): it is checked
+-- there.
+if redis.call('LREM', queue, -1, job) == 0 then
+    return 1
+end
+local base = KEYS[blocked]
+redis.call('HSET', base, 'n', ARGV[5 + 2 * (blocked - 1)], 'per', ARGV[6 + 2 * (blocked - 1)])
+redis.call('RPUSH', base .. ':wait', job)
+wake_at_earliest(base)
+return 0
+"""
+)
+
+# KEYS: wakes, bucket bases. ARGV: queue prefix, job prefix, now ms, reservation ms, job id,
 # then (n, per ms) per bucket. A Concurrency slot is freed and handed on; a Rate start stays
 # in the window under another name (so that a retry of the job counts anew).
 _RELEASE = (
@@ -363,6 +407,13 @@ def acquire_call(job_id: str, buckets: Sequence[Bucket], now_ms: int, lease: flo
     """The script, keys and arguments that take ``buckets`` for a job or park it."""
     args = [*_common_args(now_ms), job_id, round(lease * 1000), *_per_bucket(buckets)]
     return _ACQUIRE, [WAKES_KEY, *(b.base for b in buckets)], args
+
+
+def admit_call(job_id: str, queue_key: str, buckets: Sequence[Bucket], now_ms: int) -> Call:
+    """The script, keys and arguments that let a just-enqueued job stay in its queue with
+    a reservation, or park it."""
+    args = [*_common_args(now_ms), job_id, queue_key, *_per_bucket(buckets)]
+    return _ADMIT, [WAKES_KEY, *(b.base for b in buckets)], args
 
 
 def release_call(job_id: str, buckets: Sequence[Bucket], now_ms: int) -> Call:

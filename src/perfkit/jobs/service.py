@@ -26,6 +26,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
+from perfkit.jobs import _gate
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.limits import META_KEY, Limit, check_limits, fill_buckets
 from perfkit.jobs.processor import get_processor
@@ -257,6 +258,12 @@ class JobService:
             try:
                 if seconds:
                     rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
+                elif buckets:
+                    # One transaction: the push, then the limits' admission (stay or park).
+                    with self.connection.pipeline() as pipe:
+                        rq_queue.enqueue_job(job, pipeline=pipe, unique=unique)
+                        _gate.admit(pipe, job.id, rq_queue.key, buckets)
+                        pipe.execute()
                 else:
                     rq_queue.enqueue_job(job, unique=unique)
             except DuplicateJobError as exc:
