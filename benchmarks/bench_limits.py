@@ -66,7 +66,9 @@ CONTENDERS: dict[str, tuple[Limit, ...]] = {
 }
 
 
-def one_round(conn: redis.Redis, service: JobService, limits: tuple[Limit, ...], jobs: int) -> float:
+def one_round(
+    conn: redis.Redis, service: JobService, limits: tuple[Limit, ...], jobs: int
+) -> float:
     """Seconds per job: enqueue ``jobs`` jobs, then run them all (burst)."""
     tenant = Tenant(uuid.uuid4().hex[:8])
     start = time.perf_counter()

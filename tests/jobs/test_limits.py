@@ -117,11 +117,13 @@ def _small_done(conn: redis.Redis) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
 def test_a_parked_job_starts_when_the_slot_frees_not_after_a_poll_interval(
-    conn: redis.Redis, start_worker: StartWorker
+    conn: redis.Redis, start_worker: StartWorker, fork: bool
 ) -> None:
     service = JobService(conn, queues=("testq",))
-    _workers(start_worker, 2)
+    for _ in range(2):
+        start_worker(*IMPORT, *(["--fork"] if fork else []))
     limit = [Concurrency(1, key="{tenant_id}")]
     first = service.enqueue(
         "limits.unlimited", Work(key="h", tenant_id="t", seconds=1.5), limits=limit
@@ -226,11 +228,13 @@ def test_a_canceled_parked_job_never_runs(conn: redis.Redis, service: JobService
     limit = [Concurrency(1, key="{tenant_id}")]
     holder = service.enqueue("limits.unlimited", Work(key="z", tenant_id="t"), limits=limit)
     parked = service.enqueue("limits.unlimited", Work(key="z", tenant_id="t"), limits=limit)
+    marked = service.enqueue("limits.unlimited", Work(key="z", tenant_id="t"), limits=limit)
     assert conn.lpop("rq:queue:testq") == holder.encode()
     assert _gate.acquire(conn, _fetch(conn, holder), 30.0)
-    _fetch(conn, parked).cancel()
+    _fetch(conn, parked).cancel()  # RQ's cancel: status canceled
+    conn.hset(f"rq:job:{marked}", "perfkit_cancel", "1")  # JobService.cancel's mark, first
     _gate.release(conn, _fetch(conn, holder))
-    # The slot was free, but the canceled job was dropped, not put back in its queue.
+    # The slot was free, but the canceled jobs were dropped, not put back in their queue.
     assert conn.llen("rq:queue:testq") == 0
     run = make_worker(conn, ["testq"], heartbeat_interval=1, maintenance_interval=1)
     run.work(burst=True, logging_level="WARNING")

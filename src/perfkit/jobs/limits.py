@@ -196,7 +196,7 @@ def buckets_of(meta: Mapping[str, Any] | None) -> list[Bucket]:
 # -- Lua -----------------------------------------------------------------------------------
 # Shared by the scripts. `promote` hands the free room of bucket `base` to its parked jobs,
 # oldest first: each gets a reservation in `base:run` and goes back to the *front* of its
-# queue (it has waited already), unless it is gone or no longer queued (canceled, deleted):
+# queue (it has waited already), unless it is gone, no longer queued or marked canceled:
 # then it is dropped. If jobs still wait, the bucket's wake is set to its earliest expiry.
 _LUA_COMMON = """
 local wakes = KEYS[1]
@@ -222,8 +222,9 @@ local function promote(base, n, per, reserve)
         if not job then
             break
         end
-        local fields = redis.call('HMGET', job_prefix .. job, 'origin', 'status')
-        if fields[1] and fields[2] == 'queued' then
+        -- perfkit_cancel: the mark JobService.cancel sets before it cancels the job.
+        local fields = redis.call('HMGET', job_prefix .. job, 'origin', 'status', 'perfkit_cancel')
+        if fields[1] and fields[2] == 'queued' and not fields[3] then
             local expiry = now + reserve
             if per > 0 then
                 expiry = now + per
