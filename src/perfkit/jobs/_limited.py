@@ -17,6 +17,7 @@ and loses a job, the job's slots are taken, extended and freed.
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +33,9 @@ from perfkit.jobs import _gate
 __all__ = ["LimitHooks"]
 
 log = structlog.get_logger("perfkit.jobs")
+
+# Longest pause between two tries of a limit's check while Redis is unavailable.
+_MAX_WAIT = 30.0
 
 
 class LimitHooks:
@@ -55,9 +59,21 @@ class LimitHooks:
             if taken is None:
                 return None
             job = taken[0]
-            if _gate.acquire(self.connection, job, self._lease(job)):
+            if self._acquire(job):
                 return taken
             log.debug("job parked on its limit", job_id=job.id)
+
+    def _acquire(self, job: Job) -> bool:
+        # The job is off its queue and in hand: Redis failing here is waited out (as RQ's
+        # dequeue waits it out), not a reason to drop the job or to run it over its limit.
+        wait = 1.0
+        while True:
+            try:
+                return _gate.acquire(self.connection, job, self._lease(job))
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("limits: Redis unavailable, retrying", job_id=job.id, error=str(exc))
+                time.sleep(wait)
+                wait = min(2 * wait, _MAX_WAIT)
 
     def _lease(self, job: Job) -> float:
         return float(self.get_heartbeat_ttl(job))  # type: ignore[attr-defined]
@@ -67,7 +83,11 @@ class LimitHooks:
         try:
             super().execute_job(job, queue)  # type: ignore[misc]
         finally:
-            _gate.release(self.connection, job)
+            # A failure here must not stop the worker: the leases expire without it.
+            try:
+                _gate.release(self.connection, job)
+            except redis.RedisError as exc:
+                log.warning("limits: could not free the job's slots", job_id=job.id, error=str(exc))
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's, and the job's Concurrency leases are extended as long."""
