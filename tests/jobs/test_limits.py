@@ -262,3 +262,29 @@ def test_a_released_slot_puts_the_oldest_parked_job_at_the_front_of_its_queue(
     # Nothing due yet: the bucket wakes when its running job's lease would expire.
     assert _gate.release_due(conn) is not None
     assert conn.zrange(WAKES_KEY, 0, -1) == [base.encode()]
+
+
+@pytest.mark.slow
+def test_parked_jobs_are_not_polled(conn: redis.Redis, start_worker: StartWorker) -> None:
+    service = JobService(conn, queues=("testq",))
+    limit = [Concurrency(1, key="{tenant_id}")]
+    _workers(start_worker, 2)
+    service.enqueue("limits.unlimited", Work(key="q", tenant_id="t", seconds=5), limits=limit)
+    wait_for(lambda: conn.llen("q:started") == 1, 15, "the first job to start")
+    for _ in range(50):
+        service.enqueue("limits.unlimited", Work(key="q", tenant_id="t"), limits=limit)
+
+    def scripts_run() -> int:
+        stats = conn.info("commandstats")
+        return sum(
+            int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+        )
+
+    before = scripts_run()
+    time.sleep(2)
+    during = scripts_run() - before
+    print(f"scripts run in 2 s with 50 jobs parked: {during}")
+    # Per second: each worker's maintenance pass and heartbeat, the scheduler's pass and its
+    # lock lease: a handful, whatever the number of parked jobs (a poll would be 50 a turn).
+    assert during < 40
+    assert conn.llen("q:started") == 1
