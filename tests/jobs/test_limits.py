@@ -14,11 +14,22 @@ from collections import defaultdict
 
 import pytest
 import redis
+import redis.asyncio
 from rq.job import Job
 
 from perfkit import ConfigError, JobArgumentError
-from perfkit.jobs import Concurrency, JobSerializer, JobService, Rate, _gate, make_worker, processor
+from perfkit.jobs import (
+    Concurrency,
+    JobSerializer,
+    JobService,
+    Rate,
+    _gate,
+    _gate_async,
+    make_worker,
+    processor,
+)
 from perfkit.jobs.limits import WAKES_KEY, fill_buckets
+from tests._servers import PrivateRedis
 from tests.jobs import _limited_processors
 from tests.jobs._limited_processors import Work
 from tests.jobs.conftest import StartWorker, wait_for
@@ -288,3 +299,35 @@ def test_parked_jobs_are_not_polled(conn: redis.Redis, start_worker: StartWorker
     # lock lease: a handful, whatever the number of parked jobs (a poll would be 50 a turn).
     assert during < 40
     assert conn.llen("q:started") == 1
+
+
+async def test_the_limit_calls_work_for_an_async_runner(
+    conn: redis.Redis, service: JobService, private_redis: PrivateRedis
+) -> None:
+    limit = [Concurrency(1, key="{tenant_id}")]
+    base = fill_buckets("limits.unlimited", limit, {"tenant_id": "t"})[0].base
+    first, second = (
+        service.enqueue("limits.unlimited", Work(key="a", tenant_id="t"), limits=limit)
+        for _ in range(2)
+    )
+    aconn = redis.asyncio.Redis.from_url(private_redis.url)
+    try:
+        assert conn.lpop("rq:queue:testq") == first.encode()
+        assert await _gate_async.acquire(aconn, _fetch(conn, first), 30.0)
+        await _gate_async.refresh(aconn, _fetch(conn, first), 30.0)
+        assert await _gate_async.release_due(aconn) is not None  # the first's lease
+        await _gate_async.release(aconn, _fetch(conn, first))
+        assert conn.lrange("rq:queue:testq", 0, -1) == [second.encode()]
+        assert conn.zrange(f"{base}:run", 0, -1) == [second.encode()]  # reserved for it
+        third = _fetch(conn, service.enqueue("limits.unlimited", Work(key="a", tenant_id="t")))
+        async with aconn.pipeline() as pipe:
+            await _gate_async.admit(
+                pipe,
+                third.id,
+                "rq:queue:testq",
+                fill_buckets("limits.unlimited", limit, {"tenant_id": "t"}),
+            )
+            await pipe.execute()
+        assert conn.lrange(f"{base}:wait", 0, -1) == [third.id.encode()]
+    finally:
+        await aconn.aclose()
