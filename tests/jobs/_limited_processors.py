@@ -59,3 +59,14 @@ def unlimited(payload: Work) -> None:
 def unlimited_plain(numbers: list[int]) -> int:
     """A plain (non-processor) job function."""
     return sum(numbers)
+
+
+@processor("limits.fails_once", queue="testq", limits=[Concurrency(1, key="{tenant_id}")])
+def fails_once(payload: Work) -> None:
+    """Fail the first attempt; run after that."""
+    job = rq.get_current_job()
+    if job is None:
+        raise RuntimeError("test processors run inside RQ jobs only")
+    if int(job.connection.incr(f"{payload.key}:attempts")) == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    _run(payload)

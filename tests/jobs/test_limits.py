@@ -252,7 +252,7 @@ def test_a_canceled_parked_job_never_runs(conn: redis.Redis, service: JobService
     assert conn.llen("z:runs") == 0
 
 
-def test_a_released_slot_puts_the_oldest_parked_job_at_the_front_of_its_queue(
+def test_a_released_slot_puts_the_oldest_parked_job_back_in_its_queue(
     conn: redis.Redis, service: JobService
 ) -> None:
     limit = [Concurrency(1, key="{tenant_id}")]
@@ -265,7 +265,8 @@ def test_a_released_slot_puts_the_oldest_parked_job_at_the_front_of_its_queue(
     assert _gate.acquire(conn, _fetch(conn, ids[0]), 30.0)
     other = service.enqueue("limits.unlimited", Work(key="o", tenant_id="u"))
     _gate.release(conn, _fetch(conn, ids[0]))
-    assert conn.lrange("rq:queue:testq", 0, -1) == [ids[1].encode(), other.encode()]
+    # At the end: the other key's job, queued first, goes first.
+    assert conn.lrange("rq:queue:testq", 0, -1) == [other.encode(), ids[1].encode()]
     # A newcomer waits behind the parked jobs, and the job put back holds a reservation.
     newcomer = service.enqueue("limits.unlimited", Work(key="o", tenant_id="t"), limits=limit)
     assert conn.lrange(f"{base}:wait", 0, -1) == [ids[2].encode(), newcomer.encode()]
@@ -331,3 +332,17 @@ async def test_the_limit_calls_work_for_an_async_runner(
         assert conn.lrange(f"{base}:wait", 0, -1) == [third.id.encode()]
     finally:
         await aconn.aclose()
+
+
+def test_a_retried_job_takes_its_slot_anew_and_leaves_none_behind(conn: redis.Redis) -> None:
+    service = JobService(conn, queues=("testq",), retry_base_delay=0)
+    job_id = service.enqueue("limits.fails_once", Work(key="y", tenant_id="t"), retries=1)
+    base = fill_buckets(
+        "limits.fails_once", [Concurrency(1, key="{tenant_id}")], {"tenant_id": "t"}
+    )
+    run = make_worker(conn, ["testq"], heartbeat_interval=1, maintenance_interval=1)
+    run.work(burst=True, logging_level="WARNING")
+    assert conn.get("y:attempts") == b"2"
+    assert service.job_status(job_id) == "finished"
+    # Freed before RQ put the job back for its retry, and again at the retry's end.
+    assert conn.zcard(f"{base[0].base}:run") == 0

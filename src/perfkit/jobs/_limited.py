@@ -5,9 +5,9 @@ and loses a job, the job's slots are taken, extended and freed.
   next one, so a waiting job holds no worker;
 - heartbeat: the running job's Concurrency leases are extended with its started-registry
   entry (two heartbeat intervals);
-- end, whatever the outcome (success, failure, retry, a killed work horse): its slots are
-  freed and handed to the oldest job parked on them, which goes back to the front of its
-  queue;
+- end, whatever the outcome (success, failure, retry, a killed work horse), before RQ
+  records it: its slots are freed and handed to the oldest job parked on them, which goes
+  back to its queue;
 - a dead worker: its job's leases expire, and RQ's recovery of the abandoned job (an
   exception handler here) frees them at once; either way within the recovery bound;
 - maintenance (every worker, every maintenance interval): the wake-up pass, a fallback for
@@ -78,16 +78,32 @@ class LimitHooks:
     def _lease(self, job: Job) -> float:
         return float(self.get_heartbeat_ttl(job))  # type: ignore[attr-defined]
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        """RQ's, then the job's slots are freed whatever happened to it."""
+    # The job's end: its slots are freed *before* RQ's step, which may put it back in its
+    # queue (a retry): freed after, they would be taken from the retry already running.
+    # Where the job ran: the worker, or the work horse of a forking worker (the worker when
+    # the horse was killed).
+
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        """The job's slots freed, then RQ's."""
+        self._free(job)
+        super().handle_job_success(job, *args, **kwargs)  # type: ignore[misc]
+
+    def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        """The job's slots freed, then RQ's (which may retry it)."""
+        self._free(job)
+        super().handle_job_failure(job, *args, **kwargs)  # type: ignore[misc]
+
+    def handle_job_retry(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        """The job's slots freed, then RQ's (a job that returned ``rq.Retry``)."""
+        self._free(job)
+        super().handle_job_retry(job, *args, **kwargs)  # type: ignore[misc]
+
+    def _free(self, job: Job) -> None:
+        # A failure here must not stop the worker: the leases expire without it.
         try:
-            super().execute_job(job, queue)  # type: ignore[misc]
-        finally:
-            # A failure here must not stop the worker: the leases expire without it.
-            try:
-                _gate.release(self.connection, job)
-            except redis.RedisError as exc:
-                log.warning("limits: could not free the job's slots", job_id=job.id, error=str(exc))
+            _gate.release(self.connection, job)
+        except redis.RedisError as exc:
+            log.warning("limits: could not free the job's slots", job_id=job.id, error=str(exc))
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's, and the job's Concurrency leases are extended as long."""
@@ -108,5 +124,5 @@ class LimitHooks:
     ) -> bool:
         # RQ's recovery found the job of a dead worker: its slots go now, not at lease expiry.
         if exc_type is AbandonedJobError:
-            _gate.release(self.connection, job)
+            self._free(job)
         return True

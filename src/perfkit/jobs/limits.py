@@ -59,7 +59,7 @@ PREFIX = "perfkit:limits:"
 WAKES_KEY = PREFIX + "wakes"
 # Where a job carries its buckets: [[base key, n, per ms], ...] (per 0: Concurrency).
 META_KEY = "perfkit.limits"
-# How long a slot handed to a parked job (put back at the front of its queue) waits for a
+# How long a slot handed to a parked job (put back at the end of its queue) waits for a
 # worker to take the job before another job may have it.
 RESERVATION_TTL = 60.0
 
@@ -195,9 +195,11 @@ def buckets_of(meta: Mapping[str, Any] | None) -> list[Bucket]:
 
 # -- Lua -----------------------------------------------------------------------------------
 # Shared by the scripts. `promote` hands the free room of bucket `base` to its parked jobs,
-# oldest first: each gets a reservation in `base:run` and goes back to the *front* of its
-# queue (it has waited already), unless it is gone, no longer queued or marked canceled:
-# then it is dropped. If jobs still wait, the bucket's wake is set to its earliest expiry.
+# oldest first: each gets a reservation in `base:run` and goes back to the *end* of its
+# queue, where it takes its turn with the other keys' jobs (at the front, a key with a
+# backlog would go before every other key's queued jobs each time one of its jobs ended),
+# unless it is gone, no longer queued or marked canceled: then it is dropped. If jobs still
+# wait, the bucket's wake is set to its earliest expiry.
 _LUA_COMMON = """
 local wakes = KEYS[1]
 local queue_prefix, job_prefix = ARGV[1], ARGV[2]
@@ -230,7 +232,7 @@ local function promote(base, n, per, reserve)
                 expiry = now + per
             end
             redis.call('ZADD', base .. ':run', expiry, job)
-            redis.call('LPUSH', queue_prefix .. fields[1], job)
+            redis.call('RPUSH', queue_prefix .. fields[1], job)
             free = free - 1
         end
     end
