@@ -35,7 +35,7 @@ from tests.jobs._limited_processors import Work
 from tests.jobs.conftest import StartWorker, wait_for
 
 IMPORT = ("--import", "tests.jobs._limited_processors")
-# Heartbeat TTL (2 x 1 s) + maintenance (1 s) + slack for 2 shared cores.
+# The recovery bound of the issue; with the default intervals a lease lives 2 x 2 s.
 RECOVERY_BOUND = 10.0
 
 Run = tuple[int, int, str, str]  # start µs, end µs, tenant, job id
@@ -120,7 +120,9 @@ def test_a_big_tenant_does_not_delay_a_small_one_behind_all_its_jobs(
     order = [raw.decode().split()[0] for raw in conn.lrange("f:started", 0, -1)]
     before = order.index("small")
     print(f"fairness: the small tenant's first job started after {before} of the big one's 1000")
-    assert before < 100
+    # Only n of a key's jobs are ever in the queue: the small tenant's first job was at most
+    # n (2) places from the head, whatever the timing.
+    assert before <= 2
 
 
 def _small_done(conn: redis.Redis) -> bool:
@@ -153,15 +155,16 @@ def test_a_parked_job_starts_when_the_slot_frees_not_after_a_poll_interval(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("defaults", [False, True], ids=["1s-heartbeats", "default-intervals"])
 def test_a_sigkilled_workers_slot_is_released_within_the_recovery_bound(
-    conn: redis.Redis, start_worker: StartWorker
+    conn: redis.Redis, start_worker: StartWorker, defaults: bool
 ) -> None:
     service = JobService(conn, queues=("testq",), retry_attempts=0)
     limit = [Concurrency(1, key="{tenant_id}")]
-    doomed = start_worker(*IMPORT)
+    doomed = start_worker(*IMPORT, defaults=defaults)
     service.enqueue("limits.unlimited", Work(key="k", tenant_id="t", seconds=60), limits=limit)
     wait_for(lambda: conn.llen("k:started") == 1, 15, "the first job to start")
-    survivor = start_worker(*IMPORT)
+    survivor = start_worker(*IMPORT, defaults=defaults)
     waiting = service.enqueue("limits.unlimited", Work(key="k", tenant_id="t"), limits=limit)
     bucket = fill_buckets("limits.unlimited", limit, {"tenant_id": "t"})
     wait_for(lambda: conn.llen(f"{bucket[0].base}:wait") == 1, 15, "the second job to park")
