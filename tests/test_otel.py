@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from psycopg_pool import PoolTimeout
 
 import perfkit.otel
 from perfkit import _telemetry
@@ -312,3 +316,80 @@ def test_a_fastapi_app_with_cached_routes_answers_with_tracing_on(
     (pattern,) = named(spans, "cache invalidate_pattern")
     assert pattern.attributes["perfkit.cache.removed"] == 2  # type: ignore[index]
     assert len(named(spans, "cache clear")) == 1
+
+
+def test_the_pool_s_numbers_under_the_semantic_conventions_names(database_url: str) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pool = TimedPool(database_url, query_stats=QueryStats(), min_size=1, max_size=2,
+                     timeout=10, name="orders-db")  # fmt: skip
+    bridge = perfkit.otel.bridge_metrics(PerformanceMonitor(pool=pool), meter_provider=provider)
+    try:
+        pool.open(wait=True, timeout=10)  # one connection created, with the bridge on
+        for _ in range(3):
+            with pool.connection() as conn:
+                conn.execute("SELECT %s::text AS v", ["p4ssw0rd-123"]).fetchall()
+        first, second = pool.getconn(), pool.getconn()  # both lent: a second one is created
+        with pytest.raises(PoolTimeout):
+            pool.getconn(timeout=0.2)
+        waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn(timeout=30)))
+        waiter.start()
+        # psycopg_pool keeps the timed-out request in its queue until a connection comes
+        # back: the waiter makes it two.
+        deadline = time.monotonic() + 30
+        while (waiting := pool.stats().pool.waiting) < 2:
+            assert time.monotonic() < deadline, "the waiter never queued"
+            time.sleep(0.01)
+        bridge.sync()  # the sources are read at most once a second: now, for this test
+        data = reader.get_metrics_data()
+        pool.putconn(first)
+        pool.putconn(second)
+        waiter.join()
+    finally:
+        bridge.close()
+        pool.close()
+        provider.shutdown()
+    assert _telemetry.db_connection is None and _telemetry.db_operation is None
+    assert data is not None
+    found = {
+        metric.name: metric
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    named = {"db.client.connection.pool.name": "orders-db"}
+
+    def points(name: str, unit: str) -> dict[tuple[tuple[str, Any], ...], Any]:
+        metric = found[name]
+        assert metric.unit == unit, name
+        return {tuple(sorted((p.attributes or {}).items())): p for p in metric.data.data_points}
+
+    def key(**attributes: str) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted((named | attributes).items()))
+
+    count = points("db.client.connection.count", "{connection}")
+    assert not found["db.client.connection.count"].data.is_monotonic  # type: ignore[union-attr]
+    assert count[key(**{"db.client.connection.state": "used"})].value == 2
+    assert count[key(**{"db.client.connection.state": "idle"})].value == 0
+    assert points("db.client.connection.max", "{connection}")[key()].value == 2
+    assert points("db.client.connection.pending_requests", "{request}")[key()].value == waiting
+    timeouts = found["db.client.connection.timeouts"]
+    assert timeouts.data.is_monotonic  # type: ignore[union-attr]
+    assert points("db.client.connection.timeouts", "{timeout}")[key()].value == 1
+    # Histograms, recorded as they happened: 2 connections made, 5 checkouts (3 + the two
+    # held), 3 returned, 3 statements.
+    assert points("db.client.connection.create_time", "s")[key()].count == 2
+    wait = points("db.client.connection.wait_time", "s")[key()]
+    assert wait.count == 5 and wait.sum > 0
+    assert points("db.client.connection.use_time", "s")[key()].count == 3
+    operation = points("db.client.operation.duration", "s")
+    (statements,) = operation.values()
+    assert statements.count == 3
+    assert dict(statements.attributes) == named | {
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+    }
+    assert "p4ssw0rd" not in repr(data.to_json())
+    # Next to perfkit's own names.
+    assert "perfkit_db_pool_connections_in_use" in found
+    assert "perfkit_db_pool_timeouts" in found

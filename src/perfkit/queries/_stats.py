@@ -311,7 +311,8 @@ class QueryStats:
         when the run ended by ``time.perf_counter()`` (now by default: the timed cursors
         pass the one they read). A slow run is also logged as a ``slow_query`` structlog
         event with the fingerprint and the duration — never the parameters. The telemetry
-        hook ``statement`` (``perfkit.otel``) is called here, for every timed statement.
+        hooks ``statement`` and ``db_operation`` (``perfkit.otel``) are called here, for
+        every timed statement.
         """
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
@@ -328,6 +329,9 @@ class QueryStats:
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
+        operation = _telemetry.db_operation
+        if operation is not None:
+            operation(lambda: self.fingerprint(query, context).text, seconds, failed, pool)
 
     def _drain(self, wait: bool = True) -> None:
         """Add up the queued samples, then log the slow ones (outside the lock)."""
