@@ -106,7 +106,8 @@ class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
 
     def putconn(self, conn: Any) -> None:
         hook = _telemetry.db_connection
-        if hook is not None:
+        # A connection of another pool has no stamp: psycopg_pool refuses it below.
+        if hook is not None and hasattr(conn, "_pk_taken"):
             hook("use", self.name, monotonic() - conn._pk_taken)
         ConnectionPool.putconn(self, conn)
 

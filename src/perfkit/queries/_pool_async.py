@@ -107,7 +107,8 @@ class _AsyncWatchedPool(pool_compat.CappedReconnect, AsyncConnectionPool[Any]):
 
     async def putconn(self, conn: Any) -> None:
         hook = _telemetry.db_connection
-        if hook is not None:
+        # A connection of another pool has no stamp: psycopg_pool refuses it below.
+        if hook is not None and hasattr(conn, "_pk_taken"):
             hook("use", self.name, monotonic() - conn._pk_taken)
         await AsyncConnectionPool.putconn(self, conn)
 
