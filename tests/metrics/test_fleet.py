@@ -103,7 +103,7 @@ def test_statements_merge_by_fingerprint_with_percentiles_of_the_merged_buckets(
     (statement,) = queries.by_fingerprint
     assert (statement.count, statement.errors, statement.slow, statement.rows) == (100, 1, 10, 100)
     assert statement.total_ms == pytest.approx(90 * 1 + 10 * 500)
-    # Percentiles from the summed buckets (±4.5 %), not from either process's own.
+    # Percentiles from the summed buckets (within a bucket), not from either process's own.
     assert statement.p50_ms == pytest.approx(1.0, rel=0.05)
     assert statement.p95_ms == pytest.approx(500.0, rel=0.05)
     assert (queries.count, queries.slow) == (100, 10)
