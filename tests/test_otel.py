@@ -350,6 +350,10 @@ def test_the_pool_s_numbers_under_the_semantic_conventions_names(database_url: s
         pool.putconn(first)
         pool.putconn(second)
         waiter.join()
+        # Tracing comes and goes on its own: the bridge's hooks stay.
+        perfkit.otel.instrument()
+        perfkit.otel.uninstrument()
+        assert _telemetry.db_connection is not None and _telemetry.db_operation is not None
     finally:
         bridge.close()
         pool.close()
