@@ -6,6 +6,7 @@ doubling) in every part that reports one, checked with durations of known length
 from __future__ import annotations
 
 import re
+import time
 import types
 from collections.abc import Callable, Iterator
 
@@ -107,8 +108,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     # The middleware's clock only: every other line of the middleware, Flask and the
     # admin runs as it does in production.
     made = Clock()
-    import time
-
     fake = types.SimpleNamespace(perf_counter=made.perf_counter, time=time.time)
     monkeypatch.setattr(perfkit.metrics.middleware, "time", fake)
     monkeypatch.setattr(perfkit.metrics.requests, "time", fake)
