@@ -34,7 +34,7 @@ _log = structlog.get_logger("perfkit.queries")
 # Bucket i holds durations in (BOUNDS[i - 1], BOUNDS[i]]; the last one everything above.
 BOUNDS = DEFAULT_BOUNDS
 BUCKET_COUNT = len(BOUNDS) + 1
-# Which layout an export's bucket indices are in (perfkit before 0.x: 10 µs, see _merge).
+# Which layout an export's bucket indices are in (an older perfkit's: 10 µs; see _merge).
 BUCKET_FLOOR = FLOOR
 
 # Samples queued before they are added up (see QueryStats.record).
