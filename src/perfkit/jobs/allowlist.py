@@ -22,6 +22,7 @@ import inspect
 import sys
 from typing import Any
 
+from rq.exceptions import DeserializationError
 from rq.job import Job
 
 from perfkit import _defaults
@@ -65,7 +66,10 @@ def _allowed(path: str) -> bool:
 
 def refusal(job: Job) -> str | None:
     """Why a worker must not run ``job`` (None: it may)."""
-    path = job.func_name
+    try:
+        path = job.func_name
+    except DeserializationError:
+        return f"job {job.id}: its call does not decode, so it names nothing that may run"
     if job.instance is not None:
         return f"job {job.id} names a method of an instance ({path!r}); perfkit runs functions only"
     if path is None or not _allowed(path):

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation
 from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import (
@@ -26,7 +26,15 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
-from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
+from perfkit.jobs.failed import (
+    UNREADABLE,
+    FailedJob,
+    FailedJobsPage,
+    failed_job,
+    read_job,
+    read_result,
+    unreadable_job,
+)
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
@@ -362,42 +370,38 @@ class JobService:
             )
         now = time.time()
         queues = [queue] if isinstance(queue, str) else list(queue)
-        keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names(queues)]
+        names = worker_queue_names(queues)
         pipe = self.connection.pipeline(transaction=False)
-        for key in keys:
+        for name in names:
+            key = FailedJobRegistry.key_template.format(name)
             pipe.zcount(key, now, "+inf")
             # Each level's newest offset+limit entries are enough to merge the page.
             pipe.zrevrangebyscore(key, "+inf", now, start=0, num=offset + limit, withscores=True)
         replies = pipe.execute()
         total = sum(int(replies[i]) for i in range(0, len(replies), 2))
-        entries: list[tuple[float, str]] = []
-        for reply in replies[1::2]:
-            entries.extend((float(score), _text(member)) for member, score in reply)
+        entries: list[tuple[float, str, str]] = []
+        for name, reply in zip(names, replies[1::2], strict=True):
+            entries.extend((float(score), _text(member), name) for member, score in reply)
         entries.sort(reverse=True)
         page = entries[offset : offset + limit]
-        ids = [job_id for _, job_id in page]
-        jobs = Job.fetch_many(ids, connection=self.connection, serializer=JobSerializer)
-        # The failure text lives in each job's results stream: its latest entry, pipelined.
+        # Each job's hash and the latest entry of its results stream (its failure text).
         pipe = self.connection.pipeline(transaction=False)
-        for job_id in ids:
+        for _, job_id, _ in page:
+            pipe.hgetall(Job.key_for(job_id))
             pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)  # type: ignore[no-untyped-call]
-        latest = pipe.execute()
+        replies = pipe.execute()
         listed: list[FailedJob] = []
-        for (score, job_id), job, stream in zip(page, jobs, latest, strict=True):
-            if job is None:  # the hash expired before the registry entry was cleaned
+        for index, (score, job_id, name) in enumerate(page):
+            raw, stream = replies[2 * index], replies[2 * index + 1]
+            if not raw:  # the hash expired before the registry entry was cleaned
                 continue
-            result = None
-            if stream:
-                result_id, fields = stream[0]
-                result = Result.restore(
-                    job_id,
-                    _text(result_id),
-                    fields,
-                    connection=self.connection,
-                    serializer=JobSerializer,
-                )
             failed_at = datetime.fromtimestamp(score - self.failed_job_ttl, UTC)
-            listed.append(failed_job(job, result, failed_at))
+            job = read_job(job_id, raw, self.connection)
+            result = read_result(job_id, stream, self.connection)
+            if isinstance(job, str):
+                listed.append(unreadable_job(job_id, name, job, failed_at))
+            else:
+                listed.append(failed_job(job, result, failed_at))
         return FailedJobsPage(
             queue=queue if isinstance(queue, str) else None,
             total=total,
@@ -406,18 +410,30 @@ class JobService:
             jobs=listed,
         )
 
+    def _read(self, job_id: str) -> Job | str:
+        """``job_id``'s job, or why it cannot be read; :class:`JobError` when there is none."""
+        raw = self.connection.hgetall(Job.key_for(job_id))
+        if not raw:
+            raise JobError(f"no job with id {job_id!r}")
+        return read_job(job_id, raw, self.connection)
+
     def _fetch(self, job_id: str) -> Job:
-        try:
-            return Job.fetch(job_id, connection=self.connection, serializer=JobSerializer)
-        except NoSuchJobError as exc:
-            raise JobError(f"no job with id {job_id!r}") from exc
+        job = self._read(job_id)
+        if isinstance(job, str):
+            raise JobError(
+                f"job {job_id!r} is {UNREADABLE} ({job}): it can only be deleted "
+                "(JobService.delete_failed, perfkit jobs delete)"
+            )
+        return job
 
     def _failed_registry(self, name: str) -> FailedJobRegistry:
         return FailedJobRegistry(name, connection=self.connection, serializer=JobSerializer)
 
     def job_status(self, job_id: str) -> str:
-        """The RQ status of a job (``queued``, ``started``, ``failed`` ...)."""
-        return str(self._fetch(job_id).get_status().value)
+        """The RQ status of a job (``queued``, ``started``, ``failed`` ...), or
+        ``unreadable`` for a job whose data cannot be read (delete it)."""
+        job = self._read(job_id)
+        return UNREADABLE if isinstance(job, str) else str(job.get_status().value)
 
     def retry_failed(self, job_id: str) -> None:
         """Put a failed job back on its queue for one more attempt."""
@@ -445,21 +461,41 @@ class JobService:
                 for job_id in ids:
                     budget -= 1
                     try:
-                        registry.requeue(job_id)
+                        job = self._fetch(job_id)
+                    except JobError:  # gone, or unreadable: left for delete_failed
+                        if not self.connection.exists(Job.key_for(job_id)):
+                            self.connection.zrem(registry.key, job_id)
+                        continue
+                    try:
+                        registry.requeue(job)
                         requeued += 1
-                    except (InvalidJobOperation, NoSuchJobError):
-                        self.connection.zrem(registry.key, job_id)
+                    except InvalidJobOperation:
+                        pass
         return requeued
 
     def delete_failed(self, job_id: str) -> None:
-        """Delete a failed job and its failure record."""
-        job = self._fetch(job_id)
-        registry = FailedJobRegistry(
-            job.origin, connection=self.connection, serializer=JobSerializer
+        """Delete a failed job and its failure record (an unreadable one too)."""
+        job = self._read(job_id)
+        origin = (
+            job.origin
+            if isinstance(job, Job)
+            else _text(self.connection.hget(Job.key_for(job_id), "origin") or b"")
         )
+        registry = self._failed_registry(origin)
         if job_id not in registry:
-            raise JobError(f"job {job_id!r} is not in the failed list of {job.origin!r}")
-        registry.remove(job, delete_job=True)
+            raise JobError(f"job {job_id!r} is not in the failed list of {origin!r}")
+        if isinstance(job, Job):
+            registry.remove(job, delete_job=True)
+            return
+        # RQ's delete reads the job: remove what RQ keeps of an unreadable one by key.
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.zrem(registry.key, job_id)
+        pipe.unlink(
+            Job.key_for(job_id),
+            Result.get_key(job_id),  # type: ignore[no-untyped-call]
+            ExecutionRegistry.key_template.format(job_id),
+        )
+        pipe.execute()
 
     # -- completed jobs --------------------------------------------------------------
 
