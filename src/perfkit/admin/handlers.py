@@ -120,12 +120,14 @@ class Handlers:
         queues = stats.queues
         page = await self._failed_page(jobs, None, 0, RECENT_FAILURES)
         runs: list[Any] = await self._part("jobs", periodic_runs, jobs)
+        running: list[Any] = await self._part("jobs", jobs.running_jobs)
         degraded = any(queue.status != "healthy" for queue in queues)
         return s.JobsReport(
             status="degraded" if degraded else "healthy",
             queues=queues,
             recent_failures=page.jobs,
             periodic=runs,
+            running=running,
         )
 
     async def _failed_page(

@@ -45,6 +45,7 @@ from perfkit.jobs.periodic import (
     schedule,
 )
 from perfkit.jobs.processor import Processor, get_processor, processor, processors
+from perfkit.jobs.progress import JobProgress, RunningJob, report_progress
 from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import retry_intervals
 from perfkit.jobs.serializer import JobSerializer
@@ -63,6 +64,7 @@ __all__ = [
     "FailedJob",
     "FailedJobsPage",
     "ForkingJobWorker",
+    "JobProgress",
     "JobSerializer",
     "JobService",
     "JobStats",
@@ -79,6 +81,7 @@ __all__ = [
     "Processor",
     "QueueStats",
     "RedisNotificationSink",
+    "RunningJob",
     "SMTPEmailSender",
     "allow_jobs",
     "allowed_jobs",
@@ -92,6 +95,7 @@ __all__ = [
     "processors",
     "register_email_template",
     "register_export_query",
+    "report_progress",
     "retry_intervals",
     "schedule",
     "send_email",

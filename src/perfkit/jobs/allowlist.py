@@ -30,6 +30,7 @@ from perfkit._compat.rq import callback_names
 from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs.binding import call_mismatch
 from perfkit.jobs.processor import processor_at
+from perfkit.jobs.progress import running
 
 __all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
 
@@ -112,7 +113,8 @@ class AllowedJob(Job):
         mismatch = call_mismatch(self, self.func)
         if mismatch is not None:
             raise PermanentJobError(mismatch)
-        return super().perform()
+        with running(self):  # report_progress() finds it
+            return super().perform()
 
     @property
     def func(self) -> Any:

@@ -62,6 +62,14 @@ class FailedJobsPage(msgspec.Struct, frozen=True, kw_only=True):
     jobs: list[FailedJob]
 
 
+def processor_name(job: Job) -> str | None:
+    """The processor a job runs, by name (None: a plain function)."""
+    # JobService describes a processor job by the processor's name, a plain one by its
+    # path; RQ's own descriptions are call strings ("f(1, 2)").
+    description = job.description or ""
+    return description if description != job.func_name and "(" not in description else None
+
+
 def failed_job(job: Job, result: Result | str | None, failed_at: datetime | None) -> FailedJob:
     """Summarize ``job`` (from a failed registry) and its latest ``result`` (or why it
     cannot be read, see :func:`read_result`) for a listing."""
@@ -77,19 +85,11 @@ def failed_job(job: Job, result: Result | str | None, failed_at: datetime | None
     # interval per retry, so the list's length is the number of retries allowed).
     allowed = len(job.retry_intervals or [])
     left = job.retries_left if isinstance(job.retries_left, int) else allowed
-    try:
-        function = job.func_name
-    except Exception:  # data written by something else, unreadable here
-        function = None
-    # JobService describes a processor job by the processor's name, a plain one by its
-    # path; RQ's own descriptions are call strings ("f(1, 2)").
-    description = job.description or ""
-    processor = description if description != function and "(" not in description else None
     return FailedJob(
         id=job.id,
         queue=job.origin,
-        function=function,
-        processor=processor,
+        function=job.func_name,
+        processor=processor_name(job),
         error=error,
         traceback="\n".join(lines[-TRACEBACK_LINES:]),
         failed_at=failed_at,

@@ -31,11 +31,13 @@ from perfkit.jobs.failed import (
     FailedJob,
     FailedJobsPage,
     failed_job,
+    processor_name,
     read_job,
     read_result,
     unreadable_job,
 )
 from perfkit.jobs.processor import get_processor
+from perfkit.jobs.progress import JobProgress, RunningJob, progress_of
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
 from perfkit.jobs.serializer import JobSerializer, check_finite
@@ -434,6 +436,43 @@ class JobService:
         ``unreadable`` for a job whose data cannot be read (delete it)."""
         job = self._read(job_id)
         return UNREADABLE if isinstance(job, str) else str(job.get_status().value)
+
+    def job_progress(self, job_id: str) -> JobProgress | None:
+        """The progress job ``job_id`` last reported with
+        :func:`~perfkit.jobs.report_progress` (None: none, or the job is unreadable)."""
+        job = self._read(job_id)
+        return None if isinstance(job, str) else progress_of(job.meta)
+
+    def running_jobs(self, *, limit: int = 20) -> list[RunningJob]:
+        """Up to ``limit`` jobs that workers run now on the service's queues, with their
+        progress (two round trips)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for name in worker_queue_names(self.queues):
+            pipe.zrange(StartedJobRegistry.key_template.format(name), 0, limit - 1)
+        # Entries are "<job id>:<execution id>"; a job has one execution at a time.
+        ids = list(
+            dict.fromkeys(
+                _text(entry).rsplit(":", 1)[0] for reply in pipe.execute() for entry in reply
+            )
+        )[:limit]
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(Job.key_for(job_id))
+        found = []
+        for job_id, raw in zip(ids, pipe.execute(), strict=True):
+            job = read_job(job_id, raw, self.connection) if raw else None
+            if isinstance(job, Job):
+                found.append(
+                    RunningJob(
+                        id=job_id,
+                        queue=job.origin,
+                        function=job.func_name,
+                        processor=processor_name(job),
+                        started_at=job.started_at,
+                        progress=progress_of(job.meta),
+                    )
+                )
+        return found
 
     def retry_failed(self, job_id: str) -> None:
         """Put a failed job back on its queue for one more attempt."""
