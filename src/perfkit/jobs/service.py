@@ -198,6 +198,7 @@ class JobService:
         delay: float | timedelta | None = None,
         retries: int | None = None,
         job_id: str | None = None,
+        depends_on: str | Sequence[str] | None = None,
     ) -> str:
         """Enqueue a job and return its id.
 
@@ -207,7 +208,16 @@ class JobService:
         bad one raises :class:`PayloadError` naming the field. ``priority`` is 1, 5 or
         10; ``delay`` (seconds or timedelta) puts the job in RQ's scheduled registry;
         ``retries`` overrides ``retry_attempts``; a given ``job_id`` must be new.
+        ``depends_on`` (job ids) defers the job until they all finish (RQ's dependencies;
+        a worker checks the dependent like any job when it runs); not with ``delay`` or
+        ``job_id``.
         """
+        parents = [depends_on] if isinstance(depends_on, str) else list(depends_on or ())
+        if parents and (delay or job_id is not None):
+            raise JobArgumentError(
+                "depends_on= cannot be combined with delay= or job_id= (RQ schedules and "
+                "deduplicates a job without its dependencies)"
+            )
         if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
             entry = get_processor(processor_or_func)
             args: tuple[Any, ...] = (entry.validate(payload),)
@@ -249,6 +259,7 @@ class JobService:
                 ),
                 status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
                 meta=None if meta is None else meta(),  # the trace context, when traced
+                depends_on=parents or None,
             )
             unique = job_id is not None
             try:
