@@ -12,7 +12,7 @@ import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError, InvalidJobOperation
 from rq.executions import ExecutionRegistry
-from rq.job import Job, JobStatus
+from rq.job import Dependency, Job, JobStatus
 from rq.registry import (
     DeferredJobRegistry,
     FailedJobRegistry,
@@ -212,7 +212,9 @@ class JobService:
         a worker checks the dependent like any job when it runs); not with ``delay`` or
         ``job_id``.
         """
-        parents = [depends_on] if isinstance(depends_on, str) else list(depends_on or ())
+        parents: list[Dependency | Job | str] = (
+            [depends_on] if isinstance(depends_on, str) else list(depends_on or ())
+        )
         if parents and (delay or job_id is not None):
             raise JobArgumentError(
                 "depends_on= cannot be combined with delay= or job_id= (RQ schedules and "
