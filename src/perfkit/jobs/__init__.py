@@ -6,6 +6,7 @@ retries, priorities and delays, and reports queue statistics and failed jobs;
 """
 
 from perfkit._errors import PermanentJobError
+from perfkit.jobs._metrics import JobMetrics, record_outcome
 from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
 
 # The built-in processors (mail, notifications, export, cache warming) live in
@@ -64,6 +65,7 @@ __all__ = [
     "FailedJob",
     "FailedJobsPage",
     "ForkingJobWorker",
+    "JobMetrics",
     "JobProgress",
     "JobSerializer",
     "JobService",
@@ -93,6 +95,7 @@ __all__ = [
     "priority_queue",
     "processor",
     "processors",
+    "record_outcome",
     "register_email_template",
     "register_export_query",
     "report_progress",

@@ -32,7 +32,7 @@ from perfkit.jobs.binding import call_mismatch
 from perfkit.jobs.processor import processor_at
 from perfkit.jobs.progress import running
 
-__all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
+__all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "is_refused", "refusal"]
 
 _names: _defaults.Slot[set[str]] = _defaults.slot("jobs.allowlist", set, declaration=True)
 
@@ -89,7 +89,8 @@ def refusal(job: Job) -> str | None:
     return None
 
 
-def _refused(job: Job) -> bool:
+def is_refused(job: Job) -> bool:
+    """Whether :func:`refusal` refuses ``job`` (a job that does not decode is)."""
     try:
         return refusal(job) is not None
     except Exception:  # data that does not decode names nothing that may be called
@@ -106,10 +107,17 @@ class AllowedJob(Job):
     same check. Dependents and retries are jobs of their own, checked when they run.
     """
 
+    # Set by perform() when it refuses the job (the job metrics count it apart).
+    refused = False
+
     def perform(self) -> Any:
         """RQ's, after :func:`refusal` and :func:`~perfkit.jobs.binding.call_mismatch`:
         a refused job, or one whose arguments do not fit its function, raises
         :class:`~perfkit.PermanentJobError` without running anything."""
+        reason = refusal(self)
+        if reason is not None:
+            self.refused = True
+            raise PermanentJobError(reason)
         mismatch = call_mismatch(self, self.func)
         if mismatch is not None:
             raise PermanentJobError(mismatch)
@@ -125,18 +133,18 @@ class AllowedJob(Job):
 
     @property
     def success_callback(self) -> Any:
-        return None if _refused(self) else super().success_callback
+        return None if is_refused(self) else super().success_callback
 
     @property
     def failure_callback(self) -> Any:
         # RQ calls a failed job's failure callback, a refused job's too: never a forged one.
-        return None if _refused(self) else super().failure_callback
+        return None if is_refused(self) else super().failure_callback
 
     @property
     def stopped_callback(self) -> Any:
-        return None if _refused(self) else super().stopped_callback
+        return None if is_refused(self) else super().stopped_callback
 
     def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
         """RQ's, for a job that is not refused (one carrying webhooks always is)."""
-        if not _refused(self):
+        if not is_refused(self):
             super().send_webhooks(status, exc_string=exc_string)

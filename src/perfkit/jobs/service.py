@@ -26,6 +26,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
+from perfkit.jobs._metrics import DUE_KEY, JobMetrics, Series, read_series, summarize
 from perfkit.jobs.failed import (
     UNREADABLE,
     FailedJob,
@@ -71,6 +72,15 @@ def _not_before(seconds: float) -> datetime:
     if when.microsecond:
         when = when.replace(microsecond=0) + timedelta(seconds=1)
     return when
+
+
+def _meta(due: datetime | None) -> dict[str, Any] | None:
+    # The trace context, when traced; a delayed job's due time, for its queue wait.
+    hook = _telemetry.job_meta
+    meta = (hook() if hook is not None else None) or {}
+    if due is not None:
+        meta[DUE_KEY] = due.timestamp()
+    return meta or None
 
 
 class JobService:
@@ -245,8 +255,8 @@ class JobService:
             raise JobArgumentError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
+        due = _not_before(seconds) if seconds else None
         with _telemetry.around(_telemetry.job_send, base) as span:
-            meta = _telemetry.job_meta
             job = rq_queue.create_job(
                 path,
                 args=args,
@@ -260,13 +270,13 @@ class JobService:
                     attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
                 ),
                 status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
-                meta=None if meta is None else meta(),  # the trace context, when traced
+                meta=_meta(due),
                 depends_on=parents or None,
             )
             unique = job_id is not None
             try:
-                if seconds:
-                    rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
+                if due is not None:
+                    rq_queue.schedule_job(job, due, unique=unique)
                 else:
                     rq_queue.enqueue_job(job, unique=unique)
             except DuplicateJobError as exc:
@@ -296,6 +306,15 @@ class JobService:
             renamed("JobService.stats(queues) -> list", "JobService(queues=...).stats().queues")
             return self._queue_stats(queues)  # type: ignore[return-value]
         return JobStats(queues=self._queue_stats(self.queues))
+
+    def job_metrics(self) -> list[JobMetrics]:
+        """The job metrics of every worker, per processor (or function) and queue: runs
+        by outcome, duration and queue-wait percentiles (one HGETALL; see docs/jobs.md)."""
+        return summarize(read_series(self.connection))
+
+    def job_metric_series(self) -> list[Series]:
+        """The job metrics' series as recorded (what the metrics exposition renders)."""
+        return read_series(self.connection)
 
     def reset_stats(self) -> None:
         """Nothing to zero: every job stat is a size of RQ's queues and registries, read
