@@ -318,8 +318,9 @@ class JobService:
 
     def reset_stats(self) -> None:
         """Nothing to zero: every job stat is a size of RQ's queues and registries, read
-        from Redis when asked (perfkit counts none itself). This cannot empty them: use
-        :meth:`clear_completed`, :meth:`retry_all_failed` or :meth:`delete_failed`."""
+        from Redis when asked. This cannot empty them: use :meth:`clear_completed`,
+        :meth:`retry_all_failed` or :meth:`delete_failed`. The job metrics
+        (:meth:`job_metrics`) are the fleet's monotonic totals and are not reset either."""
 
     def _queue_stats(self, queues: Iterable[str]) -> list[QueueStats]:
         """Counts and health of each base queue of ``queues`` (any queues, not only the
