@@ -5,25 +5,17 @@ merged in Redis, read by JobService, the admin ``jobs`` route and the exposition
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import perfkit.otel
-from perfkit import Perfkit, Settings
 from perfkit.jobs import JobService
-from tests._servers import PrivateRedis
 from tests.jobs._processors import Flaky, Mark, Picky
-from tests.jobs.conftest import StartWorker, run_burst, wait_for
+from tests.jobs.conftest import AUTH, StartWorker, run_burst, wait_for
 from tests.metrics.test_prometheus import promtool_check
-
-TOKEN = "admin-token-" + uuid.uuid4().hex
-AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _sample(text: str, name: str, **labels: str) -> float:
@@ -32,16 +24,6 @@ def _sample(text: str, name: str, **labels: str) -> float:
     found = re.search(rf"^{re.escape(name)}\{{{re.escape(wanted)}\}} (\S+)$", text, re.M)
     assert found is not None, f"{name}{{{wanted}}} not in the exposition"
     return float(found.group(1))
-
-
-@pytest.fixture
-def admin(conn: redis.Redis, private_redis: PrivateRedis) -> Iterator[httpx.Client]:
-    settings = Settings(redis_url=private_redis.url, perfkit_admin_token=TOKEN)
-    kit = Perfkit(jobs=JobService(conn, queues=("testq",)), settings=settings, fleet=False)
-    with httpx.Client(
-        transport=httpx.WSGITransport(app=kit.wsgi_admin()), base_url="http://admin"
-    ) as client:
-        yield client
 
 
 def test_outcomes_durations_and_waits_of_two_workers_reach_every_view(

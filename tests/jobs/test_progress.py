@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 import redis
 
@@ -15,7 +16,7 @@ from perfkit import JobArgumentError, JobError
 from perfkit.jobs import JobService, report_progress
 from tests._servers import PrivateRedis
 from tests.jobs._processors import Progress
-from tests.jobs.conftest import ROOT, StartWorker, wait_for
+from tests.jobs.conftest import AUTH, ROOT, StartWorker, wait_for
 
 
 def _cli(url: str, *arguments: str) -> str:
@@ -28,7 +29,11 @@ def _cli(url: str, *arguments: str) -> str:
 
 @pytest.mark.parametrize("fork", [False, True], ids=["in-process", "forking"])
 def test_progress_is_seen_while_the_job_runs_and_when_it_ends(
-    conn: redis.Redis, start_worker: StartWorker, private_redis: PrivateRedis, fork: bool
+    conn: redis.Redis,
+    start_worker: StartWorker,
+    private_redis: PrivateRedis,
+    admin: httpx.Client,
+    fork: bool,
 ) -> None:
     service = JobService(conn, queues=("testq",))
     job_id = service.enqueue("test.progress", Progress(key="p"))
@@ -42,6 +47,11 @@ def test_progress_is_seen_while_the_job_runs_and_when_it_ends(
     assert (running.id, running.processor, running.queue) == (job_id, "test.progress", "testq")
     assert running.progress == progress
     assert _cli(private_redis.url, "status", job_id) == f"{job_id}: started, 50% done - half way\n"
+    for route in ("jobs", "dashboard"):
+        report = admin.get(route, headers=AUTH).json()
+        [shown] = report["running"] if route == "jobs" else report["jobs"]["running"]
+        assert (shown["id"], shown["progress"]["fraction"]) == (job_id, 0.5)
+        assert shown["progress"]["message"] == "half way"
 
     conn.rpush("p:release", 1)
     wait_for(lambda: service.job_status(job_id) == "finished", 30, "the job to finish")
