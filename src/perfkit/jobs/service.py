@@ -541,18 +541,18 @@ class JobService:
                     try:
                         registry.requeue(job)
                         requeued += 1
-                    except InvalidJobOperation:
-                        pass
+                    except InvalidJobOperation:  # requeued by another caller meanwhile
+                        continue
         return requeued
 
     def delete_failed(self, job_id: str) -> None:
         """Delete a failed job and its failure record (an unreadable one too)."""
         job = self._read(job_id)
-        origin = (
-            job.origin
-            if isinstance(job, Job)
-            else _text(self.connection.hget(Job.key_for(job_id), "origin") or b"")
-        )
+        if isinstance(job, Job):
+            origin = job.origin
+        else:
+            raw = self.connection.hget(Job.key_for(job_id), "origin") or b""
+            origin = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         registry = self._failed_registry(origin)
         if job_id not in registry:
             raise JobError(f"job {job_id!r} is not in the failed list of {origin!r}")
