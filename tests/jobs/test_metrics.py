@@ -4,16 +4,19 @@ merged in Redis, read by JobService, the admin ``jobs`` route and the exposition
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import httpx
 import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from rq.command import send_stop_job_command
 
 import perfkit.otel
-from perfkit.jobs import JobService
-from tests.jobs._processors import Flaky, Mark, Picky
+from perfkit.jobs import JobSerializer, JobService
+from tests.jobs._processors import Block, Flaky, Mark, Once, Picky
 from tests.jobs.conftest import AUTH, StartWorker, run_burst, wait_for
 from tests.metrics.test_prometheus import promtool_check
 
@@ -109,3 +112,21 @@ def test_a_forked_horse_records_its_jobs(conn: redis.Redis, start_worker: StartW
     assert start_worker("--fork", "--burst").wait(30) == 0
     [record] = service.job_metrics()
     assert (record.function, record.outcomes["finished"]) == ("test.record", 2)
+
+
+def test_a_horse_that_dies_with_its_job_is_counted_by_its_worker(
+    conn: redis.Redis, start_worker: StartWorker
+) -> None:
+    service = JobService(conn, queues=("testq",), retry_attempts=0)
+    start_worker("--fork")
+    stopped = service.enqueue("test.block", Block(key="stop"))
+    wait_for(lambda: conn.get("stop:attempts") == b"1", 30, "the job to start")
+    send_stop_job_command(conn, stopped, serializer=JobSerializer)
+    service.enqueue("test.once", Once(key="kill", seconds=60))
+    wait_for(lambda: conn.llen("kill:pids") == 1, 30, "the second job to start")
+    os.kill(int(conn.lindex("kill:pids", 0) or 0), signal.SIGKILL)
+    wait_for(lambda: len(service.job_metrics()) == 2, 30, "both runs to be counted")
+    by_function = {m.function: m for m in service.job_metrics()}
+    assert by_function["test.block"].outcomes["canceled"] == 1
+    assert by_function["test.once"].outcomes["failed"] == 1
+    assert sum(sum(m.outcomes.values()) for m in by_function.values()) == 2

@@ -241,6 +241,22 @@ class ForkingJobWorker(_BoundedRecovery, Worker):
         die_with_parent(self._worker_pid)
         super().main_work_horse(job, queue)
 
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """RQ's; called in the worker itself (not the horse) when the horse died before it
+        could count its job (stopped, killed, crashed), which is then counted here."""
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if os.getpid() == self._worker_pid and job.started_at is not None:
+            started = job.started_at.timestamp()
+            duration = time.time() - started
+            record_job(job, queue.name, started=started, duration=duration, refused=False)
+
 
 def _stop_permanent_failures(
     job: Job,
