@@ -12,7 +12,9 @@ Each slot is ``None`` until a subscriber (:func:`perfkit.otel.instrument`) fills
   ``QueryStats.record`` (``summary()`` is the fingerprint's text);
 - ``job_send(queue)``: around ``JobService.enqueue`` writing the job; ``job_meta()`` inside
   it gives the meta to store with the job (the trace context), or ``None``;
-- ``job_process(queue, job_id, meta)``: around a worker's run of a job.
+- ``job_process(queue, job_id, meta)``: around a worker's run of a job;
+- ``job_outcome(function, queue, outcome, duration, wait)``: after a run ended, where it
+  ran (``perfkit.jobs._metrics.record_outcome``; seconds, None when not known).
 
 The metrics slots are subscribed apart (:func:`subscribe_metrics`, by
 :class:`perfkit.otel.MetricsBridge`), so that tracing and the metrics bridge come and go on
@@ -42,6 +44,7 @@ __all__ = [
     "db_connection",
     "db_operation",
     "job_meta",
+    "job_outcome",
     "job_process",
     "job_send",
     "reset",
@@ -86,6 +89,7 @@ job_meta: Callable[[], dict[str, Any] | None] | None = None
 job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None
 db_connection: Callable[[str, str, float], None] | None = None
 db_operation: Callable[[Callable[[], str], float, bool, str], None] | None = None
+job_outcome: Callable[[str, str, str, float | None, float | None], None] | None = None
 
 
 def around(hook: Callable[..., Around] | None, *args: Any) -> Around:
@@ -101,6 +105,7 @@ def subscribe(
     job_send: Callable[[str], Around] | None = None,
     job_meta: Callable[[], dict[str, Any] | None] | None = None,
     job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None,
+    job_outcome: Callable[[str, str, str, float | None, float | None], None] | None = None,
 ) -> None:
     """Fill every tracing slot with the hook given (``None``: empty it)."""
     hooks = globals()
@@ -110,6 +115,7 @@ def subscribe(
         job_send=job_send,
         job_meta=job_meta,
         job_process=job_process,
+        job_outcome=job_outcome,
     )
 
 

@@ -20,7 +20,10 @@ empties the hooks again.
   ``db.operation.name``, ``db.query.summary`` = the fingerprint, which holds no
   literal; never the parameters);
 - jobs: a PRODUCER span per enqueue whose context travels in the job's meta, and a
-  CONSUMER span per execution in the worker, child of the enqueue span.
+  CONSUMER span per execution in the worker, child of the enqueue span; and, recorded
+  where each job ends, the job metrics (``perfkit_jobs_total`` as the counter
+  ``perfkit_jobs``, ``perfkit_job_duration_seconds``, ``perfkit_job_queue_wait_seconds``;
+  see docs/jobs.md) on the meter of ``meter_provider`` (default: the global one).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ except ImportError as exc:  # pragma: no cover - what a user without the extra s
 
 from perfkit import _telemetry
 from perfkit._histogram import exposed_indices
+from perfkit.jobs import _metrics as job_metrics
 from perfkit.metrics import DEFAULT_BUCKETS, PerformanceMonitor
 from perfkit.metrics.snapshot import MetricSnapshot
 
@@ -68,24 +72,30 @@ SUMMARY_LENGTH = 255
 _lock = threading.Lock()
 _tracer: Tracer | None = None
 _explicit_provider: TracerProvider | None = None
+_job_meters: _JobMeters | None = None
 
 
-def instrument(*, tracer_provider: TracerProvider | None = None) -> None:
-    """Start tracing perfkit's cache, statements and jobs (idempotent).
+def instrument(
+    *, tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
+    """Start tracing perfkit's cache, statements and jobs, and recording the job metrics
+    where jobs end (idempotent).
 
-    ``tracer_provider`` defaults to the global one; until one is configured the hooks
-    return at once (no spans are made).
+    ``tracer_provider`` and ``meter_provider`` default to the global ones; until a tracer
+    provider is configured the hooks return at once (no spans are made).
     """
-    global _tracer, _explicit_provider
+    global _tracer, _explicit_provider, _job_meters
     with _lock:
         _tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         _explicit_provider = tracer_provider
+        _job_meters = _JobMeters(metrics.get_meter(SCOPE, meter_provider=meter_provider))
         _telemetry.subscribe(
             cache_operation=_cache_operation,
             statement=_statement,
             job_send=_job_send,
             job_meta=_job_meta,
             job_process=_job_process,
+            job_outcome=_job_outcome,
         )
 
 
@@ -216,6 +226,38 @@ def _job_process(queue: str, job_id: str, meta: Mapping[str, Any]) -> _telemetry
         "messaging.message.id": job_id,
     }
     return _start(f"process {queue}", SpanKind.CONSUMER, attributes, parent)
+
+
+class _JobMeters:
+    """The job metrics' instruments (names and buckets of perfkit.jobs._metrics)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.total = meter.create_counter(
+            job_metrics.TOTAL.removesuffix("_total"), "", job_metrics.HELP[job_metrics.TOTAL]
+        )
+        self.duration, self.wait = (
+            meter.create_histogram(
+                name,
+                unit="s",
+                description=job_metrics.HELP[name],
+                explicit_bucket_boundaries_advisory=_advised(job_metrics.BOUNDS),
+            )
+            for name in (job_metrics.DURATION, job_metrics.WAIT)
+        )
+
+
+def _job_outcome(
+    function: str, queue: str, outcome: str, duration: float | None, wait: float | None
+) -> None:
+    meters = _job_meters
+    if meters is None:
+        return
+    attributes = {"function": function, "queue": queue, "outcome": outcome}
+    meters.total.add(1, attributes)
+    if duration is not None:
+        meters.duration.record(duration, attributes)
+    if wait is not None:
+        meters.wait.record(wait, {"function": function, "queue": queue})
 
 
 # -- metrics ---------------------------------------------------------------------------------
