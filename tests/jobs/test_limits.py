@@ -349,3 +349,20 @@ def test_a_retried_job_takes_its_slot_anew_and_leaves_none_behind(conn: redis.Re
     assert service.job_status(job_id) == "finished"
     # Freed before RQ put the job back for its retry, and again at the retry's end.
     assert conn.zcard(f"{base[0].base}:run") == 0
+
+
+def test_a_job_with_dependencies_takes_no_slot_while_it_waits_for_them(
+    conn: redis.Redis, service: JobService
+) -> None:
+    limit = [Concurrency(1, key="{tenant_id}")]
+    base = fill_buckets("limits.unlimited", limit, {"tenant_id": "t"})[0].base
+    parent = service.enqueue("limits.unlimited", Work(key="d", tenant_id="u"))
+    child = service.enqueue(
+        "limits.unlimited", Work(key="d", tenant_id="t"), limits=limit, depends_on=parent
+    )
+    assert service.job_status(child) == "deferred"
+    assert conn.zcard(f"{base}:run") == 0
+    run = make_worker(conn, ["testq"], heartbeat_interval=1, maintenance_interval=1)
+    run.work(burst=True, logging_level="WARNING")
+    assert service.job_status(child) == "finished"
+    assert conn.zcard(f"{base}:run") == 0
