@@ -12,6 +12,7 @@ import heapq
 import msgspec
 
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._plan import QueryPlan, merge_plans
 from perfkit.queries._stats import BUCKET_COUNT, QueryStats, QueryStatsSnapshot, SlowQuery, _Entry
 
 __all__ = [
@@ -52,6 +53,7 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
     evicted: int
     statements: list[StatementExport]
     slowest: list[SlowQuery]
+    plans: list[QueryPlan] = []  # of the statements exported, newest first
 
 
 def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
@@ -60,6 +62,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
     with stats._lock:
         entries = [stats._entries.get(s.fingerprint_id) for s in snapshot.by_fingerprint]
         statements = [_export(entry) for entry in entries if entry is not None]
+    exported = {statement.fingerprint_id for statement in statements}
     return QueryExport(
         since=snapshot.since,
         slow_query_ms=snapshot.slow_query_ms,
@@ -71,6 +74,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
         evicted=snapshot.fingerprints_evicted,
         statements=statements,
         slowest=snapshot.slowest,
+        plans=[p for p in snapshot.plans if p.fingerprint_id in exported],
     )
 
 
@@ -127,6 +131,9 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         evicted=sum(e.evicted for e in exports),
         statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
         slowest=slowest,
+        plans=merge_plans(
+            (p for e in exports for p in e.plans), max((len(e.plans) for e in exports), default=0)
+        ),
     )
 
 
@@ -145,6 +152,7 @@ def query_snapshot(export: QueryExport, top: int | None = None) -> QueryStatsSna
         fingerprints_evicted=export.evicted,
         by_fingerprint=[_entry(s).snapshot() for s in statements],
         slowest=export.slowest,
+        plans=export.plans,
     )
 
 
