@@ -13,7 +13,17 @@ import pytest
 import structlog
 
 from perfkit.metrics import Thresholds, recommend
-from perfkit.queries import AsyncTimedPool, ExplainSettings, QueryPlan, QueryStats, TimedPool
+from perfkit.queries import (
+    AsyncTimedPool,
+    ExplainSettings,
+    Fingerprint,
+    PlanSampler,
+    QueryPlan,
+    QueryStats,
+    TimedPool,
+)
+from perfkit.queries._explain import Explainer
+from perfkit.queries._explain_base import Job
 from perfkit.queries._merge import export_query_stats, merge_query_exports, query_snapshot
 from perfkit.queries._plan import PlanNode, statement_kind
 
@@ -234,3 +244,27 @@ def test_fleet_merge_keeps_the_newest_plan_per_fingerprint(big: str, stats: Quer
 )
 def test_statement_kind_is_conservative(sql: str, kind: str | None) -> None:
     assert statement_kind(sql) == kind
+
+
+def test_the_explain_session_refuses_to_analyze_a_write(big: str) -> None:
+    """Should a write ever be judged a read, its EXPLAIN ANALYZE runs in a read-only
+    transaction: refused by the server, nothing written; the error (which quotes the
+    value) is logged by its class and SQLSTATE only."""
+    sampler = PlanSampler(ExplainSettings())
+    explainer = Explainer(big, sampler)
+    writes = [
+        ("UPDATE counter SET n = n + 1 WHERE id = %s", (1,)),
+        ("SELECT id FROM big WHERE id = %s::int", (SECRET,)),  # fails: quotes the value
+    ]
+    with structlog.testing.capture_logs() as logs:
+        for sql, params in writes:
+            job = Job(Fingerprint.of(sql), sql, params, True, 1.0, "test")
+            assert explainer.submit(job)
+        wait_until(lambda: sampler.stats().failures == 2)
+        explainer.close()
+    assert sampler.stats().explains == 0 and sampler.plans() == []
+    errors = sorted(entry["sqlstate"] for entry in logs if entry["event"] == "explain_failed")
+    assert errors == ["22P02", "25006"]  # invalid text; read-only transaction
+    assert SECRET not in repr(logs)
+    with psycopg.connect(big) as conn:
+        assert conn.execute("SELECT n FROM counter").fetchone() == (0,)
