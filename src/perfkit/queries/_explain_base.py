@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from time import monotonic, time
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import msgspec
 import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import Conninfo
 
 from perfkit.queries._plan import QueryPlan, StatementKind, parse_plan, statement_kind
 
@@ -38,6 +40,8 @@ __all__ = [
     "ExplainStats",
     "Job",
     "PlanSampler",
+    "conninfo_of",
+    "conninfo_of_connection",
     "explain_conninfo",
     "explain_sql",
 ]
@@ -62,6 +66,22 @@ def explain_conninfo(conninfo: str, timeout: float) -> str:
     return make_conninfo(
         conninfo, options=f"{options} {extra}".strip(), application_name="perfkit-explain"
     )
+
+
+def conninfo_of(params: Mapping[str, Any]) -> str:
+    """A conninfo of the libpq keywords among connection arguments (Django's
+    ``get_connection_params()``, SQLAlchemy's ``create_connect_args``): the driver's own
+    (``context``, ``cursor_factory``...) are left out."""
+    keywords = {d.keyword.decode() for d in Conninfo.get_defaults()}
+    kept = {k: v for k, v in params.items() if k in keywords and isinstance(v, str | int)}
+    return make_conninfo("", **kept)
+
+
+def conninfo_of_connection(conn: Any) -> str:
+    """The conninfo a psycopg connection was made with (its password included)."""
+    info = conn.info
+    password = info.password
+    return make_conninfo(info.dsn, password=password) if password else str(info.dsn)
 
 
 def explain_sql(job: Job) -> str:
