@@ -268,3 +268,32 @@ def test_the_explain_session_refuses_to_analyze_a_write(big: str) -> None:
     assert SECRET not in repr(logs)
     with psycopg.connect(big) as conn:
         assert conn.execute("SELECT n FROM counter").fetchone() == (0,)
+
+
+def test_after_the_interval_a_changed_plan_is_seen(big: str, stats: QueryStats) -> None:
+    query = "SELECT id FROM big WHERE email = %s"
+    with explaining_pool(big, stats, interval=0.5) as pool:
+        pool.fetch(query, ("user1@example.com",))
+        wait_until(settled(stats, 1))
+        with psycopg.connect(big, autocommit=True) as conn:
+            conn.execute("CREATE INDEX big_email ON big (email)")
+        pool.fetch(query, ("user2@example.com",))  # within the interval: not explained
+        time.sleep(0.6)
+        pool.fetch(query, ("user3@example.com",))
+        wait_until(settled(stats, 2))
+        (plan,) = pool.stats().queries.plans
+    assert (plan.captures, plan.shape_changes) == (2, 1)
+    assert [n.index for n in nodes(plan.root) if n.index] == ["big_email"]
+    hints = recommend(plans=[plan], thresholds=Thresholds(seq_scan_rows=1))
+    assert all(f.metric != "seq_scan" for f in hints)  # the index is there now
+
+
+def test_from_env_reads_the_explain_settings(big: str) -> None:
+    environ = {"DATABASE_URL": big, "DB_EXPLAIN": "1", "DB_EXPLAIN_PER_MINUTE": "2",
+               "DB_EXPLAIN_ANALYZE": "true", "DB_POOL_MIN": "0"}  # fmt: skip
+    with TimedPool.from_env(environ) as pool:
+        sampler = pool.query_stats.plans
+        assert pool.explainer is not None and sampler is not None
+        assert (sampler.settings.per_minute, sampler.settings.analyze) == (2, True)
+    with TimedPool.from_env({"DATABASE_URL": big, "DB_POOL_MIN": "0"}) as pool:
+        assert pool.explainer is None and pool.query_stats.plans is None
