@@ -157,7 +157,7 @@ class PlanExplainer(Protocol):
 class _State:
     __slots__ = ("busy", "kind", "next_at", "plan")
 
-    def __init__(self, kind: StatementKind | None) -> None:
+    def __init__(self, kind: StatementKind) -> None:
         self.kind = kind
         self.busy = False
         self.next_at = 0.0
@@ -186,8 +186,9 @@ class PlanSampler:
         with self._lock:
             self._explainers.pop(pool, None)
 
-    def offer(self, fingerprint: Fingerprint, sql: str | bytes, params: Any, seconds: float,
-              pool: str) -> None:  # fmt: skip
+    def offer(
+        self, fingerprint: Fingerprint, sql: str | bytes, params: Any, seconds: float, pool: str
+    ) -> None:
         """A run of ``sql`` took ``seconds`` (slow): queue its EXPLAIN if admitted. Never
         raises, never waits for I/O: it runs in the request."""
         explainer = self._explainers.get(pool)
@@ -196,7 +197,7 @@ class PlanSampler:
         now = monotonic()
         with self._lock:
             state = self._state(fingerprint.id, sql)
-            if state.kind is None or state.busy or now < state.next_at:
+            if state is None or state.busy or now < state.next_at:
                 return
             window = self._admitted
             while window and now - window[0] >= 60.0:
@@ -213,16 +214,21 @@ class PlanSampler:
         if not explainer.submit(job):
             self.done(job, None)
 
-    def _state(self, fingerprint_id: str, sql: str | bytes) -> _State:
-        """The fingerprint's state, made (evicting the least recent) if new; under the lock."""
+    def _state(self, fingerprint_id: str, sql: str | bytes) -> _State | None:
+        """The fingerprint's state, made (evicting the least recent) if new; ``None`` for a
+        statement EXPLAIN does not take (kept nowhere, so that it evicts no plan); under
+        the lock."""
         states = self._states
         state = states.get(fingerprint_id)
-        if state is None:
-            if len(states) >= self.settings.max_plans:
-                states.popitem(last=False)
-            state = states[fingerprint_id] = _State(statement_kind(sql))
-        else:
+        if state is not None:
             states.move_to_end(fingerprint_id)
+            return state
+        kind = statement_kind(sql)
+        if kind is None:
+            return None
+        if len(states) >= self.settings.max_plans:
+            states.popitem(last=False)
+        state = states[fingerprint_id] = _State(kind)
         return state
 
     def done(self, job: Job, document: Any, table_rows: dict[str, int] | None = None) -> None:
