@@ -137,6 +137,8 @@ class TimedPool(BaseTimedPool):
         (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run (awaited, in the async pool) on each new connection, before perfkit
         installs its cursors.
+    :param explain: ``True`` or an ``ExplainSettings``: EXPLAIN slow statements, within a
+        budget, on a connection of their own (``DB_EXPLAIN``; docs/queries.md).
     :param pool_kwargs: passed to ``ConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
 

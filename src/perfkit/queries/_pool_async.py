@@ -138,6 +138,8 @@ class AsyncTimedPool(BaseTimedPool):
         (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run (awaited, in the async pool) on each new connection, before perfkit
         installs its cursors.
+    :param explain: ``True`` or an ``ExplainSettings``: EXPLAIN slow statements, within a
+        budget, on a connection of their own (``DB_EXPLAIN``; docs/queries.md).
     :param pool_kwargs: passed to ``AsyncConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
 

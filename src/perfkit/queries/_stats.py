@@ -119,7 +119,7 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ]
     by_fingerprint: list[StatementStats]
     slowest: list[SlowQuery]
-    # The plans of slow statements, newest first (docs/queries.md, "Plans").
+    # The plans of slow statements, newest first (docs/queries.md, "Plans of slow statements").
     plans: list[QueryPlan] = []
 
     @classmethod
