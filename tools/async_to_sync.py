@@ -71,6 +71,8 @@ RENAMES: dict[str, str] = {
     "anext": "next",
     "AsyncKeysetPagination": "KeysetPagination",
     "AsyncOffsetPagination": "OffsetPagination",
+    "AsyncExplainer": "Explainer",
+    "perfkit.queries._explain_async": "perfkit.queries._explain",
 }
 
 # Marks a statement that has no sync counterpart (dropped), or an `if True:` whose `else:`
@@ -119,6 +121,14 @@ TWINS = [
         docstring=(
             "TimedCursor and TimedServerCursor: psycopg's cursors, every statement timed.\n\n"
             "How a statement is timed lives in ``_cursor_base.py``.\n"
+        ),
+    ),
+    Twin(
+        source="src/perfkit/queries/_explain_async.py",
+        target="src/perfkit/queries/_explain.py",
+        docstring=(
+            "Explainer: a pool's EXPLAINs in a thread, one at a time, on a connection of "
+            "its own.\n\nWhich statements are explained lives in ``_explain_base.py``.\n"
         ),
     ),
     Twin(
