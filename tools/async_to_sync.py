@@ -71,6 +71,8 @@ RENAMES: dict[str, str] = {
     "anext": "next",
     "AsyncKeysetPagination": "KeysetPagination",
     "AsyncOffsetPagination": "OffsetPagination",
+    "AsyncExplainer": "Explainer",
+    "perfkit.queries._explain_async": "perfkit.queries._explain",
 }
 
 # Marks a statement that has no sync counterpart (dropped), or an `if True:` whose `else:`
@@ -127,6 +129,14 @@ TWINS = [
         docstring=(
             "The limits' Redis calls for a worker on redis-py: take, extend and free a job's "
             "slots.\n\nThe scripts and what needs no I/O are in :mod:`perfkit.jobs.limits`.\n"
+        ),
+    ),
+    Twin(
+        source="src/perfkit/queries/_explain_async.py",
+        target="src/perfkit/queries/_explain.py",
+        docstring=(
+            "Explainer: a pool's EXPLAINs in a thread, one at a time, on a connection of "
+            "its own.\n\nWhich statements are explained lives in ``_explain_base.py``.\n"
         ),
     ),
     Twin(

@@ -166,6 +166,11 @@ PARTS: dict[Part, frozenset[str]] = {
             "db_pool_max_waiting",
             "db_statement_timeout",
             "slow_query_ms",
+            "db_explain",
+            "db_explain_analyze",
+            "db_explain_per_minute",
+            "db_explain_interval",
+            "db_explain_timeout",
         }
     ),
     "jobs": frozenset(
@@ -212,6 +217,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_pool_max_waiting: NonNegativeInt = 0
     db_statement_timeout: Seconds | None = None
     slow_query_ms: Annotated[float, msgspec.Meta(ge=0)] = 100.0
+    db_explain: bool = False
+    db_explain_analyze: bool = False
+    db_explain_per_minute: PositiveInt = 6
+    db_explain_interval: Seconds = 3600.0
+    db_explain_timeout: Seconds = 2.0
 
     # Jobs (perfkit.jobs)
     job_retry_attempts: NonNegativeInt = 3

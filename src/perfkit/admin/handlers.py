@@ -225,6 +225,7 @@ class Handlers:
             requests=view.requests(),
             slowest=view.slowest(),
             slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
+            plans=queries.plans if queries is not None else None,
         )
         return s.SummaryReport(
             at=report.at,
@@ -262,6 +263,7 @@ class Handlers:
                 if database is not None and database.queries.count
                 else None
             ),
+            plans=database.queries.plans if database is not None else None,
         )
         collector = source.monitor.cache_collector
         cache = collector.latest if collector is not None else None

@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perfkit._compat.sqlalchemy import max_overflow
 from perfkit._deprecation import renamed
-from perfkit.queries import PoolStats, QueryStats, TimedPoolStats
+from perfkit._errors import ConfigError
+from perfkit.queries import ExplainSettings, PoolStats, QueryStats, TimedPoolStats
+from perfkit.queries._explain import Explainer
+from perfkit.queries._explain_base import conninfo_of_connection
 from perfkit.settings import Settings
 
 __all__ = ["EngineInstrumentation", "instrument"]
@@ -41,6 +44,9 @@ class EngineInstrumentation:
         self._lock = threading.Lock()
         self._checkouts = 0
         self._connects = 0
+        # explain(): the settings until the next checkout gives a connection to copy.
+        self._explain_settings: ExplainSettings | None = None
+        self.explainer: Explainer | None = None
         self._listeners: list[tuple[Any, str, Any]] = [
             (engine, "before_cursor_execute", self._before),
             (engine, "after_cursor_execute", self._after),
@@ -51,11 +57,31 @@ class EngineInstrumentation:
         for target, name_, listener in self._listeners:
             event.listen(target, name_, listener)
 
+    def explain(self, settings: ExplainSettings | None = None) -> None:
+        """EXPLAIN the engine's slow statements (psycopg driver only), on a connection of
+        their own made with the parameters of the engine's next checked-out connection
+        (so an engine made with ``creator=`` is explained too; docs/queries.md)."""
+        driver = self.engine.dialect.driver
+        if driver not in ("psycopg", "psycopg_async"):
+            raise ConfigError(
+                f"explain needs SQLAlchemy's psycopg driver (postgresql+psycopg), not {driver!r}"
+            )
+        self._explain_settings = settings or ExplainSettings()
+
+    def _start_explaining(self, dbapi_connection: Any, settings: ExplainSettings) -> None:
+        driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        sampler = self.query_stats.plan_sampler(settings)
+        self.explainer = Explainer(conninfo_of_connection(driver_connection), sampler)
+        sampler.attach(self.name, self.explainer)
+
     def remove(self) -> None:
         """Stop recording (the statistics gathered so far stay readable)."""
         for target, name, listener in self._listeners:
             if event.contains(target, name, listener):
                 event.remove(target, name, listener)
+        if self.explainer is not None:
+            self.query_stats.plan_sampler().detach(self.name)
+            self.explainer.close()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -76,7 +102,11 @@ class EngineInstrumentation:
             return  # instrumented while this statement ran
         seconds = time.perf_counter() - started.pop()
         rows = getattr(cursor, "rowcount", -1)
-        self.query_stats.record(statement, seconds, rows if rows > 0 else 0, pool=self.name)
+        # The parameters reach only the plan sampler, for a slow run (never stored).
+        extra = {} if executemany else {"params": parameters}
+        self.query_stats.record(
+            statement, seconds, rows if rows > 0 else 0, pool=self.name, **extra
+        )
 
     def _failed(self, context: ExceptionContext) -> None:
         conn = context.connection
@@ -86,9 +116,12 @@ class EngineInstrumentation:
         seconds = time.perf_counter() - started.pop()
         self.query_stats.record(context.statement, seconds, failed=True, pool=self.name)
 
-    def _checkout(self, *_: Any) -> None:
+    def _checkout(self, dbapi_connection: Any, *_: Any) -> None:
         with self._lock:
             self._checkouts += 1
+            settings, self._explain_settings = self._explain_settings, None
+        if settings is not None:
+            self._start_explaining(dbapi_connection, settings)
 
     def _connect(self, *_: Any) -> None:
         with self._lock:
@@ -156,13 +189,16 @@ def instrument(
     query_stats: QueryStats | None = None,
     name: str | None = None,
     stats: QueryStats | None = None,
+    explain: ExplainSettings | bool = False,
 ) -> EngineInstrumentation:
     """Time every statement ``engine`` runs (an ``AsyncEngine`` too: its sync core's events).
 
     ``query_stats``: the :class:`QueryStats` to record into (share one with perfkit's
     pools and the admin to see everything together; default: a new one with the
     ``SLOW_QUERY_MS`` setting). ``name``: the pool name in statistics and slow-query logs.
-    ``stats`` is the deprecated name of ``query_stats``.
+    ``stats`` is the deprecated name of ``query_stats``. ``explain`` (``True`` or
+    :class:`~perfkit.queries.ExplainSettings`): EXPLAIN the slow statements
+    (:meth:`EngineInstrumentation.explain`).
     """
     if isinstance(engine, AsyncEngine):
         engine = engine.sync_engine
@@ -175,4 +211,13 @@ def instrument(
         query_stats = stats
     if query_stats is None:
         query_stats = QueryStats(slow_query_ms=Settings.from_env(part="queries").slow_query_ms)
-    return EngineInstrumentation(engine, query_stats, name or f"sqlalchemy-{next(_names)}")
+    instrumentation = EngineInstrumentation(
+        engine, query_stats, name or f"sqlalchemy-{next(_names)}"
+    )
+    if explain is not False:
+        try:
+            instrumentation.explain(explain if explain is not True else None)
+        except ConfigError:
+            instrumentation.remove()
+            raise
+    return instrumentation

@@ -21,6 +21,7 @@ from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
 from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.metrics.trends import TrendPoint, Trends
+from perfkit.queries._plan import QueryPlan
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
 
@@ -188,11 +189,13 @@ class PerformanceMonitor:
         requests: RequestSummary | None = None,
         slowest: list[SlowRequest] | None = None,
         slow_query_pct: float | None = None,
+        plans: list[QueryPlan] | None = None,
     ) -> PerformanceReport:
         """Requests, memory, source values and findings (sources as last refreshed).
 
-        ``requests``, ``slowest`` and ``slow_query_pct`` replace this process's own (the
-        admin passes the fleet's, see :mod:`perfkit.metrics.fleet`).
+        ``requests``, ``slowest``, ``slow_query_pct`` and ``plans`` (of slow statements)
+        replace this process's own (the admin passes the fleet's, see
+        :mod:`perfkit.metrics.fleet`).
         """
         summary = requests if requests is not None else self.requests.summary()
         rss = resident_memory()
@@ -208,6 +211,7 @@ class PerformanceMonitor:
             memory_ratio=ratio,
             failed_jobs=failed,
             thresholds=self.thresholds,
+            plans=plans if plans is not None else self.query_plans(),
         )
         now = time.time()
         return PerformanceReport(
@@ -245,6 +249,12 @@ class PerformanceMonitor:
             return None
         pct = getattr(queries, "slow_pct", None)
         return float(pct) if pct is not None else None
+
+    def query_plans(self) -> list[QueryPlan]:
+        """The plans of slow statements, as last refreshed."""
+        latest = self.pool_collector.latest if self.pool_collector else None
+        queries = getattr(latest, "queries", latest)
+        return list(getattr(queries, "plans", None) or [])
 
     def job_counts(self) -> tuple[int | None, int | None]:
         """Waiting and failed jobs over every queue, as last refreshed."""

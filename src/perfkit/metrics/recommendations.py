@@ -8,10 +8,12 @@ the limit, any failed job), else ``warning``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
 import msgspec
+
+from perfkit.queries._plan import QueryPlan, seq_scans
 
 __all__ = ["Finding", "Thresholds", "recommend"]
 
@@ -28,6 +30,12 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     slow_query_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 10.0
     memory_ratio: Ratio = 0.9
     failed_jobs: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # A sequential scan with a filter over a table this big (rows) is worth an index hint.
+    seq_scan_rows: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+
+
+# Index hints given at most (the biggest tables first).
+MAX_INDEX_HINTS = 5
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,8 +56,10 @@ def recommend(
     memory_ratio: float | None = None,
     failed_jobs: int | None = None,
     thresholds: Thresholds | None = None,
+    plans: Sequence[QueryPlan] = (),
 ) -> list[Finding]:
-    """The findings for the values given (``None``: not known, no finding)."""
+    """The findings for the values given (``None``: not known, no finding), and an index
+    hint for each filtered sequential scan of a big table in the slow statements' ``plans``."""
     t = thresholds or Thresholds()
     # (metric, value, threshold, beyond it?, critical?, advice)
     checks: list[tuple[str, float | None, float, _Test, _Test, str]] = [
@@ -83,6 +93,28 @@ def recommend(
                 threshold=float(threshold),
                 severity="critical" if critical(value, threshold) else "warning",
                 advice=advice,
+            )
+        )
+    return findings + index_hints(plans, t.seq_scan_rows)
+
+
+def index_hints(plans: Sequence[QueryPlan], min_rows: int) -> list[Finding]:
+    """A finding per sequential scan, with a filter, of a table of at least ``min_rows``
+    rows in ``plans``, naming the filter's columns."""
+    findings = []
+    for scan in seq_scans(plans, min_rows)[:MAX_INDEX_HINTS]:
+        columns = ", ".join(scan.columns)
+        findings.append(
+            Finding(
+                metric="seq_scan",
+                value=float(scan.table_rows),
+                threshold=float(min_rows),
+                severity="warning",
+                advice=(
+                    f"Statement {scan.fingerprint_id} reads all of {scan.relation} "
+                    f"(~{scan.table_rows:,} rows) to filter on {columns}: an index may "
+                    f"help: CREATE INDEX ON {scan.relation} ({columns})."
+                ),
             )
         )
     return findings

@@ -8,6 +8,7 @@ instrumented SQLAlchemy engine) is what the kit reads as its database.
 
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
 from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
+from perfkit.queries._explain_base import ExplainSettings, ExplainStats, PlanSampler
 from perfkit.queries._fingerprint import Fingerprint, normalize_sql
 from perfkit.queries._pagination import KeysetPagination, OffsetPagination
 from perfkit.queries._pagination_async import AsyncKeysetPagination, AsyncOffsetPagination
@@ -17,6 +18,7 @@ from perfkit.queries._pagination_base import (
     KeysetPage,
     OffsetPage,
 )
+from perfkit.queries._plan import PlanNode, QueryPlan
 from perfkit.queries._pool import TimedPool
 from perfkit.queries._pool_async import AsyncTimedPool
 from perfkit.queries._pool_base import BaseTimedPool, PoolStats, TimedPoolStats
@@ -34,12 +36,17 @@ __all__ = [
     "BaseTimedPool",
     "DatabaseSource",
     "DatabaseStats",
+    "ExplainSettings",
+    "ExplainStats",
     "Fingerprint",
     "KeysetPage",
     "KeysetPagination",
     "OffsetPage",
     "OffsetPagination",
+    "PlanNode",
+    "PlanSampler",
     "PoolStats",
+    "QueryPlan",
     "QueryStats",
     "QueryStatsSnapshot",
     "SlowQuery",

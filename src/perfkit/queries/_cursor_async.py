@@ -48,7 +48,7 @@ class AsyncTimedCursor(_ClientTiming, AsyncCursor[Any]):
         end = perf_counter()
         rows = self.rowcount
         self._pk_stats.record(
-            query, end - start, rows if rows > 0 else 0, False, self._pk_pool, self, end
+            query, end - start, rows if rows > 0 else 0, False, self._pk_pool, self, end, params
         )
         return self
 

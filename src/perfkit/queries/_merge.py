@@ -12,6 +12,7 @@ import heapq
 import msgspec
 
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._plan import QueryPlan, merge_plans
 from perfkit.queries._stats import (
     BUCKET_COUNT,
     BUCKET_FLOOR,
@@ -62,6 +63,7 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
     # The floor of the bucket layout the statements' bucket indices are in: an export of a
     # perfkit before the 50 µs layout has none, read as its 10 µs layout.
     bucket_floor: float = 10e-6
+    plans: list[QueryPlan] = []  # of the statements exported, newest first
 
 
 def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
@@ -70,6 +72,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
     with stats._lock:
         entries = [stats._entries.get(s.fingerprint_id) for s in snapshot.by_fingerprint]
         statements = [_export(entry) for entry in entries if entry is not None]
+    exported = {statement.fingerprint_id for statement in statements}
     return QueryExport(
         since=snapshot.since,
         slow_query_ms=snapshot.slow_query_ms,
@@ -82,6 +85,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
         statements=statements,
         slowest=snapshot.slowest,
         bucket_floor=BUCKET_FLOOR,
+        plans=[p for p in snapshot.plans if p.fingerprint_id in exported],
     )
 
 
@@ -143,6 +147,9 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
         slowest=slowest,
         bucket_floor=BUCKET_FLOOR,
+        plans=merge_plans(
+            (p for e in exports for p in e.plans), max((len(e.plans) for e in exports), default=0)
+        ),
     )
 
 
@@ -163,6 +170,7 @@ def query_snapshot(export: QueryExport, top: int | None = None) -> QueryStatsSna
             _entry(s, export.bucket_floor == BUCKET_FLOOR).snapshot() for s in statements
         ],
         slowest=export.slowest,
+        plans=export.plans,
     )
 
 

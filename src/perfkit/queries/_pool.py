@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from perfkit import _telemetry
 from perfkit._compat import psycopg_pool as pool_compat
+from perfkit.queries._explain import Explainer
 from perfkit.queries._pool_base import RECONNECT_MAX_DELAY, BaseTimedPool
 from perfkit.queries._stats import sql_text
 from perfkit.queries._watch import POLL_AFTER_IDLE, ConnectionWatch
@@ -160,6 +161,8 @@ class TimedPool(BaseTimedPool):
         (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run (awaited, in the async pool) on each new connection, before perfkit
         installs its cursors.
+    :param explain: ``True`` or an ``ExplainSettings``: EXPLAIN slow statements, within a
+        budget, on a connection of their own (``DB_EXPLAIN``; docs/queries.md).
     :param pool_kwargs: passed to ``ConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
 
@@ -167,7 +170,9 @@ class TimedPool(BaseTimedPool):
     """
 
     pool: _WatchedPool
+    explainer: Explainer | None
     _pool_class = _WatchedPool
+    _explainer_class = Explainer
 
     def _configure(self, conn: Connection[Any]) -> None:
         if self._configure_first is not None:
@@ -179,7 +184,10 @@ class TimedPool(BaseTimedPool):
         self.pool.open(wait=wait, timeout=timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Close the pool and its connections."""
+        """Close the pool and its connections (and wait for an EXPLAIN running)."""
+        if self.explainer is not None:
+            self.query_stats.plan_sampler().detach(self.name)
+            self.explainer.close(timeout)
         self.pool.close(timeout=timeout)
 
     def wait(self, timeout: float = 30.0) -> None:

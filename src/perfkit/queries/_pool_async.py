@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from perfkit import _telemetry
 from perfkit._compat import psycopg_pool as pool_compat
+from perfkit.queries._explain_async import AsyncExplainer
 from perfkit.queries._pool_base import RECONNECT_MAX_DELAY, BaseTimedPool
 from perfkit.queries._stats import sql_text
 from perfkit.queries._watch import POLL_AFTER_IDLE, ConnectionWatch
@@ -161,6 +162,8 @@ class AsyncTimedPool(BaseTimedPool):
         (``QueryCanceled``; ``DB_STATEMENT_TIMEOUT``; None: the server's setting).
     :param configure: run (awaited, in the async pool) on each new connection, before perfkit
         installs its cursors.
+    :param explain: ``True`` or an ``ExplainSettings``: EXPLAIN slow statements, within a
+        budget, on a connection of their own (``DB_EXPLAIN``; docs/queries.md).
     :param pool_kwargs: passed to ``AsyncConnectionPool`` unchanged (``check``, ``kwargs``,
         ``reconnect_timeout``, ``max_lifetime``, ``connection_class``, ...).
 
@@ -168,7 +171,9 @@ class AsyncTimedPool(BaseTimedPool):
     """
 
     pool: _AsyncWatchedPool
+    explainer: AsyncExplainer | None
     _pool_class = _AsyncWatchedPool
+    _explainer_class = AsyncExplainer
 
     async def _configure(self, conn: AsyncConnection[Any]) -> None:
         if self._configure_first is not None:
@@ -180,7 +185,10 @@ class AsyncTimedPool(BaseTimedPool):
         await self.pool.open(wait=wait, timeout=timeout)
 
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)
-        """Close the pool and its connections."""
+        """Close the pool and its connections (and wait for an EXPLAIN running)."""
+        if self.explainer is not None:
+            self.query_stats.plan_sampler().detach(self.name)
+            await self.explainer.close(timeout)
         await self.pool.close(timeout=timeout)
 
     async def wait(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (psycopg_pool's API)

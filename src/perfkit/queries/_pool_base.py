@@ -31,6 +31,7 @@ from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
 from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
 from perfkit.queries._cursor_base import ErrorHook, _ClientTiming, _Timing
+from perfkit.queries._explain_base import ExplainSettings, PlanExplainer, PlanSampler
 from perfkit.queries._stats import QueryStats, QueryStatsSnapshot
 from perfkit.queries._watch import ConnectionWatch
 from perfkit.settings import Settings
@@ -180,6 +181,13 @@ def _env_arguments(environ: Mapping[str, str] | None) -> tuple[str, dict[str, An
         "max_waiting": settings.db_pool_max_waiting,
         "statement_timeout": settings.db_statement_timeout,
         "query_stats": QueryStats(slow_query_ms=settings.slow_query_ms),
+        "explain": settings.db_explain
+        and ExplainSettings(
+            per_minute=settings.db_explain_per_minute,
+            interval=settings.db_explain_interval,
+            timeout=settings.db_explain_timeout,
+            analyze=settings.db_explain_analyze,
+        ),
     }
     return settings.database_url, arguments
 
@@ -230,6 +238,8 @@ class BaseTimedPool:
     pool: ConnectionPool[Any] | AsyncConnectionPool[Any]
     # The psycopg_pool subclass the twin's checkout runs through (it takes ``watch=``).
     _pool_class: Callable[..., ConnectionPool[Any] | AsyncConnectionPool[Any]]
+    # The twin's explainer class (a thread's, or a task's), for ``explain=``.
+    _explainer_class: Callable[[str, PlanSampler], PlanExplainer]
 
     def __init__(
         self,
@@ -245,6 +255,7 @@ class BaseTimedPool:
         name: str | None = None,
         open: bool = False,
         configure: Callable[[Any], Any] | None = None,
+        explain: ExplainSettings | bool = False,
         **pool_kwargs: Any,
     ) -> None:
         _check_sizes(min_size, max_size, max_idle, timeout, max_waiting)
@@ -270,6 +281,12 @@ class BaseTimedPool:
             configure=self._configure,
             **pool_kwargs,
         )
+        # EXPLAINs of slow statements, on a connection of their own (docs/queries.md).
+        self.explainer: PlanExplainer | None = None
+        if explain is not False:
+            sampler = self.query_stats.plan_sampler(explain if explain is not True else None)
+            self.explainer = self._explainer_class(conninfo, sampler)
+            sampler.attach(self.name, self.explainer)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:

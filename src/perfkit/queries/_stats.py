@@ -25,7 +25,9 @@ from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import DEFAULT_BOUNDS, FLOOR, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
+from perfkit.queries._explain_base import ExplainSettings, PlanSampler
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._plan import QueryPlan
 
 __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
 
@@ -39,6 +41,10 @@ BUCKET_FLOOR = FLOOR
 
 # Samples queued before they are added up (see QueryStats.record).
 BATCH = 64
+
+# record()'s default ``params``: the caller did not give the statement's parameters, so
+# it cannot be EXPLAINed (None is a statement without parameters).
+NO_PARAMS: Any = object()
 
 # SQL texts longer than this are normalized on every run instead of being cached, so
 # that a few huge statements (inlined literals) cannot fill memory.
@@ -107,6 +113,8 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ]
     by_fingerprint: list[StatementStats]
     slowest: list[SlowQuery]
+    # The plans of slow statements, newest first (docs/queries.md, "Plans of slow statements").
+    plans: list[QueryPlan] = []
 
     @classmethod
     def of(
@@ -123,6 +131,7 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
         fingerprints_evicted: int,
         by_fingerprint: list[StatementStats],
         slowest: list[SlowQuery],
+        plans: list[QueryPlan] | None = None,
     ) -> QueryStatsSnapshot:
         """The snapshot of these totals (``total`` in seconds), with the derived fields
         (``slow_pct``, ``total_ms``, ``mean_ms``) computed the one way."""
@@ -140,6 +149,7 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
             fingerprints_evicted=fingerprints_evicted,
             by_fingerprint=by_fingerprint,
             slowest=slowest,
+            plans=plans or [],
         )
 
 
@@ -251,12 +261,22 @@ class QueryStats:
         self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
         # (SQL text, seconds, rows, failed, pool, perf_counter() at the end)
         self._pending: deque[tuple[str | bytes, float, int, bool, str, float]] = deque()
+        # Samples the plans of slow statements (plan_sampler(); None: no plans taken).
+        self.plans: PlanSampler | None = None
         self._reset_counters()
 
     def _reset_counters(self) -> None:
         self._since = time()
         self._count = self._errors = self._slow = self._rows = self._evicted = 0
         self._total = 0.0
+
+    def plan_sampler(self, settings: ExplainSettings | None = None) -> PlanSampler:
+        """The sampler of slow statements' plans (``plans``), made with ``settings`` on the
+        first call; pools given ``explain=`` attach their explainer to it."""
+        with self._lock:
+            if self.plans is None:
+                self.plans = PlanSampler(settings)
+            return self.plans
 
     def fingerprint(self, query: Any, context: Any = None) -> Fingerprint:
         """The fingerprint of a query: ``str``, ``bytes`` or ``psycopg.sql`` object."""
@@ -304,6 +324,7 @@ class QueryStats:
         pool: str = "",
         context: Any = None,
         ended: float | None = None,
+        params: Any = NO_PARAMS,
     ) -> None:
         """Count one run of ``query`` that took ``seconds`` and returned/affected ``rows``.
 
@@ -324,6 +345,9 @@ class QueryStats:
         )
         if seconds >= self._slow_seconds:
             self._drain()
+            plans = self.plans
+            if plans is not None and params is not NO_PARAMS and not failed:
+                plans.offer(self.fingerprint(key), key, params, seconds, pool)
         elif len(pending) >= BATCH:
             self._drain(wait=False)  # another thread is draining: let it
         hook = _telemetry.statement
@@ -425,6 +449,7 @@ class QueryStats:
                 fingerprints_evicted=self._evicted,
                 by_fingerprint=[entry.snapshot() for entry in entries],
                 slowest=slowest[: self.slowest],
+                plans=self.plans.plans() if self.plans is not None else None,
             )
 
     def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
@@ -444,3 +469,5 @@ class QueryStats:
             self._by_sql.clear()
             self._recent_slow.clear()
             self._reset_counters()
+        if self.plans is not None:
+            self.plans.reset()

@@ -5,13 +5,15 @@ of its own (Django is configured once per process): the ``perfkit.contrib.django
 It serves a few requests that run SQL through Django's test Client, then prints one JSON
 object: the admin's answers (``queries``, ``dashboard``, ``summary``, ``realtime``,
 ``metrics``) and what ``get_query_stats()`` counted. Configured by the environment:
-``DATABASE_URL``, ``PKDB_POOL`` (``1``: Django's psycopg pool on), ``SLOW_QUERY_MS``.
+``DATABASE_URL``, ``PKDB_POOL`` (``1``: Django's psycopg pool on), ``SLOW_QUERY_MS``,
+``PKDB_EXPLAIN`` (``1``: slow statements are EXPLAINed; the site waits for a plan).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import django
 import psycopg
@@ -51,7 +53,7 @@ from perfkit.contrib.django.db import DjangoDatabase, get_query_stats  # noqa: E
 from perfkit.contrib.django.urls import admin_urls  # noqa: E402
 
 kit = Perfkit(
-    pool=DjangoDatabase(),
+    pool=DjangoDatabase(explain=os.environ.get("PKDB_EXPLAIN") == "1"),
     settings=Settings(perfkit_admin_token=TOKEN, slow_query_ms=float(os.environ["SLOW_QUERY_MS"])),
     performance_log=False,
 )
@@ -77,6 +79,11 @@ def main() -> None:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     for book_id in (1, 2, 3):
         assert client.get(f"/books/{book_id}").status_code == 200
+    plans = get_query_stats().plans
+    deadline = time.monotonic() + 20
+    while plans is not None and plans.stats().explains + plans.stats().failures < 1:
+        assert time.monotonic() < deadline, "no plan"
+        time.sleep(0.02)
     answers: dict[str, object] = {"counted": get_query_stats().stats().count}
     for route in ("queries", "dashboard", "summary", "realtime"):
         response = client.get(f"/api/admin/performance/{route}")

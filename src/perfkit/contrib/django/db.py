@@ -17,7 +17,9 @@ from typing import Any
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from perfkit.queries import DatabaseStats, PoolStats, QueryStats
+from perfkit.queries import DatabaseStats, ExplainSettings, PoolStats, QueryStats
+from perfkit.queries._explain import Explainer
+from perfkit.queries._explain_base import conninfo_of
 from perfkit.queries._pool_base import psycopg_pool_stats
 from perfkit.settings import Settings
 
@@ -68,12 +70,15 @@ class QueryTimer:
         finally:
             cursor = context.get("cursor") if isinstance(context, dict) else None
             rows = getattr(cursor, "rowcount", -1) if cursor is not None else -1
+            # The parameters reach only the plan sampler, for a slow run (never stored).
+            extra = {} if many else {"params": params}
             get_query_stats().record(
                 sql,
                 time.perf_counter() - started,
                 rows if rows > 0 and not failed else 0,
                 failed=failed,
                 pool=self.alias,
+                **extra,
             )
 
 
@@ -108,10 +113,20 @@ class DjangoDatabase:
     The statements are those the app config times (``"perfkit.contrib.django"`` in
     ``INSTALLED_APPS``), in :func:`get_query_stats`. The pool is Django's psycopg pool
     when it is on, else ``None``: Django's own connections have no pool to report.
+
+    ``explain`` (``True`` or :class:`~perfkit.queries.ExplainSettings`): EXPLAIN the slow
+    statements of database ``alias`` on a connection of its own, made from Django's
+    connection settings for it (docs/queries.md, "Plans of slow statements").
     """
 
-    def __init__(self, alias: str = "default") -> None:
+    def __init__(self, alias: str = "default", *, explain: ExplainSettings | bool = False) -> None:
         self.alias = alias
+        self.explainer: Explainer | None = None
+        if explain is not False:
+            sampler = get_query_stats().plan_sampler(explain if explain is not True else None)
+            conninfo = conninfo_of(connections[alias].get_connection_params())
+            self.explainer = Explainer(conninfo, sampler)
+            sampler.attach(alias, self.explainer)
 
     def __repr__(self) -> str:
         return f"DjangoDatabase(alias={self.alias!r})"
