@@ -166,6 +166,7 @@ PARTS: dict[Part, frozenset[str]] = {
             "db_pool_max_waiting",
             "db_statement_timeout",
             "slow_query_ms",
+            "n_plus_one_threshold",
         }
     ),
     "jobs": frozenset(
@@ -212,6 +213,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_pool_max_waiting: NonNegativeInt = 0
     db_statement_timeout: Seconds | None = None
     slow_query_ms: Annotated[float, msgspec.Meta(ge=0)] = 100.0
+    n_plus_one_threshold: NonNegativeInt = 10  # 0: N+1 detection off; 1 is refused
 
     # Jobs (perfkit.jobs)
     job_retry_attempts: NonNegativeInt = 3

@@ -158,6 +158,7 @@ class Handlers:
             pool=stats.pool,
             queries=queries if queries is not None else stats.queries,
             scope=view.scope,
+            n_plus_one=view.n_plus_one() if queries is not None else [],
         )
 
     def _memory(self) -> s.MemoryReport:
@@ -257,6 +258,7 @@ class Handlers:
                 if database is not None and database.queries.count
                 else None
             ),
+            n_plus_one=database.n_plus_one if database is not None else None,
         )
         collector = source.monitor.cache_collector
         cache = collector.latest if collector is not None else None

@@ -46,7 +46,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
-from perfkit import _telemetry
+from perfkit import _telemetry, _units
 from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
@@ -138,9 +138,12 @@ class _BoundedRecovery(SchedulerHook):
             self.scheduler.start()
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        """RQ's, inside the telemetry hook's context (where the job runs, in the work
-        horse for the forking worker)."""
-        with _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span:
+        """RQ's, inside the telemetry hook's context and a unit of work named after the
+        job's function (where the job runs, in the work horse for the forking worker)."""
+        with (
+            _units.unit_of_work("job", job.func_name or "<job>"),
+            _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span,
+        ):
             # The next class in the MRO is RQ's SimpleWorker or Worker.
             succeeded: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
             if not succeeded:

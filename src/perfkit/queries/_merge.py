@@ -12,6 +12,7 @@ import heapq
 import msgspec
 
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._nplusone import NPlusOne, get_n_plus_one_detector, merge_n_plus_one
 from perfkit.queries._stats import BUCKET_COUNT, QueryStats, QueryStatsSnapshot, SlowQuery, _Entry
 
 __all__ = [
@@ -52,6 +53,7 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
     evicted: int
     statements: list[StatementExport]
     slowest: list[SlowQuery]
+    n_plus_one: list[NPlusOne] = []  # the process's N+1 findings (bounded by the detector)
 
 
 def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
@@ -71,6 +73,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
         evicted=snapshot.fingerprints_evicted,
         statements=statements,
         slowest=snapshot.slowest,
+        n_plus_one=get_n_plus_one_detector().findings(),
     )
 
 
@@ -127,6 +130,7 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         evicted=sum(e.evicted for e in exports),
         statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
         slowest=slowest,
+        n_plus_one=merge_n_plus_one([e.n_plus_one for e in exports], top),
     )
 
 

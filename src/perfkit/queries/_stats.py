@@ -20,12 +20,13 @@ import msgspec
 import structlog
 from psycopg import sql
 
-from perfkit import _telemetry
+from perfkit import _telemetry, _units
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import log_bounds, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._nplusone import note as note_in_unit
 
 __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
 
@@ -318,6 +319,8 @@ class QueryStats:
         pass the one they read). A slow run is also logged as a ``slow_query`` structlog
         event with the fingerprint and the duration — never the parameters. The telemetry
         hook ``statement`` (``perfkit.otel``) is called here, for every timed statement.
+        Inside a unit of work (a request, a job run) the run is also counted by
+        fingerprint, to find N+1 patterns (``perfkit.queries._nplusone``).
         """
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
@@ -331,6 +334,9 @@ class QueryStats:
             self._drain()
         elif len(pending) >= BATCH:
             self._drain(wait=False)  # another thread is draining: let it
+        unit = _units.current.get()
+        if unit is not None and unit.open:  # counted by fingerprint: N+1 detection
+            note_in_unit(unit, key, seconds, self._by_sql)
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
