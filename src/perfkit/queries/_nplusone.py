@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from types import FrameType
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -115,15 +116,30 @@ class NPlusOne(msgspec.Struct, frozen=True, kw_only=True):
 
 def call_site(skipped: frozenset[str] = SKIPPED_PACKAGES) -> CallSite | None:
     """The innermost frame of the current stack whose module is not in a ``skipped``
-    top-level package (``None`` if every frame is)."""
-    frame = sys._getframe(1)
+    top-level package (``None`` if every frame is). A stack that ends in a greenlet
+    (SQLAlchemy's asyncio engines run the driver in one) goes on in its parent's."""
+    frame: FrameType | None = sys._getframe(1)
+    parents = _greenlet_parents()
     while frame is not None:
         module = frame.f_globals.get("__name__") or ""
         if module.partition(".")[0] not in skipped:
             code = frame.f_code
             return CallSite(code.co_filename, frame.f_lineno or 0, code.co_qualname)
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back or next(parents, None)
     return None
+
+
+def _greenlet_parents() -> Iterator[FrameType]:
+    """The suspended frames of the current greenlet's parents, innermost first (none
+    when greenlet is not imported: then nothing runs in one)."""
+    greenlet: Any = sys.modules.get("greenlet")
+    if greenlet is None:
+        return
+    parent = greenlet.getcurrent().parent
+    while parent is not None:
+        if parent.gr_frame is not None:
+            yield parent.gr_frame
+        parent = parent.parent
 
 
 class _Count:
