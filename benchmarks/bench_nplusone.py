@@ -1,0 +1,169 @@
+"""What N+1 detection adds to a request that runs 20 statements (issue 27), paired.
+
+    python benchmarks/bench_nplusone.py [--url URL] [--runs 3] [--rounds 30] [--batch 40]
+
+A WSGI request through perfkit's request middleware (``PerformanceMonitor.wsgi``) runs 20
+statements on a ``TimedPool`` connection to a real PostgreSQL, in two shapes:
+
+- ``distinct``: 20 statements of 20 shapes, so no finding (the common case);
+- ``n+1``: one statement, then 19 of one shape: a finding in every request (the call
+  site is taken, the finding recorded, the warning rate-limited).
+
+Detection on (``threshold=10``, the default) and off (``threshold=0``, what
+``N_PLUS_ONE_THRESHOLD=0`` sets) take turns in rounds of ``batch`` requests, the order
+swapped every round. Each row is the median over ``--runs`` of the median ratio of
+adjacent rounds (on / off), with the runs' spread in brackets; target <= 1.03; timed by
+the wall clock and by this process's CPU time (``process_time``: where detection runs,
+and steadier than the wall clock on a shared machine). The
+client and the pool's server backend share one core where the OS allows it (see
+bench_queries.py: it steadies the loopback round trip).
+
+A last row gives ``QueryStats.record()``'s CPU per statement inside a unit of work with
+detection on, and outside any unit (no PostgreSQL): the whole cost per statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_queries import pin_backends
+
+from perfkit import Settings
+from perfkit.metrics import PerformanceMonitor
+from perfkit.queries import (
+    NPlusOneDetector,
+    QueryStats,
+    TimedPool,
+    set_n_plus_one_detector,
+    unit_of_work,
+)
+
+STATEMENTS = 20
+DISTINCT = [f"SELECT %s::int AS c{i}" for i in range(STATEMENTS)]
+REPEATED = ["SELECT %s::int AS head"] + ["SELECT %s::int AS item"] * (STATEMENTS - 1)
+# Elapsed time (the request as a client sees it) and this process's CPU time (what
+# detection adds runs here; steadier on a shared machine than the round trips).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+ON = NPlusOneDetector(threshold=10)
+OFF = NPlusOneDetector(threshold=0)
+
+
+def make_app(pool: TimedPool) -> Callable[..., Iterable[bytes]]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        texts = DISTINCT if environ["PATH_INFO"] == "/distinct" else REPEATED
+        with pool.connection() as conn:
+            for i, text in enumerate(texts):
+                conn.execute(text, (i,))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    monitor = PerformanceMonitor(settings=Settings())
+    return monitor.wsgi(app, compress=False)
+
+
+def requester(app: Callable[..., Iterable[bytes]], path: str, detector: NPlusOneDetector) -> Any:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "wsgi.url_scheme": "http"}
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        pass
+
+    def call() -> None:
+        set_n_plus_one_detector(detector)
+        body = app(dict(environ), start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    return call
+
+
+def alternate(
+    calls: dict[str, Callable[[], None]], rounds: int, batch: int, clock: Callable[[], float]
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender by ``clock``, one sample per round after a
+    warm-up round, the order swapped every round (``_common.interleave`` keeps two
+    contenders in one order)."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for index in range(rounds + 1):
+        for name in names if index % 2 else names[::-1]:
+            call = calls[name]
+            start = clock()
+            for _ in range(batch):
+                call()
+            if index:
+                samples[name].append((clock() - start) / batch)
+    return samples
+
+
+def paired(samples: dict[str, list[float]]) -> float:
+    return statistics.median(
+        on / off for on, off in zip(samples["on"], samples["off"], strict=True)
+    )
+
+
+def record_cost(count: int = 200_000) -> tuple[float, float]:
+    """CPU seconds per ``record()`` of a repeated statement: in a unit, outside any."""
+    stats = QueryStats()
+    set_n_plus_one_detector(ON)
+
+    def run() -> float:
+        start = time.process_time()
+        for _ in range(count):
+            stats.record("SELECT name FROM author WHERE id = %s", 5e-5)
+        return (time.process_time() - start) / count
+
+    outside = min(run() for _ in range(3))
+    inside = []
+    for _ in range(3):
+        with unit_of_work("job", "bench"):
+            inside.append(run())
+    return min(inside), outside
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--url", default=default)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=40)
+    args = parser.parse_args()
+    with TimedPool(args.url, min_size=1, max_size=1, open=True) as pool:
+        pool.wait()
+        print(pin_backends(pool))
+        app = make_app(pool)
+        for shape, clock in itertools.product(("distinct", "n+1"), CLOCKS):
+            path = "/distinct" if shape == "distinct" else "/repeated"
+            calls = {"on": requester(app, path, ON), "off": requester(app, path, OFF)}
+            ratios, per_request = [], []
+            for _ in range(args.runs):
+                samples = alternate(calls, args.rounds, args.batch, CLOCKS[clock])
+                ratios.append(paired(samples))
+                per_request.append(statistics.median(samples["off"]))
+            print(
+                f"{shape:8} {clock:4} on/off {statistics.median(ratios):.4f} "
+                f"[{min(ratios):.4f} .. {max(ratios):.4f}] over {args.runs} runs of "
+                f"{args.rounds} paired rounds of {args.batch}; off "
+                f"{statistics.median(per_request) * 1e6:.0f} µs per request; target <= 1.03"
+            )
+    inside, outside = record_cost()
+    print(
+        f"record() CPU per statement: {inside * 1e9:.0f} ns in a unit (detection on), "
+        f"{outside * 1e9:.0f} ns outside any: {(inside - outside) * 1e9:.0f} ns added"
+    )
+
+
+if __name__ == "__main__":
+    main()
