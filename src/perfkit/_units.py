@@ -15,13 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar, Token
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["Tally", "Unit", "begin", "current", "end", "unit_of_work"]
 
 
 class Tally(Protocol):
-    """What a part keeps in a unit while it runs; told the unit's name when it ends."""
+    """What the statement recorder keeps in a unit while it runs (the N+1 detector's
+    counts, or nothing when detection is off); told the unit's name when it ends."""
+
+    def note(self, key: str | bytes, seconds: float, known: Any) -> None:
+        """Count one statement of SQL text ``key`` that took ``seconds`` (``known``: the
+        recorder's SQL text -> fingerprint cache)."""
+        ...
 
     def finish(self, kind: str, name: str) -> None:
         """The unit ended: ``kind`` (``"request"``, ``"job"``) named ``name`` (the route

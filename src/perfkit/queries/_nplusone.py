@@ -200,17 +200,27 @@ class _UnitTally:
             self.detector.found(kind, name, repeated)
 
 
-def note(
-    unit: _units.Unit, key: str | bytes, seconds: float, known: Mapping[str | bytes, Fingerprint]
-) -> None:
-    """Count one statement (SQL text ``key``) in ``unit``, unless detection is off."""
-    tally = unit.tally
-    if tally is None:
-        detector = _detector.value
-        if not detector.threshold:
-            return
-        tally = unit.tally = _UnitTally(detector)
-    tally.note(key, seconds, known)  # type: ignore[attr-defined]
+class _Off:
+    """The tally of a unit run while detection is off: counts nothing."""
+
+    __slots__ = ()
+
+    def note(self, key: str | bytes, seconds: float, known: Any) -> None:
+        pass
+
+    def finish(self, kind: str, name: str) -> None:
+        pass
+
+
+_OFF = _Off()
+
+
+def tally_for(unit: _units.Unit) -> _units.Tally:
+    """``unit``'s tally, made at its first statement with the process's detector."""
+    detector = _detector.value
+    tally: _units.Tally = _UnitTally(detector) if detector.threshold else _OFF
+    unit.tally = tally
+    return tally
 
 
 class _Finding:

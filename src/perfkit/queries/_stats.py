@@ -26,7 +26,7 @@ from perfkit._errors import ConfigError
 from perfkit._histogram import log_bounds, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._fingerprint import Fingerprint
-from perfkit.queries._nplusone import note as note_in_unit
+from perfkit.queries._nplusone import tally_for
 
 __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
 
@@ -336,7 +336,7 @@ class QueryStats:
             self._drain(wait=False)  # another thread is draining: let it
         unit = _units.current.get()
         if unit is not None and unit.open:  # counted by fingerprint: N+1 detection
-            note_in_unit(unit, key, seconds, self._by_sql)
+            (unit.tally or tally_for(unit)).note(key, seconds, self._by_sql)
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
