@@ -24,9 +24,9 @@ class Tally(Protocol):
     """What the statement recorder keeps in a unit while it runs (the N+1 detector's
     counts, or nothing when detection is off); told the unit's name when it ends."""
 
-    def note(self, key: str | bytes, seconds: float, known: Any) -> None:
-        """Count one statement of SQL text ``key`` that took ``seconds`` (``known``: the
-        recorder's SQL text -> fingerprint cache)."""
+    def note(self, key: str | bytes, seconds: float, stats: Any) -> None:
+        """Count one statement of SQL text ``key`` that took ``seconds``, recorded by
+        ``stats`` (a ``QueryStats``: it knows the text's fingerprint)."""
         ...
 
     def finish(self, kind: str, name: str) -> None:

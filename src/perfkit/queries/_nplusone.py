@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import structlog
@@ -33,6 +33,9 @@ from perfkit import _defaults, _units
 from perfkit._errors import ConfigError
 from perfkit.queries._fingerprint import Fingerprint
 from perfkit.settings import Settings
+
+if TYPE_CHECKING:
+    from perfkit.queries._stats import QueryStats
 
 __all__ = [
     "CallSite",
@@ -169,12 +172,10 @@ class _UnitTally:
         self.by_text: dict[str | bytes, _Count] = {}
         self.by_id: dict[str, _Count] = {}
 
-    def note(
-        self, key: str | bytes, seconds: float, known: Mapping[str | bytes, Fingerprint]
-    ) -> None:
+    def note(self, key: str | bytes, seconds: float, stats: QueryStats) -> None:
         found = self.by_text.get(key)
         if found is None:
-            found = self._count_of(key, known)
+            found = self._count_of(key, stats)
         if found is _UNCOUNTED:
             return
         found.count += 1
@@ -182,11 +183,11 @@ class _UnitTally:
         if found.count == self.threshold:
             found.site = call_site()
 
-    def _count_of(self, key: str | bytes, known: Mapping[str | bytes, Fingerprint]) -> _Count:
-        """The count of ``key``'s fingerprint (``known``: the recorder's cache of them)."""
+    def _count_of(self, key: str | bytes, stats: QueryStats) -> _Count:
+        """The count of ``key``'s fingerprint (``stats``: the recorder, which caches them)."""
         found = _UNCOUNTED
         if key:  # "": psycopg_pool's connection check, not a statement
-            fingerprint = known.get(key) or Fingerprint.of(key)
+            fingerprint = stats.text_fingerprint(key)
             found = self.by_id.get(fingerprint.id, _UNCOUNTED)
             if found is _UNCOUNTED and len(self.by_id) < self.detector.max_per_unit:
                 found = self.by_id[fingerprint.id] = _Count(fingerprint)
@@ -205,7 +206,7 @@ class _Off:
 
     __slots__ = ()
 
-    def note(self, key: str | bytes, seconds: float, known: Any) -> None:
+    def note(self, key: str | bytes, seconds: float, stats: Any) -> None:
         pass
 
     def finish(self, kind: str, name: str) -> None:

@@ -284,6 +284,20 @@ class QueryStats:
                 self._by_sql.popitem(last=False)
         return found
 
+    def text_fingerprint(self, key: str | bytes) -> Fingerprint:
+        """The fingerprint of SQL text ``key`` outside the batches (N+1 detection counts
+        by it as each statement runs): from the cache, else normalized and cached when
+        the lock is free (so the batch finds it), else normalized only."""
+        found = self._by_sql.get(key)
+        if found is not None:
+            return found
+        if not self._lock.acquire(blocking=False):
+            return Fingerprint.of(key)
+        try:
+            return self._fingerprint_of(key)
+        finally:
+            self._lock.release()
+
     def _entry_of(self, key: str | bytes) -> _Entry:
         """The table's entry for SQL text ``key``, made (evicting the oldest) if missing;
         under the lock."""
@@ -336,7 +350,7 @@ class QueryStats:
             self._drain(wait=False)  # another thread is draining: let it
         unit = _units.current.get()
         if unit is not None and unit.open:  # counted by fingerprint: N+1 detection
-            (unit.tally or tally_for(unit)).note(key, seconds, self._by_sql)
+            (unit.tally or tally_for(unit)).note(key, seconds, self)
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
