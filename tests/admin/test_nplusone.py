@@ -57,3 +57,9 @@ def test_queries_route_dashboard_and_recommendations_show_the_n_plus_one(
 
     metrics = client.get("metrics", headers=AUTH).text
     assert 'perfkit_db_n_plus_one_total{route="/orders/<int:order>"} 1' in metrics
+
+    # POST metrics/reset forgets the findings; the counter stays monotonic.
+    assert client.post("metrics/reset", headers=AUTH).status_code == 200
+    assert get_json(client, "queries")["n_plus_one"] == []
+    metrics = client.get("metrics", headers=AUTH).text
+    assert 'perfkit_db_n_plus_one_total{route="/orders/<int:order>"} 1' in metrics

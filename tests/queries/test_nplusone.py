@@ -236,6 +236,16 @@ def test_the_warning_is_rate_limited_and_carries_no_parameter_value(
     assert found.units == 3
 
 
+def test_at_most_ten_warnings_a_minute_whatever_the_findings(pool: TimedPool) -> None:
+    with capture_logs() as logs:
+        for route in range(15):
+            with unit_of_work("request", f"/r{route}"), pool.connection() as conn:
+                for i in range(10):
+                    conn.execute("SELECT name FROM author WHERE id = %s", (i,))
+    assert len([e for e in logs if e["event"] == "db.n_plus_one"]) == 10
+    assert len(get_n_plus_one_detector().findings()) == 15  # all found, ten logged
+
+
 def test_memory_is_bounded_per_unit_and_overall(pool: TimedPool) -> None:
     detector = NPlusOneDetector(threshold=3, max_per_unit=4, max_findings=5)
     set_n_plus_one_detector(detector)

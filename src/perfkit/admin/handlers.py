@@ -41,7 +41,7 @@ from perfkit.metrics import (
 )
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.system import process_start_time
-from perfkit.queries import DatabaseSource
+from perfkit.queries import DatabaseSource, get_n_plus_one_detector
 
 __all__ = ["Ask", "Handlers"]
 
@@ -424,10 +424,12 @@ class Handlers:
         return s.ClearResult(cleared=cleared)
 
     async def metrics_reset(self, ask: Ask) -> s.ResetResult:
-        """POST metrics/reset: zero the query statistics and the cache counters."""
+        """POST metrics/reset: zero the query statistics (N+1 findings too) and the cache
+        counters."""
         reset = []
         if self.source.pool is not None:
             self.source.pool.reset_stats()
+            get_n_plus_one_detector().reset()
             reset.append("queries")
         if self.source.cache is not None:
             self.source.cache.reset_stats()
