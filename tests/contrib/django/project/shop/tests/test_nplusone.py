@@ -45,6 +45,15 @@ class NPlusOneTests(TestCase):
         self.assertEqual(found.call_site.line, view_line("# N+1 view"))
         self.assertTrue(found.call_site.function.startswith("titles"))  # or its listcomp
 
+    async def test_an_asgi_request_is_a_unit_too(self):
+        # Django's ASGI handler: RouteMiddleware's async path; the sync view runs in
+        # asgiref's thread, which copies the request's context.
+        response = await self.async_client.get("/books/titles/")
+        self.assertEqual(len(response.json()["titles"]), BOOKS)
+        (found,) = self.detector.findings()
+        self.assertEqual(found.route, "/books/titles/")
+        self.assertEqual(found.call_site.line, view_line("# N+1 view"))
+
     def test_a_view_of_distinct_statements_has_none(self):
         response = self.client.get("/books/titles/at-once/")
         self.assertEqual(response.json()["count"], BOOKS)
