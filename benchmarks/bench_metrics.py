@@ -4,7 +4,11 @@ What tracing costs (perfkit.otel) is measured by ``bench_otel.py``.
     python benchmarks/bench_metrics.py
 
 1. Recording: perfkit's histogram child ``observe`` vs prometheus_client's child
-   ``Histogram.observe`` (target: ratio <= 0.75).
+   ``Histogram.observe`` (target: ratio <= 0.75). Then ``observe`` on perfkit's bucket
+   layout (209 bounds, 50 µs floor) paired against the same child on the layout it
+   replaced (Prometheus' 14 default bounds), over durations from 50 µs to 2 s: the time
+   added per observation and the ratio, median of 3 runs [min-max]. Only this pair:
+   ``python benchmarks/bench_metrics.py --layout``.
 2. Request middleware cost: a routed Starlette app and a Flask app, driven in-process,
    bare vs wrapped in the request metrics (and metrics + compression), in short
    alternating rounds; per run the median over adjacent pairs of the time added per
@@ -30,7 +34,9 @@ from _common import interleave
 
 from perfkit.metrics import (
     BROTLI_AVAILABLE,
+    DEFAULT_BUCKETS,
     CompressionMiddleware,
+    HistogramChild,
     MetricsMiddleware,
     MetricsRegistry,
     RequestMetrics,
@@ -72,6 +78,28 @@ def bench_recording() -> None:
     o, t = side_by_side(lambda: run(o_observe), lambda: run(t_observe))
     print(f"histogram observe: perfkit {o * 1e9:.0f} ns, prometheus_client {t * 1e9:.0f} ns, "
           f"ratio {o / t:.2f} (target <= 0.75)")  # fmt: skip
+
+
+# The layout perfkit's histograms had before the 50 µs one: Prometheus' default buckets.
+OLD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def bench_layout() -> None:
+    # Durations spread over the layouts (log-uniform, 50 µs to 2 s), the same for both.
+    values = [50e-6 * 40_000 ** (i / 999) for i in range(1000)]
+    values = values[::2] + values[1::2]  # not sorted: the branch predictor sees traffic
+
+    def observing(bounds: tuple[float, ...]) -> Callable[[], None]:
+        observe = HistogramChild(bounds).observe
+
+        def run() -> None:
+            for value in values:
+                observe(value)
+
+        return run
+
+    print("observe, 209-bound layout vs the 14-bound one it replaced: "
+          + runs(observing(OLD_BUCKETS), observing(DEFAULT_BUCKETS), 20, len(values)))  # fmt: skip
 
 
 async def _bare_asgi(scope: Any, receive: Any, send: Any) -> None:
@@ -212,8 +240,13 @@ def bench_compression() -> None:
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", action="store_true", help="only the bucket layout pair")
+    if parser.parse_args().layout:
+        bench_layout()
+        raise SystemExit(0)
     bench_recording()
+    bench_layout()
     bench_asgi("/items/7")
     bench_asgi("/v1/orders/7")
     bench_wsgi()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
-from perfkit._histogram import Histogram, log_bounds, quantile
+from perfkit._histogram import (
+    DEFAULT_BOUNDS,
+    Histogram,
+    exposed_indices,
+    log_bounds,
+    quantile,
+    rebucket,
+)
 from perfkit.metrics.trends import estimate_quantile
 
 
@@ -57,3 +65,16 @@ def test_a_quantile_never_leaves_the_values_seen() -> None:
 def test_trends_estimate_quantile_is_the_shared_one() -> None:
     # The public name of perfkit.metrics.trends stays, and is the one implementation.
     assert estimate_quantile is quantile
+
+
+def test_prometheus_sees_one_bound_per_doubling_of_a_fine_layout() -> None:
+    shown = [DEFAULT_BOUNDS[i] for i in exposed_indices(DEFAULT_BOUNDS)]
+    assert len(shown) == 27 and shown[:3] == [50e-6, 100e-6, 200e-6]
+    assert all(b == pytest.approx(2 * a) for a, b in itertools.pairwise(shown))
+    # A histogram of a user's few bounds is shown as it is.
+    assert exposed_indices((0.1, 0.5, 1.0)) == (0, 1, 2)
+
+
+def test_rebucket_moves_counts_up_to_the_bound_holding_theirs() -> None:
+    # (0, 5], (5, 10], +Inf onto 1, 5, 20: nothing is moved down, nothing is lost.
+    assert rebucket((5.0, 10.0), [3, 2, 1], (1.0, 5.0, 20.0)) == [0, 3, 2, 1]

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from psycopg_pool import PoolTimeout
 
 import perfkit.otel
 from perfkit import _telemetry
@@ -173,6 +177,17 @@ def test_instrument_patches_nothing_and_uninstrument_empties_the_hooks() -> None
     assert hooks() == (None,) * 5
 
 
+def by_name(data: MetricsData | None) -> dict[str, Metric]:
+    """The metrics an in-memory reader collected, by name."""
+    assert data is not None
+    return {
+        metric.name: metric
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+
+
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"hi"})
@@ -199,13 +214,7 @@ async def test_metrics_bridge_reports_the_registry_with_the_same_names_and_units
     finally:
         cache.close()
         provider.shutdown()
-    assert data is not None
-    found = {
-        metric.name: metric
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-    }
+    found = by_name(data)
     duration = found["http_request_duration_seconds"]
     assert duration.unit == "s"
     (point,) = duration.data.data_points
@@ -312,3 +321,78 @@ def test_a_fastapi_app_with_cached_routes_answers_with_tracing_on(
     (pattern,) = named(spans, "cache invalidate_pattern")
     assert pattern.attributes["perfkit.cache.removed"] == 2  # type: ignore[index]
     assert len(named(spans, "cache clear")) == 1
+
+
+def test_the_pool_s_numbers_under_the_semantic_conventions_names(database_url: str) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pool = TimedPool(database_url, query_stats=QueryStats(), min_size=1, max_size=2,
+                     timeout=10, name="orders-db")  # fmt: skip
+    bridge = perfkit.otel.bridge_metrics(PerformanceMonitor(pool=pool), meter_provider=provider)
+    try:
+        pool.open(wait=True, timeout=10)  # one connection created, with the bridge on
+        for _ in range(3):
+            with pool.connection() as conn:
+                conn.execute("SELECT %s::text AS v", ["p4ssw0rd-123"]).fetchall()
+        first, second = pool.getconn(), pool.getconn()  # both lent: a second one is created
+        with pytest.raises(PoolTimeout):
+            pool.getconn(timeout=0.2)
+        waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn(timeout=30)))
+        waiter.start()
+        # psycopg_pool keeps the timed-out request in its queue until a connection comes
+        # back: the waiter makes it two.
+        deadline = time.monotonic() + 30
+        while (waiting := pool.stats().pool.waiting) < 2:
+            assert time.monotonic() < deadline, "the waiter never queued"
+            time.sleep(0.01)
+        bridge.sync()  # the sources are read at most once a second: now, for this test
+        data = reader.get_metrics_data()
+        pool.putconn(first)
+        pool.putconn(second)
+        waiter.join()
+        # Tracing comes and goes on its own: the bridge's hooks stay.
+        perfkit.otel.instrument()
+        perfkit.otel.uninstrument()
+        assert _telemetry.db_connection is not None and _telemetry.db_operation is not None
+    finally:
+        bridge.close()
+        pool.close()
+        provider.shutdown()
+    assert _telemetry.db_connection is None and _telemetry.db_operation is None
+    found = by_name(data)
+    named = {"db.client.connection.pool.name": "orders-db"}
+
+    def points(name: str, unit: str) -> dict[tuple[tuple[str, Any], ...], Any]:
+        metric = found[name]
+        assert metric.unit == unit, name
+        return {tuple(sorted((p.attributes or {}).items())): p for p in metric.data.data_points}
+
+    def key(**attributes: str) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted((named | attributes).items()))
+
+    count = points("db.client.connection.count", "{connection}")
+    assert not found["db.client.connection.count"].data.is_monotonic  # type: ignore[union-attr]
+    assert count[key(**{"db.client.connection.state": "used"})].value == 2
+    assert count[key(**{"db.client.connection.state": "idle"})].value == 0
+    assert points("db.client.connection.max", "{connection}")[key()].value == 2
+    assert points("db.client.connection.pending_requests", "{request}")[key()].value == waiting
+    timeouts = found["db.client.connection.timeouts"]
+    assert timeouts.data.is_monotonic  # type: ignore[union-attr]
+    assert points("db.client.connection.timeouts", "{timeout}")[key()].value == 1
+    # Histograms, recorded as they happened: 2 connections made, 5 checkouts (3 + the two
+    # held), 3 returned, 3 statements.
+    assert points("db.client.connection.create_time", "s")[key()].count == 2
+    wait = points("db.client.connection.wait_time", "s")[key()]
+    assert wait.count == 5 and wait.sum > 0
+    assert points("db.client.connection.use_time", "s")[key()].count == 3
+    operation = points("db.client.operation.duration", "s")
+    (statements,) = operation.values()
+    assert statements.count == 3
+    assert dict(statements.attributes) == named | {
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+    }
+    assert data is not None and "p4ssw0rd" not in data.to_json()
+    # Next to perfkit's own names.
+    assert "perfkit_db_pool_connections_in_use" in found
+    assert "perfkit_db_pool_timeouts" in found

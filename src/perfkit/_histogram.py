@@ -1,31 +1,102 @@
 """perfkit's one histogram: fixed buckets, mergeable, a quantile read from the counts.
 
-Every part that reports a percentile uses it: the cache's lookup latency
-(``cache/_stats.py``), the per-statement times of ``queries/_stats.py``, the request
-trends of ``metrics/trends.py`` and the demo's ``perfkit bench``. Memory is one count per
-bucket however many values were added, and two histograms with the same bounds merge by
-adding their counts (the fleet view sums processes this way).
+Every part that reports a percentile uses it: the request durations and their trends
+(``metrics/registry.py``, ``metrics/trends.py``), the cache's lookup latency
+(``cache/_stats.py``), the per-statement times of ``queries/_stats.py`` and the demo's
+``perfkit bench``. Memory is one count per bucket however many values were added, and two
+histograms with the same bounds merge by adding their counts (the fleet view sums
+processes this way).
 
 ``counts`` has one entry per bound (values ``<=`` it, above the previous bound) and a last
 one for ``+Inf``. A quantile is interpolated linearly inside its bucket, so it is exact to
 within that bucket's width: pick the bounds for the resolution you need
 (:func:`log_bounds` gives a constant relative error).
+
+:data:`DEFAULT_BOUNDS` is the layout every part uses unless told otherwise: bounds
+``FLOOR * 2 ** (i / 8)`` for ``i = 0 .. 208``, i.e. 50 µs to 3 355 s (~56 min) in buckets
+of constant relative width ``2 ** (1 / 8) - 1`` = 9.05 %. A quantile that falls between the
+floor and the top bound is within 9.05 % of the true value (the estimate and the true
+value share one bucket); below the floor it is within ``FLOOR`` absolute; above the top
+bound it reads the largest value seen (or the top bound).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-__all__ = ["Histogram", "log_bounds", "quantile"]
+__all__ = [
+    "DEFAULT_BOUNDS",
+    "FLOOR",
+    "PER_DOUBLING",
+    "Histogram",
+    "exposed_indices",
+    "log_bounds",
+    "quantile",
+    "rebucket",
+    "relative_error",
+]
+
+FLOOR = 50e-6
+"""The smallest bound (seconds) of :data:`DEFAULT_BOUNDS`: quantiles below it are known to
+within it, absolute."""
+PER_DOUBLING = 8
+"""Buckets per doubling of :data:`DEFAULT_BOUNDS`: each is ``2 ** (1 / 8)`` wide (9.05 %)."""
+DOUBLINGS = 26  # 50 µs * 2**26 = 3 355 s, ~56 min: the longest statement or request kept apart
+# A histogram with more bounds than this is exposed to Prometheus with one per doubling.
+MAX_EXPOSED = 30
 
 
-def log_bounds(smallest: float, per_doubling: int, doublings: int) -> tuple[float, ...]:
-    """Bucket bounds growing by ``2 ** (1 / per_doubling)`` from ``smallest``: a value is
-    then known to within ``2 ** (1 / per_doubling) - 1`` of itself (8 per doubling: 9 %)."""
-    growth = 2 ** (1 / per_doubling)
-    return tuple(smallest * growth**i for i in range(per_doubling * doublings + 1))
+def log_bounds(
+    smallest: float = FLOOR, per_doubling: int = PER_DOUBLING, doublings: int = DOUBLINGS
+) -> tuple[float, ...]:
+    """Bucket bounds ``smallest * 2 ** (i / per_doubling)``: a quantile between the first
+    and the last is then within ``2 ** (1 / per_doubling) - 1`` of itself (8: 9.05 %).
+
+    The defaults are :data:`DEFAULT_BOUNDS`; give another ``smallest`` to move the floor.
+    """
+    # 2 ** (i / k) (not growth ** i) makes every k-th bound an exact doubling: tidy ``le``.
+    return tuple(smallest * 2 ** (i / per_doubling) for i in range(per_doubling * doublings + 1))
+
+
+DEFAULT_BOUNDS = log_bounds()
+"""perfkit's bucket layout (see the module doc): 209 bounds, 50 µs to ~56 min, 9.05 %."""
+
+
+def relative_error(bounds: Sequence[float]) -> float:
+    """The largest relative width of a bucket between the first and the last bound: how
+    far (relatively) a quantile read from these bounds can be from the true one."""
+    return max((b / a - 1 for a, b in itertools.pairwise(bounds) if a > 0), default=math.inf)
+
+
+@functools.lru_cache(maxsize=64)
+def exposed_indices(bounds: tuple[float, ...]) -> tuple[int, ...]:
+    """The indices of the bounds shown as ``le`` in a Prometheus exposition: all of them,
+    or for a histogram of more than :data:`MAX_EXPOSED` bounds one per doubling (each
+    bound kept is at least twice the one kept before it, starting from the first), so a
+    series has ~28 buckets, not 210. The counts in between still add up exactly: each
+    ``le`` is cumulative."""
+    if len(bounds) <= MAX_EXPOSED:
+        return tuple(range(len(bounds)))
+    kept = [0]
+    for i, bound in enumerate(bounds):
+        # The tolerance takes the rounding of 2 ** (i / k) for an exact doubling.
+        if bound >= bounds[kept[-1]] * 2 * (1 - 1e-9):
+            kept.append(i)
+    return tuple(kept)
+
+
+def rebucket(bounds: Sequence[float], counts: Sequence[int], onto: Sequence[float]) -> list[int]:
+    """``counts`` (over ``bounds``, with ``+Inf``) moved onto the bounds ``onto``: each
+    bucket's count goes to the bucket of ``onto`` that holds its upper bound (a value
+    is never moved down). How a process still on another layout is merged."""
+    moved = [0] * (len(onto) + 1)
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
+        moved[bisect_left(onto, bound)] += count
+    return moved
 
 
 def quantile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:

@@ -12,7 +12,19 @@ Each slot is ``None`` until a subscriber (:func:`perfkit.otel.instrument`) fills
   ``QueryStats.record`` (``summary()`` is the fingerprint's text);
 - ``job_send(queue)``: around ``JobService.enqueue`` writing the job; ``job_meta()`` inside
   it gives the meta to store with the job (the trace context), or ``None``;
-- ``job_process(queue, job_id, meta)``: around a worker's run of a job.
+- ``job_process(queue, job_id, meta)``: around a worker's run of a job;
+- ``job_outcome(function, queue, outcome, duration, wait)``: after a run ended, where it
+  ran (``perfkit.jobs._metrics.record_outcome``; seconds, None when not known).
+
+The metrics slots are subscribed apart (:func:`subscribe_metrics`, by
+:class:`perfkit.otel.MetricsBridge`), so that tracing and the metrics bridge come and go on
+their own:
+
+- ``db_connection(event, pool, seconds)``: ``"create"`` when a pool of perfkit's opened a
+  connection (``_connect``), ``"wait"`` when a checkout got one (``getconn``), ``"use"``
+  when one went back (``putconn``: the time since its checkout);
+- ``db_operation(summary, seconds, failed, pool)``: after every statement counted by
+  ``QueryStats.record``, next to ``statement``.
 
 This module imports nothing of perfkit, so every part may use it.
 """
@@ -29,12 +41,16 @@ __all__ = [
     "Span",
     "around",
     "cache_operation",
+    "db_connection",
+    "db_operation",
     "job_meta",
+    "job_outcome",
     "job_process",
     "job_send",
     "reset",
     "statement",
     "subscribe",
+    "subscribe_metrics",
 ]
 
 
@@ -71,6 +87,9 @@ statement: Callable[[Callable[[], str], float, int, bool, str], None] | None = N
 job_send: Callable[[str], Around] | None = None
 job_meta: Callable[[], dict[str, Any] | None] | None = None
 job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None
+db_connection: Callable[[str, str, float], None] | None = None
+db_operation: Callable[[Callable[[], str], float, bool, str], None] | None = None
+job_outcome: Callable[[str, str, str, float | None, float | None], None] | None = None
 
 
 def around(hook: Callable[..., Around] | None, *args: Any) -> Around:
@@ -86,8 +105,9 @@ def subscribe(
     job_send: Callable[[str], Around] | None = None,
     job_meta: Callable[[], dict[str, Any] | None] | None = None,
     job_process: Callable[[str, str, Mapping[str, Any]], Around] | None = None,
+    job_outcome: Callable[[str, str, str, float | None, float | None], None] | None = None,
 ) -> None:
-    """Fill every slot with the hook given (``None``: empty it)."""
+    """Fill every tracing slot with the hook given (``None``: empty it)."""
     hooks = globals()
     hooks.update(
         cache_operation=cache_operation,
@@ -95,9 +115,20 @@ def subscribe(
         job_send=job_send,
         job_meta=job_meta,
         job_process=job_process,
+        job_outcome=job_outcome,
     )
 
 
+def subscribe_metrics(
+    *,
+    db_connection: Callable[[str, str, float], None] | None = None,
+    db_operation: Callable[[Callable[[], str], float, bool, str], None] | None = None,
+) -> None:
+    """Fill every metrics slot with the hook given (``None``: empty it)."""
+    globals().update(db_connection=db_connection, db_operation=db_operation)
+
+
 def reset() -> None:
-    """Empty every slot (what :func:`perfkit.otel.uninstrument` calls)."""
+    """Empty every slot, tracing and metrics."""
     subscribe()
+    subscribe_metrics()

@@ -318,6 +318,20 @@ def _jobs_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs_status(args: argparse.Namespace) -> int:
+    service = _service(args)
+    status = service.job_status(args.job_id)
+    progress = service.job_progress(args.job_id)
+    if args.json:
+        _print_json({"job_id": args.job_id, "status": status, "progress": progress})
+    elif progress is None:
+        print(f"{args.job_id}: {status}")
+    else:
+        message = f" - {progress.message}" if progress.message else ""
+        print(f"{args.job_id}: {status}, {progress.fraction:.0%} done{message}")
+    return 0
+
+
 def _jobs_delete(args: argparse.Namespace) -> int:
     _service(args).delete_failed(args.job_id)
     if args.json:
@@ -361,6 +375,9 @@ def _add_jobs(subparsers: Subparsers) -> None:
     retry.add_argument("job_id", nargs="?", metavar="JOB_ID")
     retry.add_argument("--all", action="store_true", help="requeue every failed job")
     retry.add_argument("--queue", action="append", metavar="QUEUE", help="with --all; repeatable")
+
+    status = command("status", _jobs_status, "a job's status and the progress it reported")
+    status.add_argument("job_id", metavar="JOB_ID")
 
     delete = command("delete", _jobs_delete, "delete a failed job")
     delete.add_argument("job_id", metavar="JOB_ID")

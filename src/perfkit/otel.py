@@ -20,7 +20,10 @@ empties the hooks again.
   ``db.operation.name``, ``db.query.summary`` = the fingerprint, which holds no
   literal; never the parameters);
 - jobs: a PRODUCER span per enqueue whose context travels in the job's meta, and a
-  CONSUMER span per execution in the worker, child of the enqueue span.
+  CONSUMER span per execution in the worker, child of the enqueue span; and, recorded
+  where each job ends, the job metrics (``perfkit_jobs_total`` as the counter
+  ``perfkit_jobs``, ``perfkit_job_duration_seconds``, ``perfkit_job_queue_wait_seconds``;
+  see docs/jobs.md) on the meter of ``meter_provider`` (default: the global one).
 """
 
 from __future__ import annotations
@@ -44,10 +47,19 @@ except ImportError as exc:  # pragma: no cover - what a user without the extra s
     ) from exc
 
 from perfkit import _telemetry
-from perfkit.metrics import PerformanceMonitor
+from perfkit._histogram import exposed_indices
+from perfkit.jobs import _metrics as job_metrics
+from perfkit.metrics import DEFAULT_BUCKETS, PerformanceMonitor
 from perfkit.metrics.snapshot import MetricSnapshot
 
-__all__ = ["MetricsBridge", "bridge_metrics", "instrument", "instrumented", "uninstrument"]
+__all__ = [
+    "DatabaseMetrics",
+    "MetricsBridge",
+    "bridge_metrics",
+    "instrument",
+    "instrumented",
+    "uninstrument",
+]
 
 SCOPE = "perfkit"
 """The instrumentation scope name of perfkit's tracer and meter."""
@@ -60,24 +72,30 @@ SUMMARY_LENGTH = 255
 _lock = threading.Lock()
 _tracer: Tracer | None = None
 _explicit_provider: TracerProvider | None = None
+_job_meters: _JobMeters | None = None
 
 
-def instrument(*, tracer_provider: TracerProvider | None = None) -> None:
-    """Start tracing perfkit's cache, statements and jobs (idempotent).
+def instrument(
+    *, tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
+    """Start tracing perfkit's cache, statements and jobs, and recording the job metrics
+    where jobs end (idempotent).
 
-    ``tracer_provider`` defaults to the global one; until one is configured the hooks
-    return at once (no spans are made).
+    ``tracer_provider`` and ``meter_provider`` default to the global ones; until a tracer
+    provider is configured the hooks return at once (no spans are made).
     """
-    global _tracer, _explicit_provider
+    global _tracer, _explicit_provider, _job_meters
     with _lock:
         _tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         _explicit_provider = tracer_provider
+        _job_meters = _JobMeters(metrics.get_meter(SCOPE, meter_provider=meter_provider))
         _telemetry.subscribe(
             cache_operation=_cache_operation,
             statement=_statement,
             job_send=_job_send,
             job_meta=_job_meta,
             job_process=_job_process,
+            job_outcome=_job_outcome,
         )
 
 
@@ -85,7 +103,7 @@ def uninstrument() -> None:
     """Stop tracing: every hook is empty again."""
     global _tracer, _explicit_provider
     with _lock:
-        _telemetry.reset()
+        _telemetry.subscribe()  # the tracing slots: a metrics bridge keeps its own
         _tracer = _explicit_provider = None
 
 
@@ -210,11 +228,44 @@ def _job_process(queue: str, job_id: str, meta: Mapping[str, Any]) -> _telemetry
     return _start(f"process {queue}", SpanKind.CONSUMER, attributes, parent)
 
 
+class _JobMeters:
+    """The job metrics' instruments (names and buckets of perfkit.jobs._metrics)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.total = meter.create_counter(
+            job_metrics.TOTAL.removesuffix("_total"), "", job_metrics.HELP[job_metrics.TOTAL]
+        )
+        self.duration, self.wait = (
+            meter.create_histogram(
+                name,
+                unit="s",
+                description=job_metrics.HELP[name],
+                explicit_bucket_boundaries_advisory=_advised(job_metrics.BOUNDS),
+            )
+            for name in (job_metrics.DURATION, job_metrics.WAIT)
+        )
+
+
+def _job_outcome(
+    function: str, queue: str, outcome: str, duration: float | None, wait: float | None
+) -> None:
+    meters = _job_meters
+    if meters is None:
+        return
+    attributes = {"function": function, "queue": queue, "outcome": outcome}
+    meters.total.add(1, attributes)
+    if duration is not None:
+        meters.duration.record(duration, attributes)
+    if wait is not None:
+        meters.wait.record(wait, {"function": function, "queue": queue})
+
+
 # -- metrics ---------------------------------------------------------------------------------
 
 
 class MetricsBridge:
-    """The registry's metrics as OpenTelemetry instruments of the same names and units.
+    """The registry's metrics as OpenTelemetry instruments of the same names and units,
+    and a database pool's under the semantic conventions' names (:class:`DatabaseMetrics`).
 
     Counters and gauges are observable instruments read at each collection (the sources
     are refreshed first, at most once a second); the request duration histogram is
@@ -236,11 +287,21 @@ class MetricsBridge:
             duration.name,
             unit="s",
             description=duration.help,
-            explicit_bucket_boundaries_advisory=list(duration.bounds),
+            explicit_bucket_boundaries_advisory=_advised(duration.bounds),
         )
         self._names.add(duration.name)
         monitor.requests.observers.append(self._observe_request)
+        self.database = (
+            DatabaseMetrics(meter, self._pool_stats) if monitor.pool_collector is not None else None
+        )
         self.sync()
+
+    def _pool_stats(self) -> Any:
+        """The monitor's pool's latest :class:`~perfkit.queries.PoolStats` (``None``: none)."""
+        self._take()
+        collector = self.monitor.pool_collector
+        latest = collector.latest if collector is not None else None
+        return getattr(latest, "pool", None)
 
     def _observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self._duration.record(seconds, {"method": method, "route": route})
@@ -278,10 +339,115 @@ class MetricsBridge:
         ]
 
     def close(self) -> None:
-        """Stop recording request durations (observable instruments stay with the meter)."""
+        """Stop recording request durations and the database's times (observable
+        instruments stay with the meter)."""
         observers = self.monitor.requests.observers
         if self._observe_request in observers:
             observers.remove(self._observe_request)
+        if self.database is not None:
+            self.database.close()
+
+
+# The semantic conventions' database client metrics (opentelemetry-semantic-conventions'
+# ``db_metrics``: instrument kinds and units), with perfkit's pool name as the pool's.
+POOL_NAME = "db.client.connection.pool.name"
+CONNECTION_STATE = "db.client.connection.state"
+# A connection event of the hook db_connection -> its histogram's name.
+_CONNECTION_TIMES = {
+    "create": ("db.client.connection.create_time", "The time it took to create a new connection."),
+    "wait": ("db.client.connection.wait_time",
+             "The time it took to obtain an open connection from the pool."),
+    "use": ("db.client.connection.use_time",
+            "The time between borrowing a connection and returning it to the pool."),
+}  # fmt: skip
+
+
+class DatabaseMetrics:
+    """A database pool's numbers under the OpenTelemetry semantic conventions' names, next
+    to perfkit's own (``perfkit_db_pool_*``): what :class:`MetricsBridge` adds when its
+    monitor has a pool.
+
+    ``pool_stats`` returns the pool's latest :class:`~perfkit.queries.PoolStats` (or
+    ``None``), read at each collection for the observable instruments; the three
+    connection times and ``db.client.operation.duration`` are recorded as they happen,
+    through the telemetry hooks ``db_connection`` and ``db_operation`` (every pool and
+    statement recorder of the process).
+    """
+
+    def __init__(self, meter: Meter, pool_stats: Callable[[], Any]) -> None:
+        self._pool_stats = pool_stats
+        self.meter = meter
+        meter.create_observable_up_down_counter(
+            "db.client.connection.count", [self._count], "{connection}",
+            "The number of connections that are currently in state described by the state "
+            "attribute.",
+        )  # fmt: skip
+        meter.create_observable_up_down_counter(
+            "db.client.connection.max", [self._field("max_size")], "{connection}",
+            "The maximum number of open connections allowed.",
+        )  # fmt: skip
+        meter.create_observable_up_down_counter(
+            "db.client.connection.pending_requests", [self._field("waiting")], "{request}",
+            "The number of current pending requests for an open connection.",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            "db.client.connection.timeouts", [self._field("timeouts")], "{timeout}",
+            "The number of connection timeouts that have occurred trying to obtain a "
+            "connection from the pool.",
+        )  # fmt: skip
+        advised = _advised(DEFAULT_BUCKETS)
+        self._times = {
+            event: meter.create_histogram(name, unit="s", description=description,
+                                          explicit_bucket_boundaries_advisory=advised)
+            for event, (name, description) in _CONNECTION_TIMES.items()
+        }  # fmt: skip
+        self._operation = meter.create_histogram(
+            "db.client.operation.duration",
+            unit="s",
+            description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=advised,
+        )
+        _telemetry.subscribe_metrics(db_connection=self._connection, db_operation=self._statement)
+
+    def _count(self, options: CallbackOptions) -> Iterable[Observation]:
+        pool = self._pool_stats()
+        if pool is None:
+            return []
+        return [
+            Observation(pool.idle, {POOL_NAME: pool.name, CONNECTION_STATE: "idle"}),
+            Observation(pool.in_use, {POOL_NAME: pool.name, CONNECTION_STATE: "used"}),
+        ]
+
+    def _field(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            pool = self._pool_stats()
+            if pool is None:
+                return []
+            return [Observation(getattr(pool, field), {POOL_NAME: pool.name})]
+
+        return observe
+
+    def _connection(self, event: str, pool: str, seconds: float) -> None:
+        self._times[event].record(seconds, {POOL_NAME: pool})
+
+    def _statement(
+        self, summary: Callable[[], str], seconds: float, failed: bool, pool: str
+    ) -> None:
+        attributes = {
+            "db.system.name": "postgresql",
+            # The statement's verb (SELECT, INSERT ...): few values, never a literal.
+            "db.operation.name": summary().split(" ", 1)[0].upper(),
+        }
+        if pool:  # "" where the recorder has no pool of perfkit's
+            attributes[POOL_NAME] = pool
+        if failed:
+            attributes["error.type"] = "_OTHER"  # perfkit keeps no exception class
+        self._operation.record(seconds, attributes)
+
+    def close(self) -> None:
+        """Stop recording (the hooks are emptied when they are still this bridge's)."""
+        if _telemetry.db_connection == self._connection:
+            _telemetry.subscribe_metrics()
 
 
 def bridge_metrics(
@@ -291,6 +457,12 @@ def bridge_metrics(
     ``meter_provider`` or the global one (see :class:`MetricsBridge`)."""
     meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
     return MetricsBridge(monitor, meter)
+
+
+def _advised(bounds: tuple[float, ...]) -> list[float]:
+    """The bucket boundaries advised to the SDK: the ones Prometheus sees (one per doubling
+    of perfkit's layout, not its 209), so that an exported data point stays small."""
+    return [bounds[i] for i in exposed_indices(bounds)]
 
 
 def _unit(name: str) -> str:

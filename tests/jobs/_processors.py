@@ -10,7 +10,7 @@ import msgspec
 import redis
 import rq
 
-from perfkit.jobs import processor
+from perfkit.jobs import processor, report_progress
 
 
 def _redis() -> redis.Redis:
@@ -121,3 +121,17 @@ def tick(payload: Tick) -> None:
     """Append the running job's id to ``key``."""
     job = rq.get_current_job()
     _redis().rpush(payload.key, job.id if job else "?")
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    key: str
+
+
+@processor("test.progress", queue="testq")
+def progress(payload: Progress) -> None:
+    """Report half done, mark ``key:held``, wait for ``key:release``, report done."""
+    conn = _redis()
+    report_progress(0.5, "half way")
+    conn.set(f"{payload.key}:held", 1)
+    conn.blpop([f"{payload.key}:release"], timeout=30)
+    report_progress(1.0, "done")

@@ -11,13 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 import perfkit._compat.rq
+from perfkit import Perfkit, Settings
 from perfkit.jobs import JobService, allow_jobs, make_worker
 from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from tests._servers import PrivateRedis
@@ -28,6 +31,8 @@ from tests.jobs import _processors  # noqa: F401  (registers the test processors
 allow_jobs("tests.jobs._processors")
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "admin-token-" + uuid.uuid4().hex
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 StartWorker = Callable[..., subprocess.Popen[bytes]]
 
@@ -50,6 +55,17 @@ def rq_internals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """In-process workers use RQ 3's internals (perfkit._compat.rq), or only its public API."""
     monkeypatch.setattr(perfkit._compat.rq, "INTERNALS", request.param)
     return bool(request.param)
+
+
+@pytest.fixture
+def admin(conn: redis.Redis, private_redis: PrivateRedis) -> Iterator[httpx.Client]:
+    """The admin API (WSGI, in-process) of a kit whose job service reports on testq;
+    send ``AUTH`` headers."""
+    settings = Settings(redis_url=private_redis.url, perfkit_admin_token=TOKEN)
+    kit = Perfkit(jobs=JobService(conn, queues=("testq",)), settings=settings, fleet=False)
+    transport = httpx.WSGITransport(app=kit.wsgi_admin())
+    with httpx.Client(transport=transport, base_url="http://admin") as client:
+        yield client
 
 
 def run_burst(

@@ -103,7 +103,7 @@ def test_statements_merge_by_fingerprint_with_percentiles_of_the_merged_buckets(
     (statement,) = queries.by_fingerprint
     assert (statement.count, statement.errors, statement.slow, statement.rows) == (100, 1, 10, 100)
     assert statement.total_ms == pytest.approx(90 * 1 + 10 * 500)
-    # Percentiles from the summed buckets (±4.5 %), not from either process's own.
+    # Percentiles from the summed buckets (within a bucket), not from either process's own.
     assert statement.p50_ms == pytest.approx(1.0, rel=0.05)
     assert statement.p95_ms == pytest.approx(500.0, rel=0.05)
     assert (queries.count, queries.slow) == (100, 10)
@@ -249,3 +249,60 @@ def test_bad_settings_name_what_was_wrong() -> None:
         Fleet(PerformanceMonitor(), None, namespace="x", interval=2, ttl=1)
     with pytest.raises(Exception, match="namespace"):
         Fleet(PerformanceMonitor(), None, namespace="")
+
+
+# perfkit's bucket layout before the 50 µs one: Prometheus' default latency buckets.
+OLD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def test_a_process_on_the_old_bucket_layout_is_merged_not_fatal(
+    redis_client: redis.Redis, namespace: str
+) -> None:
+    # A rolling deploy: one process still publishes the old layout (14 request buckets,
+    # 15-count trend buckets, statement buckets of the 10 µs layout).
+    old_stats, new_stats = QueryStats(), QueryStats()
+    old_export = lambda: msgspec.structs.replace(  # noqa: E731
+        export_query_stats(old_stats, TOP_STATEMENTS), bucket_floor=10e-6
+    )
+    old = Fleet(PerformanceMonitor(buckets=OLD_BUCKETS), redis_client, namespace=namespace,
+                interval=0.5, queries=old_export, retire_after=0)  # fmt: skip
+    new = _fleet(redis_client, namespace, new_stats, retire_after=0)
+    later = _fleet(redis_client, namespace, retire_after=0)
+    try:
+        _serve(old, 10, 0.0002)
+        _serve(new, 900, 0.0002)
+        _serve(new, 100, 0.0015)
+        for _ in range(5):
+            old_stats.record("SELECT 1", 0.0002)
+            new_stats.record("SELECT 1", 0.0015)
+        old.publish()
+        view = new.read()
+        assert len(view.processes) == 2
+        summary = view.requests()
+        # Every request counts; the old process's are moved up to the bucket holding their
+        # old bound (5 ms), never down, and the p95 still reads the 1.5 ms ones.
+        assert summary.requests == 1010
+        assert summary.p95_ms == pytest.approx(1.5, rel=0.10)
+        duration = next(m for m in view.metrics if m.name == "http_request_duration_seconds")
+        assert duration.bounds == new.monitor.requests.duration.bounds
+        # The minute's p95 from the layout of this process; the old one's counts are left out.
+        point = view.trend_points()[-1]
+        assert point.requests == 1010 and point.p95_ms == pytest.approx(1.5, rel=0.10)
+        statement = view.queries(10).by_fingerprint[0]  # type: ignore[union-attr]
+        assert statement.count == 10 and statement.p95_ms == pytest.approx(1.5, rel=0.10)
+
+        # Retired with the old layout, then a process of the new one retires after it: the
+        # folded totals move onto the finer layout and keep every count.
+        redis_client.delete(old.alive_key(old.process))  # it exited
+        assert new.read().requests().requests == 1010
+        assert redis_client.hexists(new.hash_key, RETIRED)
+        _serve(later, 5, 0.0002)
+        later.publish()
+        redis_client.delete(later.alive_key(later.process))
+        view = new.read()
+        assert view.requests().requests == 1015
+        assert view.retired is not None
+        retired = next(m for m in view.retired.metrics if m.name == duration.name)
+        assert retired.bounds == duration.bounds
+    finally:
+        new.stop()

@@ -101,8 +101,9 @@ def test_timings_and_percentiles_match_the_client_clock(pool: TimedPool) -> None
     assert 0 <= measured[-1] - entry.max_ms < 5
     assert 0 <= measured[0] - entry.min_ms < 5
     for percentile, fraction in ((entry.p50_ms, 0.5), (entry.p95_ms, 0.95), (entry.p99_ms, 0.99)):
-        # half a histogram bucket (±4.4 %) plus the client's extra microseconds
-        assert abs(percentile - exact(fraction)) <= 0.045 * exact(fraction) + 0.5
+        # one histogram bucket (9.05 %: the estimate and the value share it) plus the
+        # client's extra microseconds
+        assert abs(percentile - exact(fraction)) <= 0.0905 * exact(fraction) + 0.5
 
 
 def test_failing_statement_is_reraised_unchanged_and_counted(pool: TimedPool) -> None:

@@ -40,6 +40,7 @@ from perfkit.metrics import (
     wants_openmetrics,
 )
 from perfkit.metrics.fleet import FleetView
+from perfkit.metrics.job_metrics import job_snapshots
 from perfkit.metrics.system import process_start_time
 from perfkit.queries import DatabaseSource, get_n_plus_one_detector
 
@@ -120,12 +121,16 @@ class Handlers:
         queues = stats.queues
         page = await self._failed_page(jobs, None, 0, RECENT_FAILURES)
         runs: list[Any] = await self._part("jobs", periodic_runs, jobs)
+        running: list[Any] = await self._part("jobs", jobs.running_jobs)
+        metrics: list[Any] = await self._part("jobs", jobs.job_metrics)
         degraded = any(queue.status != "healthy" for queue in queues)
         return s.JobsReport(
             status="degraded" if degraded else "healthy",
             queues=queues,
             recent_failures=page.jobs,
             periodic=runs,
+            running=running,
+            metrics=metrics,
         )
 
     async def _failed_page(
@@ -358,7 +363,14 @@ class Handlers:
         await self._refresh_all()
         openmetrics = wants_openmetrics(ask.request.headers.get("accept"))
         view = await self._fleet()
-        text = render(view.metrics, openmetrics=openmetrics)
+        metrics = view.metrics
+        jobs = self.source.jobs
+        if jobs is not None:
+            # Totals every worker adds to in Redis: the fleet's already, added beside it.
+            with contextlib.suppress(AdminError):
+                series = await self._part("jobs", jobs.job_metric_series)
+                metrics = [*metrics, *job_snapshots(series)]
+        text = render(metrics, openmetrics=openmetrics)
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
         return Response(headers=[("content-type", content_type)], body=text.encode())
 

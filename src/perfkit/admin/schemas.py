@@ -14,7 +14,7 @@ import msgspec
 
 from perfkit.cache import CacheStats, WarmResult
 from perfkit.cache.warmer import WarmRecord
-from perfkit.jobs import FailedJob, PeriodicRun, QueueStats
+from perfkit.jobs import FailedJob, JobMetrics, PeriodicRun, QueueStats, RunningJob
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
 from perfkit.metrics.fleet import FleetProcess
 from perfkit.queries import NPlusOne, PoolStats, QueryStatsSnapshot
@@ -188,13 +188,16 @@ class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class JobsReport(msgspec.Struct, frozen=True, kw_only=True):
-    """GET jobs: per-queue counts and health, the newest failures, overall health, and
-    the periodic jobs' schedule with their last and next runs."""
+    """GET jobs: per-queue counts and health, the newest failures, overall health, the
+    periodic jobs' schedule with their last and next runs, the jobs running now with
+    their progress, and the job metrics per processor and queue (every worker's)."""
 
     status: Literal["healthy", "degraded"]
     queues: list[QueueStats]
     recent_failures: list[FailedJob]
     periodic: list[PeriodicRun] = []
+    running: list[RunningJob] = []
+    metrics: list[JobMetrics] = []
 
 
 class DashboardReport(msgspec.Struct, frozen=True, kw_only=True):

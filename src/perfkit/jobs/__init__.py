@@ -6,6 +6,7 @@ retries, priorities and delays, and reports queue statistics and failed jobs;
 """
 
 from perfkit._errors import PermanentJobError
+from perfkit.jobs._metrics import JobMetrics, record_outcome
 from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
 
 # The built-in processors (mail, notifications, export, cache warming) live in
@@ -45,6 +46,7 @@ from perfkit.jobs.periodic import (
     schedule,
 )
 from perfkit.jobs.processor import Processor, get_processor, processor, processors
+from perfkit.jobs.progress import JobProgress, RunningJob, report_progress
 from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import retry_intervals
 from perfkit.jobs.serializer import JobSerializer
@@ -63,6 +65,8 @@ __all__ = [
     "FailedJob",
     "FailedJobsPage",
     "ForkingJobWorker",
+    "JobMetrics",
+    "JobProgress",
     "JobSerializer",
     "JobService",
     "JobStats",
@@ -79,6 +83,7 @@ __all__ = [
     "Processor",
     "QueueStats",
     "RedisNotificationSink",
+    "RunningJob",
     "SMTPEmailSender",
     "allow_jobs",
     "allowed_jobs",
@@ -90,8 +95,10 @@ __all__ = [
     "priority_queue",
     "processor",
     "processors",
+    "record_outcome",
     "register_email_template",
     "register_export_query",
+    "report_progress",
     "retry_intervals",
     "schedule",
     "send_email",

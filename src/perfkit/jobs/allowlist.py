@@ -22,14 +22,17 @@ import inspect
 import sys
 from typing import Any
 
+from rq.exceptions import DeserializationError
 from rq.job import Job
 
 from perfkit import _defaults
 from perfkit._compat.rq import callback_names
 from perfkit._errors import ConfigError, PermanentJobError
+from perfkit.jobs.binding import call_mismatch
 from perfkit.jobs.processor import processor_at
+from perfkit.jobs.progress import running
 
-__all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
+__all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "is_refused", "refusal"]
 
 _names: _defaults.Slot[set[str]] = _defaults.slot("jobs.allowlist", set, declaration=True)
 
@@ -64,7 +67,10 @@ def _allowed(path: str) -> bool:
 
 def refusal(job: Job) -> str | None:
     """Why a worker must not run ``job`` (None: it may)."""
-    path = job.func_name
+    try:
+        path = job.func_name
+    except DeserializationError:
+        return f"job {job.id}: its call does not decode, so it names nothing that may run"
     if job.instance is not None:
         return f"job {job.id} names a method of an instance ({path!r}); perfkit runs functions only"
     if path is None or not _allowed(path):
@@ -76,23 +82,69 @@ def refusal(job: Job) -> str | None:
     for kind, callback in callback_names(job).items():
         if callback and not _allowed(callback):
             return f"job {job.id} names the {kind} callback {callback!r}, which is not allowed"
+    webhooks = getattr(job, "webhooks", None)  # RQ 3's: sent when the job ends
+    if webhooks:
+        # RQ would send the job's failure, traceback included, to URLs read from Redis.
+        return f"job {job.id} carries {len(webhooks)} webhook(s); perfkit workers send none"
     return None
 
 
+def is_refused(job: Job) -> bool:
+    """Whether :func:`refusal` refuses ``job`` (a job that does not decode is)."""
+    try:
+        return refusal(job) is not None
+    except Exception:  # data that does not decode names nothing that may be called
+        return True
+
+
 class AllowedJob(Job):
-    """RQ's Job, run only when :func:`refusal` finds nothing wrong with it."""
+    """RQ's Job, whose every name passes :func:`refusal` before RQ resolves it.
+
+    RQ resolves a job's names in several places: the function when it runs, the success,
+    failure and stopped callbacks when it ends (or when a worker's clean-up finds it
+    abandoned, with an expired ``rq:wip:<queue>`` entry), and it sends the job's webhooks
+    when it ends. Each of those reads one of the properties below, so each passes the
+    same check. Dependents and retries are jobs of their own, checked when they run.
+    """
+
+    # Set by perform() when it refuses the job (the job metrics count it apart).
+    refused = False
 
     def perform(self) -> Any:
-        """RQ's, after :func:`refusal`: a refused job raises
-        :class:`~perfkit.PermanentJobError` without importing anything it names."""
+        """RQ's, after :func:`refusal` and :func:`~perfkit.jobs.binding.call_mismatch`:
+        a refused job, or one whose arguments do not fit its function, raises
+        :class:`~perfkit.PermanentJobError` without running anything."""
+        reason = refusal(self)
+        if reason is not None:
+            self.refused = True
+            raise PermanentJobError(reason)
+        mismatch = call_mismatch(self, self.func)
+        if mismatch is not None:
+            raise PermanentJobError(mismatch)
+        with running(self):  # report_progress() finds it
+            return super().perform()
+
+    @property
+    def func(self) -> Any:
         reason = refusal(self)
         if reason is not None:
             raise PermanentJobError(reason)
-        return super().perform()
+        return super().func
+
+    @property
+    def success_callback(self) -> Any:
+        return None if is_refused(self) else super().success_callback
 
     @property
     def failure_callback(self) -> Any:
         # RQ calls a failed job's failure callback, a refused job's too: never a forged one.
-        if refusal(self) is not None:
-            return None
-        return super().failure_callback
+        return None if is_refused(self) else super().failure_callback
+
+    @property
+    def stopped_callback(self) -> Any:
+        return None if is_refused(self) else super().stopped_callback
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """RQ's, for a job that is not refused (one carrying webhooks always is)."""
+        if not is_refused(self):
+            super().send_webhooks(status, exc_string=exc_string)

@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 import redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation
 from rq.executions import ExecutionRegistry
-from rq.job import Job, JobStatus
+from rq.job import Dependency, Job, JobStatus
 from rq.registry import (
     DeferredJobRegistry,
     FailedJobRegistry,
@@ -26,8 +26,19 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
-from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
+from perfkit.jobs._metrics import DUE_KEY, JobMetrics, Series, read_series, summarize
+from perfkit.jobs.failed import (
+    UNREADABLE,
+    FailedJob,
+    FailedJobsPage,
+    failed_job,
+    processor_name,
+    read_job,
+    read_result,
+    unreadable_job,
+)
 from perfkit.jobs.processor import get_processor
+from perfkit.jobs.progress import JobProgress, RunningJob, progress_of
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
 from perfkit.jobs.retry import Backoff, rq_retry
 from perfkit.jobs.serializer import JobSerializer, check_finite
@@ -61,6 +72,15 @@ def _not_before(seconds: float) -> datetime:
     if when.microsecond:
         when = when.replace(microsecond=0) + timedelta(seconds=1)
     return when
+
+
+def _meta(due: datetime | None) -> dict[str, Any] | None:
+    # The trace context, when traced; a delayed job's due time, for its queue wait.
+    hook = _telemetry.job_meta
+    meta = (hook() if hook is not None else None) or {}
+    if due is not None:
+        meta[DUE_KEY] = due.timestamp()
+    return meta or None
 
 
 class JobService:
@@ -188,6 +208,7 @@ class JobService:
         delay: float | timedelta | None = None,
         retries: int | None = None,
         job_id: str | None = None,
+        depends_on: str | Sequence[str] | None = None,
     ) -> str:
         """Enqueue a job and return its id.
 
@@ -197,7 +218,18 @@ class JobService:
         bad one raises :class:`PayloadError` naming the field. ``priority`` is 1, 5 or
         10; ``delay`` (seconds or timedelta) puts the job in RQ's scheduled registry;
         ``retries`` overrides ``retry_attempts``; a given ``job_id`` must be new.
+        ``depends_on`` (job ids) defers the job until they all finish (RQ's dependencies;
+        a worker checks the dependent like any job when it runs); not with ``delay`` or
+        ``job_id``.
         """
+        parents: list[Dependency | Job | str] = (
+            [depends_on] if isinstance(depends_on, str) else list(depends_on or ())
+        )
+        if parents and (delay or job_id is not None):
+            raise JobArgumentError(
+                "depends_on= cannot be combined with delay= or job_id= (RQ schedules and "
+                "deduplicates a job without its dependencies)"
+            )
         if isinstance(processor_or_func, str) or hasattr(processor_or_func, "processor"):
             entry = get_processor(processor_or_func)
             args: tuple[Any, ...] = (entry.validate(payload),)
@@ -223,8 +255,8 @@ class JobService:
             raise JobArgumentError(f"retries must be >= 0, got {attempts}")
         rq_queue = self.queue(priority_queue(base, priority))
         seconds = _seconds(delay)
+        due = _not_before(seconds) if seconds else None
         with _telemetry.around(_telemetry.job_send, base) as span:
-            meta = _telemetry.job_meta
             job = rq_queue.create_job(
                 path,
                 args=args,
@@ -238,12 +270,13 @@ class JobService:
                     attempts, self.retry_backoff, self.retry_base_delay, jitter=self.retry_jitter
                 ),
                 status=JobStatus.SCHEDULED if seconds else JobStatus.QUEUED,
-                meta=None if meta is None else meta(),  # the trace context, when traced
+                meta=_meta(due),
+                depends_on=parents or None,
             )
             unique = job_id is not None
             try:
-                if seconds:
-                    rq_queue.schedule_job(job, _not_before(seconds), unique=unique)
+                if due is not None:
+                    rq_queue.schedule_job(job, due, unique=unique)
                 else:
                     rq_queue.enqueue_job(job, unique=unique)
             except DuplicateJobError as exc:
@@ -274,10 +307,20 @@ class JobService:
             return self._queue_stats(queues)  # type: ignore[return-value]
         return JobStats(queues=self._queue_stats(self.queues))
 
+    def job_metrics(self) -> list[JobMetrics]:
+        """The job metrics of every worker, per processor (or function) and queue: runs
+        by outcome, duration and queue-wait percentiles (one HGETALL; see docs/jobs.md)."""
+        return summarize(read_series(self.connection))
+
+    def job_metric_series(self) -> list[Series]:
+        """The job metrics' series as recorded (what the metrics exposition renders)."""
+        return read_series(self.connection)
+
     def reset_stats(self) -> None:
         """Nothing to zero: every job stat is a size of RQ's queues and registries, read
-        from Redis when asked (perfkit counts none itself). This cannot empty them: use
-        :meth:`clear_completed`, :meth:`retry_all_failed` or :meth:`delete_failed`."""
+        from Redis when asked. This cannot empty them: use :meth:`clear_completed`,
+        :meth:`retry_all_failed` or :meth:`delete_failed`. The job metrics
+        (:meth:`job_metrics`) are the fleet's monotonic totals and are not reset either."""
 
     def _queue_stats(self, queues: Iterable[str]) -> list[QueueStats]:
         """Counts and health of each base queue of ``queues`` (any queues, not only the
@@ -362,42 +405,38 @@ class JobService:
             )
         now = time.time()
         queues = [queue] if isinstance(queue, str) else list(queue)
-        keys = [FailedJobRegistry.key_template.format(name) for name in worker_queue_names(queues)]
+        names = worker_queue_names(queues)
         pipe = self.connection.pipeline(transaction=False)
-        for key in keys:
+        for name in names:
+            key = FailedJobRegistry.key_template.format(name)
             pipe.zcount(key, now, "+inf")
             # Each level's newest offset+limit entries are enough to merge the page.
             pipe.zrevrangebyscore(key, "+inf", now, start=0, num=offset + limit, withscores=True)
         replies = pipe.execute()
         total = sum(int(replies[i]) for i in range(0, len(replies), 2))
-        entries: list[tuple[float, str]] = []
-        for reply in replies[1::2]:
-            entries.extend((float(score), _text(member)) for member, score in reply)
+        entries: list[tuple[float, str, str]] = []
+        for name, reply in zip(names, replies[1::2], strict=True):
+            entries.extend((float(score), _text(member), name) for member, score in reply)
         entries.sort(reverse=True)
         page = entries[offset : offset + limit]
-        ids = [job_id for _, job_id in page]
-        jobs = Job.fetch_many(ids, connection=self.connection, serializer=JobSerializer)
-        # The failure text lives in each job's results stream: its latest entry, pipelined.
+        # Each job's hash and the latest entry of its results stream (its failure text).
         pipe = self.connection.pipeline(transaction=False)
-        for job_id in ids:
+        for _, job_id, _ in page:
+            pipe.hgetall(Job.key_for(job_id))
             pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)  # type: ignore[no-untyped-call]
-        latest = pipe.execute()
+        replies = pipe.execute()
         listed: list[FailedJob] = []
-        for (score, job_id), job, stream in zip(page, jobs, latest, strict=True):
-            if job is None:  # the hash expired before the registry entry was cleaned
+        for index, (score, job_id, name) in enumerate(page):
+            raw, stream = replies[2 * index], replies[2 * index + 1]
+            if not raw:  # the hash expired before the registry entry was cleaned
                 continue
-            result = None
-            if stream:
-                result_id, fields = stream[0]
-                result = Result.restore(
-                    job_id,
-                    _text(result_id),
-                    fields,
-                    connection=self.connection,
-                    serializer=JobSerializer,
-                )
             failed_at = datetime.fromtimestamp(score - self.failed_job_ttl, UTC)
-            listed.append(failed_job(job, result, failed_at))
+            job = read_job(job_id, raw, self.connection)
+            result = read_result(job_id, stream, self.connection)
+            if isinstance(job, str):
+                listed.append(unreadable_job(job_id, name, job, failed_at))
+            else:
+                listed.append(failed_job(job, result, failed_at))
         return FailedJobsPage(
             queue=queue if isinstance(queue, str) else None,
             total=total,
@@ -406,18 +445,67 @@ class JobService:
             jobs=listed,
         )
 
+    def _read(self, job_id: str) -> Job | str:
+        """``job_id``'s job, or why it cannot be read; :class:`JobError` when there is none."""
+        raw = self.connection.hgetall(Job.key_for(job_id))
+        if not raw:
+            raise JobError(f"no job with id {job_id!r}")
+        return read_job(job_id, raw, self.connection)
+
     def _fetch(self, job_id: str) -> Job:
-        try:
-            return Job.fetch(job_id, connection=self.connection, serializer=JobSerializer)
-        except NoSuchJobError as exc:
-            raise JobError(f"no job with id {job_id!r}") from exc
+        job = self._read(job_id)
+        if isinstance(job, str):
+            raise JobError(
+                f"job {job_id!r} is {UNREADABLE} ({job}): it can only be deleted "
+                "(JobService.delete_failed, perfkit jobs delete)"
+            )
+        return job
 
     def _failed_registry(self, name: str) -> FailedJobRegistry:
         return FailedJobRegistry(name, connection=self.connection, serializer=JobSerializer)
 
     def job_status(self, job_id: str) -> str:
-        """The RQ status of a job (``queued``, ``started``, ``failed`` ...)."""
-        return str(self._fetch(job_id).get_status().value)
+        """The RQ status of a job (``queued``, ``started``, ``failed`` ...), or
+        ``unreadable`` for a job whose data cannot be read (delete it)."""
+        job = self._read(job_id)
+        return UNREADABLE if isinstance(job, str) else str(job.get_status().value)
+
+    def job_progress(self, job_id: str) -> JobProgress | None:
+        """The progress job ``job_id`` last reported with
+        :func:`~perfkit.jobs.report_progress` (None: none, or the job is unreadable)."""
+        job = self._read(job_id)
+        return None if isinstance(job, str) else progress_of(job.meta)
+
+    def running_jobs(self, *, limit: int = 20) -> list[RunningJob]:
+        """Up to ``limit`` jobs that workers run now on the service's queues, with their
+        progress (two round trips)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for name in worker_queue_names(self.queues):
+            pipe.zrange(StartedJobRegistry.key_template.format(name), 0, limit - 1)
+        # Entries are "<job id>:<execution id>"; a job has one execution at a time.
+        ids = list(
+            dict.fromkeys(
+                _text(entry).rsplit(":", 1)[0] for reply in pipe.execute() for entry in reply
+            )
+        )[:limit]
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(Job.key_for(job_id))
+        found = []
+        for job_id, raw in zip(ids, pipe.execute(), strict=True):
+            job = read_job(job_id, raw, self.connection) if raw else None
+            if isinstance(job, Job):
+                found.append(
+                    RunningJob(
+                        id=job_id,
+                        queue=job.origin,
+                        function=job.func_name,
+                        processor=processor_name(job),
+                        started_at=job.started_at,
+                        progress=progress_of(job.meta),
+                    )
+                )
+        return found
 
     def retry_failed(self, job_id: str) -> None:
         """Put a failed job back on its queue for one more attempt."""
@@ -445,21 +533,41 @@ class JobService:
                 for job_id in ids:
                     budget -= 1
                     try:
-                        registry.requeue(job_id)
+                        job = self._fetch(job_id)
+                    except JobError:  # gone, or unreadable: left for delete_failed
+                        if not self.connection.exists(Job.key_for(job_id)):
+                            self.connection.zrem(registry.key, job_id)
+                        continue
+                    try:
+                        registry.requeue(job)
                         requeued += 1
-                    except (InvalidJobOperation, NoSuchJobError):
-                        self.connection.zrem(registry.key, job_id)
+                    except InvalidJobOperation:  # requeued by another caller meanwhile
+                        continue
         return requeued
 
     def delete_failed(self, job_id: str) -> None:
-        """Delete a failed job and its failure record."""
-        job = self._fetch(job_id)
-        registry = FailedJobRegistry(
-            job.origin, connection=self.connection, serializer=JobSerializer
-        )
+        """Delete a failed job and its failure record (an unreadable one too)."""
+        job = self._read(job_id)
+        if isinstance(job, Job):
+            origin = job.origin
+        else:
+            raw = self.connection.hget(Job.key_for(job_id), "origin") or b""
+            origin = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        registry = self._failed_registry(origin)
         if job_id not in registry:
-            raise JobError(f"job {job_id!r} is not in the failed list of {job.origin!r}")
-        registry.remove(job, delete_job=True)
+            raise JobError(f"job {job_id!r} is not in the failed list of {origin!r}")
+        if isinstance(job, Job):
+            registry.remove(job, delete_job=True)
+            return
+        # RQ's delete reads the job: remove what RQ keeps of an unreadable one by key.
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.zrem(registry.key, job_id)
+        pipe.unlink(
+            Job.key_for(job_id),
+            Result.get_key(job_id),  # type: ignore[no-untyped-call]
+            ExecutionRegistry.key_template.format(job_id),
+        )
+        pipe.execute()
 
     # -- completed jobs --------------------------------------------------------------
 

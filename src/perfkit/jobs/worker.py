@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 import redis
 import structlog
 from rq import SimpleWorker, Worker
+from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
@@ -50,7 +52,8 @@ from perfkit import _telemetry, _units
 from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
-from perfkit.jobs.allowlist import AllowedJob
+from perfkit.jobs._metrics import record_abandoned, record_job
+from perfkit.jobs.allowlist import AllowedJob, is_refused
 from perfkit.jobs.lifeline import die_with_parent
 from perfkit.jobs.processor import processor_at
 from perfkit.jobs.queues import DEFAULT_QUEUES, worker_queue_names
@@ -111,6 +114,7 @@ class _BoundedRecovery(SchedulerHook):
         # The next class in the MRO is RQ's SimpleWorker or Worker.
         super().__init__(list(queues), connection=connection, **kwargs)  # type: ignore[call-arg]
         self.push_exc_handler(_stop_permanent_failures)  # type: ignore[attr-defined]
+        self.push_exc_handler(_count_abandoned)  # type: ignore[attr-defined]
 
     def _start_own_scheduler(
         self, burst: bool, logging_level: str | None, date_format: str, log_format: str
@@ -139,7 +143,9 @@ class _BoundedRecovery(SchedulerHook):
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """RQ's, inside the telemetry hook's context and a unit of work named after the
-        job's function (where the job runs, in the work horse for the forking worker)."""
+        job's function (N+1 detection), then its outcome counted in the job metrics (where
+        the job runs, in the work horse for the forking worker)."""
+        started, clock = time.time(), time.perf_counter()
         with (
             _units.unit_of_work("job", job.func_name or "<job>"),
             _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span,
@@ -148,7 +154,10 @@ class _BoundedRecovery(SchedulerHook):
             succeeded: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
             if not succeeded:
                 span.set_error("the job failed")
-            return succeeded
+        refused = isinstance(job, AllowedJob) and job.refused
+        duration = time.perf_counter() - clock
+        record_job(job, queue.name, started=started, duration=duration, refused=refused)
+        return succeeded
 
     @property
     def dequeue_timeout(self) -> int:
@@ -236,6 +245,22 @@ class ForkingJobWorker(_BoundedRecovery, Worker):
         die_with_parent(self._worker_pid)
         super().main_work_horse(job, queue)
 
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """RQ's; called in the worker itself (not the horse) when the horse died before it
+        could count its job (stopped, killed, crashed), which is then counted here."""
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if os.getpid() == self._worker_pid and job.started_at is not None:
+            started = job.started_at.timestamp()
+            duration = time.time() - started
+            record_job(job, queue.name, started=started, duration=duration, refused=False)
+
 
 def _stop_permanent_failures(
     job: Job,
@@ -263,6 +288,19 @@ def _stop_permanent_failures(
         log.info(
             "job failed permanently, not retried", job_id=job.id, error=type(exc_value).__name__
         )
+    return True
+
+
+def _count_abandoned(
+    job: Job,
+    exc_type: type[BaseException] | None,
+    exc_value: BaseException | None,
+    traceback: TracebackType | None,
+) -> bool:
+    """RQ exception handler: a job its dead worker abandoned, found by a clean-up, is
+    counted in the job metrics (retried or failed, for how long it ran is not known)."""
+    if exc_type is not None and issubclass(exc_type, AbandonedJobError):
+        record_abandoned(job, refused=is_refused(job))
     return True
 
 

@@ -4,6 +4,7 @@ trends, recommendations and the periodic performance log (see docs/metrics.md).
 Nothing here starts a thread or touches the network on import.
 """
 
+from perfkit._histogram import log_bounds
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.metrics.aggregate import AsyncSnapshotStore, SnapshotPusher, SnapshotStore
 from perfkit.metrics.collectors import StatsCollector, StatsSource
@@ -114,6 +115,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py 
     "estimate_quantile",
     "etag_matches",
     "exclusion",
+    "log_bounds",
     "memory_limit",
     "merge",
     "merge_buckets",

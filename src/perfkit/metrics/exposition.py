@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
+from perfkit._histogram import exposed_indices
 from perfkit.metrics.snapshot import MetricSnapshot
 
 __all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "render", "wants_openmetrics"]
@@ -24,6 +26,9 @@ def wants_openmetrics(accept: str | None) -> bool:
 def render(metrics: Iterable[MetricSnapshot], *, openmetrics: bool = False) -> str:
     """The text exposition of ``metrics``: HELP, TYPE, then one line per sample.
 
+    A histogram of more than 30 bounds is shown with one ``le`` per doubling
+    (:func:`perfkit._histogram.exposed_indices`); its counts stay exact (cumulative).
+
     ``openmetrics``: OpenMetrics 1.0 instead (a counter's family is named without
     ``_total``, its samples with it; the text ends with ``# EOF``).
     """
@@ -37,18 +42,21 @@ def render(metrics: Iterable[MetricSnapshot], *, openmetrics: bool = False) -> s
         lines.append(f"# HELP {family} {_escape_help(metric.help, openmetrics)}")
         lines.append(f"# TYPE {family} {metric.kind}")
         names = metric.labelnames
+        # A histogram of perfkit's layout (209 bounds) shows one ``le`` per doubling.
+        exposed = exposed_indices(metric.bounds)
+        bounds = (*metric.bounds, math.inf)
         for sample in metric.samples:
             pairs = [f'{n}="{_escape_value(v)}"' for n, v in zip(names, sample.labels, strict=True)]
             if metric.kind != "histogram":
                 lines.append(f"{name}{_braces(pairs)} {_number(sample.value)}")
                 continue
-            cumulative = 0
-            for bound, count in zip((*metric.bounds, math.inf), sample.counts, strict=True):
-                cumulative += count
-                le = f'le="{_number(bound)}"'
-                lines.append(f"{name}_bucket{_braces([*pairs, le])} {_number(cumulative)}")
+            cumulative = list(itertools.accumulate(sample.counts))
+            for i in (*exposed, len(metric.bounds)):
+                le = f'le="{_number(bounds[i])}"'
+                lines.append(f"{name}_bucket{_braces([*pairs, le])} {_number(cumulative[i])}")
+            total = cumulative[-1] if cumulative else 0
             lines.append(f"{name}_sum{_braces(pairs)} {_number(sample.value)}")
-            lines.append(f"{name}_count{_braces(pairs)} {_number(cumulative)}")
+            lines.append(f"{name}_count{_braces(pairs)} {_number(total)}")
     if openmetrics:
         lines.append("# EOF")
     return "\n".join(lines) + "\n" if lines else ""

@@ -4,6 +4,7 @@ the sources (cache, pool, jobs), trends, recommendations and the exposition."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMi
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
 from perfkit.metrics.nplusone import n_plus_one_metrics
 from perfkit.metrics.recommendations import Finding, Thresholds, recommend, recommend_n_plus_one
-from perfkit.metrics.registry import MetricsRegistry
+from perfkit.metrics.registry import DEFAULT_BUCKETS, MetricsRegistry
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
 from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
@@ -58,6 +59,8 @@ class PerformanceMonitor:
     (perfkit.jobs) are :class:`~perfkit.metrics.collectors.StatsSource` s, read the same
     way: ``stats()``. Their collectors are ``cache_collector``, ``pool_collector`` and
     ``jobs_collector``. ``memory_limit`` (bytes) is used when no cgroup limit is found.
+    ``buckets``: the request duration histogram's and the trends' bounds (seconds),
+    perfkit's layout by default; ``log_bounds(smallest)`` moves its 50 µs floor.
     """
 
     def __init__(
@@ -71,14 +74,18 @@ class PerformanceMonitor:
         thresholds: Thresholds | None = None,
         memory_limit: int | None = None,
         trends: Trends | None = None,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env(part="metrics")
         self.registry = registry or MetricsRegistry()
-        self.trends = trends or Trends()
+        self.trends = trends or Trends(buckets=buckets)
         self.thresholds = thresholds or Thresholds()
         self.configured_memory_limit = memory_limit
         self.requests = RequestMetrics(
-            self.registry, slow_request_ms=self.settings.slow_request_ms, trends=self.trends
+            self.registry,
+            slow_request_ms=self.settings.slow_request_ms,
+            trends=self.trends,
+            buckets=tuple(buckets),
         )
         self.cache_collector = self._collector("perfkit_cache", cache)
         self.pool_collector = self._collector("perfkit_db", pool)

@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar
 import msgspec
 import structlog
 
+from perfkit._histogram import rebucket
+
 __all__ = [
     "GaugeMode",
     "MetricKind",
@@ -85,26 +87,37 @@ class ProcessSnapshot(msgspec.Struct, array_like=True, frozen=True):
     metrics: list[MetricSnapshot]
 
 
-def _shape(metric: MetricSnapshot) -> tuple[str, tuple[str, ...], tuple[float, ...], str]:
-    return (metric.kind, metric.labelnames, metric.bounds, metric.mode)
+def _shape(metric: MetricSnapshot) -> tuple[str, tuple[str, ...], str]:
+    return (metric.kind, metric.labelnames, metric.mode)
 
 
 def merge(snapshots: Iterable[ProcessSnapshot]) -> list[MetricSnapshot]:
     """Fold the metrics of several processes into one list (order of first appearance).
 
     Counters and histograms are summed per label set; gauges are combined by their mode.
-    A metric whose type, labels or buckets differ from its first appearance (two versions
-    of an app during a deploy) is skipped for that process, with a warning.
+    A metric whose type or labels differ from its first appearance (two versions of an app
+    during a deploy) is skipped for that process, with a warning. Histograms whose bounds
+    differ (a process still on perfkit's old layout) are all moved onto the finest bounds
+    seen (:func:`perfkit._histogram.rebucket`) and added: counts and sums stay exact.
     """
+    snapshots = list(snapshots)
     first: dict[str, MetricSnapshot] = {}
-    values: dict[str, dict[tuple[str, ...], list[Sample]]] = {}
+    bounds: dict[str, tuple[float, ...]] = {}  # the finest seen, per histogram
     for snapshot in snapshots:
         for metric in snapshot.metrics:
-            known = first.get(metric.name)
-            if known is None:
-                first[metric.name] = metric
-                values[metric.name] = defaultdict(list)
-            elif _shape(known) != _shape(metric):
+            known = first.setdefault(metric.name, metric)
+            if _shape(known) == _shape(metric) and len(metric.bounds) > len(
+                bounds.get(metric.name, known.bounds)
+            ):
+                bounds[metric.name] = metric.bounds
+    values: dict[str, dict[tuple[str, ...], list[Sample]]] = {
+        name: defaultdict(list) for name in first
+    }
+    for snapshot in snapshots:
+        for metric in snapshot.metrics:
+            known = first[metric.name]
+            onto = bounds.get(metric.name, known.bounds)
+            if _shape(known) != _shape(metric):
                 _log.warning("metrics.merge_mismatch", metric=metric.name, process=snapshot.process)
                 continue
             per_labels = values[metric.name]
@@ -112,6 +125,11 @@ def merge(snapshots: Iterable[ProcessSnapshot]) -> list[MetricSnapshot]:
                 for sample in metric.samples:
                     labels = (*sample.labels, snapshot.process)
                     per_labels[labels].append(Sample(labels, sample.value))
+            elif metric.bounds != onto:
+                for sample in metric.samples:
+                    counts = rebucket(metric.bounds, sample.counts, onto)
+                    per_labels[sample.labels].append(Sample(sample.labels, sample.value,
+                                                            tuple(counts)))  # fmt: skip
             else:
                 for sample in metric.samples:
                     per_labels[sample.labels].append(sample)
@@ -120,7 +138,8 @@ def merge(snapshots: Iterable[ProcessSnapshot]) -> list[MetricSnapshot]:
         labelnames = metric.labelnames
         if metric.kind == "gauge" and metric.mode == "all":
             labelnames = (*labelnames, "process")
-        samples = [_combine(metric, labels, group) for labels, group in values[name].items()]
+        onto = bounds.get(name, metric.bounds)
+        samples = [_combine(metric, onto, labels, group) for labels, group in values[name].items()]
         merged.append(
             MetricSnapshot(
                 name=name,
@@ -128,16 +147,18 @@ def merge(snapshots: Iterable[ProcessSnapshot]) -> list[MetricSnapshot]:
                 help=metric.help,
                 labelnames=labelnames,
                 samples=samples,
-                bounds=metric.bounds,
+                bounds=onto,
                 mode=metric.mode,
             )
         )
     return merged
 
 
-def _combine(metric: MetricSnapshot, labels: tuple[str, ...], group: list[Sample]) -> Sample:
+def _combine(
+    metric: MetricSnapshot, bounds: tuple[float, ...], labels: tuple[str, ...], group: list[Sample]
+) -> Sample:
     if metric.kind == "histogram":
-        counts = [0] * (len(metric.bounds) + 1)
+        counts = [0] * (len(bounds) + 1)
         total = 0.0
         for sample in group:
             total += sample.value

@@ -1,5 +1,9 @@
 """Per-minute trends of requests, errors, response times and sampled gauges.
 
+Response times are counted in perfkit's bucket layout (``perfkit._histogram``, 50 µs to
+~56 min, 9.05 %), so a minute's p95 is known to within 9.05 % and processes merge by
+adding their counts.
+
 Requests are recorded as they finish (one short lock); gauges that need a source read
 (cache hit rate, slow-query share, queue depth) are set by :meth:`Trends.sample`. The
 history is a deque of fixed length, so memory stays bounded (24 h of minutes by default).
@@ -77,13 +81,15 @@ class _Bucket:
         "total",
     )
 
-    def __init__(self, index: int, size: int) -> None:
+    def __init__(self, index: int) -> None:
         self.index = index
         self.requests = 0
         self.errors = 0
         self.slow = 0
         self.total = 0.0
-        self.counts = [0] * size
+        # Sparse (bucket -> count): a minute's requests fill a few of the 210 buckets, and
+        # a day of minutes is kept.
+        self.counts: dict[int, int] = {}
         self.cache_hit_rate: float | None = None
         self.slow_query_pct: float | None = None
         self.queue_depth: int | None = None
@@ -112,7 +118,7 @@ class Trends:
         index = int(self._clock() // self.bucket_seconds)
         if self._buckets and self._buckets[-1].index == index:
             return self._buckets[-1]
-        bucket = _Bucket(index, len(self._bounds) + 1)
+        bucket = _Bucket(index)
         self._buckets.append(bucket)
         return bucket
 
@@ -123,7 +129,7 @@ class Trends:
             bucket = self._current()
             bucket.requests += 1
             bucket.total += seconds
-            bucket.counts[i] += 1
+            bucket.counts[i] = bucket.counts.get(i, 0) + 1
             if error:
                 bucket.errors += 1
             if slow:
@@ -153,9 +159,10 @@ class Trends:
 
     def export(self, *, last: int | None = None) -> list[TrendBucket]:
         """The raw buckets, oldest first (the most recent ``last`` bucket lengths only)."""
+        size = len(self._bounds) + 1
         with self._lock:
             buckets = [
-                TrendBucket(b.index, b.requests, b.errors, b.slow, b.total, list(b.counts),
+                TrendBucket(b.index, b.requests, b.errors, b.slow, b.total, _dense(b.counts, size),
                             b.cache_hit_rate, b.slow_query_pct, b.queue_depth)
                 for b in self._buckets
             ]  # fmt: skip
@@ -199,7 +206,9 @@ def merge_trends(
             points.append(TrendPoint(start=start, requests=0, errors=0, slow=0,
                                      avg_ms=None, p95_ms=None))  # fmt: skip
             continue
-        p95 = estimate_quantile(bounds, found.counts, 0.95)
+        # A minute only processes on another bucket layout saw has no p95 (see _BucketSum).
+        fits = len(found.counts) == len(bounds) + 1
+        p95 = estimate_quantile(bounds, found.counts, 0.95) if fits else None
         points.append(
             TrendPoint(
                 start=start,
@@ -251,8 +260,13 @@ class _BucketSum:
         self.errors += other.errors
         self.slow += other.slow
         self.total += other.total
-        for i, count in enumerate(other.counts):
-            self.counts[i] += count
+        if len(other.counts) > len(self.counts):
+            # Another bucket layout (a process of an older perfkit, during a deploy): the
+            # finer one is kept, the other's requests count but not its histogram.
+            self.counts = list(other.counts)
+        elif len(other.counts) == len(self.counts):
+            for i, count in enumerate(other.counts):
+                self.counts[i] += count
         self.hit_rates.append(other.cache_hit_rate)
         self.slow_pcts.append(other.slow_query_pct)
         if other.queue_depth is not None:
@@ -264,6 +278,13 @@ class _BucketSum:
         return TrendBucket(self.index, self.requests, self.errors, self.slow, self.total,
                            self.counts, _mean(self.hit_rates), _mean(self.slow_pcts),
                            self.depth)  # fmt: skip
+
+
+def _dense(counts: dict[int, int], size: int) -> list[int]:
+    dense = [0] * size
+    for i, count in counts.items():
+        dense[i] = count
+    return dense
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -13,7 +13,14 @@ import msgspec
 
 from perfkit.queries._fingerprint import Fingerprint
 from perfkit.queries._nplusone import NPlusOne, get_n_plus_one_detector, merge_n_plus_one
-from perfkit.queries._stats import BUCKET_COUNT, QueryStats, QueryStatsSnapshot, SlowQuery, _Entry
+from perfkit.queries._stats import (
+    BUCKET_COUNT,
+    BUCKET_FLOOR,
+    QueryStats,
+    QueryStatsSnapshot,
+    SlowQuery,
+    _Entry,
+)
 
 __all__ = [
     "QueryExport",
@@ -53,6 +60,9 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
     evicted: int
     statements: list[StatementExport]
     slowest: list[SlowQuery]
+    # The floor of the bucket layout the statements' bucket indices are in: an export of a
+    # perfkit before the 50 µs layout has none, read as its 10 µs layout.
+    bucket_floor: float = 10e-6
     n_plus_one: list[NPlusOne] = []  # the process's N+1 findings (bounded by the detector)
 
 
@@ -73,6 +83,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
         evicted=snapshot.fingerprints_evicted,
         statements=statements,
         slowest=snapshot.slowest,
+        bucket_floor=BUCKET_FLOOR,
         n_plus_one=get_n_plus_one_detector().findings(),
     )
 
@@ -95,13 +106,17 @@ def _export(entry: _Entry) -> StatementExport:
 
 def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
     """One export of several: totals summed, statements merged by fingerprint id (counts
-    and buckets summed, min/max/last seen combined), cut to the ``top`` by total time."""
+    and buckets summed, min/max/last seen combined), cut to the ``top`` by total time.
+
+    An export of another bucket layout (an older perfkit's, during a deploy) adds its
+    counts and times but not its buckets: the percentiles come from this layout's."""
     by_id: dict[str, _Entry] = {}
     for export in exports:
+        same_layout = export.bucket_floor == BUCKET_FLOOR
         for statement in export.statements:
             entry = by_id.get(statement.fingerprint_id)
             if entry is None:
-                by_id[statement.fingerprint_id] = _entry(statement)
+                by_id[statement.fingerprint_id] = _entry(statement, same_layout)
                 continue
             entry.count += statement.count
             entry.errors += statement.errors
@@ -111,7 +126,7 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
             entry.min = min(entry.min, statement.min)
             entry.max = max(entry.max, statement.max)
             entry.last_seen = max(entry.last_seen, statement.last_seen)
-            for index, count in statement.buckets.items():
+            for index, count in statement.buckets.items() if same_layout else ():
                 if 0 <= index < BUCKET_COUNT:
                     entry.buckets[index] += count
     slowest = heapq.nlargest(
@@ -130,6 +145,7 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         evicted=sum(e.evicted for e in exports),
         statements=[_export(e) for e in heapq.nlargest(top, by_id.values(), key=lambda e: e.total)],
         slowest=slowest,
+        bucket_floor=BUCKET_FLOOR,
         n_plus_one=merge_n_plus_one([e.n_plus_one for e in exports], top),
     )
 
@@ -147,13 +163,16 @@ def query_snapshot(export: QueryExport, top: int | None = None) -> QueryStatsSna
         total=export.total,
         fingerprints_tracked=len(export.statements),
         fingerprints_evicted=export.evicted,
-        by_fingerprint=[_entry(s).snapshot() for s in statements],
+        by_fingerprint=[
+            _entry(s, export.bucket_floor == BUCKET_FLOOR).snapshot() for s in statements
+        ],
         slowest=export.slowest,
     )
 
 
-def _entry(statement: StatementExport) -> _Entry:
-    """The table entry of an export, so its percentiles are computed the one way."""
+def _entry(statement: StatementExport, same_layout: bool) -> _Entry:
+    """The table entry of an export, so its percentiles are computed the one way (its
+    buckets left out when they are in another layout)."""
     entry = _Entry(Fingerprint(statement.fingerprint, statement.fingerprint_id))
     entry.count = statement.count
     entry.errors = statement.errors
@@ -163,7 +182,7 @@ def _entry(statement: StatementExport) -> _Entry:
     entry.min = statement.min
     entry.max = statement.max
     entry.last_seen = statement.last_seen
-    for index, count in statement.buckets.items():
+    for index, count in statement.buckets.items() if same_layout else ():
         if 0 <= index < BUCKET_COUNT:
             entry.buckets[index] = count
     return entry

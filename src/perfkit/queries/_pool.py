@@ -15,6 +15,7 @@ from psycopg import Connection, OperationalError
 from psycopg.abc import Params, Query
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
+from perfkit import _telemetry
 from perfkit._compat import psycopg_pool as pool_compat
 from perfkit.queries._pool_base import RECONNECT_MAX_DELAY, BaseTimedPool
 from perfkit.queries._stats import sql_text
@@ -78,9 +79,12 @@ class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
         return super().connection(timeout)  # psycopg_pool's: it counts usage_ms itself
 
     # getconn is the hot path: the base class is named, not found by super(), and the cheap
-    # half of ConnectionWatch.suspect is tested inline; putconn is psycopg_pool's own.
+    # half of ConnectionWatch.suspect is tested inline. The telemetry hook db_connection
+    # (perfkit.otel's metrics) is read once per call: off, it costs a None check.
 
     def getconn(self, timeout: float | None = None) -> Any:
+        hook = _telemetry.db_connection
+        start = monotonic() if hook is not None else 0.0
         try:
             conn = ConnectionPool.getconn(self, timeout)
             now = monotonic()
@@ -90,6 +94,8 @@ class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
             ) and watch.suspect(conn, now):
                 conn = self._live(conn, timeout)
             conn._pk_taken = now
+            if hook is not None:
+                hook("wait", self.name, monotonic() - start)
             return conn
         except TooManyRequests:
             self.watch.count_rejected()
@@ -97,6 +103,24 @@ class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
         except PoolTimeout:
             self.watch.count_timeout()
             raise
+
+    def putconn(self, conn: Any) -> None:
+        hook = _telemetry.db_connection
+        # A connection of another pool has no stamp: psycopg_pool refuses it below.
+        if hook is not None and hasattr(conn, "_pk_taken"):
+            hook("use", self.name, monotonic() - conn._pk_taken)
+        ConnectionPool.putconn(self, conn)
+
+    def _connect(self, *args: Any, **kwargs: Any) -> Any:
+        # psycopg_pool's private connect (and configure) step: the one place a new
+        # connection's creation time is known (pool_compat.INTERNALS pins the releases).
+        hook = _telemetry.db_connection
+        if hook is None or not pool_compat.INTERNALS:
+            return super()._connect(*args, **kwargs)
+        start = monotonic()
+        conn = super()._connect(*args, **kwargs)
+        hook("create", self.name, monotonic() - start)
+        return conn
 
     def _live(self, conn: Any, timeout: float | None) -> Any:
         """``conn`` if it answers a check, else the first of its successors that does."""
@@ -114,7 +138,7 @@ class _WatchedPool(pool_compat.CappedReconnect, ConnectionPool[Any]):
             # Closed before it goes back, so that the pool opens a new one in its place.
             self.watch.found_dead(conn, replaced=True)
             conn.close()
-            self.putconn(conn)
+            ConnectionPool.putconn(self, conn)  # never lent out: no use time
             conn = super().getconn(max(deadline - monotonic(), 0.0))
             if not self.watch.suspect(conn, monotonic()):
                 return conn

@@ -15,6 +15,7 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.abc import Params, Query
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
+from perfkit import _telemetry
 from perfkit._compat import psycopg_pool as pool_compat
 from perfkit.queries._pool_base import RECONNECT_MAX_DELAY, BaseTimedPool
 from perfkit.queries._stats import sql_text
@@ -80,8 +81,11 @@ class _AsyncWatchedPool(pool_compat.CappedReconnect, AsyncConnectionPool[Any]):
         return super().connection(timeout)  # psycopg_pool's: it counts usage_ms itself
 
     # getconn is the hot path: the base class is named, not found by super(), and the cheap
-    # half of ConnectionWatch.suspect is tested inline; putconn is psycopg_pool's own.
+    # half of ConnectionWatch.suspect is tested inline. The telemetry hook db_connection
+    # (perfkit.otel's metrics) is read once per call: off, it costs a None check.
     async def getconn(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (psycopg_pool's API)
+        hook = _telemetry.db_connection
+        start = monotonic() if hook is not None else 0.0
         try:
             conn = await AsyncConnectionPool.getconn(self, timeout)
             now = monotonic()
@@ -91,6 +95,8 @@ class _AsyncWatchedPool(pool_compat.CappedReconnect, AsyncConnectionPool[Any]):
             ) and watch.suspect(conn, now):
                 conn = await self._live(conn, timeout)
             conn._pk_taken = now
+            if hook is not None:
+                hook("wait", self.name, monotonic() - start)
             return conn
         except TooManyRequests:
             self.watch.count_rejected()
@@ -98,6 +104,24 @@ class _AsyncWatchedPool(pool_compat.CappedReconnect, AsyncConnectionPool[Any]):
         except PoolTimeout:
             self.watch.count_timeout()
             raise
+
+    async def putconn(self, conn: Any) -> None:
+        hook = _telemetry.db_connection
+        # A connection of another pool has no stamp: psycopg_pool refuses it below.
+        if hook is not None and hasattr(conn, "_pk_taken"):
+            hook("use", self.name, monotonic() - conn._pk_taken)
+        await AsyncConnectionPool.putconn(self, conn)
+
+    async def _connect(self, *args: Any, **kwargs: Any) -> Any:
+        # psycopg_pool's private connect (and configure) step: the one place a new
+        # connection's creation time is known (pool_compat.INTERNALS pins the releases).
+        hook = _telemetry.db_connection
+        if hook is None or not pool_compat.INTERNALS:
+            return await super()._connect(*args, **kwargs)
+        start = monotonic()
+        conn = await super()._connect(*args, **kwargs)
+        hook("create", self.name, monotonic() - start)
+        return conn
 
     async def _live(self, conn: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
         """``conn`` if it answers a check, else the first of its successors that does."""
@@ -115,7 +139,7 @@ class _AsyncWatchedPool(pool_compat.CappedReconnect, AsyncConnectionPool[Any]):
             # Closed before it goes back, so that the pool opens a new one in its place.
             self.watch.found_dead(conn, replaced=True)
             await conn.close()
-            await self.putconn(conn)
+            await AsyncConnectionPool.putconn(self, conn)  # never lent out: no use time
             conn = await super().getconn(max(deadline - monotonic(), 0.0))
             if not self.watch.suspect(conn, monotonic()):
                 return conn

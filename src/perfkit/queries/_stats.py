@@ -1,9 +1,9 @@
 """Statement statistics by fingerprint, in bounded memory, shareable by several pools.
 
-Durations go into fixed logarithmic buckets (8 per doubling, 10 µs to ~22 min; the
-percentile is perfkit's one quantile, ``perfkit._histogram``), so it is known to within a
-bucket (9 %, interpolated) and an entry costs the same however many samples it
-has seen. The fingerprint table and the SQL-text → fingerprint cache are both LRUs with a
+Durations go into perfkit's bucket layout (``perfkit._histogram``: 8 per doubling, 50 µs
+to ~56 min; the percentile is perfkit's one quantile), so it is known to within a bucket
+(9.05 %, interpolated) and an entry costs the same however many samples it has seen.
+The fingerprint table and the SQL-text → fingerprint cache are both LRUs with a
 cap, so memory stays flat however many distinct statements run.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import heapq
 import threading
+from bisect import bisect_left
 from collections import OrderedDict, deque
-from math import log
 from time import perf_counter, time
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from psycopg import sql
 from perfkit import _telemetry, _units
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
-from perfkit._histogram import log_bounds, quantile
+from perfkit._histogram import DEFAULT_BOUNDS, FLOOR, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._fingerprint import Fingerprint
 from perfkit.queries._nplusone import tally_for
@@ -32,13 +32,11 @@ __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
 
 _log = structlog.get_logger("perfkit.queries")
 
-# Bucket i holds durations in [BUCKET_MIN * GROWTH**i, BUCKET_MIN * GROWTH**(i+1)).
-BUCKET_MIN = 10e-6
-BUCKETS_PER_DOUBLING = 8
-GROWTH = 2 ** (1 / BUCKETS_PER_DOUBLING)
-BUCKET_COUNT = 27 * BUCKETS_PER_DOUBLING  # up to 10 µs * 2**27 ≈ 22 minutes
-_SCALE = BUCKETS_PER_DOUBLING / log(2)
-_OFFSET = log(BUCKET_MIN) * _SCALE
+# Bucket i holds durations in (BOUNDS[i - 1], BOUNDS[i]]; the last one everything above.
+BOUNDS = DEFAULT_BOUNDS
+BUCKET_COUNT = len(BOUNDS) + 1
+# Which layout an export's bucket indices are in (an older perfkit's: 10 µs; see _merge).
+BUCKET_FLOOR = FLOOR
 
 # Samples queued before they are added up (see QueryStats.record).
 BATCH = 64
@@ -46,10 +44,6 @@ BATCH = 64
 # SQL texts longer than this are normalized on every run instead of being cached, so
 # that a few huge statements (inlined literals) cannot fill memory.
 MAX_CACHED_SQL = 8192
-
-
-# Upper bounds of buckets 0 .. BUCKET_COUNT - 2; the last bucket holds everything above.
-BOUNDS = log_bounds(BUCKET_MIN * GROWTH, BUCKETS_PER_DOUBLING, 27)[: BUCKET_COUNT - 1]
 
 
 class StatementStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -332,7 +326,8 @@ class QueryStats:
         when the run ended by ``time.perf_counter()`` (now by default: the timed cursors
         pass the one they read). A slow run is also logged as a ``slow_query`` structlog
         event with the fingerprint and the duration — never the parameters. The telemetry
-        hook ``statement`` (``perfkit.otel``) is called here, for every timed statement.
+        hooks ``statement`` and ``db_operation`` (``perfkit.otel``) are called here, for
+        every timed statement.
         Inside a unit of work (a request, a job run) the run is also counted by
         fingerprint, to find N+1 patterns (``perfkit.queries._nplusone``).
         """
@@ -354,6 +349,9 @@ class QueryStats:
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)
+        operation = _telemetry.db_operation
+        if operation is not None:
+            operation(lambda: self.fingerprint(query, context).text, seconds, failed, pool)
 
     def _drain(self, wait: bool = True) -> None:
         """Add up the queued samples, then log the slow ones (outside the lock)."""
@@ -381,7 +379,6 @@ class QueryStats:
                     if self._evicted != evicted:
                         batch.clear()
                     batch[key] = entry
-                bucket = int(log(seconds) * _SCALE - _OFFSET) if seconds > BUCKET_MIN else 0
                 count += 1
                 total += seconds
                 rows_total += rows
@@ -390,7 +387,7 @@ class QueryStats:
                 entry.total += seconds
                 entry.rows += rows
                 entry.last_seen = ended + to_unix
-                entry.buckets[bucket if bucket < BUCKET_COUNT else BUCKET_COUNT - 1] += 1
+                entry.buckets[bisect_left(BOUNDS, seconds)] += 1
                 if seconds > entry.max:
                     entry.max = seconds
                 if seconds < entry.min:
