@@ -1,6 +1,6 @@
 """What N+1 detection adds to a request that runs 20 statements (issue 27), paired.
 
-    python benchmarks/bench_nplusone.py [--url URL] [--runs 3] [--rounds 30] [--batch 40]
+    python benchmarks/bench_nplusone.py [--url URL] [--runs 3] [--rounds 30] [--batch 40] [--no-pin]
 
 A WSGI request through perfkit's request middleware (``PerformanceMonitor.wsgi``) runs 20
 statements on a ``TimedPool`` connection to a real PostgreSQL, in two shapes:
@@ -161,11 +161,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=40)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave the client and the backend unpinned"
+    )
     args = parser.parse_args()
     request_time: dict[str, float] = {}
     with TimedPool(args.url, min_size=1, max_size=1, open=True) as pool:
         pool.wait()
-        print(pin_backends(pool))
+        print("not pinned" if args.no_pin else pin_backends(pool))
         app = make_app(on_postgres(pool))
         for shape, clock in itertools.product(("distinct", "n+1"), CLOCKS):
             ratios, off, _ = measure(app, shape, clock, args)
