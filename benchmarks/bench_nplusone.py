@@ -12,7 +12,9 @@ statements on a ``TimedPool`` connection to a real PostgreSQL, in two shapes:
 Detection on (``threshold=10``, the default) and off (``threshold=0``, what
 ``N_PLUS_ONE_THRESHOLD=0`` sets) take turns in rounds of ``batch`` requests, the order
 swapped every round. Each row is the median over ``--runs`` of the median ratio of
-adjacent rounds (on / off), with the runs' spread in brackets; target <= 1.03; timed by
+adjacent rounds (on / off), with the runs' spread in brackets; target <= 1.03; an A/A
+row (off / off, the same code on both sides) shows what the harness reads where there is
+no difference: its distance from 1 is the resolution of the rows above. Timed by
 the wall clock and by this process's CPU time (``process_time``: where detection runs,
 and steadier than the wall clock on a shared machine). The
 client and the pool's server backend share one core where the OS allows it (see
@@ -28,7 +30,6 @@ brackets), and that as a share of the real request measured above (wall clock, o
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import sys
@@ -138,12 +139,17 @@ def paired(samples: dict[str, list[float]]) -> float:
 
 
 def measure(
-    app: Callable[..., Iterable[bytes]], shape: str, clock: str, args: argparse.Namespace
+    app: Callable[..., Iterable[bytes]],
+    shape: str,
+    clock: str,
+    args: argparse.Namespace,
+    first: NPlusOneDetector = ON,
 ) -> tuple[list[float], list[float], list[float]]:
-    """Per run: the paired on/off ratio, the median off time and the median on - off time
-    of adjacent rounds (seconds per request)."""
+    """Per run: the paired ratio of ``first`` (detection on) over off, the median off time
+    and the median difference of adjacent rounds (seconds per request). ``first=OFF`` is
+    the A/A control: what the harness reads where there is no difference."""
     path = "/distinct" if shape == "distinct" else "/repeated"
-    calls = {"on": requester(app, path, ON), "off": requester(app, path, OFF)}
+    calls = {"on": requester(app, path, first), "off": requester(app, path, OFF)}
     ratios, off, added = [], [], []
     for _ in range(args.runs):
         samples = alternate(calls, args.rounds, args.batch, CLOCKS[clock])
@@ -170,12 +176,15 @@ def main() -> None:
         pool.wait()
         print("not pinned" if args.no_pin else pin_backends(pool))
         app = make_app(on_postgres(pool))
-        for shape, clock in itertools.product(("distinct", "n+1"), CLOCKS):
-            ratios, off, _ = measure(app, shape, clock, args)
-            if clock == "wall":
+        cases = [(shape, clock, "on/off") for shape in ("distinct", "n+1") for clock in CLOCKS]
+        cases += [("distinct", clock, "off/off") for clock in CLOCKS]  # the A/A control
+        for shape, clock, pair in cases:
+            first = ON if pair == "on/off" else OFF
+            ratios, off, _ = measure(app, shape, clock, args, first)
+            if clock == "wall" and pair == "on/off":
                 request_time[shape] = statistics.median(off)
             print(
-                f"{shape:8} {clock:4} on/off {statistics.median(ratios):.4f} "
+                f"{shape:8} {clock:4} {pair} {statistics.median(ratios):.4f} "
                 f"[{min(ratios):.4f} .. {max(ratios):.4f}] over {args.runs} runs of "
                 f"{args.rounds} paired rounds of {args.batch}; off "
                 f"{statistics.median(off) * 1e6:.0f} µs per request; target <= 1.03"
