@@ -30,7 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "perfkit"
 NOT_DEFAULTS = {
     "contrib/django/_shared.py": {"_shared"},  # one set of services per Django CACHES entry
     "contrib/django/db.py": {"_stats"},  # Django's connections' stats, per process
-    "otel.py": {"_tracer", "_explicit_provider"},  # reset by uninstrument()
+    "otel.py": {"_tracer", "_explicit_provider", "_job_meters"},  # reset by uninstrument()
     "metrics/collectors.py": {"_kinds"},  # a cache of each Struct's field kinds
     "metrics/routes.py": {"_collapsed", "_mounted"},  # caches of route templates
     "jobs/processor.py": {"_REGISTRY", "_BY_PATH"},  # definitions (see _defaults)

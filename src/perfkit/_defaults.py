@@ -10,6 +10,8 @@ slot                           set by
 ``cache.default``              ``perfkit.cache.set_default_cache`` (``cached_query``'s
                                service when given none, sync and async)
 ``cache.default_warmer``       ``perfkit.cache.register_warmer`` (a declaration)
+``queries.n_plus_one``         ``perfkit.queries.set_n_plus_one_detector`` (made from
+                               ``N_PLUS_ONE_THRESHOLD``)
 ``jobs.email_templates``       ``perfkit.jobs.register_email_template`` (a declaration)
 ``jobs.email_sender``          ``perfkit.jobs.set_email_sender``
 ``jobs.notification_sink``     ``perfkit.jobs.set_notification_sink``

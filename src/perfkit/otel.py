@@ -101,10 +101,10 @@ def instrument(
 
 def uninstrument() -> None:
     """Stop tracing: every hook is empty again."""
-    global _tracer, _explicit_provider
+    global _tracer, _explicit_provider, _job_meters
     with _lock:
         _telemetry.subscribe()  # the tracing slots: a metrics bridge keeps its own
-        _tracer = _explicit_provider = None
+        _tracer = _explicit_provider = _job_meters = None
 
 
 def instrumented() -> bool:

@@ -171,6 +171,7 @@ PARTS: dict[Part, frozenset[str]] = {
             "db_explain_per_minute",
             "db_explain_interval",
             "db_explain_timeout",
+            "n_plus_one_threshold",
         }
     ),
     "jobs": frozenset(
@@ -222,6 +223,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_explain_per_minute: PositiveInt = 6
     db_explain_interval: Seconds = 3600.0
     db_explain_timeout: Seconds = 2.0
+    n_plus_one_threshold: NonNegativeInt = 10  # 0: N+1 detection off; 1 is refused
 
     # Jobs (perfkit.jobs)
     job_retry_attempts: NonNegativeInt = 3

@@ -42,7 +42,7 @@ from perfkit.metrics import (
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.job_metrics import job_snapshots
 from perfkit.metrics.system import process_start_time
-from perfkit.queries import DatabaseSource
+from perfkit.queries import DatabaseSource, get_n_plus_one_detector
 
 __all__ = ["Ask", "Handlers"]
 
@@ -163,6 +163,7 @@ class Handlers:
             pool=stats.pool,
             queries=queries if queries is not None else stats.queries,
             scope=view.scope,
+            n_plus_one=view.n_plus_one() if queries is not None else [],
         )
 
     def _memory(self) -> s.MemoryReport:
@@ -226,6 +227,7 @@ class Handlers:
             slowest=view.slowest(),
             slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
             plans=queries.plans if queries is not None else None,
+            n_plus_one=view.n_plus_one() if queries is not None else None,
         )
         return s.SummaryReport(
             at=report.at,
@@ -264,6 +266,7 @@ class Handlers:
                 else None
             ),
             plans=database.queries.plans if database is not None else None,
+            n_plus_one=database.n_plus_one if database is not None else None,
         )
         collector = source.monitor.cache_collector
         cache = collector.latest if collector is not None else None
@@ -436,10 +439,12 @@ class Handlers:
         return s.ClearResult(cleared=cleared)
 
     async def metrics_reset(self, ask: Ask) -> s.ResetResult:
-        """POST metrics/reset: zero the query statistics and the cache counters."""
+        """POST metrics/reset: zero the query statistics (N+1 findings too) and the cache
+        counters."""
         reset = []
         if self.source.pool is not None:
             self.source.pool.reset_stats()
+            get_n_plus_one_detector().reset()
             reset.append("queries")
         if self.source.cache is not None:
             self.source.cache.reset_stats()

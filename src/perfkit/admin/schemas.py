@@ -17,7 +17,7 @@ from perfkit.cache.warmer import WarmRecord
 from perfkit.jobs import FailedJob, JobMetrics, PeriodicRun, QueueStats, RunningJob
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
 from perfkit.metrics.fleet import FleetProcess
-from perfkit.queries import PoolStats, QueryStatsSnapshot
+from perfkit.queries import NPlusOne, PoolStats, QueryStatsSnapshot
 
 __all__ = [
     "CacheReport",
@@ -184,6 +184,7 @@ class DatabaseReport(msgspec.Struct, frozen=True, kw_only=True):
     pool: PoolStats | None
     queries: QueryStatsSnapshot
     scope: Scope = "process"
+    n_plus_one: list[NPlusOne] = []  # N+1 findings, the fleet's (docs/queries.md)
 
 
 class JobsReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -48,7 +48,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
-from perfkit import _telemetry
+from perfkit import _telemetry, _units
 from perfkit._compat.redis import stop_pubsub_thread
 from perfkit._compat.rq import SchedulerHook
 from perfkit._errors import ConfigError, PermanentJobError
@@ -144,10 +144,14 @@ class _BoundedRecovery(LimitHooks, SchedulerHook):
             self.scheduler.start()
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        """RQ's, inside the telemetry hook's context, then its outcome counted in the job
-        metrics (where the job runs, in the work horse for the forking worker)."""
+        """RQ's, inside the telemetry hook's context and a unit of work named after the
+        job's function (N+1 detection), then its outcome counted in the job metrics (where
+        the job runs, in the work horse for the forking worker)."""
         started, clock = time.time(), time.perf_counter()
-        with _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span:
+        with (
+            _units.unit_of_work("job", job.func_name or "<job>"),
+            _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span,
+        ):
             # The next class in the MRO is RQ's SimpleWorker or Worker.
             succeeded: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
             if not succeeded:

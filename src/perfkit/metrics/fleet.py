@@ -54,6 +54,7 @@ from perfkit.queries._merge import (
     merge_query_exports,
     query_snapshot,
 )
+from perfkit.queries._nplusone import NPlusOne, merge_n_plus_one
 from perfkit.queries._stats import QueryStatsSnapshot
 
 __all__ = ["Fleet", "FleetProcess", "FleetView", "ProcessState"]
@@ -164,6 +165,12 @@ class FleetView:
         if not exports:
             return None
         return query_snapshot(merge_query_exports(exports, top))
+
+    def n_plus_one(self, top: int = 20) -> list[NPlusOne]:
+        """The fleet's N+1 findings, merged by route and fingerprint, the ``top`` with
+        most statements."""
+        exports = [state.queries.n_plus_one for state in self._all if state.queries is not None]
+        return merge_n_plus_one(exports, top)
 
 
 class Fleet:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from perfkit import _units
 from perfkit.metrics.requests import RequestMetrics
 from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude, exclusion, route_label
 from perfkit.types import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse, WSGIApp
@@ -53,6 +54,7 @@ class MetricsMiddleware:
         status = 500
         finished = 0.0
         start = metrics.begin(scope, root_path=root_path)
+        unit = _units.begin("request")  # N+1 detection counts the request's statements
 
         async def timed_send(message: Message) -> None:
             nonlocal status, finished
@@ -70,10 +72,12 @@ class MetricsMiddleware:
             end = finished or time.perf_counter()
             route = route_label(scope, path, status, root_path)
             metrics.end(scope, method, path, status, end - start, failed=True, route=route)
+            _units.end(unit, route)
             raise
         end = finished or time.perf_counter()
         route = route_label(scope, path, status, root_path)
         metrics.end(scope, method, path, status, end - start, route=route)
+        _units.end(unit, route)
 
 
 class WSGIMetricsMiddleware:
@@ -95,6 +99,7 @@ class WSGIMetricsMiddleware:
             return self.app(environ, start_response)
         start = self.metrics.begin(environ)
         request = _Request(self, environ, path, start)
+        request.unit = _units.begin("request")  # N+1 detection counts its statements
 
         def record_status(status: str, headers: Any, exc_info: Any = None) -> Any:
             request.status = int(status[:3])
@@ -113,7 +118,7 @@ class WSGIMetricsMiddleware:
 class _Request:
     """One measured WSGI request: what is known of it until its body is done."""
 
-    __slots__ = ("ended", "environ", "middleware", "path", "route", "start", "status")
+    __slots__ = ("ended", "environ", "middleware", "path", "route", "start", "status", "unit")
 
     def __init__(
         self, middleware: WSGIMetricsMiddleware, environ: Environ, path: str, start: float
@@ -125,6 +130,7 @@ class _Request:
         self.status = 500
         self.route: str | None = None
         self.ended = False
+        self.unit: _units.Unit | None = None
 
     def end(self, *, failed: bool) -> None:
         """Record the request, the first time only (exhausted, then closed, is one request)."""
@@ -133,9 +139,11 @@ class _Request:
         self.ended = True
         seconds = time.perf_counter() - self.start
         environ = self.environ
+        route = self.route or route_label(environ, self.path, self.status)
         self.middleware.metrics.end(environ, environ.get("REQUEST_METHOD", "GET"), self.path,
                                     self.status, seconds, failed=failed,
-                                    route=self.route)  # fmt: skip
+                                    route=route)  # fmt: skip
+        _units.end(self.unit, route)
 
 
 class _TimedBody:

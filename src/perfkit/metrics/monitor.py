@@ -15,12 +15,14 @@ from perfkit._deprecation import renamed
 from perfkit.metrics.collectors import StatsCollector, StatsSource
 from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
 from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
-from perfkit.metrics.recommendations import Finding, Thresholds, recommend
+from perfkit.metrics.nplusone import n_plus_one_metrics
+from perfkit.metrics.recommendations import Finding, Thresholds, recommend, recommend_n_plus_one
 from perfkit.metrics.registry import DEFAULT_BUCKETS, MetricsRegistry
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
 from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.metrics.trends import TrendPoint, Trends
+from perfkit.queries import NPlusOne, get_n_plus_one_detector
 from perfkit.queries._plan import QueryPlan
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
@@ -89,6 +91,7 @@ class PerformanceMonitor:
         self.cache_collector = self._collector("perfkit_cache", cache)
         self.pool_collector = self._collector("perfkit_db", pool)
         self.jobs_collector = self._collector("perfkit_jobs", jobs)
+        self.registry.register_collector(n_plus_one_metrics)
 
     def _collector(self, prefix: str, source: StatsSource | None) -> StatsCollector | None:
         if source is None:
@@ -190,11 +193,12 @@ class PerformanceMonitor:
         slowest: list[SlowRequest] | None = None,
         slow_query_pct: float | None = None,
         plans: list[QueryPlan] | None = None,
+        n_plus_one: list[NPlusOne] | None = None,
     ) -> PerformanceReport:
         """Requests, memory, source values and findings (sources as last refreshed).
 
-        ``requests``, ``slowest``, ``slow_query_pct`` and ``plans`` (of slow statements)
-        replace this process's own (the admin passes the fleet's, see
+        ``requests``, ``slowest``, ``slow_query_pct``, ``plans`` (of slow statements) and
+        ``n_plus_one`` replace this process's own (the admin passes the fleet's, see
         :mod:`perfkit.metrics.fleet`).
         """
         summary = requests if requests is not None else self.requests.summary()
@@ -212,6 +216,10 @@ class PerformanceMonitor:
             failed_jobs=failed,
             thresholds=self.thresholds,
             plans=plans if plans is not None else self.query_plans(),
+        )
+        detector = get_n_plus_one_detector()
+        findings += recommend_n_plus_one(
+            n_plus_one if n_plus_one is not None else detector.findings(), detector.threshold
         )
         now = time.time()
         return PerformanceReport(

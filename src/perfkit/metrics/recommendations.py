@@ -16,6 +16,9 @@ import msgspec
 from perfkit.queries._plan import QueryPlan, seq_scans
 
 __all__ = ["Finding", "Thresholds", "recommend"]
+from perfkit.queries import NPlusOne
+
+__all__ = ["Finding", "Thresholds", "recommend", "recommend_n_plus_one"]
 
 Severity = Literal["warning", "critical"]
 _Test = Callable[[float, float], bool]
@@ -114,6 +117,31 @@ def index_hints(plans: Sequence[QueryPlan], min_rows: int) -> list[Finding]:
                     f"Statement {scan.fingerprint_id} reads all of {scan.relation} "
                     f"(~{scan.table_rows:,} rows) to filter on {columns}: an index may "
                     f"help: CREATE INDEX ON {scan.relation} ({columns})."
+                ),
+            )
+        )
+    return findings
+
+
+def recommend_n_plus_one(found: list[NPlusOne], threshold: int, limit: int = 3) -> list[Finding]:
+    """One finding per N+1 (the ``limit`` with most statements), naming the route, the
+    statement shape and the call site: ``value`` is the most runs in one unit of work,
+    ``threshold`` the detector's. Critical from ten times the threshold."""
+    findings = []
+    for n in sorted(found, key=lambda f: f.statements, reverse=True)[:limit]:
+        site = n.call_site
+        where = f" at {site.file}:{site.line} ({site.function})" if site is not None else ""
+        findings.append(
+            Finding(
+                metric="n_plus_one",
+                value=float(n.max_count),
+                threshold=float(threshold),
+                severity="critical" if n.max_count >= 10 * threshold else "warning",
+                advice=(
+                    f"N+1 in {n.route}: `{n.fingerprint}` ran up to {n.max_count} times in "
+                    f"one {n.kind}{where}; load the rows in one query (a JOIN or "
+                    "WHERE id = ANY(...); select_related/prefetch_related in Django, "
+                    "selectinload in SQLAlchemy)."
                 ),
             )
         )

@@ -3,13 +3,22 @@
 See docs/queries.md. ``TimedPool`` / ``AsyncTimedPool`` wrap psycopg_pool's pools and time
 every statement run through their connections; ``pool.stats()`` returns a
 :class:`TimedPoolStats`. Any :class:`DatabaseSource` (these pools, Django's database, an
-instrumented SQLAlchemy engine) is what the kit reads as its database.
+instrumented SQLAlchemy engine) is what the kit reads as its database. Statements
+repeated within one request or job run are N+1 findings (:class:`NPlusOneDetector`).
 """
 
+from perfkit._units import unit_of_work
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
 from perfkit.queries._cursor_async import AsyncTimedCursor, AsyncTimedServerCursor
 from perfkit.queries._explain_base import ExplainSettings, ExplainStats, PlanSampler
 from perfkit.queries._fingerprint import Fingerprint, normalize_sql
+from perfkit.queries._nplusone import (
+    CallSite,
+    NPlusOne,
+    NPlusOneDetector,
+    get_n_plus_one_detector,
+    set_n_plus_one_detector,
+)
 from perfkit.queries._pagination import KeysetPagination, OffsetPagination
 from perfkit.queries._pagination_async import AsyncKeysetPagination, AsyncOffsetPagination
 from perfkit.queries._pagination_base import (
@@ -34,6 +43,7 @@ __all__ = [
     "BaseKeysetPagination",
     "BaseOffsetPagination",
     "BaseTimedPool",
+    "CallSite",
     "DatabaseSource",
     "DatabaseStats",
     "ExplainSettings",
@@ -41,6 +51,8 @@ __all__ = [
     "Fingerprint",
     "KeysetPage",
     "KeysetPagination",
+    "NPlusOne",
+    "NPlusOneDetector",
     "OffsetPage",
     "OffsetPagination",
     "PlanNode",
@@ -55,5 +67,8 @@ __all__ = [
     "TimedPool",
     "TimedPoolStats",
     "TimedServerCursor",
+    "get_n_plus_one_detector",
     "normalize_sql",
+    "set_n_plus_one_detector",
+    "unit_of_work",
 ]

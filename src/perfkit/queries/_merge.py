@@ -12,6 +12,7 @@ import heapq
 import msgspec
 
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._nplusone import NPlusOne, get_n_plus_one_detector, merge_n_plus_one
 from perfkit.queries._plan import QueryPlan, merge_plans
 from perfkit.queries._stats import (
     BUCKET_COUNT,
@@ -64,6 +65,7 @@ class QueryExport(msgspec.Struct, array_like=True, frozen=True):
     # perfkit before the 50 µs layout has none, read as its 10 µs layout.
     bucket_floor: float = 10e-6
     plans: list[QueryPlan] = []  # of the statements exported, newest first
+    n_plus_one: list[NPlusOne] = []  # the process's N+1 findings (bounded by the detector)
 
 
 def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
@@ -86,6 +88,7 @@ def export_query_stats(stats: QueryStats, top: int) -> QueryExport:
         slowest=snapshot.slowest,
         bucket_floor=BUCKET_FLOOR,
         plans=[p for p in snapshot.plans if p.fingerprint_id in exported],
+        n_plus_one=get_n_plus_one_detector().findings(),
     )
 
 
@@ -150,6 +153,7 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
         plans=merge_plans(
             (p for e in exports for p in e.plans), max((len(e.plans) for e in exports), default=0)
         ),
+        n_plus_one=merge_n_plus_one([e.n_plus_one for e in exports], top),
     )
 
 

@@ -20,13 +20,14 @@ import msgspec
 import structlog
 from psycopg import sql
 
-from perfkit import _telemetry
+from perfkit import _telemetry, _units
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import DEFAULT_BOUNDS, FLOOR, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._explain_base import ExplainSettings, PlanSampler
 from perfkit.queries._fingerprint import Fingerprint
+from perfkit.queries._nplusone import tally_for
 from perfkit.queries._plan import QueryPlan
 
 __all__ = ["QueryStats", "QueryStatsSnapshot", "SlowQuery", "StatementStats"]
@@ -297,6 +298,20 @@ class QueryStats:
                 self._by_sql.popitem(last=False)
         return found
 
+    def text_fingerprint(self, key: str | bytes) -> Fingerprint:
+        """The fingerprint of SQL text ``key`` outside the batches (N+1 detection counts
+        by it as each statement runs): from the cache, else normalized and cached when
+        the lock is free (so the batch finds it), else normalized only."""
+        found = self._by_sql.get(key)
+        if found is not None:
+            return found
+        if not self._lock.acquire(blocking=False):
+            return Fingerprint.of(key)
+        try:
+            return self._fingerprint_of(key)
+        finally:
+            self._lock.release()
+
     def _entry_of(self, key: str | bytes) -> _Entry:
         """The table's entry for SQL text ``key``, made (evicting the oldest) if missing;
         under the lock."""
@@ -334,6 +349,8 @@ class QueryStats:
         event with the fingerprint and the duration — never the parameters. The telemetry
         hooks ``statement`` and ``db_operation`` (``perfkit.otel``) are called here, for
         every timed statement.
+        Inside a unit of work (a request, a job run) the run is also counted by
+        fingerprint, to find N+1 patterns (``perfkit.queries._nplusone``).
         """
         # The hot path only queues the sample (deque.append is atomic); samples are
         # added up in batches, where the tables are warm in the CPU cache, by whichever
@@ -350,6 +367,9 @@ class QueryStats:
                 plans.offer(self.fingerprint(key), key, params, seconds, pool)
         elif len(pending) >= BATCH:
             self._drain(wait=False)  # another thread is draining: let it
+        unit = _units.current.get()
+        if unit is not None and unit.open:  # counted by fingerprint: N+1 detection
+            (unit.tally or tally_for(unit)).note(key, seconds, self)
         hook = _telemetry.statement
         if hook is not None:
             hook(lambda: self.fingerprint(query, context).text, seconds, rows, failed, pool)

@@ -116,3 +116,13 @@ def test_django_cache_suite(
     assert pickle_only and all(": needs pickle: " in skip for skip in pickle_only), pickle_only
     needs_pickle = {skip.partition(":")[0] for skip in pickle_only}
     assert passed["PerfkitMsgspecCacheTests"] == perfkit - needs_pickle
+
+
+def test_django_n_plus_one(database_server_url: str, redis_url: str, namespace: str) -> None:
+    # Only the N+1 tests of the project: a request through perfkit's RouteMiddleware.
+    output = run_project(
+        database_server_url,
+        {"PK_REDIS_URL": redis_url, "PK_NAMESPACE": namespace},
+        "shop.tests.test_nplusone",
+    )
+    assert re.search(r"^Ran 3 tests", output, re.MULTILINE), output[-3000:]

@@ -1,4 +1,5 @@
-"""A Django middleware that hands the matched route template to perfkit's request metrics.
+"""A Django middleware that hands the matched route template to perfkit's request metrics,
+and makes each request a unit of work for N+1 detection.
 
 Django resolves the URL inside its handler, out of reach of a WSGI/ASGI middleware, so
 without this every ``/authors/ann/books`` is its own label. Add it to ``MIDDLEWARE`` and
@@ -12,6 +13,10 @@ The template (``/authors/<str:name>/books``) is stored as ``perfkit.route`` in t
 environ (``request.META`` is the environ) or the ASGI scope, which
 :func:`perfkit.metrics.route_template` reads first. A request no URL pattern matched
 gets none, and is counted as ``<unmatched>`` when answered 404.
+
+Each request is a unit of work (see docs/queries.md, "N+1 detection"): statements
+repeated in it are reported under the route template. Inside perfkit's WSGI/ASGI
+middleware that one owns the unit, and this one only names the route.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from perfkit import _units
+from perfkit.metrics.routes import UNMATCHED
+
 __all__ = ["RouteMiddleware"]
 
 
 class RouteMiddleware:
     """Records ``request.resolver_match.route`` for perfkit (sync and async capable).
 
-    It adds nothing to the response path: ``process_view`` runs once Django has resolved
-    the URL, and the call itself hands the request straight on.
+    ``process_view`` runs once Django has resolved the URL; the call itself opens the
+    request's unit of work and hands the request straight on.
     """
 
     sync_capable = True
@@ -36,12 +44,26 @@ class RouteMiddleware:
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
             # Django awaits an async chain: say this one returns the awaitable it gets.
             markcoroutinefunction(self)
 
     def __call__(self, request: Any) -> Any:
-        return self.get_response(request)
+        if self._async:
+            return self._acall(request)
+        unit = _units.begin("request")
+        try:
+            return self.get_response(request)
+        finally:
+            _units.end(unit, request.META.get("perfkit.route", UNMATCHED))
+
+    async def _acall(self, request: Any) -> Any:
+        unit = _units.begin("request")
+        try:
+            return await self.get_response(request)
+        finally:
+            _units.end(unit, request.META.get("perfkit.route", UNMATCHED))
 
     def process_view(
         self,

@@ -47,3 +47,21 @@ async def async_book(request: HttpRequest, book_id: int) -> JsonResponse:
         renders["async_page"] += 1
         await cache.aset(key, found, 60)
     return JsonResponse(found)
+
+
+def titles(request: HttpRequest) -> JsonResponse:
+    """An N+1: the ids in one statement, then one statement per book."""
+    ids = list(Book.objects.order_by("id").values_list("id", flat=True))
+    books = [Book.objects.get(pk=book_id) for book_id in ids]  # N+1 view
+    return JsonResponse({"titles": [book.title for book in books]})
+
+
+def titles_at_once(request: HttpRequest) -> JsonResponse:
+    """The same answer in two distinct statements."""
+    count = Book.objects.count()
+    return JsonResponse(
+        {
+            "titles": list(Book.objects.order_by("id").values_list("title", flat=True)),
+            "count": count,
+        }
+    )
