@@ -25,8 +25,10 @@ from typing import Any
 from rq.job import Job
 
 from perfkit import _defaults
-from perfkit._compat.rq import callback_names
-from perfkit._errors import ConfigError, PermanentJobError
+from perfkit._acompat import resolve
+from perfkit._compat.rq import as_current_job, callback_names
+from perfkit._errors import ConfigError, JobCancelledError, PermanentJobError
+from perfkit.jobs.cancel import is_cancel_requested
 from perfkit.jobs.processor import processor_at
 
 __all__ = ["AllowedJob", "allow_jobs", "allowed_jobs", "refusal"]
@@ -80,15 +82,31 @@ def refusal(job: Job) -> str | None:
 
 
 class AllowedJob(Job):
-    """RQ's Job, run only when :func:`refusal` finds nothing wrong with it."""
+    """RQ's Job, run only when :func:`refusal` finds nothing wrong with it and it was not
+    canceled."""
 
-    def perform(self) -> Any:
-        """RQ's, after :func:`refusal`: a refused job raises
-        :class:`~perfkit.PermanentJobError` without importing anything it names."""
+    def admit(self) -> None:
+        """Raise unless the job may start: a refused job raises
+        :class:`~perfkit.PermanentJobError` without importing anything it names, a
+        canceled one :class:`~perfkit.JobCancelledError` (it then ends ``canceled``)."""
         reason = refusal(self)
         if reason is not None:
             raise PermanentJobError(reason)
+        if is_cancel_requested(self.connection, self.id):
+            raise JobCancelledError(f"job {self.id} was canceled before it started")
+
+    def perform(self) -> Any:
+        """RQ's, after :meth:`admit`."""
+        self.admit()
         return super().perform()
+
+    async def perform_async(self) -> Any:
+        """:meth:`perform` for an async function, awaited on the running event loop (RQ's
+        ``perform`` would start a loop of its own)."""
+        self.admit()
+        with as_current_job(self):
+            self._result = await resolve(self.func(*self.args, **self.kwargs))
+        return self._result
 
     @property
     def failure_callback(self) -> Any:

@@ -26,6 +26,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from perfkit import _telemetry
 from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
+from perfkit.jobs.cancel import cancel_job
 from perfkit.jobs.failed import FailedJob, FailedJobsPage, failed_job
 from perfkit.jobs.processor import get_processor
 from perfkit.jobs.queues import DEFAULT_QUEUES, Priority, priority_queue, worker_queue_names
@@ -418,6 +419,17 @@ class JobService:
     def job_status(self, job_id: str) -> str:
         """The RQ status of a job (``queued``, ``started``, ``failed`` ...)."""
         return str(self._fetch(job_id).get_status().value)
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job; returns the status it had (``queued``, ``scheduled``, ``started`` ...).
+
+        A job not yet running never runs and is ``canceled`` at once. A running one is
+        stopped by its worker, then ``canceled``: an async job's task is cancelled, a
+        forked horse killed, an in-process sync job stops at its next
+        :func:`~perfkit.jobs.check_cancelled` (see docs/jobs.md). A canceled job is never
+        retried. A finished, failed or stopped job raises :class:`JobError`.
+        """
+        return cancel_job(self._fetch(job_id))
 
     def retry_failed(self, job_id: str) -> None:
         """Put a failed job back on its queue for one more attempt."""
