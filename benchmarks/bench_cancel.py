@@ -73,14 +73,6 @@ JOBS: dict[str, Callable[[], object]] = {
 }
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
 class Bench:
     """Owns the connection and the queue names, and removes what it created."""
 
@@ -91,8 +83,13 @@ class Bench:
         self.queues: list[str] = []
         self.job_ids: list[str] = []
 
-    def _status(self, job_id: str) -> bytes | None:
-        return self.conn.hget(Job.key_for(job_id), "status")  # type: ignore[return-value]
+    def _wait_for(self, job_id: str, status: bytes, timeout: float) -> None:
+        """Poll the job's status every millisecond until it is ``status``."""
+        deadline = time.monotonic() + timeout
+        while self.conn.hget(Job.key_for(job_id), "status") != status:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {job_id} not {status.decode()} after {timeout} s")
+            time.sleep(0.001)
 
     def times(self, kind: str, trials: int) -> list[float]:
         """Seconds from cancel to ``canceled`` for ``trials`` jobs of ``kind``."""
@@ -111,11 +108,11 @@ class Bench:
                 job_id = service.enqueue(JOBS.get(kind, sleep_long), queue=queue)
                 self.job_ids.append(job_id)
                 if process is not None:
-                    _wait(lambda: self._status(job_id) == b"started", 60, "the job to start")
+                    self._wait_for(job_id, b"started", 60)
                     time.sleep(0.05)  # well inside the job
                 start = time.perf_counter()
                 service.cancel(job_id)
-                _wait(lambda: self._status(job_id) == b"canceled", 30, "the job to end")
+                self._wait_for(job_id, b"canceled", 30)
                 elapsed.append(time.perf_counter() - start)
         finally:
             if process is not None:
