@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 from rq import get_current_job
-from rq.command import send_stop_execution_command
+from rq.command import send_command
 from rq.exceptions import InvalidJobOperation
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -78,10 +78,14 @@ def cancel_job(job: Job) -> str:
         connection.hdel(job.key, CANCEL_MARK)
         raise JobError(f"job {job.id!r} is {status.value}: only a job not yet over can be canceled")
     if status == JobStatus.STARTED:
-        for execution in job.get_executions():
-            # InvalidJobOperation: the execution ended meanwhile.
-            with contextlib.suppress(InvalidJobOperation):
-                send_stop_execution_command(connection, job.id, execution.id)
+        # RQ's stop-execution command, sent to the job's worker by name: RQ's own sender
+        # reads each execution's hash first, which fails when one just ended or expired.
+        worker = job.worker_name
+        for execution_id in job.execution_registry.get_execution_ids():
+            if worker:
+                send_command(
+                    connection, worker, "stop-execution", job_id=job.id, execution_id=execution_id
+                )
         return was
     # InvalidJobOperation: canceled meanwhile (another cancel, a refused start).
     with contextlib.suppress(InvalidJobOperation):
