@@ -105,8 +105,7 @@ class AllowedJob(Job):
         ``perform`` would start a loop of its own)."""
         self.admit()
         with as_current_job(self):
-            self._result = await resolve(self.func(*self.args, **self.kwargs))
-        return self._result
+            return await resolve(self.func(*self.args, **self.kwargs))
 
     @property
     def failure_callback(self) -> Any:
