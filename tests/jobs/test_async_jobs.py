@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -160,8 +161,9 @@ def test_sync_jobs_run_beside_async_ones_and_sigterm_waits_for_the_running(
 
 
 def test_async_processors_stay_async_and_a_plain_async_function_runs(
-    service: JobService, conn: redis.Redis
+    service: JobService, conn: redis.Redis, rq_internals: bool
 ) -> None:
+    # Without RQ 3's internals the worker runs async jobs RQ's way (asyncio.run).
     from perfkit._acompat import is_async_callable
 
     assert is_async_callable(_async_processors.async_nap)
@@ -174,3 +176,34 @@ def test_async_processors_stay_async_and_a_plain_async_function_runs(
     job = service.queue("testq").fetch_job(job_id)
     assert job is not None
     assert job.return_value() == 6
+
+
+@pytest.mark.slow
+def test_a_worker_idle_after_async_jobs_stops_at_once_on_sigterm(
+    service: JobService, conn: redis.Redis, start_worker: StartWorker
+) -> None:
+    # An async job starting on the loop's thread must not leave the worker looking busy
+    # while its main thread waits on the queues: RQ's handler would then only set a flag
+    # that nothing reads until the next job (seen: a worker that never stopped).
+    # Many short jobs keep the loop busy, so the last one starts after the main thread
+    # went back to waiting on the queues.
+    worker = _async_worker(start_worker, 50)
+    for _ in range(100):
+        service.enqueue("test.async_nap", Nap(key="short", seconds=0.05))
+    wait_for(lambda: conn.llen("short") == 100, 30, "the jobs to finish")
+    signalled = time.monotonic()
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert time.monotonic() - signalled < 5.0
+
+
+def test_only_the_main_thread_sets_the_async_workers_state(conn: redis.Redis) -> None:
+    # The invariant behind the test above, without its race: what the loop's thread
+    # writes (RQ's prepare_execution sets busy) never changes what SIGTERM's handler reads.
+    worker = make_worker(conn, ["testq"], concurrency=4)
+    worker.set_state("idle")
+    loop_side = threading.Thread(target=worker.set_state, args=("busy",))
+    loop_side.start()
+    loop_side.join()
+    assert worker.get_state() == "idle"
+    assert conn.hget(worker.key, "state") == b"idle"

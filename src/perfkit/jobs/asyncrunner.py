@@ -83,6 +83,15 @@ class AsyncJobWorker(JobWorker):
             return JobWorker.death_penalty_class
         return TimerDeathPenalty
 
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ's, from the main thread only. RQ's SIGTERM handler reads the state to choose
+        between interrupting the main thread (idle: blocked on the queues) and letting it
+        finish its job (busy): an async job starting on the loop's thread (RQ's
+        ``prepare_execution`` sets busy) must not make a main thread blocked on the
+        queues look busy, or the signal is never acted on."""
+        if threading.current_thread() is threading.main_thread():
+            super().set_state(state, pipeline)
+
     # -- in the worker's main thread --------------------------------------------------
 
     def execute_job(self, job: Job, queue: Queue) -> None:
