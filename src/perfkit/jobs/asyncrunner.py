@@ -2,8 +2,9 @@
 
 :class:`AsyncJobWorker` (``perfkit worker --concurrency N``, the non-forking worker) is a
 :class:`~perfkit.jobs.JobWorker` whose async jobs, an ``async def`` processor or
-function, run as tasks on an event loop in a thread of the worker, up to
-``concurrency`` at once. Everything else is the sync worker's:
+function, run as tasks on an event loop of the worker, up to ``concurrency`` at once
+(the loop has a thread of its own when ``concurrency`` > 1; with 1, the main thread runs
+it, one job at a time, as it runs a sync job). Everything else is the sync worker's:
 
 - RQ's loop dequeues; a job naming an async function (found after the allowlist's check,
   so nothing refused is imported to find out) is handed to the event loop, and the next
@@ -60,7 +61,7 @@ log = structlog.get_logger("perfkit.jobs")
 
 class AsyncJobWorker(JobWorker):
     """Non-forking worker running up to ``concurrency`` async jobs at once (see the module);
-    ``concurrency=1`` runs them one at a time, like sync jobs."""
+    ``concurrency=1`` runs them one at a time in the main thread, like sync jobs."""
 
     def __init__(
         self, queues: Sequence[str], *, connection: redis.Redis, concurrency: int = 1, **kwargs: Any
@@ -104,7 +105,11 @@ class AsyncJobWorker(JobWorker):
         self.set_state(WorkerStatus.BUSY)
         with self._room:
             self._async_running += 1
-        asyncio.run_coroutine_threadsafe(self._run(job, queue), self._event_loop())
+        loop = self._event_loop()
+        if self._loop_thread is None:  # one at a time: the loop runs here, as a sync job
+            loop.run_until_complete(self._run(job, queue))
+            return
+        asyncio.run_coroutine_threadsafe(self._run(job, queue), loop)
         self._wait_until_running(self.concurrency - 1)
 
     def _runs_async(self, job: Job) -> bool:
@@ -117,12 +122,15 @@ class AsyncJobWorker(JobWorker):
         return is_async_callable(func)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The worker's loop: run by a thread of its own when several jobs share it, else
+        by the main thread, one job at a time (no hand-over between threads)."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            self._loop_thread = threading.Thread(
-                target=self._loop.run_forever, name="perfkit-jobs-loop", daemon=True
-            )
-            self._loop_thread.start()
+            if self.concurrency > 1:
+                self._loop_thread = threading.Thread(
+                    target=self._loop.run_forever, name="perfkit-jobs-loop", daemon=True
+                )
+                self._loop_thread.start()
         return self._loop
 
     def _wait_until_running(self, most: int) -> None:
@@ -149,11 +157,13 @@ class AsyncJobWorker(JobWorker):
 
     def teardown(self) -> None:
         """Let the running async jobs end (a warm stop), stop the loop, then JobWorker's."""
-        if self._loop is not None and self._loop_thread is not None:
+        if self._loop_thread is not None:
             self.set_state(WorkerStatus.BUSY)  # a first signal meanwhile does not interrupt
             self._wait_until_running(0)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop.call_soon_threadsafe(self._loop.stop)  # type: ignore[union-attr]
             self._loop_thread.join()
+            self._loop_thread = None
+        if self._loop is not None:
             self._loop.close()
             self._loop = None
         super().teardown()
