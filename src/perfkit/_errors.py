@@ -11,7 +11,8 @@
     │                                   outage: the cache falls back to memory instead)
     ├── JobError                        a job could not be enqueued, found or retried
     │   └── PermanentJobError             a job cannot succeed however often it runs
-    │       └── PayloadError (ValueError)   a job payload failed validation (names the field)
+    │       ├── PayloadError (ValueError)   a job payload failed validation (names the field)
+    │       └── JobCancelledError           the running job was canceled (JobService.cancel)
     └── MetricsError                    a metric was registered twice with another type, ...
 
 The rule:
@@ -38,6 +39,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "JobArgumentError",
+    "JobCancelledError",
     "JobError",
     "MetricsError",
     "PayloadError",
@@ -89,6 +91,12 @@ class PermanentJobError(JobError):
 
 class PayloadError(PermanentJobError, ValueError):
     """A job payload failed validation; the message names the field."""
+
+
+class JobCancelledError(PermanentJobError):
+    """The running job was canceled (:meth:`~perfkit.jobs.JobService.cancel`): raised in
+    the job by :func:`~perfkit.jobs.check_cancelled`, or in an async job's task. The job
+    ends ``canceled``, never retried."""
 
 
 class MetricsError(PerfkitError):

@@ -94,6 +94,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         _connection(args, settings),
         args.queues or _default_queues(),
         fork=args.fork,
+        concurrency=args.concurrency,
         heartbeat_interval=args.heartbeat_interval,
         maintenance_interval=args.maintenance_interval,
         name=args.name,
@@ -162,6 +163,14 @@ def _add_worker(subparsers: Subparsers) -> None:
         action="store_true",
         help="fork a work horse per job (RQ's Worker: isolation, ~3x slower); "
         "default: run jobs in the worker process (RQ's SimpleWorker)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N async jobs at once on the worker's event loop (sync jobs: one "
+        "at a time, as always; not with --fork); default: %(default)s",
     )
     parser.add_argument("--name", help="worker name (default: random)")
     parser.add_argument(
@@ -341,6 +350,17 @@ def _jobs_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    was = _service(args).cancel(args.job_id)
+    if args.json:
+        _print_json({"job_id": args.job_id, "was": was})
+    elif was == "started":
+        print(f"job {args.job_id} was running: asked its worker to stop it")
+    else:
+        print(f"canceled job {args.job_id} ({was})")
+    return 0
+
+
 def _jobs_clear(args: argparse.Namespace) -> int:
     count = _service(args).clear_completed(args.queue or _default_queues())
     if args.json:
@@ -381,6 +401,9 @@ def _add_jobs(subparsers: Subparsers) -> None:
 
     delete = command("delete", _jobs_delete, "delete a failed job")
     delete.add_argument("job_id", metavar="JOB_ID")
+
+    cancel = command("cancel", _jobs_cancel, "cancel a job: never run it, or stop it if running")
+    cancel.add_argument("job_id", metavar="JOB_ID")
 
     clear = command("clear", _jobs_clear, "delete completed jobs and their results")
     clear.add_argument("--queue", action="append", metavar="QUEUE", help="repeatable")

@@ -135,6 +135,12 @@ def test_state_changes(client: Client, kit: Perfkit) -> None:
     assert post_json(client, "jobs/retry", {"queue": "reports"}) == {"requeued": FAILED_JOBS - 1}
     assert get_json(client, "jobs/failed")["total"] == 0
 
+    # No worker runs: the requeued job is still queued, and never runs once canceled.
+    assert post_json(client, "jobs/cancel", {"job_id": one}) == {"job_id": one, "was": "queued"}
+    assert kit.jobs.job_status(one) == "canceled"
+    assert post_json(client, "jobs/cancel", {"job_id": one})["was"] == "canceled"
+    assert post_json(client, "jobs/cancel", {"job_id": "no-such-job"}, 404)["error"] == "not_found"
+
     assert post_json(client, "jobs/clear", {"queue": "reports"}) == {"cleared": COMPLETED_JOBS}
     assert kit.jobs.completed_count(QUEUES) == 0
 

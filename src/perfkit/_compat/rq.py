@@ -6,6 +6,14 @@
   scheduler: RQ 3 starts one in the private ``BaseWorker._start_scheduler``, always an
   ``RQScheduler``; elsewhere RQ's own scheduler runs (a dead worker's scheduler lock then
   frees after RQ's minute, not perfkit's seconds).
+- :func:`as_current_job`: ``rq.get_current_job()`` inside an async job run on a worker's
+  event loop: RQ 3 keeps the current job in the private context variable
+  ``rq.job._current_job`` (which ``Job.perform`` sets); elsewhere it stays None there.
+- :func:`finish_job` / :func:`fail_job`: the end of a job run outside ``perform_job`` (an
+  async job on :class:`~perfkit.jobs.asyncrunner.AsyncJobWorker`'s loop): RQ 3's
+  ``BaseWorker._finalize_success`` / ``_finalize_failure``, the two halves of
+  ``perform_job`` (result, callbacks, retries, registries). There is no public way:
+  the async worker needs these internals (``INTERNALS``).
 
 Everything else perfkit does with RQ is its public API: ``Job.perform`` and the
 ``failure_callback`` property (:class:`~perfkit.jobs.allowlist.AllowedJob`),
@@ -14,9 +22,13 @@ Everything else perfkit does with RQ is its public API: ``Job.perform`` and the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import rq
+import rq.job
 from rq.job import Job
 
 VERSION: tuple[int, int] = (
@@ -54,3 +66,30 @@ class SchedulerHook:
             super()._start_scheduler(*args, **kwargs)  # type: ignore[misc]
             return
         self._start_own_scheduler(*args, **kwargs)
+
+
+@contextmanager
+def as_current_job(job: Job) -> Iterator[None]:
+    """``rq.get_current_job()`` answers ``job`` inside the block (see the module)."""
+    current = getattr(rq.job, "_current_job", None) if INTERNALS else None
+    if current is None:
+        yield
+        return
+    token = current.set(job)
+    try:
+        yield
+    finally:
+        current.reset(token)
+
+
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
+
+def finish_job(worker: Any, job: Job, queue: Any, execution: Any, return_value: Any) -> None:
+    """End a job that returned ``return_value`` as RQ's ``perform_job`` does."""
+    worker._finalize_success(job, queue, execution, return_value)
+
+
+def fail_job(worker: Any, job: Job, queue: Any, execution: Any, exc_info: ExcInfo) -> None:
+    """End a job that raised (``exc_info``) as RQ's ``perform_job`` does."""
+    worker._finalize_failure(job, queue, execution, exc_info)

@@ -431,6 +431,20 @@ class Handlers:
         _log.info("admin.jobs_retried", requeued=1, job_id=body.job_id)
         return s.RetryResult(requeued=1)
 
+    async def jobs_cancel(self, ask: Ask) -> s.CancelResult:
+        """POST jobs/cancel."""
+        jobs, job_id = ask.part, ask.body.job_id
+        try:
+            await self._part("jobs", jobs.job_status, job_id)
+        except JobError:
+            raise AdminError(404, "not_found", f"job_id: no job {job_id!r}") from None
+        try:
+            was = await self._part("jobs", jobs.cancel, job_id)
+        except JobError as exc:
+            raise AdminError(409, "conflict", f"job_id: {exc}") from None
+        _log.info("admin.job_canceled", job_id=job_id, was=was)
+        return s.CancelResult(job_id=job_id, was=was)
+
     async def jobs_clear(self, ask: Ask) -> s.ClearResult:
         """POST jobs/clear."""
         queues = self._queues(ask.body.queue)

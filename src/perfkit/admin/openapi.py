@@ -134,8 +134,11 @@ def _operation(
     if route.params:
         operation["parameters"] = [_parameter(param, queues) for param in route.params]
     if route.body is not None:
+        # Required when an empty object would not do (no body is read as ``{}``).
+        fields = msgspec.structs.fields(route.body)
+        needed = route.body.min_fields > 0 or any(field.required for field in fields)
         operation["requestBody"] = {
-            "required": False,
+            "required": needed,
             "content": {_JSON: {"schema": bodies_refs[route]}},
         }
     if route.access == "page" or (route.access == "health" and health_open):

@@ -164,6 +164,16 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        "/jobs/cancel",
+        Handlers.jobs_cancel,
+        "Cancel a job: never run it, or stop it if running.",
+        s.CancelResult,
+        body=s.CancelBody,
+        part=JOBS,
+        errors=(409,),
+    ),
+    Route(
+        "POST",
         "/jobs/clear",
         Handlers.jobs_clear,
         "Delete the completed jobs (of a queue).",

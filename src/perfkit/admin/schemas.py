@@ -21,6 +21,8 @@ from perfkit.queries import NPlusOne, PoolStats, QueryStatsSnapshot
 
 __all__ = [
     "CacheReport",
+    "CancelBody",
+    "CancelResult",
     "ClearBody",
     "ClearResult",
     "DashboardReport",
@@ -137,6 +139,12 @@ class RetryBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     job_id: JobId | None = None
     queue: QueueName | None = None
+
+
+class CancelBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST jobs/cancel: the job to cancel."""
+
+    job_id: JobId
 
 
 class ClearBody(_Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -317,6 +325,14 @@ class RetryResult(msgspec.Struct, frozen=True, kw_only=True):
     """POST jobs/retry: how many failed jobs were put back on their queue."""
 
     requeued: int
+
+
+class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
+    """POST jobs/cancel: the status the job had (``started``: its worker was asked to stop
+    it; otherwise it is ``canceled`` now)."""
+
+    job_id: str
+    was: str
 
 
 class ClearResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,12 +2,14 @@
 
 :class:`JobService` enqueues typed jobs (named processors with msgspec payloads) with
 retries, priorities and delays, and reports queue statistics and failed jobs;
-:func:`make_worker` (or ``perfkit worker``) runs them. Job data is JSON, never pickle.
+:func:`make_worker` (or ``perfkit worker``) runs them, ``async def`` ones many at once
+(``--concurrency``); :meth:`JobService.cancel` stops one. Job data is JSON, never pickle.
 """
 
 from perfkit._errors import PermanentJobError
 from perfkit.jobs._metrics import JobMetrics, record_outcome
 from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
+from perfkit.jobs.asyncrunner import AsyncJobWorker
 
 # The built-in processors (mail, notifications, export, cache warming) live in
 # perfkit.jobs.builtins: the jobs core does not import the cache or the queries.
@@ -36,6 +38,7 @@ from perfkit.jobs.builtins import (
     set_notification_sink,
     warm_cache,
 )
+from perfkit.jobs.cancel import check_cancelled
 from perfkit.jobs.failed import FailedJob, FailedJobsPage
 from perfkit.jobs.limits import Concurrency, Rate
 from perfkit.jobs.periodic import (
@@ -56,6 +59,7 @@ from perfkit.jobs.stats import JobStats, QueueStats
 from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
 
 __all__ = [
+    "AsyncJobWorker",
     "CacheWarmPayload",
     "Concurrency",
     "DataExportPayload",
@@ -90,6 +94,7 @@ __all__ = [
     "SMTPEmailSender",
     "allow_jobs",
     "allowed_jobs",
+    "check_cancelled",
     "export_data",
     "get_processor",
     "make_worker",

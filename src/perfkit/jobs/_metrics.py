@@ -45,6 +45,7 @@ __all__ = [
     "Series",
     "read_series",
     "record_abandoned",
+    "record_canceled",
     "record_job",
     "record_outcome",
     "summarize",
@@ -191,6 +192,15 @@ def record_abandoned(job: Job, *, refused: bool) -> None:
     outcome: Outcome = "retried" if job.retries_left else "failed"
     function = _function(job, refused)
     record_outcome(job.connection, function=function, queue=_base(job.origin), outcome=outcome)
+
+
+def record_canceled(job: Job) -> None:
+    """:func:`record_outcome` for ``job``, canceled before it ran (it never will)."""
+    try:
+        function = _function(job, refused=False)
+    except Exception:  # data that does not decode: counted with the refused
+        function = REFUSED
+    record_outcome(job.connection, function=function, queue=_base(job.origin), outcome="canceled")
 
 
 def record_job(job: Job, queue: str, *, started: float, duration: float, refused: bool) -> None:

@@ -26,9 +26,11 @@ from rq.exceptions import DeserializationError
 from rq.job import Job
 
 from perfkit import _defaults
-from perfkit._compat.rq import callback_names
-from perfkit._errors import ConfigError, PermanentJobError
+from perfkit._acompat import resolve
+from perfkit._compat.rq import as_current_job, callback_names
+from perfkit._errors import ConfigError, JobCancelledError, PermanentJobError
 from perfkit.jobs.binding import call_mismatch
+from perfkit.jobs.cancel import is_cancel_requested
 from perfkit.jobs.processor import processor_at
 from perfkit.jobs.progress import running
 
@@ -98,7 +100,8 @@ def is_refused(job: Job) -> bool:
 
 
 class AllowedJob(Job):
-    """RQ's Job, whose every name passes :func:`refusal` before RQ resolves it.
+    """RQ's Job, whose every name passes :func:`refusal` before RQ resolves it, and that
+    starts only if it was not canceled.
 
     RQ resolves a job's names in several places: the function when it runs, the success,
     failure and stopped callbacks when it ends (or when a worker's clean-up finds it
@@ -107,20 +110,28 @@ class AllowedJob(Job):
     same check. Dependents and retries are jobs of their own, checked when they run.
     """
 
-    # Set by perform() when it refuses the job (the job metrics count it apart).
+    # Set by admit() when it refuses the job (the job metrics count it apart).
     refused = False
 
-    def perform(self) -> Any:
-        """RQ's, after :func:`refusal` and :func:`~perfkit.jobs.binding.call_mismatch`:
-        a refused job, or one whose arguments do not fit its function, raises
-        :class:`~perfkit.PermanentJobError` without running anything."""
+    def admit(self) -> None:
+        """Raise unless the job may start: a refused job, or one whose arguments do not fit
+        its function (:func:`~perfkit.jobs.binding.call_mismatch`), raises
+        :class:`~perfkit.PermanentJobError` without running anything (a refused one
+        without importing anything it names); a canceled one
+        :class:`~perfkit.JobCancelledError` (it then ends ``canceled``)."""
         reason = refusal(self)
         if reason is not None:
             self.refused = True
             raise PermanentJobError(reason)
+        if is_cancel_requested(self.connection, self.id):
+            raise JobCancelledError(f"job {self.id} was canceled before it started")
         mismatch = call_mismatch(self, self.func)
         if mismatch is not None:
             raise PermanentJobError(mismatch)
+
+    def perform(self) -> Any:
+        """RQ's, after :meth:`admit`."""
+        self.admit()
         with running(self):  # report_progress() finds it
             return super().perform()
 
@@ -134,6 +145,13 @@ class AllowedJob(Job):
     @property
     def success_callback(self) -> Any:
         return None if is_refused(self) else super().success_callback
+
+    async def perform_async(self) -> Any:
+        """:meth:`perform` for an async function, awaited on the running event loop (RQ's
+        ``perform`` would start a loop of its own)."""
+        self.admit()
+        with as_current_job(self), running(self):
+            return await resolve(self.func(*self.args, **self.kwargs))
 
     @property
     def failure_callback(self) -> Any:

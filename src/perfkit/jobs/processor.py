@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, get_type_hints
 
 import msgspec
 
+from perfkit._acompat import is_async_callable
 from perfkit._errors import JobError, PayloadError, PermanentJobError
 from perfkit.jobs.limits import Limit, check_limits
 
@@ -132,7 +133,8 @@ def processor(
     """Register the decorated function as the processor ``name`` on ``queue``.
 
     The function takes one parameter annotated with a msgspec Struct type. The decorated
-    function accepts the Struct or a mapping (as a worker passes it) and validates it.
+    function accepts the Struct or a mapping (as a worker passes it) and validates it; an
+    ``async def`` function stays async (a worker runs it on its event loop).
     Registering a name twice with another function raises :class:`JobError`.
     ``retry_on`` / ``no_retry_on`` (exception classes) say which failures are retried:
     by default every exception but :class:`~perfkit.PermanentJobError` (and so
@@ -166,9 +168,17 @@ def processor(
             limits=checked_limits,
         )
 
-        @functools.wraps(func)
-        def run(payload: Any) -> R:
-            return func(entry.validate(payload))
+        run: Callable[[Any], Any]
+        if is_async_callable(func):
+            # An async wrapper, so that workers see an async job (asyncrunner).
+            @functools.wraps(func)
+            async def run(payload: Any) -> Any:
+                return await func(entry.validate(payload))
+        else:
+
+            @functools.wraps(func)
+            def run(payload: Any) -> R:
+                return func(entry.validate(payload))
 
         run.processor = entry  # type: ignore[attr-defined]
         _REGISTRY[name] = entry

@@ -28,6 +28,7 @@ from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
 from perfkit.jobs import _gate
 from perfkit.jobs._metrics import DUE_KEY, JobMetrics, Series, read_series, summarize
+from perfkit.jobs.cancel import cancel_job
 from perfkit.jobs.failed import (
     UNREADABLE,
     FailedJob,
@@ -528,6 +529,17 @@ class JobService:
                     )
                 )
         return found
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job; returns the status it had (``queued``, ``scheduled``, ``started`` ...).
+
+        A job not yet running never runs and is ``canceled`` at once. A running one is
+        stopped by its worker, then ``canceled``: an async job's task is cancelled, a
+        forked horse killed, an in-process sync job stops at its next
+        :func:`~perfkit.jobs.check_cancelled` (see docs/jobs.md). A canceled job is never
+        retried. A finished, failed or stopped job raises :class:`JobError`.
+        """
+        return cancel_job(self._fetch(job_id))
 
     def retry_failed(self, job_id: str) -> None:
         """Put a failed job back on its queue for one more attempt."""

@@ -35,7 +35,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +56,7 @@ from perfkit._errors import ConfigError, PermanentJobError
 from perfkit.jobs._limited import LimitHooks
 from perfkit.jobs._metrics import record_abandoned, record_job
 from perfkit.jobs.allowlist import AllowedJob, is_refused
+from perfkit.jobs.cancel import end_canceled, is_cancel_requested
 from perfkit.jobs.lifeline import die_with_parent
 from perfkit.jobs.processor import processor_at
 from perfkit.jobs.queues import DEFAULT_QUEUES, worker_queue_names
@@ -92,13 +94,31 @@ def _worker_options(heartbeat_interval: int, maintenance_interval: int) -> dict[
     }
 
 
+@contextmanager
+def job_run(job: Job, queue: Queue) -> Iterator[_telemetry.Span]:
+    """A worker's run of ``job`` from ``queue`` (sync or async): in a unit of work named
+    after its function (N+1 detection) and the telemetry hook's context, its outcome
+    counted in the job metrics when the block ends."""
+    started, clock = time.time(), time.perf_counter()
+    with (
+        _units.unit_of_work("job", job.func_name or "<job>"),
+        _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span,
+    ):
+        yield span
+    refused = isinstance(job, AllowedJob) and job.refused
+    duration = time.perf_counter() - clock
+    record_job(job, queue.name, started=started, duration=duration, refused=refused)
+
+
 class _BoundedRecovery(LimitHooks, SchedulerHook):
     """Shared by both worker classes: short heartbeat TTL, maintenance even when idle,
     limits (:mod:`perfkit.jobs._limited`)."""
 
+    connection: redis.Redis
     job_monitoring_interval: int
     maintenance_interval: int
     worker_ttl: int
+    _stopped_job_id: str | None
     pubsub: Any
     pubsub_thread: Any
     scheduler: RQScheduler | None
@@ -144,22 +164,33 @@ class _BoundedRecovery(LimitHooks, SchedulerHook):
             self.scheduler.start()
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        """RQ's, inside the telemetry hook's context and a unit of work named after the
-        job's function (N+1 detection), then its outcome counted in the job metrics (where
-        the job runs, in the work horse for the forking worker)."""
-        started, clock = time.time(), time.perf_counter()
-        with (
-            _units.unit_of_work("job", job.func_name or "<job>"),
-            _telemetry.around(_telemetry.job_process, queue.name, job.id, job.meta or {}) as span,
-        ):
+        """RQ's, as a :func:`job_run` (where the job runs, in the work horse for the
+        forking worker)."""
+        with job_run(job, queue) as span:
             # The next class in the MRO is RQ's SimpleWorker or Worker.
             succeeded: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
             if not succeeded:
                 span.set_error("the job failed")
-        refused = isinstance(job, AllowedJob) and job.refused
-        duration = time.perf_counter() - clock
-        record_job(job, queue.name, started=started, duration=duration, refused=refused)
         return succeeded
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """RQ's, except for a job stopped by a cancel: it ends ``canceled``, not retried."""
+        if is_cancel_requested(self.connection, job.id):
+            self._free(job)  # its limit slots (LimitHooks'), as a failure would
+            end_canceled(self, job, execution)
+            # RQ remembers the job it stopped (a killed horse) to mark it stopped.
+            if self._stopped_job_id == job.id:
+                self._stopped_job_id = None
+            log.info("job canceled", job_id=job.id)
+            return
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 
     @property
     def dequeue_timeout(self) -> int:
@@ -185,38 +216,47 @@ class JobWorker(_BoundedRecovery, SimpleWorker):
     """Non-forking worker (the default): runs jobs in its own process, heartbeating.
 
     One heartbeat thread per worker (started with the first job) refreshes the running
-    job's entry every ``heartbeat_interval``; RQ's SimpleWorker sends none during a job.
+    jobs' entries every ``heartbeat_interval``; RQ's SimpleWorker sends none during a job.
     """
 
-    _current: tuple[Job, Execution] | None = None
-    _beats: threading.Thread | None = None
+    def __init__(self, queues: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(queues, **kwargs)
+        self._beats: threading.Thread | None = None
+        self._beat_lock = threading.Lock()
+        self._stopped = threading.Event()
+        # The jobs the heartbeat thread keeps alive, by execution id.
+        self._running: dict[str, tuple[Job, Execution]] = {}
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """RQ's, while the heartbeat thread keeps the job's started-registry entry alive."""
-        if self._beats is None:
-            self._beat_lock = threading.Lock()
-            self._stopped = threading.Event()
-            self._beats = threading.Thread(target=self._beat, name="perfkit-heartbeat", daemon=True)
-            self._beats.start()
-        with self._beat_lock:
-            self._current = (job, execution)
-        try:
+        with self.heartbeating(job, execution):
             return bool(super().perform_job(job, queue, execution))
+
+    @contextmanager
+    def heartbeating(self, job: Job, execution: Execution) -> Iterator[None]:
+        """Keep ``job``'s started-registry entry alive while the block runs (any thread)."""
+        with self._beat_lock:
+            if self._beats is None:
+                self._beats = threading.Thread(
+                    target=self._beat, name="perfkit-heartbeat", daemon=True
+                )
+                self._beats.start()
+            self._running[execution.id] = (job, execution)
+        try:
+            yield
         finally:
             # Under the lock: no beat for this job can start once it is cleared.
             with self._beat_lock:
-                self._current = None
+                del self._running[execution.id]
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.job_monitoring_interval):
             with self._beat_lock:
-                if self._current is None:
-                    continue
-                job, execution = self._current
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except Exception as exc:  # a missed beat is retried next interval
-                    log.warning("job heartbeat failed", job_id=job.id, error=str(exc))
+                for job, execution in self._running.values():
+                    try:
+                        self.maintain_heartbeats(job, execution)
+                    except Exception as exc:  # a missed beat is retried next interval
+                        log.warning("job heartbeat failed", job_id=job.id, error=str(exc))
 
     def teardown(self) -> None:
         """Stop the heartbeat thread, then RQ's teardown."""
@@ -311,6 +351,7 @@ def make_worker(
     queues: Sequence[str] = DEFAULT_QUEUES,
     *,
     fork: bool = False,
+    concurrency: int = 1,
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
     maintenance_interval: int = DEFAULT_MAINTENANCE_INTERVAL,
     name: str | None = None,
@@ -318,14 +359,27 @@ def make_worker(
     """A worker on the base ``queues``, listening high priority first, with the JSON serializer.
 
     Run it with ``worker.work(with_scheduler=True)``: retries with a delay and delayed
-    jobs only run when some worker runs RQ's scheduler.
+    jobs only run when some worker runs RQ's scheduler. Not forking, it runs up to
+    ``concurrency`` async jobs at once on its event loop
+    (:class:`~perfkit.jobs.asyncrunner.AsyncJobWorker`); forking, one job at a time.
     """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    if fork and concurrency > 1:
+        raise ConfigError(
+            f"concurrency={concurrency} with fork: a forking worker runs one job at a time "
+            "in its horse; run async jobs concurrently on a worker that does not fork"
+        )
     names = worker_queue_names(queues)
-    worker_class = ForkingJobWorker if fork else JobWorker
-    return worker_class(
-        names,
-        connection=connection,
-        heartbeat_interval=heartbeat_interval,
-        maintenance_interval=maintenance_interval,
-        name=name,
-    )
+    options: dict[str, Any] = {
+        "connection": connection,
+        "heartbeat_interval": heartbeat_interval,
+        "maintenance_interval": maintenance_interval,
+        "name": name,
+    }
+    if fork:
+        return ForkingJobWorker(names, **options)
+    # Imported here: the async worker is a JobWorker, defined above.
+    from perfkit.jobs.asyncrunner import AsyncJobWorker
+
+    return AsyncJobWorker(names, concurrency=concurrency, **options)
