@@ -23,8 +23,9 @@ from structlog.testing import capture_logs
 
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
 from perfkit.metrics import PerformanceMonitor
-from tests._servers import PrivateRedis
+from tests._servers import PrivateRedis, PrivateSentinel
 from tests.cache.conftest import TEST_SETTINGS
+from tests.cache.test_sentinel import replicated  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 Service = RedisService | AsyncRedisService
@@ -283,6 +284,29 @@ async def test_in_fallback_the_window_applies_to_what_memory_holds(
         await expire(service, "k")
         await run(service.delete("k"))
         assert await run(service.get_or_set("k", Loader(kind, "v4"), **options)) == "v4"
+    finally:
+        await run(service.close())
+
+
+@pytest.mark.slow
+async def test_behind_sentinel_with_l1(
+    kind: str,
+    replicated: tuple[PrivateRedis, PrivateRedis, PrivateSentinel],  # noqa: F811
+) -> None:
+    cls = RedisService if kind == "sync" else AsyncRedisService
+    service = cls(replicated[2].url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    options: dict[str, Any] = {"ttl": TTL, "tags": ["t"], "stale_ttl": 30}
+    try:
+        assert service.wait_l1_ready(10)
+        assert await run(service.get_or_set("k", Loader(kind, "v1"), **options)) == "v1"
+        await expire(service, "k")
+        slow = Loader(kind, "v2", sleep=0.5)
+        assert await run(service.get_or_set("k", slow, **options)) == "v1"
+        await until(lambda: _is(service.get_or_set("k", slow, **options), "v2"))
+        assert slow.calls == 1
+        await expire(service, "k")
+        await run(service.invalidate_tags(["t"]))
+        assert await run(service.get_or_set("k", Loader(kind, "v3"), **options)) == "v3"
     finally:
         await run(service.close())
 
