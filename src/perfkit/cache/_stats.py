@@ -77,6 +77,15 @@ class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
     l1_flushes: Annotated[
         int, CounterField("Times the L1 cache was emptied because invalidations may be lost.")
     ] = 0
+    stale_hits: Annotated[
+        int, CounterField("Lookups answered with an expired value inside its stale window.")
+    ] = 0
+    background_refreshes: Annotated[
+        int, CounterField("Background refreshes that ran the loader (stale or early).")
+    ] = 0
+    stale_if_error_serves: Annotated[
+        int, CounterField("Stale values served after their refresh failed (stale_if_error).")
+    ] = 0
 
 
 class CacheCounters:
@@ -111,6 +120,9 @@ class CacheCounters:
             self._miss_times.clear()
             self._hits = 0
             self._misses = 0
+            self.stale_hits = 0
+            self.background_refreshes = 0
+            self.stale_if_error_serves = 0
             self.sets = 0
             self.deletes = 0
             self.errors = 0
@@ -163,11 +175,23 @@ class CacheCounters:
         self._fold()
         return self._misses
 
-    def count(self, *, sets: int = 0, deletes: int = 0, errors: int = 0) -> None:
+    def count(
+        self,
+        *,
+        sets: int = 0,
+        deletes: int = 0,
+        errors: int = 0,
+        stale_hits: int = 0,
+        background_refreshes: int = 0,
+        stale_if_error_serves: int = 0,
+    ) -> None:
         with self._lock:
             self.sets += sets
             self.deletes += deletes
             self.errors += errors
+            self.stale_hits += stale_hits
+            self.background_refreshes += background_refreshes
+            self.stale_if_error_serves += stale_if_error_serves
 
     def latency(self) -> tuple[float, float]:
         """Average and 95th percentile (interpolated in its bucket) lookup latency, in ms."""
