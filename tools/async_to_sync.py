@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RENAMES: dict[str, str] = {
     "AsyncRedisService": "RedisService",
     "AsyncFlights": "Flights",
+    "AsyncWorkers": "Workers",
     "acall_loader": "call_loader",
     "aspawn": "spawn",
     "astop": "stop",

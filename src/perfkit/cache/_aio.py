@@ -20,7 +20,7 @@ from perfkit._compat.redis import direct_pool
 from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _ops, _scripts
-from perfkit.cache._background import aspawn, astop
+from perfkit.cache._background import AsyncWorkers, aspawn, astop
 from perfkit.cache._base import (
     CLUSTER_SCHEME,
     CONNECTION_ERRORS,
@@ -31,6 +31,7 @@ from perfkit.cache._base import (
     ReadPlan,
     SentinelURL,
     client_kwargs,
+    log,
     new_generation,
     nonce,
     resolve_ttl,
@@ -42,6 +43,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
 from perfkit.cache._near import NearCache
+from perfkit.cache._stale import Refreshes, StalePolicy
 from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
@@ -113,6 +115,8 @@ class AsyncRedisService(BaseCacheService):
         self._pool = direct_pool(connection)
         self._batcher = AsyncBatcher(self._send_mget, auto_pipeline)  # async only: pipelining
         self._replayer: Any = None
+        self._refreshes = Refreshes()
+        self._workers = AsyncWorkers()
         self._start_l1(l1)
 
     @classmethod
@@ -126,6 +130,7 @@ class AsyncRedisService(BaseCacheService):
         self._closed = True
         self._stop_l1()
         await astop(self._replayer)
+        await self._workers.stop()
         if self._owns_client:
             await self._client.aclose()
 
@@ -551,6 +556,9 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
+        stale_ttl: float | None = None,
+        stale_if_error: bool = False,
+        early_refresh: float | None = None,
     ) -> T: ...
 
     @overload
@@ -562,6 +570,9 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
+        stale_ttl: float | None = None,
+        stale_if_error: bool = False,
+        early_refresh: float | None = None,
     ) -> T: ...
 
     @overload
@@ -573,6 +584,9 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: type[T],
+        stale_ttl: float | None = None,
+        stale_if_error: bool = False,
+        early_refresh: float | None = None,
     ) -> T: ...
 
     async def get_or_set(
@@ -583,15 +597,27 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: Any = None,
+        stale_ttl: float | None = None,
+        stale_if_error: bool = False,
+        early_refresh: float | None = None,
     ) -> Any:
         """The cached value at ``key``; on a miss, ``loader()``'s value, cached.
 
         Concurrent misses run the loader once per process, and across processes a short Redis
         lock makes the others wait (at most ``CACHE_LOCK_WAIT`` seconds) for its value.
         ``type``: decode hits into it, as :meth:`get` does (without it a hit is plain data:
-        a pydantic model comes back as a dict)."""
+        a pydantic model comes back as a dict).
+
+        ``stale_ttl``: seconds after expiry in which the old value is served at once while
+        one refresh (one across every process) runs in the background; ``stale_if_error``:
+        keep serving it when that refresh raises (else the failure drops it, and the next
+        caller gets the error). ``early_refresh``: the XFetch ``beta`` (1.0 is the usual
+        value; larger refreshes earlier) of a background refresh that may start shortly
+        before expiry. Never after ``delete``, ``invalidate_tags`` or
+        ``invalidate_pattern``: only an expired entry is served stale (docs/cache.md)."""
         resolve_ttl(ttl, 0)  # a bad ttl is an error on a hit too (cached_query checks it once)
-        return await self._load(key, loader, ttl, tags, type)
+        policy = StalePolicy.of(stale_ttl, stale_if_error, early_refresh)
+        return await self._load(key, loader, ttl, tags, type, policy=policy)
 
     # The seed guide's ``cachedQuery(key, loader, ttl, tags)``.
     cached_query = get_or_set
@@ -605,14 +631,16 @@ class AsyncRedisService(BaseCacheService):
         type_: Any,
         refresh: bool = False,
         l1: bool = True,
+        policy: StalePolicy | None = None,
     ) -> Any:
         """get_or_set, decoding hits as ``type_``; ``refresh``: recompute even on a hit;
-        ``l1``: may use the near cache (when the service has one)."""
+        ``l1``: may use the near cache (when the service has one); ``policy``: what may be
+        served after expiry (None: nothing)."""
         full = self._key(key)
         plan = self._read_plan(tags)  # validates them, hit or miss
         operation = _ops.REFRESH if refresh else _ops.GET_OR_SET
         value, _ = await self._run(
-            operation, self._get_or_load, full, key, loader, ttl, plan, type_, refresh, l1
+            operation, self._get_or_load, full, key, loader, ttl, plan, type_, refresh, l1, policy
         )
         return value
 
@@ -626,6 +654,7 @@ class AsyncRedisService(BaseCacheService):
         type_: Any,
         refresh: bool,
         l1: bool,
+        policy: StalePolicy | None,
     ) -> tuple[Any, bool]:
         """``_load``'s work: the value, and whether the lookup found it (False when the
         loader ran, or the value came from another caller's)."""
@@ -637,7 +666,9 @@ class AsyncRedisService(BaseCacheService):
                 return value, True
         start = time.perf_counter()
         if not refresh:
-            if near is None:
+            if policy is not None:
+                value = await self._get_timed(full, key, loader, ttl, plan, type_, l1, policy)
+            elif near is None:
                 entry = await self._lookup_one(full, plan)
                 value = MISSING if entry is None else self._decode(entry[0], type_, key)
             else:
@@ -654,7 +685,7 @@ class AsyncRedisService(BaseCacheService):
 
         # A partial, not a closure: a closure would make every local above a cell, paid on
         # every hit too.
-        fill = functools.partial(self._fill, full, key, loader, ttl_ms, plan, refresh)
+        fill = functools.partial(self._fill, full, key, loader, ttl_ms, plan, refresh, policy)
         for _ in range(_FOLLOW_ATTEMPTS):
             led, value, shared = await self._flights.run(full, fill)
             if led:
@@ -685,11 +716,13 @@ class AsyncRedisService(BaseCacheService):
         ttl_ms: int,
         plan: ReadPlan,
         refresh: bool,
+        policy: StalePolicy | None,
     ) -> tuple[Any, Payload | None]:
         """Run the loader under the cross-process lock and store its value.
 
         Returns ``(value, payload)``, or ``(MISSING, payload)`` when another process filled
         the key while this one waited (unless ``refresh``, which always recomputes)."""
+        keep_ms = ttl_ms + policy.stale_ms if policy is not None and ttl_ms else ttl_ms
         token = secrets.token_hex(16)
         lock_key = self._lock_key(full)
         locked = False
@@ -699,12 +732,12 @@ class AsyncRedisService(BaseCacheService):
             pause = 0.005
             try:
                 while True:
-                    taken, gens = await self._claim_lock(lock_key, token, plan.tags, ttl_ms)
+                    taken, gens = await self._claim_lock(lock_key, token, plan.tags, keep_ms)
                     locked = bool(taken)
                     if locked and not refresh:
                         # Another process may have stored the value and let go of the lock
                         # between our miss and this claim: look once more before loading.
-                        found = await self._lookup_one(full, plan)
+                        found = await self._fresh_entry(full, plan)
                         if found is not None:
                             await self._unlock(lock_key, token)
                             return MISSING, found[0]
@@ -714,7 +747,7 @@ class AsyncRedisService(BaseCacheService):
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 0.05)
                     if not refresh:
-                        found = await self._lookup_one(full, plan)
+                        found = await self._fresh_entry(full, plan)
                         if found is not None:
                             return MISSING, found[0]
             except CONNECTION_ERRORS as exc:
@@ -726,19 +759,163 @@ class AsyncRedisService(BaseCacheService):
                 self._error("lock", exc)
                 gens = []
         try:
-            value = await acall_loader(loader)
-            payload = _codec.encode(value, key=key)
-            if len(gens) == len(plan.tags):
-                await self._store({full: payload}, ttl_ms, plan.tags, gens)
-            elif self._fallback_since is not None:
-                self._memory.set(full, payload, ttl_ms / 1000, plan.tags)
-            # Else the tags' generations were never read (Redis refused, or was away when
-            # the loader started): in Redis this value could predate an invalidation, and
-            # would be served after it. The caller gets it; the cache does not.
-            return value, payload
+            return await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy)
         finally:
             if locked:
                 await self._unlock(lock_key, token)
+
+    async def _load_and_store(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl_ms: int,
+        plan: ReadPlan,
+        gens: list[bytes],
+        policy: StalePolicy | None,
+    ) -> tuple[Any, Payload]:
+        """Run the loader and store its value (timed, and kept ``stale_ttl`` longer, under a
+        policy), guarded by the tag generations ``gens`` read before it ran."""
+        start = time.perf_counter()
+        value = await acall_loader(loader)
+        payload = _codec.encode(value, key=key)
+        keep_ms = ttl_ms
+        if policy is not None and ttl_ms:
+            payload = _codec.timed(payload, ttl_ms, time.perf_counter() - start)
+            keep_ms = ttl_ms + policy.stale_ms
+        if len(gens) == len(plan.tags):
+            await self._store({full: payload}, keep_ms, plan.tags, gens)
+        elif self._fallback_since is not None:
+            self._memory.set(full, payload, keep_ms / 1000, plan.tags)
+        # Else the tags' generations were never read (Redis refused, or was away when
+        # the loader started): in Redis this value could predate an invalidation, and
+        # would be served after it. The caller gets it; the cache does not.
+        return value, payload
+
+    async def _fresh_entry(self, full: str, plan: ReadPlan) -> Entry | None:
+        """The entry at ``full`` if it is current and not expired (a stale copy is not)."""
+        entry = await self._lookup_one(full, plan)
+        if entry is None or _codec.fresh_payload(entry[0]) is None:
+            return None
+        return entry
+
+    # -- stale-while-revalidate (see _stale.py) ----------------------------------------------
+
+    async def _get_timed(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        plan: ReadPlan,
+        type_: Any,
+        l1: bool,
+        policy: StalePolicy,
+    ) -> Any:
+        """The lookup of a call with a stale policy: a fresh value (refreshed in the
+        background first when XFetch says so), an expired one inside the stale window
+        (served, and refreshed in the background), or MISSING."""
+        epoch = self._near_epoch()
+        entry = await self._lookup_one(full, plan)
+        if entry is None:
+            return MISSING
+        timing = _codec.split_timed(entry[0])
+        if timing is None:  # written without a policy: it expires in Redis
+            return self._accept(full, entry, type_, key, epoch, l1)
+        fresh_until, load_seconds, inner = timing
+        now = time.time()
+        if now < fresh_until:
+            if policy.early(fresh_until, load_seconds, now):
+                self._start_refresh(full, key, loader, ttl, plan, policy)
+            return self._accept(full, (inner, entry[1]), type_, key, epoch, l1, fresh_until - now)
+        if now >= fresh_until + policy.stale_ttl:
+            return MISSING
+        # Stale: served from Redis (or memory), never kept in L1.
+        value = self._decode(inner, type_, key)
+        if value is not MISSING:
+            failed = self._refreshes.failed(full)
+            self._stats.count(stale_hits=1, stale_if_error_serves=int(failed))
+            self._start_refresh(full, key, loader, ttl, plan, policy)
+        return value
+
+    def _start_refresh(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None,
+        plan: ReadPlan,
+        policy: StalePolicy,
+    ) -> None:
+        """Start the background refresh of ``full`` unless one runs in this process."""
+        if self._closed or not self._refreshes.start(full):
+            return
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        work = functools.partial(self._revalidate, full, key, loader, ttl_ms, plan, policy)
+        try:
+            self._workers.spawn(work, "perfkit-cache-refresh")
+        except BaseException:
+            self._refreshes.done(full, failed=False)
+            raise
+
+    async def _revalidate(
+        self,
+        full: str,
+        key: str,
+        loader: Callable[[], Any],
+        ttl_ms: int,
+        plan: ReadPlan,
+        policy: StalePolicy,
+    ) -> None:
+        """A background refresh: run the loader once across every process (the one that
+        takes the stampede lock; the others leave it) and store its value, which replaces
+        the old one everywhere (L1 copies through the invalidation push)."""
+        token = secrets.token_hex(16)
+        lock_key = self._lock_key(full)
+        locked = failed = False
+        gens: list[bytes] = []
+        try:
+            if not await self._use_memory():
+                try:
+                    locked, gens = await self._claim_lock(
+                        lock_key, token, plan.tags, ttl_ms + policy.stale_ms
+                    )
+                    if not locked:
+                        return  # another process refreshes it
+                    # Another process may have refreshed it and let go of the lock between
+                    # our read and this claim.
+                    if await self._fresh_entry(full, plan) is not None:
+                        return
+                except CONNECTION_ERRORS as exc:
+                    self._fall_back(exc)  # refreshed in memory, below
+                    gens = []
+                except REDIS_ERRORS as exc:
+                    self._error("lock", exc)
+                    return
+            self._stats.count(background_refreshes=1)
+            try:
+                await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy)
+            except Exception as exc:
+                failed = True
+                await self._refresh_failed(full, exc, policy)
+        finally:
+            if locked:
+                await self._unlock(lock_key, token)
+            self._refreshes.done(full, failed=failed and policy.stale_if_error)
+
+    async def _refresh_failed(self, full: str, exc: Exception, policy: StalePolicy) -> None:
+        """The loader of a background refresh raised: logged once, with the error (never the
+        key: it may hold the call's arguments). With ``stale_if_error`` the old value is
+        served on until its window ends; without, it is dropped, so that the next caller
+        runs the loader and gets the error as it would without a stale window."""
+        log.warning(
+            "cache.refresh_failed",
+            namespace=self.namespace,
+            stale_kept=policy.stale_if_error,
+            error=f"{type(exc).__name__}: {str(exc)[:300]}",
+        )
+        if not policy.stale_if_error:
+            await self._delete([full])
 
     async def _claim_lock(
         self, lock_key: str, token: str, tags: tuple[str, ...], ttl_ms: int

@@ -428,10 +428,18 @@ class BaseCacheService:
             self._near.evict(fulls)
 
     def _accept(
-        self, full: str, entry: Entry, type_: Any, key: str, epoch: int, l1: bool = True
+        self,
+        full: str,
+        entry: Entry,
+        type_: Any,
+        key: str,
+        epoch: int,
+        l1: bool = True,
+        fresh_for: float | None = None,
     ) -> Any:
         """The value of an entry read from Redis (MISSING if it does not decode), kept in
-        the near cache when no invalidation arrived since ``epoch``."""
+        the near cache when no invalidation arrived since ``epoch``, for no longer than it
+        stays fresh (``fresh_for`` seconds, else what a timed payload says)."""
         payload, pairs = entry
         value = self._decode(payload, type_, key)
         near = self._near
@@ -442,7 +450,10 @@ class BaseCacheService:
             and self._fallback_since is None
             and not self._memory.blocking
         ):
-            near.put(full, type_, value, pairs, len(payload), epoch)
+            if fresh_for is None:
+                fresh_for = _codec.fresh_for(payload)
+            if fresh_for is None or fresh_for > 0:
+                near.put(full, type_, value, pairs, len(payload), epoch, fresh_for)
         return value
 
     def _blocked(self, full: str, entry: Entry) -> bool:
@@ -516,6 +527,11 @@ class BaseCacheService:
                 return _codec.plain_decoder.decode(payload)
             return _codec.decoder_for(type_).decode(payload)
         except Exception as exc:  # msgspec.DecodeError / ValidationError
+            if payload and payload[0] == _codec.TIMED:
+                # Written with a stale window (an invalid MessagePack opcode: an untimed
+                # payload never gets here). Served only while fresh by a caller without one.
+                inner = _codec.fresh_payload(payload)
+                return MISSING if inner is None else self._decode(inner, type_, key)
             self._stats.count(errors=1)
             log.warning("cache.decode_failed", key=key, error=str(exc))
             return MISSING
@@ -617,6 +633,9 @@ class BaseCacheService:
             l1_hits=0 if self._near is None else self._near.hits,
             l1_entries=0 if self._near is None else len(self._near),
             l1_flushes=0 if self._near is None else self._near.flushes,
+            stale_hits=stats.stale_hits,
+            background_refreshes=stats.background_refreshes,
+            stale_if_error_serves=stats.stale_if_error_serves,
         )
 
 

@@ -10,11 +10,19 @@ handle itself, so ``Struct`` values cost what they did.
 An untagged entry is ``b"\\x00" + payload``. A tagged entry is ``b"\\x01"``, then for each tag
 ``tag \\x1f generation`` separated by ``\\x1e``, then ``\\x1d`` and the payload. The header is
 written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`split_entry`'s caller.
+
+A payload written with a stale window (``stale_ttl``) or early refresh is *timed*: ``0xc1`` (a
+byte MessagePack never uses, so an untimed payload can never be mistaken for one), the time it
+stops being fresh (unix ms, 8 bytes) and how long its loader took (ms, 4 bytes), then the
+MessagePack. The key itself lives that long plus the stale window, so ``delete`` and pattern
+invalidation remove the stale copy with the fresh one; see :func:`timed`.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
+import time
 from functools import lru_cache
 from typing import Any, Final
 
@@ -42,6 +50,9 @@ MISSING: Final = _Missing()
 
 UNTAGGED = 0
 TAGGED = 1
+TIMED = 0xC1
+_TIMING = struct.Struct(">QI")  # fresh until (unix ms), loader time (ms)
+_TIMED_HEADER = 1 + _TIMING.size
 _UNTAGGED_PREFIX = b"\x00"
 
 
@@ -125,3 +136,35 @@ def split_entry(raw: bytes) -> Entry | None:
 def decoder_for(type_: Any) -> msgspec.msgpack.Decoder[Any]:
     """A decoder that builds ``type_`` (one per type, reused)."""
     return msgspec.msgpack.Decoder(type_, dec_hook=_dec_hook)
+
+
+def timed(payload: bytes, fresh_ms: int, load_seconds: float) -> bytes:
+    """``payload`` with its timing: fresh for ``fresh_ms`` from now; its loader took
+    ``load_seconds`` (what early refresh weighs)."""
+    fresh_until = time.time_ns() // 1_000_000 + fresh_ms
+    took = min(round(load_seconds * 1000), 2**32 - 1)
+    return bytes([TIMED]) + _TIMING.pack(fresh_until, took) + payload
+
+
+def split_timed(payload: Payload) -> tuple[float, float, Payload] | None:
+    """``(fresh until, loader seconds, inner payload)`` of a timed payload (fresh until in
+    unix seconds), or None for an untimed one."""
+    if not payload or payload[0] != TIMED:
+        return None
+    fresh_until, took = _TIMING.unpack_from(payload, 1)
+    return fresh_until / 1000, took / 1000, memoryview(payload)[_TIMED_HEADER:]
+
+
+def fresh_payload(payload: Payload) -> Payload | None:
+    """What to decode from ``payload`` for a reader that serves no stale value: the inner
+    payload of a timed one while it is fresh (None once it expired), else ``payload``."""
+    timing = split_timed(payload)
+    if timing is None:
+        return payload
+    return timing[2] if time.time() < timing[0] else None
+
+
+def fresh_for(payload: Payload) -> float | None:
+    """Seconds a timed payload stays fresh (None: untimed, no limit of its own)."""
+    timing = split_timed(payload)
+    return None if timing is None else timing[0] - time.time()

@@ -137,12 +137,16 @@ class NearCache:
         pairs: list[tuple[str, bytes]],
         size: int,
         epoch: int,
+        ttl: float | None = None,
     ) -> None:
+        """Keep ``value`` for the near cache's ttl, or ``ttl`` seconds if shorter (an entry
+        with a stale window must not outlive its freshness here)."""
+        lifetime = self.ttl if ttl is None else min(ttl, self.ttl)
         with self._lock:
             if not self.enabled or epoch != self.epoch or size > self.max_bytes:
                 return
             self._drop(full)
-            self._entries[full] = _Near(value, type_, pairs, size, time.monotonic() + self.ttl)
+            self._entries[full] = _Near(value, type_, pairs, size, time.monotonic() + lifetime)
             self._bytes += size
             while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))

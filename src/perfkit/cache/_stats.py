@@ -78,6 +78,15 @@ class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
     l1_flushes: Annotated[
         int, CounterField("Times the L1 cache was emptied because invalidations may be lost.")
     ] = 0
+    stale_hits: Annotated[
+        int, CounterField("Lookups answered with an expired value inside its stale window.")
+    ] = 0
+    background_refreshes: Annotated[
+        int, CounterField("Background refreshes that ran the loader (stale or early).")
+    ] = 0
+    stale_if_error_serves: Annotated[
+        int, CounterField("Stale values served after their refresh failed (stale_if_error).")
+    ] = 0
 
 
 class CacheCounters:
@@ -115,6 +124,9 @@ class CacheCounters:
             self.sets = 0
             self.deletes = 0
             self.errors = 0
+            self.stale_hits = 0
+            self.background_refreshes = 0
+            self.stale_if_error_serves = 0
             self._latency_total_ms = 0.0
             self._latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
             if self._l1_hits is not None:
@@ -164,11 +176,23 @@ class CacheCounters:
         self._fold()
         return self._misses
 
-    def count(self, *, sets: int = 0, deletes: int = 0, errors: int = 0) -> None:
+    def count(
+        self,
+        *,
+        sets: int = 0,
+        deletes: int = 0,
+        errors: int = 0,
+        stale_hits: int = 0,
+        background_refreshes: int = 0,
+        stale_if_error_serves: int = 0,
+    ) -> None:
         with self._lock:
             self.sets += sets
             self.deletes += deletes
             self.errors += errors
+            self.stale_hits += stale_hits
+            self.background_refreshes += background_refreshes
+            self.stale_if_error_serves += stale_if_error_serves
 
     def latency(self) -> tuple[float, float]:
         """Average and 95th percentile (interpolated in its bucket) lookup latency, in ms."""

@@ -18,6 +18,7 @@ from perfkit._errors import ArgumentError, ArgumentTypeError
 from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import check_key, resolve_ttl, validate_tags
 from perfkit.cache._codec import MISSING
+from perfkit.cache._stale import StalePolicy
 from perfkit.cache._sync import RedisService
 
 __all__ = [
@@ -223,6 +224,9 @@ def cached_query(
     key: str | None = None,
     l1: bool = True,
     serializer: Serializer | None = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool = False,
+    early_refresh: float | None = None,
 ) -> CachedQueryDecorator:
     """Cache the results of a sync or async function.
 
@@ -237,6 +241,16 @@ def cached_query(
     ``serializer``: an object with ``dumps(value) -> bytes`` and ``loads(bytes)`` for
     values of any other type (its bytes are cached; only use one whose ``loads`` is safe
     on what your Redis holds: never ``pickle``).
+
+    ``stale_ttl``: seconds after expiry in which a caller gets the old value at once while
+    one refresh (one across every process, through the stampede lock) runs in the
+    background of the process that claimed it. ``stale_if_error``: when that refresh
+    raises, keep serving the old value until the window ends (without it, the failure
+    drops the old value and the next caller gets the error). ``early_refresh``: the XFetch
+    ``beta`` (``1.0`` usual, larger is earlier) of a probabilistic background refresh
+    shortly before expiry; off by default. Invalidation is not expiry: after
+    ``invalidate_tags``, ``delete`` or ``invalidate_pattern`` the old value is never
+    served, stale or not (see docs/cache.md).
     """
     if isinstance(tags, str):
         raise ArgumentTypeError(f"tags must be a list of strings, not the string {tags!r}")
@@ -249,6 +263,7 @@ def cached_query(
             f"{type(serializer).__name__}"
         )
     resolve_ttl(ttl, 0)  # a bad ttl fails where the function is decorated, not at its first call
+    policy = StalePolicy.of(stale_ttl, stale_if_error, early_refresh)
 
     def decorate(func: Callable[..., Any]) -> Any:
         signature = inspect.signature(func)
@@ -341,7 +356,13 @@ def cached_query(
                     if value is not MISSING:
                         return value
                 return await svc._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1
+                    cache_key,
+                    lambda: load(*args, **kwargs),
+                    ttl,
+                    filled,
+                    type_,
+                    l1=l1,
+                    policy=policy,
                 )
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -350,7 +371,13 @@ def cached_query(
             async def async_refresh(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return await service()._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, None, refresh=True
+                    cache_key,
+                    lambda: load(*args, **kwargs),
+                    ttl,
+                    filled,
+                    None,
+                    refresh=True,
+                    policy=policy,
                 )
 
             wrapper: Any = async_wrapper
@@ -368,7 +395,13 @@ def cached_query(
                     if value is not MISSING:
                         return value
                 return svc._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1
+                    cache_key,
+                    lambda: load(*args, **kwargs),
+                    ttl,
+                    filled,
+                    type_,
+                    l1=l1,
+                    policy=policy,
                 )
 
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
@@ -377,7 +410,13 @@ def cached_query(
             def sync_refresh(*args: Any, **kwargs: Any) -> Any:
                 cache_key, filled = resolve(args, kwargs)
                 return service()._load(
-                    cache_key, lambda: load(*args, **kwargs), ttl, filled, None, refresh=True
+                    cache_key,
+                    lambda: load(*args, **kwargs),
+                    ttl,
+                    filled,
+                    None,
+                    refresh=True,
+                    policy=policy,
                 )
 
             wrapper = sync_wrapper
