@@ -422,7 +422,7 @@ def _phase(
     ):
         label = "on " if caching else "off"
         if stale_ttl is not None:
-            label = f"on, stale window {stale_ttl:g} s,"
+            label = f"on (stale window {stale_ttl:g} s)"
         if caching:
             warmed = httpx.post(f"{base}/api/bench/warm", timeout=120).json()
             say(f"caching {label}: warmers ran: {', '.join(w['name'] for w in warmed)}")
