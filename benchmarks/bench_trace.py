@@ -20,7 +20,11 @@ on an emptied database: its peak RSS is its own. Reported per library: wall time
 commands, loader calls against the unique keys requested (and loads that overlapped another
 load of the same key: duplicates), p50/p99 request latency, peak RSS; and the machine's load
 average. ``--ttl`` (0: no expiry, as the reference) applies to every library alike;
-``--stale-ttl`` is the stale window of the ``perfkit-l1-stale`` row.
+``--stale-ttl`` is the stale window of the ``perfkit-l1-stale`` row (with ``--ttl 0`` nothing
+expires, so that row measures what the window costs; with ``--ttl 10`` hot keys expire
+during the run and are served stale while one refresh runs). "sent" counts the commands the
+library's connections sent (pipelined ones each; a script is one), "Redis cmds" what Redis
+executed (``INFO commandstats``: a script's inner commands each).
 
 Goals (perfkit's rows): loader calls equal the unique keys; wall time and Redis commands at
 most half of the best peer's. Results also go to ``benchmarks/results/trace.json``.
