@@ -480,6 +480,8 @@ class BenchStats(msgspec.Struct, frozen=True, kw_only=True):
     cache_hits: int
     cache_misses: int
     cache_hit_rate: float
+    stale_hits: int
+    background_refreshes: int
     queries: int
     slow_queries: int
     slow_query_pct: float
@@ -501,6 +503,8 @@ async def bench_stats(request: Request, market: Marketplace) -> Any:
         cache_hits=cache.hits,
         cache_misses=cache.misses,
         cache_hit_rate=cache.hit_rate,
+        stale_hits=cache.stale_hits,
+        background_refreshes=cache.background_refreshes,
         queries=pool.queries.count,
         slow_queries=pool.queries.slow,
         slow_query_pct=pool.queries.slow_pct,

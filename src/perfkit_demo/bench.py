@@ -218,6 +218,9 @@ class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
     cache_hit_rate: float | None
     cache_hits: int
     cache_misses: int
+    # Served from a stale window while one refresh ran (stale phase), and those refreshes.
+    stale_hits: int
+    background_refreshes: int
     # Per request, unlike cache_hit_rate (per cache lookup; a cached listing page is one
     # lookup of its ids plus one per product summary): the share of GET reads that ran
     # no statement themselves.
@@ -478,6 +481,8 @@ def _summarize(
         cache_hit_rate=round(stats["cache_hit_rate"], 4) if lookups else None,
         cache_hits=stats["cache_hits"],
         cache_misses=stats["cache_misses"],
+        stale_hits=stats["stale_hits"],
+        background_refreshes=stats["background_refreshes"],
         reads_without_sql=(
             round(stats["reads_without_sql"] / stats["reads"], 4) if stats.get("reads") else None
         ),
@@ -535,6 +540,9 @@ def _table(
     def endpoint_p50(name: str) -> Callable[[PhaseResult], str]:
         return lambda p: f"{p.by_endpoint[name].p50_ms:.1f}"
 
+    def stale_hits(p: PhaseResult) -> str:
+        return f"{p.stale_hits} ({p.background_refreshes})" if p.caching else "-"
+
     phases = [off, on] if stale is None else [off, on, stale]
     shown: list[tuple[str, Callable[[PhaseResult], str], str]] = [
         (f"{q} latency (ms)", quantile(q), times(ratios[q])) for q in ("avg", "p50", "p95", "p99")
@@ -548,6 +556,7 @@ def _table(
         ("requests (errors)", lambda p: f"{p.latency.requests} ({p.errors})", ""),
         ("cache hit rate (per lookup)", lambda p: pct(p.cache_hit_rate), ""),
         ("reads served without SQL", lambda p: pct(p.reads_without_sql), ""),
+        ("stale hits (background refreshes)", stale_hits, ""),
         ("slow queries", lambda p: f"{p.slow_query_pct:.1f}% of {p.queries}", ""),
         ("pool utilisation", lambda p: f"{p.pool_utilization_pct:.0f}% of {p.pool_max}", ""),
     ]

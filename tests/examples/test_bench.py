@@ -67,6 +67,7 @@ def test_bench_quick_runs_end_to_end_and_writes_its_json(
         assert 0 < phase["floor"]["p50_ms"] <= phase["floor"]["p99_ms"]
         assert phase["floor_throughput_rps"] > 0
     assert before["cache_hit_rate"] is None  # caching off: no lookups at all
+    assert after["stale_hits"] == 0  # no window, nothing served stale
     for cached in (after, stale):
         assert 0 < cached["cache_hit_rate"] <= 1
         assert cached["cache_hits"] > cached["cache_misses"]
