@@ -826,7 +826,7 @@ class AsyncRedisService(BaseCacheService):
         now = time.time()
         if now < fresh_until:
             if policy.early(fresh_until, load_seconds, now):
-                self._start_refresh(full, key, loader, ttl, plan, policy)
+                self._start_refresh(full, key, loader, ttl, plan, policy, fresh_until)
             return self._accept(full, (inner, entry[1]), type_, key, epoch, l1, fresh_until - now)
         if now >= fresh_until + policy.stale_ttl:
             return MISSING
@@ -835,7 +835,7 @@ class AsyncRedisService(BaseCacheService):
         if value is not MISSING:
             failed = self._refreshes.failed(full)
             self._stats.count(stale_hits=1, stale_if_error_serves=int(failed))
-            self._start_refresh(full, key, loader, ttl, plan, policy)
+            self._start_refresh(full, key, loader, ttl, plan, policy, fresh_until)
         return value
 
     def _start_refresh(
@@ -846,12 +846,14 @@ class AsyncRedisService(BaseCacheService):
         ttl: float | None,
         plan: ReadPlan,
         policy: StalePolicy,
+        seen: float,
     ) -> None:
-        """Start the background refresh of ``full`` unless one runs in this process."""
+        """Start the background refresh of ``full`` (read with fresh-until ``seen``) unless
+        one runs in this process."""
         if self._closed or not self._refreshes.start(full):
             return
         ttl_ms = resolve_ttl(ttl, self.default_ttl)
-        work = functools.partial(self._revalidate, full, key, loader, ttl_ms, plan, policy)
+        work = functools.partial(self._revalidate, full, key, loader, ttl_ms, plan, policy, seen)
         try:
             self._workers.spawn(work, "perfkit-cache-refresh")
         except BaseException:
@@ -866,10 +868,13 @@ class AsyncRedisService(BaseCacheService):
         ttl_ms: int,
         plan: ReadPlan,
         policy: StalePolicy,
+        seen: float,
     ) -> None:
         """A background refresh: run the loader once across every process (the one that
         takes the stampede lock; the others leave it) and store its value, which replaces
-        the old one everywhere (L1 copies through the invalidation push)."""
+        the old one everywhere (L1 copies through the invalidation push). ``seen``: the
+        fresh-until of the entry the caller read; one that changed since (refreshed by
+        another process, invalidated, rewritten) is left alone."""
         token = secrets.token_hex(16)
         lock_key = self._lock_key(full)
         locked = failed = False
@@ -883,8 +888,10 @@ class AsyncRedisService(BaseCacheService):
                     if not locked:
                         return  # another process refreshes it
                     # Another process may have refreshed it and let go of the lock between
-                    # our read and this claim.
-                    if await self._fresh_entry(full, plan) is not None:
+                    # our read and this claim; or it was deleted or invalidated meanwhile.
+                    current = await self._lookup_one(full, plan)
+                    timing = None if current is None else _codec.split_timed(current[0])
+                    if timing is None or timing[0] != seen:
                         return
                 except CONNECTION_ERRORS as exc:
                     self._fall_back(exc)  # refreshed in memory, below

@@ -526,12 +526,19 @@ class BaseCacheService:
             if type_ is None:
                 return _codec.plain_decoder.decode(payload)
             return _codec.decoder_for(type_).decode(payload)
-        except Exception as exc:  # msgspec.DecodeError / ValidationError
-            if payload and payload[0] == _codec.TIMED:
-                # Written with a stale window (an invalid MessagePack opcode: an untimed
-                # payload never gets here). Served only while fresh by a caller without one.
-                inner = _codec.fresh_payload(payload)
-                return MISSING if inner is None else self._decode(inner, type_, key)
+        except Exception as error:  # msgspec.DecodeError / ValidationError
+            exc = error
+            # Written with a stale window (its first byte is an invalid MessagePack opcode:
+            # only a timed payload gets here). Served while fresh by a caller without one.
+            timing = _codec.split_timed(payload)
+            if timing is not None:
+                if time.time() >= timing[0]:
+                    return MISSING
+                decoder = _codec.plain_decoder if type_ is None else _codec.decoder_for(type_)
+                try:
+                    return decoder.decode(timing[2])
+                except Exception as inner:
+                    exc = inner
             self._stats.count(errors=1)
             log.warning("cache.decode_failed", key=key, error=str(exc))
             return MISSING

@@ -149,8 +149,8 @@ def timed(payload: bytes, fresh_ms: int, load_seconds: float) -> bytes:
 def split_timed(payload: Payload) -> tuple[float, float, Payload] | None:
     """``(fresh until, loader seconds, inner payload)`` of a timed payload (fresh until in
     unix seconds), or None for an untimed one."""
-    if not payload or payload[0] != TIMED:
-        return None
+    if len(payload) < _TIMED_HEADER or payload[0] != TIMED:
+        return None  # (a shorter one is not perfkit's: a miss when decoded)
     fresh_until, took = _TIMING.unpack_from(payload, 1)
     return fresh_until / 1000, took / 1000, memoryview(payload)[_TIMED_HEADER:]
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 
 from perfkit._errors import ArgumentError, ArgumentTypeError
 
 # Keys whose failed refresh this process remembers (stale_if_error serves are counted
 # against them) before starting over: bounded memory.
 _FAILED_LIMIT = 4096
+# After a failed refresh, a process waits this long before it tries that key again: a failing
+# loader is not called on every stale hit.
+RETRY_AFTER = 1.0
 
 
 def _seconds(name: str, value: object) -> float:
@@ -80,13 +84,17 @@ class Refreshes:
 
     def __init__(self) -> None:
         self._running: set[str] = set()
-        self._failed: set[str] = set()
+        self._failed: dict[str, float] = {}  # full key -> when its refresh failed (monotonic)
         self._lock = threading.Lock()
 
     def start(self, full: str) -> bool:
-        """Claim the refresh of ``full`` in this process (False: one runs already)."""
+        """Claim the refresh of ``full`` in this process (False: one runs already, or the
+        last one failed less than ``RETRY_AFTER`` seconds ago)."""
         with self._lock:
-            if full in self._running:
+            failed_at = self._failed.get(full)
+            if full in self._running or (
+                failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER
+            ):
                 return False
             self._running.add(full)
             return True
@@ -95,11 +103,11 @@ class Refreshes:
         with self._lock:
             self._running.discard(full)
             if not failed:
-                self._failed.discard(full)
+                self._failed.pop(full, None)
                 return
             if len(self._failed) >= _FAILED_LIMIT:
                 self._failed.clear()
-            self._failed.add(full)
+            self._failed[full] = time.monotonic()
 
     def failed(self, full: str) -> bool:
         """Whether the last refresh of ``full`` in this process failed."""
