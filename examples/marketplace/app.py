@@ -68,6 +68,9 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     reaches it after Redis's push, a few milliseconds — see docs/cache.md);
     ``health_interval``: seconds ``/healthz`` trusts its last database check (a state
     change shows within one interval; many health probes make one check per interval).
+    ``stale_ttl``: the reads' stale window (seconds after expiry in which the old value is
+    served while one refresh runs; None: none); ``heavy_ttl``: the heavy reads' TTL
+    instead of the policy's (both for the bench: MARKETPLACE_STALE_TTL, _HEAVY_TTL).
     """
 
     database_url: str
@@ -81,6 +84,8 @@ class MarketplaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_min: int = 2
     pool_max: int = 20
     health_interval: float = 2.0
+    stale_ttl: float | None = None
+    heavy_ttl: float | None = None
 
 
 class Marketplace:
@@ -101,7 +106,11 @@ class Marketplace:
         )
         self.cache = AsyncRedisService(config.redis_url, settings=settings, l1=config.l1)
         self.queries: Queries = (
-            CachedQueries(self.pool, self.cache) if config.caching else Queries(self.pool)
+            CachedQueries(
+                self.pool, self.cache, stale_ttl=config.stale_ttl, heavy_ttl=config.heavy_ttl
+            )
+            if config.caching
+            else Queries(self.pool)
         )
         # Short timeouts: the app only enqueues and reads stats (no blocking dequeue), and
         # these calls run on the event loop.
@@ -471,6 +480,8 @@ class BenchStats(msgspec.Struct, frozen=True, kw_only=True):
     cache_hits: int
     cache_misses: int
     cache_hit_rate: float
+    stale_hits: int
+    background_refreshes: int
     queries: int
     slow_queries: int
     slow_query_pct: float
@@ -492,6 +503,8 @@ async def bench_stats(request: Request, market: Marketplace) -> Any:
         cache_hits=cache.hits,
         cache_misses=cache.misses,
         cache_hit_rate=cache.hit_rate,
+        stale_hits=cache.stale_hits,
+        background_refreshes=cache.background_refreshes,
         queries=pool.queries.count,
         slow_queries=pool.queries.slow,
         slow_query_pct=pool.queries.slow_pct,
@@ -516,6 +529,15 @@ async def bench_reset(request: Request, market: Marketplace) -> Any:
 async def warm(request: Request, market: Marketplace) -> Any:
     """POST /api/bench/warm (bench_endpoints only): run every warmer now."""
     return await AsyncCacheWarmer.of(market.warmer).warm()
+
+
+async def static(request: Request, market: Marketplace) -> Any:
+    """GET /api/bench/static (bench_endpoints only): a fixed answer, no cache, no SQL: what
+    the HTTP stack and the middleware cost a request (the bench's floor)."""
+    return _STATIC
+
+
+_STATIC = {"static": True, "note": "the bench's HTTP floor: no cache, no SQL"}
 
 
 async def health(request: Request, market: Marketplace) -> Any:
@@ -569,6 +591,7 @@ def _routes(config: MarketplaceConfig) -> list[Route]:
             Route("/api/bench/stats", _endpoint(bench_stats, counted=False)),
             Route("/api/bench/reset", _endpoint(bench_reset, counted=False), methods=["POST"]),
             Route("/api/bench/warm", _endpoint(warm, counted=False), methods=["POST"]),
+            Route("/api/bench/static", _endpoint(static, counted=False)),
         ]
     return routes
 
@@ -598,6 +621,20 @@ def _jobs_redis_url() -> str | None:
     return check_redis_url(url, "MARKETPLACE_JOBS_REDIS_URL") if url else None
 
 
+def _seconds(name: str) -> float | None:
+    """The environment variable ``name`` as seconds >= 0; None when unset or empty."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses NaN
+        raise SystemExit(f"{name} must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def app_from_env() -> ASGIApp:
     """The app configured from the environment (the factory for ``uvicorn --factory``)."""
     settings = Settings.from_env()
@@ -615,6 +652,8 @@ def app_from_env() -> ASGIApp:
             l1=os.environ.get("MARKETPLACE_L1") == "1",
             pool_max=settings.db_pool_max,
             pool_min=settings.db_pool_min,
+            stale_ttl=_seconds("MARKETPLACE_STALE_TTL"),
+            heavy_ttl=_seconds("MARKETPLACE_HEAVY_TTL"),
         ),
         settings,
     )

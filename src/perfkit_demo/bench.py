@@ -2,11 +2,14 @@
 
 The marketplace is served twice on the same data by a uvicorn subprocess: first with
 perfkit's caching off (every read runs its query), then on (``cached_query`` with tags,
-warmers run first). Each phase gets a warm-up, then ``duration`` seconds of load from
-``concurrency`` concurrent HTTP clients drawing requests from one Zipf-distributed mix
-(popular products, pages, words, users and sellers come up far more often than the rest;
-about 0.2 % of requests are stock or price updates, which invalidate their tags). The server reports
-its cache hits, statements and pool usage for the measured window only.
+warmers run first); with ``--stale-ttl``, a third time with caching on and that stale window
+on every read. After each phase's measured load, the same client loads a static route of the
+same server (no cache, no SQL): the HTTP floor the cached numbers stand on. Each phase gets
+a warm-up, then ``duration`` seconds of load from ``concurrency`` concurrent HTTP clients
+drawing requests from one Zipf-distributed mix (popular products, pages, words, users and
+sellers come up far more often than the rest; about 0.2 % of requests are stock or price
+updates, which invalidate their tags). The server reports its cache hits, statements and
+pool usage for the measured window only.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from perfkit_demo.stack import (
 
 __all__ = [
     "HEAVY",
+    "STATIC_PATH",
     "Mix",
     "PhaseResult",
     "Request",
@@ -85,6 +89,10 @@ TARGETS = {"heavy_p50_ratio": 20.0, "cache_hit_rate": 0.95, "slow_query_pct": 1.
 # but never longer than this many seconds.
 WARMUP_REQUESTS = 50_000
 WARMUP_REQUESTS_MAX_S = 120.0
+# The floor: a route of the same server that answers a fixed JSON (bench_endpoints only),
+# loaded for this share of --duration (at least 1 s) after each phase's measured load.
+STATIC_PATH = "/api/bench/static"
+FLOOR_SHARE = 1 / 3
 
 
 class Zipf:
@@ -145,6 +153,14 @@ class Mix:
         return name, "GET", _FIXED_PATHS[name], None
 
 
+class StaticMix:
+    """The floor's requests: every one to :data:`STATIC_PATH`."""
+
+    def draw(self, rng: random.Random) -> tuple[str, str, str, dict[str, int] | None]:
+        """(endpoint name, method, path, JSON body)."""
+        return "static", "GET", STATIC_PATH, None
+
+
 _FIXED_PATHS = {
     "popular": "/api/products/popular",
     "categories": "/api/categories",
@@ -188,9 +204,11 @@ class Latency(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
-    """One phase (caching off or on): client-side latency, server-side stats."""
+    """One phase (caching off, on, or on with a stale window): client-side latency,
+    server-side stats, and the HTTP floor (the static route) measured right after."""
 
     caching: bool
+    stale_ttl: float | None
     duration_s: float
     latency: Latency
     throughput_rps: float
@@ -200,6 +218,9 @@ class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
     cache_hit_rate: float | None
     cache_hits: int
     cache_misses: int
+    # Served from a stale window while one refresh ran (stale phase), and those refreshes.
+    stale_hits: int
+    background_refreshes: int
     # Per request, unlike cache_hit_rate (per cache lookup; a cached listing page is one
     # lookup of its ids plus one per product summary): the share of GET reads that ran
     # no statement themselves.
@@ -209,6 +230,8 @@ class PhaseResult(msgspec.Struct, frozen=True, kw_only=True):
     slow_query_pct: float
     pool_max: int
     pool_utilization_pct: float
+    floor: Latency
+    floor_throughput_rps: float
 
 
 Sample = tuple[str, float, int]
@@ -298,7 +321,7 @@ async def connections(port: int, concurrency: int) -> AsyncIterator[list[Request
 
 async def load(
     users: Sequence[Request],
-    mix: Mix,
+    mix: Mix | StaticMix,
     seconds: float,
     seed: int,
     *,
@@ -330,19 +353,42 @@ async def load(
 
 
 async def _load(
-    port: int, mix: Mix, concurrency: int, seconds: float, seed: int, *, at_least: int = 0
+    port: int,
+    mix: Mix | StaticMix,
+    concurrency: int,
+    seconds: float,
+    seed: int,
+    *,
+    at_least: int = 0,
 ) -> list[Sample]:
     async with connections(port, concurrency) as users:
         return await load(users, mix, seconds, seed, at_least=at_least)
 
 
 @contextlib.contextmanager
-def serving(stack: Stack, *, caching: bool, l1: bool) -> Iterator[tuple[int, str]]:
+def serving(
+    stack: Stack,
+    *,
+    caching: bool,
+    l1: bool,
+    stale_ttl: float | None = None,
+    heavy_ttl: float | None = None,
+) -> Iterator[tuple[int, str]]:
     """The marketplace in a uvicorn subprocess, as each phase serves it: (port, base URL)
-    once it answers; stopped on exit."""
+    once it answers; stopped on exit. ``stale_ttl``, ``heavy_ttl``: the app's
+    MARKETPLACE_STALE_TTL and MARKETPLACE_HEAVY_TTL (unset when None)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    ttls = {
+        name: f"{value:g}"
+        for name, value in (
+            ("MARKETPLACE_STALE_TTL", stale_ttl),
+            ("MARKETPLACE_HEAVY_TTL", heavy_ttl),
+        )
+        if value is not None
+    }
     env = stack.environment(
+        **ttls,
         MARKETPLACE_CACHING="1" if caching else "0",
         MARKETPLACE_L1="1" if l1 else "0",
         MARKETPLACE_BENCH_ENDPOINTS="1",
@@ -362,12 +408,24 @@ def serving(stack: Stack, *, caching: bool, l1: bool) -> Iterator[tuple[int, str
 
 
 def _phase(
-    stack: Stack, args: argparse.Namespace, mix: Mix, *, caching: bool, settings: Settings
+    stack: Stack,
+    args: argparse.Namespace,
+    mix: Mix,
+    *,
+    caching: bool,
+    settings: Settings,
+    stale_ttl: float | None = None,
 ) -> PhaseResult:
     import httpx
 
-    with serving(stack, caching=caching, l1=args.l1) as (port, base):
+    heavy_ttl = args.heavy_ttl if caching else None
+    with serving(stack, caching=caching, l1=args.l1, stale_ttl=stale_ttl, heavy_ttl=heavy_ttl) as (
+        port,
+        base,
+    ):
         label = "on " if caching else "off"
+        if stale_ttl is not None:
+            label = f"on (stale window {stale_ttl:g} s)"
         if caching:
             warmed = httpx.post(f"{base}/api/bench/warm", timeout=120).json()
             say(f"caching {label}: warmers ran: {', '.join(w['name'] for w in warmed)}")
@@ -387,11 +445,25 @@ def _phase(
         samples = asyncio.run(_load(port, mix, args.concurrency, args.duration, args.seed))
         elapsed = time.perf_counter() - started
         stats = httpx.get(f"{base}/api/bench/stats", timeout=10).json()
-    return _summarize(samples, elapsed, stats, caching)
+        seconds = max(1.0, args.duration * FLOOR_SHARE)
+        say(f"caching {label}: HTTP floor, {seconds:g} s on {STATIC_PATH} ...")
+        started = time.perf_counter()
+        static = asyncio.run(_load(port, StaticMix(), args.concurrency, seconds, args.seed))
+        floor_elapsed = time.perf_counter() - started
+    result = _summarize(samples, elapsed, stats, caching, stale_ttl)
+    return msgspec.structs.replace(
+        result,
+        floor=Latency.of([sample[1] for sample in static]),
+        floor_throughput_rps=round(len(static) / floor_elapsed, 1),
+    )
 
 
 def _summarize(
-    samples: list[Sample], elapsed: float, stats: dict[str, Any], caching: bool
+    samples: list[Sample],
+    elapsed: float,
+    stats: dict[str, Any],
+    caching: bool,
+    stale_ttl: float | None = None,
 ) -> PhaseResult:
     by_name: dict[str, list[float]] = {}
     for name, seconds, _ in samples:
@@ -399,6 +471,7 @@ def _summarize(
     lookups = stats["cache_hits"] + stats["cache_misses"]
     return PhaseResult(
         caching=caching,
+        stale_ttl=stale_ttl,
         duration_s=round(elapsed, 3),
         latency=Latency.of([s for _, s, _ in samples]),
         throughput_rps=round(len(samples) / elapsed, 1),
@@ -408,6 +481,8 @@ def _summarize(
         cache_hit_rate=round(stats["cache_hit_rate"], 4) if lookups else None,
         cache_hits=stats["cache_hits"],
         cache_misses=stats["cache_misses"],
+        stale_hits=stats["stale_hits"],
+        background_refreshes=stats["background_refreshes"],
         reads_without_sql=(
             round(stats["reads_without_sql"] / stats["reads"], 4) if stats.get("reads") else None
         ),
@@ -418,6 +493,8 @@ def _summarize(
         pool_utilization_pct=round(
             100 * stats["pool_usage_ms"] / (elapsed * 1000 * stats["pool_max"]), 2
         ),
+        floor=Latency(requests=0, avg_ms=0.0, p50_ms=0.0, p95_ms=0.0, p99_ms=0.0),
+        floor_throughput_rps=0.0,
     )
 
 
@@ -444,53 +521,53 @@ def _ratios(off: PhaseResult, on: PhaseResult) -> dict[str, Any]:
     }
 
 
-def _table(off: PhaseResult, on: PhaseResult, ratios: dict[str, Any]) -> str:
+def _table(
+    off: PhaseResult, on: PhaseResult, ratios: dict[str, Any], stale: PhaseResult | None = None
+) -> str:
+    """The printed table: caching off, on, the ratio; and caching on with a stale window
+    (``stale``) when the run measured one. The HTTP floor rows read each phase's static
+    route: what the stack costs without the cache."""
+
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
     def times(value: float | None) -> str:
         return "-" if value is None else f"{value:g}x"
 
-    def ms(phase: PhaseResult, field: str) -> str:
-        return f"{getattr(phase.latency, field):.1f}"
+    def quantile(q: str) -> Callable[[PhaseResult], str]:
+        return lambda p: f"{getattr(p.latency, f'{q}_ms'):.1f}"
 
-    rows = [
-        (f"{q} latency (ms)", ms(off, f"{q}_ms"), ms(on, f"{q}_ms"), times(ratios[q]))
-        for q in ("avg", "p50", "p95", "p99")
+    def endpoint_p50(name: str) -> Callable[[PhaseResult], str]:
+        return lambda p: f"{p.by_endpoint[name].p50_ms:.1f}"
+
+    def stale_hits(p: PhaseResult) -> str:
+        return f"{p.stale_hits} ({p.background_refreshes})" if p.caching else "-"
+
+    phases = [off, on] if stale is None else [off, on, stale]
+    shown: list[tuple[str, Callable[[PhaseResult], str], str]] = [
+        (f"{q} latency (ms)", quantile(q), times(ratios[q])) for q in ("avg", "p50", "p95", "p99")
     ]
-    rows += [
-        (
-            "heavy endpoints p50 (ms)",
-            f"{off.heavy.p50_ms:.1f}",
-            f"{on.heavy.p50_ms:.1f}",
-            times(ratios["heavy_p50"]),
-        ),
-        (
-            "throughput (req/s)",
-            f"{off.throughput_rps:.0f}",
-            f"{on.throughput_rps:.0f}",
-            times(ratios["throughput"]),
-        ),
+    shown += [
+        ("heavy endpoints p50 (ms)", lambda p: f"{p.heavy.p50_ms:.1f}", times(ratios["heavy_p50"])),
+        ("heavy endpoints p99 (ms)", lambda p: f"{p.heavy.p99_ms:.1f}", ""),
+        ("throughput (req/s)", lambda p: f"{p.throughput_rps:.0f}", times(ratios["throughput"])),
+        ("HTTP floor p50 / p99 (ms)", lambda p: f"{p.floor.p50_ms:.1f} / {p.floor.p99_ms:.1f}", ""),
+        ("HTTP floor throughput (req/s)", lambda p: f"{p.floor_throughput_rps:.0f}", ""),
+        ("requests (errors)", lambda p: f"{p.latency.requests} ({p.errors})", ""),
+        ("cache hit rate (per lookup)", lambda p: pct(p.cache_hit_rate), ""),
+        ("reads served without SQL", lambda p: pct(p.reads_without_sql), ""),
+        ("stale hits (background refreshes)", stale_hits, ""),
+        ("slow queries", lambda p: f"{p.slow_query_pct:.1f}% of {p.queries}", ""),
+        ("pool utilisation", lambda p: f"{p.pool_utilization_pct:.0f}% of {p.pool_max}", ""),
     ]
-    shown: list[tuple[str, Callable[[PhaseResult], str]]] = [
-        ("requests (errors)", lambda p: f"{p.latency.requests} ({p.errors})"),
-        ("cache hit rate (per lookup)", lambda p: pct(p.cache_hit_rate)),
-        ("reads served without SQL", lambda p: pct(p.reads_without_sql)),
-        ("slow queries", lambda p: f"{p.slow_query_pct:.1f}% of {p.queries}"),
-        ("pool utilisation", lambda p: f"{p.pool_utilization_pct:.0f}% of {p.pool_max}"),
-    ]
-    rows += [(label, show(off), show(on), "") for label, show in shown]
     for name, ratio in ratios["heavy_p50_by_endpoint"].items():
-        rows.append(
-            (
-                f"  p50 {name} (ms)",
-                f"{off.by_endpoint[name].p50_ms:.1f}",
-                f"{on.by_endpoint[name].p50_ms:.1f}",
-                times(ratio),
-            )
-        )
-    headers = ("", "caching off (before)", "caching on (after)", "ratio")
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(4)]
+        shown.append((f"  p50 {name} (ms)", endpoint_p50(name), times(ratio)))
+    rows = [(label, *(show(p) for p in phases), ratio) for label, show, ratio in shown]
+    headers: tuple[str, ...] = ("", "caching off (before)", "caching on (after)")
+    if stale is not None:
+        headers += (f"caching on + stale window {stale.stale_ttl:g} s",)
+    headers += ("ratio (off / on)",)
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -585,6 +662,13 @@ def run_bench(args: argparse.Namespace) -> int:
         try:
             off = _phase(stack, args, mix, caching=False, settings=settings)
             on = _phase(stack, args, mix, caching=True, settings=settings)
+            stale = None
+            if args.stale_ttl is not None:
+                # From the same empty cache as the caching-on phase: only the window differs.
+                clear_namespace(stack.redis_url)
+                stale = _phase(
+                    stack, args, mix, caching=True, settings=settings, stale_ttl=args.stale_ttl
+                )
         finally:
             clear_namespace(stack.redis_url)
     ratios = _ratios(off, on)
@@ -595,10 +679,11 @@ def run_bench(args: argparse.Namespace) -> int:
         + (f" (>= {args.warmup_requests} requests cached)" if args.warmup_requests else "")
         + f", Zipf {args.zipf:g}"
         + (", L1 near cache" if args.l1 else "")
+        + (f", heavy reads' TTL {args.heavy_ttl:g} s" if args.heavy_ttl is not None else "")
     )
     say("")
     say(title)
-    say(_table(off, on, ratios))
+    say(_table(off, on, ratios, stale))
     say("")
     for name, verdict in verdicts.items():
         mark = "met" if verdict["met"] else "NOT met"
@@ -620,12 +705,16 @@ def run_bench(args: argparse.Namespace) -> int:
             "concurrency": args.concurrency,
             "zipf": args.zipf,
             "l1": args.l1,
+            "stale_ttl": args.stale_ttl,
+            "heavy_ttl": args.heavy_ttl,
+            "floor_path": STATIC_PATH,
             "weights": WEIGHTS,
             "heavy_endpoints": HEAVY,
             "servers": "embedded" if not (args.database_url or settings.database_url) else "given",
         },
         "before": off,
         "after": on,
+        "after_stale": stale,
         "ratios": ratios,
         "targets": verdicts,
     }

@@ -59,6 +59,17 @@ def _requests(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds (> 0), for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     require_examples("demo")
     from perfkit_demo.demo import run_demo
@@ -133,6 +144,24 @@ def add_bench(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--l1", action="store_true", help="caching on with the cache's in-process near cache"
+    )
+    parser.add_argument(
+        "--stale-ttl",
+        type=_seconds,
+        metavar="SECONDS",
+        help=(
+            "also measure caching on with this stale window on every read (the old value "
+            "served while one refresh runs), from the same empty cache"
+        ),
+    )
+    parser.add_argument(
+        "--heavy-ttl",
+        type=_seconds,
+        metavar="SECONDS",
+        help=(
+            "the heavy reads' TTL with caching on (default: the policy's, 5-10 min): shorter, "
+            "their entries expire while the bench measures, which a stale window is about"
+        ),
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
     parser.set_defaults(handler=_run_bench)

@@ -119,6 +119,20 @@ async def test_a_cached_hit_runs_no_statement(make_client: MakeClient) -> None:
         assert (stats["reads"], stats["reads_without_sql"]) == (2, 1)  # the miss, the hit
 
 
+async def test_the_bench_static_route_answers_without_cache_or_sql(
+    make_client: MakeClient,
+) -> None:
+    async with make_client() as client:
+        cache_before = await client.market.cache.stats()
+        statements = client.market.pool.stats().queries.count
+        response = await client.get("/api/bench/static")
+        assert response.status_code == 200 and response.json()["static"] is True
+        cache_after = await client.market.cache.stats()
+        assert (cache_after.hits, cache_after.misses) == (cache_before.hits, cache_before.misses)
+        assert client.market.pool.stats().queries.count == statements
+        assert (await client.get("/api/bench/stats")).json()["reads"] == 0  # not a read
+
+
 @pytest.mark.parametrize("l1", [False, True], ids=["redis", "redis+l1"])
 async def test_a_price_update_is_visible_on_the_next_read(
     make_client: MakeClient, l1: bool
