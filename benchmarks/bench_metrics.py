@@ -152,8 +152,10 @@ def bench_asgi(path: str = "/items/7") -> None:
     metrics = MetricsMiddleware(app, metrics=RequestMetrics(MetricsRegistry()))
     both = MetricsMiddleware(CompressionMiddleware(app),
                              metrics=RequestMetrics(MetricsRegistry()))  # fmt: skip
-    print(f"ASGI Starlette {path}: request metrics {runs(call(app), call(metrics), 200)}; "
-          f"metrics + compression/ETag {runs(call(app), call(both), 200)}")
+    print(
+        f"ASGI Starlette {path}: request metrics {runs(call(app), call(metrics), 200)}; "
+        f"metrics + compression/ETag {runs(call(app), call(both), 200)}"
+    )
     loop.close()
 
 
@@ -179,9 +181,11 @@ def bench_wsgi() -> None:
     metrics = WSGIMetricsMiddleware(app, metrics=RequestMetrics(MetricsRegistry()))
     both = WSGIMetricsMiddleware(WSGICompressionMiddleware(app),
                                  metrics=RequestMetrics(MetricsRegistry()))  # fmt: skip
-    print(f"WSGI Flask /items/<int:item_id>: request metrics "
-          f"{runs(call(app), call(metrics), 200)}; "
-          f"metrics + compression/ETag {runs(call(app), call(both), 200)}")
+    print(
+        f"WSGI Flask /items/<int:item_id>: request metrics "
+        f"{runs(call(app), call(metrics), 200)}; "
+        f"metrics + compression/ETag {runs(call(app), call(both), 200)}"
+    )
 
 
 def bench_compression() -> None:
