@@ -385,6 +385,7 @@ class BaseCacheService:
             self._prefix,
             self._tag_prefix,
             self.settings.redis_retry_max_delay,
+            ignore=frozenset({self._lock_set}),
         )
 
     def _stop_l1(self) -> None:
