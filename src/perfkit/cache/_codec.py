@@ -13,7 +13,7 @@ written by the Lua scripts in ``_scripts.py`` and checked on read by :func:`spli
 
 A payload written with a stale window (``stale_ttl``) or early refresh is *timed*: ``0xc1`` (a
 byte MessagePack never uses, so an untimed payload can never be mistaken for one), the time it
-stops being fresh (unix ms, 8 bytes) and how long its loader took (ms, 4 bytes), then the
+stops being fresh (unix ms, 8 bytes) and how long its loader took (µs, 4 bytes), then the
 MessagePack. The key itself lives that long plus the stale window, so ``delete`` and pattern
 invalidation remove the stale copy with the fresh one; see :func:`timed`.
 """
@@ -51,7 +51,7 @@ MISSING: Final = _Missing()
 UNTAGGED = 0
 TAGGED = 1
 TIMED = 0xC1
-_TIMING = struct.Struct(">QI")  # fresh until (unix ms), loader time (ms)
+_TIMING = struct.Struct(">QI")  # fresh until (unix ms), loader time (µs)
 _TIMED_HEADER = 1 + _TIMING.size
 _UNTAGGED_PREFIX = b"\x00"
 
@@ -142,7 +142,7 @@ def timed(payload: bytes, fresh_ms: int, load_seconds: float) -> bytes:
     """``payload`` with its timing: fresh for ``fresh_ms`` from now; its loader took
     ``load_seconds`` (what early refresh weighs)."""
     fresh_until = time.time_ns() // 1_000_000 + fresh_ms
-    took = min(round(load_seconds * 1000), 2**32 - 1)
+    took = min(round(load_seconds * 1_000_000), 2**32 - 1)
     return bytes([TIMED]) + _TIMING.pack(fresh_until, took) + payload
 
 
@@ -152,7 +152,7 @@ def split_timed(payload: Payload) -> tuple[float, float, Payload] | None:
     if len(payload) < _TIMED_HEADER or payload[0] != TIMED:
         return None  # (a shorter one is not perfkit's: a miss when decoded)
     fresh_until, took = _TIMING.unpack_from(payload, 1)
-    return fresh_until / 1000, took / 1000, memoryview(payload)[_TIMED_HEADER:]
+    return fresh_until / 1000, took / 1_000_000, memoryview(payload)[_TIMED_HEADER:]
 
 
 def fresh_payload(payload: Payload) -> Payload | None:
