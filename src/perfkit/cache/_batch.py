@@ -7,6 +7,10 @@ between them: 64 tasks missing L1 cost one round trip and one connection instead
 
 A lone read (nothing in flight) is sent at once, so concurrency 1 pays no extra loop
 iteration. Errors reach each caller of a batch, which degrades as it would alone.
+
+The miss path's writes are coalesced the same way (``AsyncCoalescer``): the stampede-lock
+claims of concurrent misses go to Redis as one script call, and so do the stores that
+release those locks.
 """
 
 from __future__ import annotations
