@@ -219,3 +219,14 @@ async def test_locks_taken_and_released_do_not_reach_l1_as_invalidations(
     await asyncio.sleep(0.1)
     assert near.epoch == epoch + 2  # the lock set's two pushes were skipped
     await cache.close()
+
+
+async def test_the_lock_set_expires_with_its_latest_lock(
+    private_redis: PrivateRedis, admin: redis.Redis
+) -> None:
+    # A process that dies holding a lock leaves nothing behind for good.
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    token, _ = await cache._claim_lock(cache._lock_key(cache._key("k")), (), 0)
+    assert token is not None
+    assert 0 < admin.pttl(cache._lock_set) <= cache._lock_ms
+    await cache.close()

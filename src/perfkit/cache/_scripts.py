@@ -72,7 +72,8 @@ return 1
 # The stampede locks of a (non-cluster) service: one sorted set, a member per locked key
 # whose score is the lock's deadline in server microseconds, which is also its token (a later
 # claim of the same member, after that deadline, has a later one). A claim or a release of
-# many keys is one script of a few commands, whatever their number.
+# many keys is one script of a few commands, whatever their number. The set expires with its
+# latest lock.
 
 # Try to take the locks of many keys at once (the miss path of get_or_set, coalesced over
 # concurrent callers), and read the current generation of each tag (made fresh where missing)
@@ -100,7 +101,14 @@ for i = 1, n do
     add[#add + 1] = members[i]
   end
 end
-if #add > 0 then redis.call('ZADD', KEYS[1], unpack(add)) end
+if #add > 0 then
+  redis.call('ZADD', KEYS[1], unpack(add))
+  -- The set outlives its latest lock, no longer: left by processes that died holding locks,
+  -- it goes away by itself. (GT leaves a longer life alone; NX gives one where none is.)
+  if redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT') == 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3], 'NX')
+  end
+end
 -- After the claim: a script's first write decides whether a full Redis refuses it.
 if ARGV[5] == '1' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end
 for i = 7 + n, #ARGV do
