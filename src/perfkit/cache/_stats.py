@@ -121,12 +121,12 @@ class CacheCounters:
             self._miss_times.clear()
             self._hits = 0
             self._misses = 0
-            self.sets = 0
-            self.deletes = 0
-            self.errors = 0
             self.stale_hits = 0
             self.background_refreshes = 0
             self.stale_if_error_serves = 0
+            self.sets = 0
+            self.deletes = 0
+            self.errors = 0
             self._latency_total_ms = 0.0
             self._latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
             if self._l1_hits is not None:
