@@ -143,3 +143,90 @@ async def test_pipelining_with_l1_serves_the_process_own_writes(
             values = await asyncio.gather(*(cache.get(f"k{i}") for i in range(16)))
             assert values == [version] * 16
     await cache.close()
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_concurrent_misses_claim_and_store_in_one_script_call_each(
+    private_redis: PrivateRedis, admin: redis.Redis
+) -> None:
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=PATIENT_SETTINGS)
+    loads: list[int] = []
+
+    async def load(i: int) -> int:
+        loads.append(i)
+        await asyncio.sleep(0.05)
+        return i
+
+    await cache.get_or_set("warm", lambda: 0)  # scripts loaded: no NOSCRIPT retries below
+    admin.config_resetstat()
+    values = await asyncio.gather(
+        *(cache.get_or_set(f"k{i}", lambda i=i: load(i)) for i in range(50))
+    )
+    assert values == list(range(50))
+    assert sorted(loads) == list(range(50))
+    # The claims of the misses that arrive together in one script call, and likewise the
+    # stores that release their locks (a lone first read is sent ahead of the others, so the
+    # misses arrive in a few groups): not one call per key for each (100).
+    assert _calls(admin, "evalsha") <= 10
+    assert _calls(admin, "set") == 50
+    assert admin.zcard(cache._lock_set) == 0  # every lock given back
+    assert await cache.get_many([f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
+    await cache.close()
+
+
+async def test_a_lock_claimed_for_a_cancelled_caller_is_given_back(
+    private_redis: PrivateRedis, admin: redis.Redis
+) -> None:
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=PATIENT_SETTINGS)
+    lock_key = cache._lock_key(cache._key("k"))
+    claim = asyncio.ensure_future(cache._claim_lock(lock_key, (), 0))
+    await asyncio.sleep(0)  # queued in the batch, not sent yet
+    claim.cancel()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if admin.zscore(cache._lock_set, lock_key) is None and _calls(admin, "zrem"):
+            break
+    assert admin.zscore(cache._lock_set, lock_key) is None
+    token, _ = await cache._claim_lock(lock_key, (), 0)
+    assert token is not None  # free for the next miss
+    await cache.close()
+
+
+async def test_locks_taken_and_released_do_not_reach_l1_as_invalidations(
+    private_redis: PrivateRedis,
+) -> None:
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    assert cache.wait_l1_ready()
+    near = cache._near
+    assert near is not None
+    await cache.set("marker", 1)
+    await asyncio.sleep(0.2)  # its push is in
+    epoch = near.epoch
+    lock_key = cache._lock_key(cache._key("k"))
+    token, _ = await cache._claim_lock(lock_key, (), 0)
+    assert token is not None
+    await cache._unlock(lock_key, token)
+    # A write of an entry counts twice: its own eviction, and its push, which Redis sends
+    # after the lock set's (one tracking connection, in order).
+    await cache.set("marker", 2)
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if near.epoch >= epoch + 2:
+            break
+    await asyncio.sleep(0.1)
+    assert near.epoch == epoch + 2  # the lock set's two pushes were skipped
+    await cache.close()
+
+
+async def test_the_lock_set_expires_with_its_latest_lock(
+    private_redis: PrivateRedis, admin: redis.Redis
+) -> None:
+    # A process that dies holding a lock leaves nothing behind for good.
+    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+    token, _ = await cache._claim_lock(cache._lock_key(cache._key("k")), (), 0)
+    assert token is not None
+    assert 0 < admin.pttl(cache._lock_set) <= cache._lock_ms
+    await cache.close()

@@ -38,7 +38,7 @@ from perfkit.cache._base import (
     tag_ttl_ms,
     validate_tags,
 )
-from perfkit.cache._batch import AsyncBatcher
+from perfkit.cache._batch import AsyncBatcher, AsyncCoalescer  # async only
 from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
@@ -52,6 +52,9 @@ _STORE_BATCH = 500
 # Followers of a loader whose value they may not serve try again (as leader) this often.
 _FOLLOW_ATTEMPTS = 3
 _SCAN_COUNT = 1000
+# One claim script in this many also drops the locks whose deadline passed (of processes that
+# died holding them: an expired lock is taken over anyway, this only bounds the set).
+_SWEEP_EVERY = 64
 # How often the background worker tries Redis while changes are pending: they reach Redis
 # within about this (plus a round trip) of its return.
 _REPLAY_EVERY = 0.25
@@ -108,9 +111,14 @@ class AsyncRedisService(BaseCacheService):
             default_ttl=default_ttl,
             settings=settings,
         )
-        self._claim = connection.register_script(_scripts.CLAIM)
         self._store_tagged = connection.register_script(_scripts.STORE_TAGGED)
         self._release = connection.register_script(_scripts.RELEASE)
+        self._claim_many = connection.register_script(_scripts.CLAIM_MANY)
+        self._store_release = connection.register_script(_scripts.STORE_RELEASE_MANY)
+        self._claims_sent = 0
+        # Async only: the claims and releases of concurrent misses, one script call each.
+        self._claims = AsyncCoalescer(self._send_claims, self._orphan_claim)  # async only
+        self._releases = AsyncCoalescer(self._send_releases)  # async only
         self._flights = AsyncFlights()
         self._pool = direct_pool(connection)
         self._batcher = AsyncBatcher(self._send_mget, auto_pipeline)  # async only: pipelining
@@ -723,25 +731,23 @@ class AsyncRedisService(BaseCacheService):
         Returns ``(value, payload)``, or ``(MISSING, payload)`` when another process filled
         the key while this one waited (unless ``refresh``, which always recomputes)."""
         keep_ms = ttl_ms + policy.stale_ms if policy is not None and ttl_ms else ttl_ms
-        token = secrets.token_hex(16)
         lock_key = self._lock_key(full)
-        locked = False
+        token: str | None = None
         gens: list[bytes] = []
         if not await self._use_memory():
             deadline = time.monotonic() + self.settings.cache_lock_wait
             pause = 0.005
             try:
                 while True:
-                    taken, gens = await self._claim_lock(lock_key, token, plan.tags, keep_ms)
-                    locked = bool(taken)
-                    if locked and not refresh:
+                    token, gens = await self._claim_lock(lock_key, plan.tags, keep_ms)
+                    if token is not None and not refresh:
                         # Another process may have stored the value and let go of the lock
                         # between our miss and this claim: look once more before loading.
                         found = await self._fresh_entry(full, plan)
                         if found is not None:
                             await self._unlock(lock_key, token)
                             return MISSING, found[0]
-                    if locked or time.monotonic() >= deadline:
+                    if token is not None or time.monotonic() >= deadline:
                         break
                     # Another process holds the lock: wait for the value it will store.
                     await asyncio.sleep(pause)
@@ -758,11 +764,8 @@ class AsyncRedisService(BaseCacheService):
                 # lock, and without the generations (so the value is not stored, below).
                 self._error("lock", exc)
                 gens = []
-        try:
-            return await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy)
-        finally:
-            if locked:
-                await self._unlock(lock_key, token)
+        lock = None if token is None else (lock_key, token)
+        return await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy, lock)
 
     async def _load_and_store(
         self,
@@ -773,24 +776,36 @@ class AsyncRedisService(BaseCacheService):
         plan: ReadPlan,
         gens: list[bytes],
         policy: StalePolicy | None,
+        lock: tuple[str, str] | None = None,
     ) -> tuple[Any, Payload]:
         """Run the loader and store its value (timed, and kept ``stale_ttl`` longer, under a
-        policy), guarded by the tag generations ``gens`` read before it ran."""
-        start = time.perf_counter()
-        value = await acall_loader(loader)
-        payload = _codec.encode(value, key=key)
-        keep_ms = ttl_ms
-        if policy is not None and ttl_ms:
-            payload = _codec.timed(payload, ttl_ms, time.perf_counter() - start)
-            keep_ms = ttl_ms + policy.stale_ms
-        if len(gens) == len(plan.tags):
-            await self._store({full: payload}, keep_ms, plan.tags, gens)
-        elif self._fallback_since is not None:
-            self._memory.set(full, payload, keep_ms / 1000, plan.tags)
-        # Else the tags' generations were never read (Redis refused, or was away when
-        # the loader started): in Redis this value could predate an invalidation, and
-        # would be served after it. The caller gets it; the cache does not.
-        return value, payload
+        policy), guarded by the tag generations ``gens`` read before it ran; then release
+        ``lock`` (its key and token) when one is held (with the store, in one call, where
+        the entry is untagged)."""
+        held = lock
+        try:
+            start = time.perf_counter()
+            value = await acall_loader(loader)
+            payload = _codec.encode(value, key=key)
+            keep_ms = ttl_ms
+            if policy is not None and ttl_ms:
+                payload = _codec.timed(payload, ttl_ms, time.perf_counter() - start)
+                keep_ms = ttl_ms + policy.stale_ms
+            if len(gens) == len(plan.tags):
+                if held is not None and not plan.tags and not self._cluster:
+                    held = None  # released by the store, even if this caller is cancelled
+                    await self._store_and_unlock(full, payload, keep_ms, *lock)  # type: ignore[misc]
+                else:
+                    await self._store({full: payload}, keep_ms, plan.tags, gens)
+            elif self._fallback_since is not None:
+                self._memory.set(full, payload, keep_ms / 1000, plan.tags)
+            # Else the tags' generations were never read (Redis refused, or was away when
+            # the loader started): in Redis this value could predate an invalidation, and
+            # would be served after it. The caller gets it; the cache does not.
+            return value, payload
+        finally:
+            if held is not None:
+                await self._unlock(*held)
 
     async def _fresh_entry(self, full: str, plan: ReadPlan) -> Entry | None:
         """The entry at ``full`` if it is current and not expired (a stale copy is not)."""
@@ -875,18 +890,19 @@ class AsyncRedisService(BaseCacheService):
         the old one everywhere (L1 copies through the invalidation push). ``seen``: the
         fresh-until of the entry the caller read; one that changed since (refreshed by
         another process, invalidated, rewritten) is left alone."""
-        token = secrets.token_hex(16)
         lock_key = self._lock_key(full)
-        locked = failed = False
+        lock: tuple[str, str] | None = None
+        failed = False
         gens: list[bytes] = []
         try:
             if not await self._use_memory():
                 try:
-                    locked, gens = await self._claim_lock(
-                        lock_key, token, plan.tags, ttl_ms + policy.stale_ms
+                    token, gens = await self._claim_lock(
+                        lock_key, plan.tags, ttl_ms + policy.stale_ms
                     )
-                    if not locked:
+                    if token is None:
                         return  # another process refreshes it
+                    lock = (lock_key, token)
                     # Another process may have refreshed it and let go of the lock between
                     # our read and this claim; or it was deleted or invalidated meanwhile.
                     current = await self._lookup_one(full, plan)
@@ -901,13 +917,14 @@ class AsyncRedisService(BaseCacheService):
                     return
             self._stats.count(background_refreshes=1)
             try:
-                await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy)
+                held, lock = lock, None  # released by _load_and_store
+                await self._load_and_store(full, key, loader, ttl_ms, plan, gens, policy, held)
             except Exception as exc:
                 failed = True
                 await self._refresh_failed(full, exc, policy)
         finally:
-            if locked:
-                await self._unlock(lock_key, token)
+            if lock is not None:
+                await self._unlock(*lock)
             self._refreshes.done(full, failed=failed and policy.stale_if_error)
 
     async def _refresh_failed(self, full: str, exc: Exception, policy: StalePolicy) -> None:
@@ -925,27 +942,52 @@ class AsyncRedisService(BaseCacheService):
             await self._delete([full])
 
     async def _claim_lock(
-        self, lock_key: str, token: str, tags: tuple[str, ...], ttl_ms: int
-    ) -> tuple[bool, list[bytes]]:
-        """Try to take the stampede lock; and the tags' current generations (made fresh
-        where missing, to live as long as an entry of ``ttl_ms`` would), read before the
-        loader runs."""
-        lock_ms = round(self.settings.cache_lock_ttl * 1000)
+        self, lock_key: str, tags: tuple[str, ...], ttl_ms: int
+    ) -> tuple[str | None, list[bytes]]:
+        """Try to take the stampede lock: its token (None when another holds it); and the
+        tags' current generations (made fresh where missing, to live as long as an entry of
+        ``ttl_ms`` would), read before the loader runs."""
         if self._cluster:
-            taken = await self._client.set(lock_key, token, nx=True, px=lock_ms)
+            token = secrets.token_hex(16)
+            taken = await self._client.set(lock_key, token, nx=True, px=self._lock_ms)
             gens = await self._current_gens(tags, (), ttl_ms) or []
-            return bool(taken), gens
-        taken, *gens = await self._claim(
-            keys=[lock_key],
-            args=[self._tag_prefix, nonce(), token, lock_ms, tag_ttl_ms(ttl_ms), *tags],
+            return (token if taken else None), gens
+        group = (tags, tag_ttl_ms(ttl_ms) if tags else 0)
+        if True:  # async only: the claims of concurrent misses in one script call
+            return await self._claims.call(group, lock_key)
+        else:
+            return (await self._send_claims(group, [lock_key]))[0]
+
+    async def _send_claims(
+        self, group: tuple[tuple[str, ...], int], lock_keys: list[str]
+    ) -> list[tuple[str | None, list[bytes]]]:
+        """Claim the locks ``lock_keys`` of entries guarded by the same tags (``group``:
+        the tags and their generation keys' life), in one script call."""
+        tags, tag_ms = group
+        self._claims_sent += 1
+        sweep = "1" if self._claims_sent % _SWEEP_EVERY == 1 else "0"
+        head: list[str | int] = [self._tag_prefix, nonce(), self._lock_ms, tag_ms, sweep]
+        token, *rest = await self._claim_many(
+            keys=[self._lock_set], args=[*head, len(lock_keys), *lock_keys, *tags]
         )
-        return bool(taken), gens
+        held = token.decode()
+        gens = rest[len(lock_keys) :]
+        return [(held if taken else None, list(gens)) for taken in rest[: len(lock_keys)]]
+
+    def _orphan_claim(
+        self, group: object, lock_key: str, claimed: tuple[str | None, list[bytes]]
+    ) -> None:
+        """A lock taken for a caller cancelled meanwhile: released (in the background)."""
+        if claimed[0] is not None and not self._closed:
+            self._workers.spawn(
+                functools.partial(self._unlock, lock_key, claimed[0]), "perfkit-cache-unlock"
+            )
 
     async def _current_gens(
         self, tags: Sequence[str], wanted: Sequence[bytes], ttl_ms: int
     ) -> list[bytes] | None:
         """The current generation of each tag, made fresh where missing (the cluster path of
-        the CLAIM and STORE_TAGGED scripts); None when one differs from ``wanted``."""
+        the CLAIM_MANY and STORE_TAGGED scripts); None when one differs from ``wanted``."""
         values = await self._mget([self._tag_prefix + tag for tag in tags])
         current = []
         for tag, value, want in zip(tags, values, wanted or [b""] * len(tags), strict=True):
@@ -1026,7 +1068,50 @@ class AsyncRedisService(BaseCacheService):
 
     async def _unlock(self, lock_key: str, token: str) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # else the lease expires by itself
-            await self._release(keys=[lock_key], args=[token])
+            if self._cluster:
+                await self._release(keys=[lock_key], args=[token])
+            else:
+                await self._release_lock((lock_key, token, lock_key, 0, b""))
+
+    async def _store_and_unlock(
+        self, full: str, payload: bytes, ttl_ms: int, lock_key: str, token: str
+    ) -> None:
+        """:meth:`_store` of one untagged entry and :meth:`_unlock` of its lock, in one
+        script call (shared with concurrent ones)."""
+        if not await self._use_memory():
+            try:
+                entry = _codec.entry_prefix([]) + payload
+                await self._release_lock((lock_key, token, full, ttl_ms, entry))
+                self._near_evict([full])
+                self._stats.count(sets=1)
+                return
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except REDIS_ERRORS as exc:
+                self._error("set", exc)
+                await self._drop_or_block([full])
+                return
+        await self._store({full: payload}, ttl_ms, (), ())
+        await self._unlock(lock_key, token)
+
+    async def _release_lock(self, release: tuple[str, str, str, int, bytes]) -> None:
+        """Release a lock (its key and token), first storing the entry given with it
+        (its key, ttl ms and bytes; empty bytes: none)."""
+        if True:  # async only: the releases of concurrent loads in one script call
+            await self._releases.call(None, release)
+        else:
+            await self._send_releases(None, [release])
+
+    async def _send_releases(
+        self, group: None, releases: list[tuple[str, str, str, int, bytes]]
+    ) -> list[None]:
+        args: list[str | int | bytes] = []
+        for lock_key, token, _, ttl_ms, entry in releases:
+            args += (lock_key, token, ttl_ms, entry)
+        await self._store_release(
+            keys=[self._lock_set, *[full for _, _, full, _, _ in releases]], args=args
+        )
+        return [None] * len(releases)
 
     # -- fallback ---------------------------------------------------------------------------
 

@@ -286,6 +286,9 @@ class BaseCacheService:
         self._internal_bytes = self._internal.encode()
         self._prefix_bytes = self._prefix.encode()
         self._lock_prefix = f"{self._internal}lock:"
+        # The stampede locks outside a cluster: one sorted set (see _scripts.CLAIM_MANY).
+        self._lock_set = f"{self._internal}locks"
+        self._lock_ms = round(self.settings.cache_lock_ttl * 1000)
         self._stats = CacheCounters()
         self._plans: dict[tuple[str, ...], ReadPlan] = {}
         self._fulls: dict[str, str] = {}  # key -> namespaced key, see _key
@@ -382,6 +385,7 @@ class BaseCacheService:
             self._prefix,
             self._tag_prefix,
             self.settings.redis_retry_max_delay,
+            ignore=frozenset({self._lock_set}),
         )
 
     def _stop_l1(self) -> None:

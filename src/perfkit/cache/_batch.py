@@ -7,12 +7,17 @@ between them: 64 tasks missing L1 cost one round trip and one connection instead
 
 A lone read (nothing in flight) is sent at once, so concurrency 1 pays no extra loop
 iteration. Errors reach each caller of a batch, which degrades as it would alone.
+
+The miss path's writes are coalesced the same way (``AsyncCoalescer``): the stampede-lock
+claims of concurrent misses go to Redis as one script call, and so do the stores that
+release those locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from perfkit.cache._base import CONNECTION_ERRORS
 
@@ -21,6 +26,12 @@ Read = Callable[[list[str]], Awaitable[list[bytes | None]]]
 
 # Keys per coalesced MGET: past this a batch is sent and the next one starts.
 MAX_BATCH_KEYS = 1000
+# Calls per coalesced script call (each adds a few arguments to one Lua call's stack).
+MAX_BATCH_ITEMS = 500
+
+G = TypeVar("G")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _Batch:
@@ -110,3 +121,62 @@ class AsyncBatcher:
         else:
             if not future.done():
                 future.set_result(values)
+
+
+class AsyncCoalescer(Generic[G, T, R]):
+    """Calls made by concurrent tasks, sent as one per group (the miss path's lock claims and
+    releases: one script call over many keys instead of one per key).
+
+    A call waits for the loop to run every task that is ready (call_soon), so the misses that
+    arrive together share one round trip. ``send(group, items)`` returns one result per item;
+    its error reaches every caller of the batch. A caller cancelled meanwhile gets nothing:
+    ``orphan(group, item, result)`` undoes what was done for it (a lock it took)."""
+
+    __slots__ = ("_orphan", "_pending", "_send", "_tasks")
+
+    def __init__(
+        self,
+        send: Callable[[G, list[T]], Awaitable[list[R]]],
+        orphan: Callable[[G, T, R], None] | None = None,
+    ) -> None:
+        self._send = send
+        self._orphan = orphan
+        self._pending: dict[G, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def call(self, group: G, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        calls = self._pending.get(group)
+        if calls is None or len(calls) >= MAX_BATCH_ITEMS:
+            calls = self._pending[group] = []
+            loop.call_soon(self._start, group, calls)
+        future: asyncio.Future[R] = loop.create_future()
+        calls.append((item, future))
+        return await future
+
+    def _start(self, group: G, calls: list[tuple[T, asyncio.Future[R]]]) -> None:
+        if self._pending.get(group) is calls:
+            del self._pending[group]
+        # A task of its own: cancelling one caller must not cancel the others' call.
+        task = asyncio.ensure_future(self._execute(group, calls))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, group: G, calls: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._send(group, [item for item, _ in calls])
+        except Exception as exc:
+            for _, future in calls:
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: a cancelled caller never reads it
+            return
+        except BaseException:  # cancelled (the loop closing): so are its callers
+            for _, future in calls:
+                future.cancel()
+            raise
+        for (item, future), result in zip(calls, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+            elif self._orphan is not None:
+                self._orphan(group, item, result)

@@ -232,8 +232,12 @@ class Tracker:
         on_up: Callable[[Tracker], None] | None = None,
         on_down: Callable[[Tracker], None] | None = None,
         name: str = "perfkit-l1-tracker",
+        ignore: frozenset[str] = frozenset(),
     ) -> None:
         self.near = near
+        # Keys under ``prefix`` never held in L1 (the lock set): their pushes are skipped,
+        # so that a lock taken or released does not count as an invalidation.
+        self._ignore = ignore
         self._address = address
         self._prefix = prefix
         self._tag_prefix = tag_prefix
@@ -325,7 +329,7 @@ class Tracker:
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             if key.startswith(self._tag_prefix):
                 tags.append(key[len(self._tag_prefix) :])
-            else:
+            elif key not in self._ignore:
                 fulls.append(key)
         if tags:
             self.near.forget_tags(tags)
