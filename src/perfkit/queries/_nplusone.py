@@ -152,44 +152,48 @@ class _Count(msgspec.Struct, frozen=True):
     site: CallSite | None
 
 
-class _UnitTally:
-    """What one unit of work ran: statements and seconds by fingerprint id (the unit's
-    ``tally``). Two dicts of numbers and nothing made per statement: detection runs on
-    every statement, so the hot path is a cached fingerprint and two dict updates."""
+# A fingerprint's cell in a unit's tally: [statements, seconds, Fingerprint, CallSite |
+# None]. A list, not an object: made with no Python call, updated in place.
+_RUNS, _SECONDS, _FINGERPRINT, _SITE = range(4)
 
-    __slots__ = ("counts", "detector", "limit", "repeated", "seconds", "threshold")
+
+class _UnitTally:
+    """What one unit of work ran, a cell per fingerprint id (the unit's ``tally``).
+    Detection runs on every statement, so its hot path is a cached fingerprint, one dict
+    lookup and two numbers updated; a fingerprint's first statement makes its cell."""
+
+    __slots__ = ("cells", "detector", "limit", "threshold")
 
     def __init__(self, detector: NPlusOneDetector) -> None:
         self.detector = detector
         self.threshold = detector.threshold
         self.limit = detector.max_per_unit
-        self.counts: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
-        # The fingerprints that reached the threshold, and the call site of the statement
-        # that did (taken once, there).
-        self.repeated: dict[str, tuple[Fingerprint, CallSite | None]] = {}
+        self.cells: dict[str, list[Any]] = {}
 
     def note(self, key: str | bytes, seconds: float, stats: QueryStats) -> None:
         if not key:  # "": psycopg_pool's connection check, not a statement
             return
         fingerprint = stats.cached_fingerprint(key) or stats.text_fingerprint(key)
-        fid = fingerprint.id
-        counts = self.counts
-        count = counts.get(fid, 0) + 1
-        if count == 1 and len(counts) >= self.limit:
-            return  # no room for another fingerprint in this unit
-        counts[fid] = count
-        self.seconds[fid] = self.seconds.get(fid, 0.0) + seconds
-        if count == self.threshold:
-            self.repeated[fid] = (fingerprint, call_site())
+        cells = self.cells
+        cell = cells.get(fingerprint.id)
+        if cell is None:  # the threshold is at least 2: one run is never a finding
+            if len(cells) < self.limit:  # else no room for another fingerprint
+                cells[fingerprint.id] = [1, seconds, fingerprint, None]
+            return
+        cell[_SECONDS] += seconds
+        cell[_RUNS] += 1
+        if cell[_RUNS] == self.threshold:  # the call site is taken once, here
+            cell[_SITE] = call_site()
 
     def finish(self, kind: str, name: str) -> None:
-        if self.repeated:
-            found = [
-                _Count(fingerprint, self.counts[fid], self.seconds[fid], site)
-                for fid, (fingerprint, site) in self.repeated.items()
-            ]
-            self.detector.found(kind, name, found)
+        threshold = self.threshold
+        repeated = [
+            _Count(cell[_FINGERPRINT], cell[_RUNS], cell[_SECONDS], cell[_SITE])
+            for cell in self.cells.values()
+            if cell[_RUNS] >= threshold
+        ]
+        if repeated:
+            self.detector.found(kind, name, repeated)
 
 
 class _Off:
