@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_nplusone as bench
+from instructions_queries import callgrind_instructions
 
 from perfkit.queries import QueryStats, TimedPool
 
@@ -53,13 +52,7 @@ def child(url: str, detection: str, where: str, shape: str, loops: int) -> None:
 
 def instructions(url: str, case: tuple[str, str, str], loops: int) -> int:
     """Instructions the client process ran for ``loops`` requests (plus start-up)."""
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    command += [__file__, "--url", url, "--child", *case, str(loops)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    return callgrind_instructions([__file__, "--url", url, "--child", *case, str(loops)])
 
 
 def main() -> None:
