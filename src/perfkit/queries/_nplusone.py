@@ -162,13 +162,14 @@ class _UnitTally:
     Detection runs on every statement, so its hot path is a cached fingerprint, one dict
     lookup and two numbers updated; a fingerprint's first statement makes its cell."""
 
-    __slots__ = ("cells", "detector", "limit", "threshold")
+    __slots__ = ("cells", "detector", "limit", "repeated", "threshold")
 
     def __init__(self, detector: NPlusOneDetector) -> None:
         self.detector = detector
         self.threshold = detector.threshold
         self.limit = detector.max_per_unit
         self.cells: dict[str, list[Any]] = {}
+        self.repeated: list[list[Any]] = []  # the cells that reached the threshold
 
     def note(self, key: str | bytes, seconds: float, stats: QueryStats) -> None:
         if not key:  # "": psycopg_pool's connection check, not a statement
@@ -184,16 +185,15 @@ class _UnitTally:
         cell[_RUNS] += 1
         if cell[_RUNS] == self.threshold:  # the call site is taken once, here
             cell[_SITE] = call_site()
+            self.repeated.append(cell)
 
     def finish(self, kind: str, name: str) -> None:
-        threshold = self.threshold
-        repeated = [
-            _Count(cell[_FINGERPRINT], cell[_RUNS], cell[_SECONDS], cell[_SITE])
-            for cell in self.cells.values()
-            if cell[_RUNS] >= threshold
-        ]
-        if repeated:
-            self.detector.found(kind, name, repeated)
+        if self.repeated:
+            found = [
+                _Count(fingerprint, runs, seconds, site)
+                for runs, seconds, fingerprint, site in self.repeated
+            ]
+            self.detector.found(kind, name, found)
 
 
 class _Off:
