@@ -56,9 +56,15 @@ async def async_child(kind: str, url: str, loops: int) -> None:
 
 def instructions(kind: str, mode: str, url: str, loops: int) -> int:
     """Instructions the client process ran for ``loops`` statements (plus start-up)."""
+    return callgrind_instructions([__file__, "--child", kind, mode, str(loops), "--url", url])
+
+
+def callgrind_instructions(arguments: list[str]) -> int:
+    """Instructions a Python process run with ``arguments`` ran, counted by callgrind."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, __file__, "--child", kind, mode, str(loops), "--url", url]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [*command, sys.executable, *arguments], capture_output=True, text=True, check=True
+    )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
         raise SystemExit(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")

@@ -10,8 +10,9 @@ its findings go to the process's :class:`NPlusOneDetector`, which keeps them by 
 and fingerprint, counts them per route (``perfkit_db_n_plus_one_total``) and logs a
 rate-limited ``db.n_plus_one`` warning.
 
-Bounded: a unit counts at most ``max_per_unit`` fingerprints (and remembers at most
-:data:`MAX_TEXTS_PER_UNIT` SQL texts); the detector keeps at most ``max_findings``
+Bounded: a unit counts at most ``max_per_unit`` fingerprints (a count and a time each:
+the SQL text's fingerprint comes from the recorder's bounded cache); the detector keeps at
+most ``max_findings``
 findings (the least recently seen go first) and :data:`MAX_ROUTES` route counters.
 Only fingerprints are kept: no parameter value, no SQL text with literals.
 """
@@ -48,9 +49,6 @@ __all__ = [
 
 _log = structlog.get_logger("perfkit.queries")
 
-# Distinct SQL texts a unit remembers the fingerprint of (several texts may share one:
-# literals inlined); past it a new text is fingerprinted on each run, nothing is kept.
-MAX_TEXTS_PER_UNIT = 1000
 # Routes (and job names) with a counter of their own; the rest count under OTHER_ROUTE.
 MAX_ROUTES = 1000
 OTHER_ROUTE = "<other>"
@@ -145,60 +143,57 @@ def _greenlet_parents() -> Iterator[FrameType]:
         parent = parent.parent
 
 
-class _Count:
-    """One fingerprint's statements in one unit."""
+class _Count(msgspec.Struct, frozen=True):
+    """One fingerprint repeated in one unit: its statements, their seconds, the call site."""
 
-    __slots__ = ("count", "fingerprint", "seconds", "site")
-
-    def __init__(self, fingerprint: Fingerprint) -> None:
-        self.fingerprint = fingerprint
-        self.count = 0
-        self.seconds = 0.0
-        self.site: CallSite | None = None
+    fingerprint: Fingerprint
+    count: int
+    seconds: float
+    site: CallSite | None
 
 
-# A text whose fingerprint the unit had no room for (or psycopg_pool's empty check).
-_UNCOUNTED = _Count(Fingerprint("", ""))
+# A fingerprint's cell in a unit's tally: [statements, seconds, Fingerprint, CallSite |
+# None]. A list, not an object: made with no Python call, updated in place.
+_RUNS, _SECONDS, _FINGERPRINT, _SITE = range(4)
 
 
 class _UnitTally:
-    """What one unit of work ran, by fingerprint (the unit's ``tally``)."""
+    """What one unit of work ran, a cell per fingerprint id (the unit's ``tally``).
+    Detection runs on every statement, so its hot path is a cached fingerprint, one dict
+    lookup and two numbers updated; a fingerprint's first statement makes its cell."""
 
-    __slots__ = ("by_id", "by_text", "detector", "threshold")
+    __slots__ = ("cells", "detector", "limit", "repeated", "threshold")
 
     def __init__(self, detector: NPlusOneDetector) -> None:
         self.detector = detector
         self.threshold = detector.threshold
-        self.by_text: dict[str | bytes, _Count] = {}
-        self.by_id: dict[str, _Count] = {}
+        self.limit = detector.max_per_unit
+        self.cells: dict[str, list[Any]] = {}
+        self.repeated: list[list[Any]] = []  # the cells that reached the threshold
 
     def note(self, key: str | bytes, seconds: float, stats: QueryStats) -> None:
-        found = self.by_text.get(key)
-        if found is None:
-            found = self._count_of(key, stats)
-        if found is _UNCOUNTED:
+        if not key:  # "": psycopg_pool's connection check, not a statement
             return
-        found.count += 1
-        found.seconds += seconds
-        if found.count == self.threshold:
-            found.site = call_site()
-
-    def _count_of(self, key: str | bytes, stats: QueryStats) -> _Count:
-        """The count of ``key``'s fingerprint (``stats``: the recorder, which caches them)."""
-        found = _UNCOUNTED
-        if key:  # "": psycopg_pool's connection check, not a statement
-            fingerprint = stats.text_fingerprint(key)
-            found = self.by_id.get(fingerprint.id, _UNCOUNTED)
-            if found is _UNCOUNTED and len(self.by_id) < self.detector.max_per_unit:
-                found = self.by_id[fingerprint.id] = _Count(fingerprint)
-        if len(self.by_text) < MAX_TEXTS_PER_UNIT:
-            self.by_text[key] = found
-        return found
+        fingerprint = stats.cached_fingerprint(key) or stats.text_fingerprint(key)
+        cells = self.cells
+        cell = cells.get(fingerprint.id)
+        if cell is None:  # the threshold is at least 2: one run is never a finding
+            if len(cells) < self.limit:  # else no room for another fingerprint
+                cells[fingerprint.id] = [1, seconds, fingerprint, None]
+            return
+        cell[_SECONDS] += seconds
+        cell[_RUNS] += 1
+        if cell[_RUNS] == self.threshold:  # the call site is taken once, here
+            cell[_SITE] = call_site()
+            self.repeated.append(cell)
 
     def finish(self, kind: str, name: str) -> None:
-        repeated = [c for c in self.by_id.values() if c.count >= self.threshold]
-        if repeated:
-            self.detector.found(kind, name, repeated)
+        if self.repeated:
+            found = [
+                _Count(fingerprint, runs, seconds, site)
+                for runs, seconds, fingerprint, site in self.repeated
+            ]
+            self.detector.found(kind, name, found)
 
 
 class _Off:

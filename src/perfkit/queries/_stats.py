@@ -258,6 +258,9 @@ class QueryStats:
         # SQL text -> fingerprint (an LRU), so that a statement is normalized once. The
         # fingerprint table drops its least recently seen tenth when over the cap.
         self._by_sql: OrderedDict[str | bytes, Fingerprint] = OrderedDict()
+        # The cached fingerprint of an SQL text, or None: a lookup without a Python call,
+        # for N+1 detection, which needs one per statement (text_fingerprint() on a miss).
+        self.cached_fingerprint = self._by_sql.get
         self._entries: dict[str, _Entry] = {}
         self._recent_slow: deque[SlowQuery] = deque(maxlen=slow_history)
         # (SQL text, seconds, rows, failed, pool, perf_counter() at the end)
