@@ -100,3 +100,23 @@ def dropping_tracer_provider() -> Any:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Dropping()))
     return provider
+
+
+# The keys RQ keeps per queue level (registries included); a perfkit worker also makes the
+# queue's :high and :low levels.
+_RQ_QUEUE_KEYS = ("queue", "wip", "started", "finished", "failed", "canceled", "scheduled",
+                  "deferred")  # fmt: skip
+
+
+def delete_rq_keys(conn: Any, job_ids: list[str], queue_names: list[str]) -> None:
+    """Delete the jobs, results and queue keys a benchmark run created (only those)."""
+    pipe = conn.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
+    for name in queue_names:
+        for level in (name, f"{name}:high", f"{name}:low"):
+            pipe.srem("rq:queues", f"rq:queue:{level}")
+            for template in _RQ_QUEUE_KEYS:
+                pipe.unlink(f"rq:{template}:{level}")
+            pipe.unlink(f"rq:workers:{level}", f"rq:clean_registries:{level}")
+    pipe.execute()

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from _common import redis_server, rotated_orders
+from _common import delete_rq_keys, redis_server, rotated_orders
 from rq import Queue
 from rq.registry import FinishedJobRegistry
 
@@ -123,16 +123,7 @@ class Bench:
 
     def cleanup(self) -> None:
         """Delete the jobs, results and queue keys this run created (only those)."""
-        pipe = self.conn.pipeline(transaction=False)
-        for job_id in self.job_ids:
-            pipe.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
-        for name in self.queue_names:
-            for level in (name, f"{name}:high", f"{name}:low"):
-                pipe.srem("rq:queues", f"rq:queue:{level}")
-                for template in ("queue", "wip", "finished", "failed", "scheduled", "started"):
-                    pipe.unlink(f"rq:{template}:{level}")
-                pipe.unlink(f"rq:workers:{level}", f"rq:clean_registries:{level}")
-        pipe.execute()
+        delete_rq_keys(self.conn, list(self.job_ids), list(self.queue_names))
         self.conn.close()
 
 

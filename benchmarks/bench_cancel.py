@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from _common import redis_server
+from _common import delete_rq_keys, redis_server
 from rq.job import Job
 
 from perfkit.jobs import JobService, check_cancelled
@@ -121,17 +121,8 @@ class Bench:
         return elapsed
 
     def cleanup(self) -> None:
-        """Delete the jobs and queue keys this run created (only those)."""
-        pipe = self.conn.pipeline(transaction=False)
-        for job_id in self.job_ids:
-            pipe.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
-        for name in self.queues:
-            for level in (name, f"{name}:high", f"{name}:low"):
-                pipe.srem("rq:queues", f"rq:queue:{level}")
-                for template in ("queue", "wip", "finished", "failed", "canceled", "started"):
-                    pipe.unlink(f"rq:{template}:{level}")
-                pipe.unlink(f"rq:workers:{level}", f"rq:clean_registries:{level}")
-        pipe.execute()
+        """Delete the jobs, results and queue keys this run created (only those)."""
+        delete_rq_keys(self.conn, list(self.job_ids), list(self.queues))
         self.conn.close()
 
 
