@@ -131,11 +131,10 @@ class AdminCore:
                 [("allow", allow)],
             )
         part = route.part.resolve(self.source) if route.part is not None else None
-        params = (
-            {param.name: param.read(request, self.source.queues) for param in route.params}
-            if route.params
-            else _NO_PARAMS
-        )
+        params = _NO_PARAMS
+        if route.params:
+            choices = {"queues": self.source.queues}
+            params = {param.name: param.read(request, choices) for param in route.params}
         body = None
         if route.body is not None:
             raw = await read_body(max(self.max_body, largest_body(route.body)))

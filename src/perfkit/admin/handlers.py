@@ -27,6 +27,7 @@ from perfkit.admin import schemas as s
 from perfkit.admin.calls import Caller, ThreadCaller
 from perfkit.admin.dashboard import DASHBOARD
 from perfkit.admin.http import AdminError, Request, Response
+from perfkit.admin.params import QUEUE
 from perfkit.admin.source import AdminSource
 from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, RedisService
 from perfkit.jobs import JobService, JobStats, periodic_runs
@@ -68,15 +69,6 @@ class Ask(msgspec.Struct, frozen=True):
     params: Mapping[str, Any]
     body: Any = None
     part: Any = None
-
-
-def known_queue(queues: tuple[str, ...], value: str | None, field: str) -> str | None:
-    """``value`` when it is one of ``queues`` (or ``None``), else 400 naming ``field``."""
-    if value is not None and value not in queues:
-        raise AdminError(
-            400, "bad_request", f"{field}: unknown queue {value!r}; known: {list(queues)}"
-        )
-    return value
 
 
 class Handlers:
@@ -175,8 +167,9 @@ class Handlers:
 
     def _queues(self, queue: str | None) -> list[str]:
         """``queue`` (checked) as a list, or every configured queue."""
-        known = known_queue(self.source.queues, queue, "queue")
-        return [known] if known is not None else list(self.source.queues)
+        if queue is None:
+            return list(self.source.queues)
+        return [QUEUE.convert("queue", queue, {"queues": self.source.queues})]
 
     @staticmethod
     async def _optional(awaitable: Any) -> Any:

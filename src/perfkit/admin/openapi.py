@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from perfkit.admin.http import ErrorBody
+from perfkit.admin.params import Choices
 from perfkit.admin.schemas import CHOICES
 from perfkit.admin.spec import Param, Route
 
@@ -71,22 +72,13 @@ def _with_choices(node: Any, choices: dict[str, list[str]]) -> Any:
     return out
 
 
-def _parameter(param: Param, queues: list[str]) -> dict[str, Any]:
-    if param.queue:
-        schema: dict[str, Any] = {"type": "string", "enum": queues}
-    else:
-        schema = {
-            "type": "integer",
-            "minimum": param.minimum,
-            "maximum": param.maximum,
-            "default": param.default,
-        }
+def _parameter(param: Param, choices: Choices) -> dict[str, Any]:
     return {
         "name": param.name,
         "in": "query",
         "required": False,
         "description": param.description,
-        "schema": schema,
+        "schema": param.kind.schema(choices),
     }
 
 
@@ -98,7 +90,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _operation(
-    route: Route, schemas: Schemas, queues: list[str], health_open: bool
+    route: Route, schemas: Schemas, choices: Choices, health_open: bool
 ) -> dict[str, Any]:
     responses_refs, bodies_refs, _ = schemas
     if route.response is str:
@@ -132,7 +124,7 @@ def _operation(
         "responses": responses,
     }
     if route.params:
-        operation["parameters"] = [_parameter(param, queues) for param in route.params]
+        operation["parameters"] = [_parameter(param, choices) for param in route.params]
     if route.body is not None:
         # Required when an empty object would not do (no body is read as ``{}``).
         fields = msgspec.structs.fields(route.body)
@@ -158,13 +150,12 @@ def document(
     ``queues`` and ``warmers`` (the values of ``queue`` and of warmer ``names``) and
     ``health_open``."""
     schemas = _schemas(routes)
-    names = list(queues)
-    choices = {"queues": names, "warmers": list(warmers)}
+    choices = {"queues": list(queues), "warmers": list(warmers)}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         path = route.path or "/"
         paths.setdefault(path, {})[route.method.lower()] = _operation(
-            route, schemas, names, health_open
+            route, schemas, choices, health_open
         )
     return {
         "openapi": "3.1.0",

@@ -11,6 +11,7 @@ from perfkit.admin import schemas as s
 from perfkit.admin.handlers import Ask, Handlers
 from perfkit.admin.http import Response
 from perfkit.admin.openapi import document
+from perfkit.admin.params import QUEUE, Integer
 from perfkit.admin.source import AdminSource
 from perfkit.admin.spec import CACHE, JOBS, POOL, WARMING, Param, Route
 from perfkit.metrics import CONTENT_TYPE
@@ -63,7 +64,7 @@ ROUTES: tuple[Route, ...] = (
         "Statement times, slowest statements, counts, slow %.",
         s.DatabaseReport,
         part=POOL,
-        params=(Param("top", "Statements listed, by total time.", 1, 100, 20),),
+        params=(Param("top", "Statements listed, by total time.", Integer(1, 100, default=20)),),
     ),
     Route(
         "GET",
@@ -78,7 +79,7 @@ ROUTES: tuple[Route, ...] = (
         Handlers.trends,
         "Per-minute requests, response times and sampled values.",
         s.TrendsReport,
-        params=(Param("last", "Minutes, newest last.", 1, 1440, 60),),
+        params=(Param("last", "Minutes, newest last.", Integer(1, 1440, default=60)),),
     ),
     Route(
         "GET",
@@ -104,9 +105,9 @@ ROUTES: tuple[Route, ...] = (
         s.FailedJobsReport,
         part=JOBS,
         params=(
-            Param("queue", "One queue (default: all, one page across them).", queue=True),
-            Param("offset", "Jobs to skip.", 0, 100_000, 0),
-            Param("limit", "Jobs on the page.", 1, 100, 20),
+            Param("queue", "One queue (default: all, one page across them).", QUEUE),
+            Param("offset", "Jobs to skip.", Integer(0, 100_000, default=0)),
+            Param("limit", "Jobs on the page.", Integer(1, 100, default=20)),
         ),
     ),
     Route(

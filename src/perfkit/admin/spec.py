@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NamedTuple
 
-from perfkit.admin.handlers import Ask, Handlers, known_queue
+from perfkit.admin.handlers import Ask, Handlers
 from perfkit.admin.http import AdminError, Request
+from perfkit.admin.params import Choices, Kind
 from perfkit.admin.source import AdminSource
 
 __all__ = ["CACHE", "JOBS", "POOL", "WARMING", "Handler", "Param", "Part", "Route"]
@@ -46,31 +47,20 @@ JOBS = Part("jobs", "jobs")
 
 
 class Param(NamedTuple):
-    """A query parameter: an integer in [``minimum``, ``maximum``] defaulting to
-    ``default``, or (``queue``) one of the configured queue names, default all."""
+    """A query parameter: its ``name``, what it is for, and its ``kind``
+    (:mod:`perfkit.admin.params`), which reads it and describes it."""
 
     name: str
     description: str
-    minimum: int | None = None
-    maximum: int | None = None
-    default: int | None = None
-    queue: bool = False
+    kind: Kind
 
-    def read(self, request: Request, queues: tuple[str, ...]) -> int | str | None:
-        """This parameter's value in ``request``, or 400 naming it."""
+    def read(self, request: Request, choices: Choices) -> Any:
+        """This parameter's value in ``request`` (the kind's default when absent), or 400
+        naming it."""
         raw = request.param(self.name)
-        if self.queue:
-            return known_queue(queues, raw, self.name)
         if raw is None:
-            return self.default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise AdminError(400, "bad_request", f"{self.name}: expected an integer") from None
-        low, high = self.minimum, self.maximum
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise AdminError(400, "bad_request", f"{self.name}: must be between {low} and {high}")
-        return value
+            return self.kind.default
+        return self.kind.convert(self.name, raw, choices)
 
 
 class Route(NamedTuple):
