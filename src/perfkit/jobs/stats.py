@@ -25,9 +25,11 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     ``failed_recent`` counts failures in the last ``health_window`` seconds.
     """
 
-    queue: str
+    queue: Annotated[str, msgspec.Meta(description="The base queue's name.")]
     waiting: Annotated[int, GaugeField("Jobs waiting in the queue.", mode="max")]
-    waiting_by_priority: dict[str, int]
+    waiting_by_priority: Annotated[
+        dict[str, int], msgspec.Meta(description="`waiting` by level: high, normal, low.")
+    ]
     started: Annotated[int, GaugeField("Jobs being run by a worker now.", mode="max")]
     scheduled: Annotated[int, GaugeField("Jobs scheduled for later.", mode="max")]
     deferred: Annotated[
@@ -43,8 +45,13 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     ]
     failed_recent: Annotated[int, GaugeField("Jobs that failed in the health window.", mode="max")]
     workers: Annotated[int, GaugeField("Workers listening on the queue.", mode="max")]
-    status: HealthStatus
-    reason: str
+    status: Annotated[
+        HealthStatus,
+        msgspec.Meta(
+            description="healthy, or degraded: no worker listens, or jobs failed in the window."
+        ),
+    ]
+    reason: Annotated[str, msgspec.Meta(description="Why, in words (the CLI shows it).")]
 
 
 class JobStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,7 +61,9 @@ class JobStats(msgspec.Struct, frozen=True, kw_only=True):
     The exporters label each queue's fields with ``queue`` (``perfkit_jobs_waiting{queue=
     "email"}``)."""
 
-    queues: list[QueueStats]
+    queues: Annotated[
+        list[QueueStats], msgspec.Meta(description="One per base queue reported on, in order.")
+    ]
 
     def queue(self, name: str) -> QueueStats:
         """The stats of base queue ``name`` (``KeyError`` when not reported)."""

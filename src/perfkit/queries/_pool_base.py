@@ -44,7 +44,7 @@ _names = itertools.count(1)
 class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
     """A pool's connections and acquisitions (psycopg_pool's counters plus perfkit's)."""
 
-    name: str
+    name: Annotated[str, msgspec.Meta(description="The pool's name.")]
     min_size: Annotated[int, GaugeField("The pool's minimum number of connections.")]
     max_size: Annotated[int, GaugeField("The pool's maximum number of connections.")]
     size: Annotated[int, GaugeField("Connections open now.", name="connections_open")]
@@ -95,8 +95,11 @@ class PoolStats(msgspec.Struct, frozen=True, kw_only=True):
 class TimedPoolStats(msgspec.Struct, frozen=True, kw_only=True):
     """What ``pool.stats()`` returns: the pool, and the statements run through it."""
 
-    pool: PoolStats
-    queries: QueryStatsSnapshot
+    pool: Annotated[PoolStats, msgspec.Meta(description="This pool's connections.")]
+    queries: Annotated[
+        QueryStatsSnapshot,
+        msgspec.Meta(description="The statements of its QueryStats (all pools sharing it)."),
+    ]
 
 
 def psycopg_pool_stats(

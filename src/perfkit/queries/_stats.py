@@ -112,10 +112,19 @@ class QueryStatsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     fingerprints_evicted: Annotated[
         int, CounterField("Statement fingerprints dropped to keep the table bounded.")
     ]
-    by_fingerprint: list[StatementStats]
-    slowest: list[SlowQuery]
-    # The plans of slow statements, newest first (docs/queries.md, "Plans of slow statements").
-    plans: list[QueryPlan] = []
+    by_fingerprint: Annotated[
+        list[StatementStats],
+        msgspec.Meta(description="Per statement fingerprint, by total time, largest first."),
+    ]
+    slowest: Annotated[
+        list[SlowQuery],
+        msgspec.Meta(description="The slowest of the recent slow statements, slowest first."),
+    ]
+    # (docs/queries.md, "Plans of slow statements")
+    plans: Annotated[
+        list[QueryPlan],
+        msgspec.Meta(description="The plans of slow statements, newest first (if explained)."),
+    ] = []
 
     @classmethod
     def of(

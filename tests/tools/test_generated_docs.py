@@ -1,0 +1,60 @@
+"""tools/gen_docs.py: the reference tables of docs/ are generated from the code and current."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "tools/gen_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_docs"] = module  # NamedTuples look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generated_docs_are_current() -> None:
+    done = subprocess.run(
+        [sys.executable, "tools/gen_docs.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"run python tools/gen_docs.py\n{done.stdout}{done.stderr}"
+
+
+def test_a_stale_region_is_rewritten_and_the_rest_left_alone() -> None:
+    tool = _tool()
+    writers = {"here": lambda: "| new |\n"}
+    text = "before\n<!-- generated: here -->\n| old |\n<!-- end generated -->\nafter\n"
+    seen: set[str] = set()
+    assert tool.generated(text, writers, seen) == (
+        "before\n<!-- generated: here -->\n| new |\n<!-- end generated -->\nafter\n"
+    )
+    assert seen == {"here"}
+    with pytest.raises(SystemExit, match="unknown generated region 'there'"):
+        tool.generated(text.replace("here", "there"), writers, set())
+
+
+def test_every_stats_field_is_in_a_table_with_its_metric() -> None:
+    tool = _tool()
+    from perfkit.cache import CacheStats
+    from perfkit.jobs import QueueStats
+
+    structs = tool.stats_structs()
+    cache = tool.stats_table(CacheStats, structs[CacheStats])
+    for field in CacheStats.__struct_fields__:
+        assert f"| `{field}` |" in cache
+    assert "| `hits` | `int` | counter | `perfkit_cache_hits_total` |" in cache
+    queues = tool.stats_table(QueueStats, structs[QueueStats])
+    assert "| `waiting` | `int` | gauge | `perfkit_jobs_waiting{queue}` |" in queues
