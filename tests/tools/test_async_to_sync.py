@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("async_to_sync", ROOT / "tools/async_to_sync.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["async_to_sync"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
+from tests.tools._load import ROOT, load_tool
 
 SOURCE = '''"""AsyncThing: the async source."""
 
@@ -76,7 +63,7 @@ class AsyncThing:
 
 
 def test_every_async_construct_becomes_its_sync_counterpart() -> None:
-    text = _tool().to_sync(
+    text = load_tool("async_to_sync").to_sync(
         SOURCE,
         source_name="_thing_async.py",
         target="src/perfkit/_thing.py",

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "tools/gen_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_docs"] = module  # NamedTuples look their module up
-    spec.loader.exec_module(module)
-    return module
+from tests.tools._load import ROOT, load_tool
 
 
 def test_the_generated_docs_are_current() -> None:
@@ -34,7 +22,7 @@ def test_the_generated_docs_are_current() -> None:
 
 
 def test_a_stale_region_is_rewritten_and_the_rest_left_alone() -> None:
-    tool = _tool()
+    tool = load_tool("gen_docs")
     writers = {"here": lambda: "| new |\n"}
     text = "before\n<!-- generated: here -->\n| old |\n<!-- end generated -->\nafter\n"
     seen: set[str] = set()
@@ -47,7 +35,7 @@ def test_a_stale_region_is_rewritten_and_the_rest_left_alone() -> None:
 
 
 def test_every_stats_field_is_in_a_table_with_its_metric() -> None:
-    tool = _tool()
+    tool = load_tool("gen_docs")
     from perfkit.cache import CacheStats
     from perfkit.jobs import QueueStats
 

@@ -42,8 +42,9 @@ from perfkit.metrics import (
 )
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.job_metrics import job_snapshots
+from perfkit.metrics.monitor import PerformanceReport
 from perfkit.metrics.system import process_start_time
-from perfkit.queries import DatabaseSource, get_n_plus_one_detector
+from perfkit.queries import DatabaseSource, NPlusOne, QueryStatsSnapshot, get_n_plus_one_detector
 
 __all__ = ["Ask", "Handlers"]
 
@@ -158,6 +159,26 @@ class Handlers:
             n_plus_one=view.n_plus_one() if queries is not None else [],
         )
 
+    def _report(
+        self, view: FleetView, queries: QueryStatsSnapshot | None, n_plus_one: list[NPlusOne] | None
+    ) -> PerformanceReport:
+        """The monitor's report on the fleet's requests and on ``queries`` and ``n_plus_one``
+        (where ``None``, the monitor's own: this process's)."""
+        return self.source.monitor.report(
+            requests=view.requests(),
+            slowest=view.slowest(),
+            slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
+            plans=queries.plans if queries is not None else None,
+            n_plus_one=n_plus_one,
+        )
+
+    @staticmethod
+    def _system(report: PerformanceReport) -> s.MemoryReport:
+        """The memory of ``report``'s process."""
+        return s.MemoryReport(
+            rss_bytes=report.memory_rss, limit_bytes=report.memory_limit, ratio=report.memory_ratio
+        )
+
     def _memory(self) -> s.MemoryReport:
         rss = resident_memory()
         limit = memory_limit(self.source.monitor.configured_memory_limit)
@@ -215,22 +236,12 @@ class Handlers:
         await self._refresh_all()
         view = await self._fleet()
         queries = view.queries(0) if self.source.pool is not None else None
-        report = self.source.monitor.report(
-            requests=view.requests(),
-            slowest=view.slowest(),
-            slow_query_pct=queries.slow_pct if queries is not None and queries.count else None,
-            plans=queries.plans if queries is not None else None,
-            n_plus_one=view.n_plus_one() if queries is not None else None,
-        )
+        report = self._report(view, queries, view.n_plus_one() if queries is not None else None)
         return s.SummaryReport(
             at=report.at,
             uptime_s=report.uptime_s,
             requests=report.requests,
-            memory=s.MemoryReport(
-                rss_bytes=report.memory_rss,
-                limit_bytes=report.memory_limit,
-                ratio=report.memory_ratio,
-            ),
+            memory=self._system(report),
             cache_hit_rate=report.cache_hit_rate,
             slow_query_pct=report.slow_query_pct,
             queue_depth=report.queue_depth,
@@ -250,16 +261,10 @@ class Handlers:
             if source.pool is not None
             else None
         )
-        report = source.monitor.report(
-            requests=view.requests(),
-            slowest=view.slowest(),
-            slow_query_pct=(
-                database.queries.slow_pct
-                if database is not None and database.queries.count
-                else None
-            ),
-            plans=database.queries.plans if database is not None else None,
-            n_plus_one=database.n_plus_one if database is not None else None,
+        report = self._report(
+            view,
+            database.queries if database is not None else None,
+            database.n_plus_one if database is not None else None,
         )
         collector = source.monitor.cache_collector
         cache = collector.latest if collector is not None else None
@@ -276,11 +281,7 @@ class Handlers:
             api=report.requests,
             slowest_requests=report.slowest,
             database=database,
-            system=s.MemoryReport(
-                rss_bytes=report.memory_rss,
-                limit_bytes=report.memory_limit,
-                ratio=report.memory_ratio,
-            ),
+            system=self._system(report),
             cache=cache,
             jobs=jobs,
             recommendations=report.findings,
