@@ -42,8 +42,8 @@ def test_one_of_reads_the_apps_own_values() -> None:
 def test_text_reads_a_bounded_string() -> None:
     kind = Text(min_length=1, max_length=8, pattern=r"^[a-z:]+$")
     assert kind.convert("p", "user:", CHOICES) == "user:"
-    assert refused(kind.convert, "") == "p: must be 1 to 8 characters long"
-    assert refused(kind.convert, "a" * 9) == "p: must be 1 to 8 characters long"
+    assert refused(kind.convert, "") == "p: must be 1..8 characters long"
+    assert refused(kind.convert, "a" * 9) == "p: must be 1..8 characters long"
     assert refused(kind.convert, "a b") == "p: must match ^[a-z:]+$"
     assert kind.schema(CHOICES) == {
         "type": "string",
@@ -52,6 +52,9 @@ def test_text_reads_a_bounded_string() -> None:
         "pattern": "^[a-z:]+$",
     }
     assert kind.describe() == "string of 1..8 characters matching `^[a-z:]+$`"
+    exact = Text(min_length=16, max_length=16)
+    assert refused(exact.convert, "abc") == "p: must be 16 characters long"
+    assert exact.describe() == "string of 16 characters"
 
 
 def test_a_new_kind_is_documented_from_the_route_table_alone() -> None:

@@ -126,7 +126,7 @@ class Text(Kind):
     def convert(self, name: str, raw: str, choices: Choices) -> str:
         """``raw`` when its length and characters are allowed."""
         if not self.min_length <= len(raw) <= self.max_length:
-            raise _bad(name, f"must be {self.min_length} to {self.max_length} characters long")
+            raise _bad(name, f"must be {self._length()} characters long")
         if self._compiled is not None and self._compiled.search(raw) is None:
             raise _bad(name, f"must match {self.pattern}")
         return raw
@@ -144,9 +144,14 @@ class Text(Kind):
             schema["default"] = self.default
         return schema
 
+    def _length(self) -> str:
+        if self.min_length == self.max_length:
+            return str(self.max_length)
+        return f"{self.min_length}..{self.max_length}"
+
     def describe(self) -> str:
         """``string of 1..64 characters matching `^[a-z]+$```."""
-        words = f"string of {self.min_length}..{self.max_length} characters"
+        words = f"string of {self._length()} characters"
         if self.pattern is not None:
             words += f" matching `{self.pattern}`"
         if self.default is not None:
