@@ -144,7 +144,7 @@ def stats_structs() -> dict[type[msgspec.Struct], Found]:
             else:
                 walk(nested, Found(f"{where.prefix}{field}_", where.labels), label)
 
-    collectors = _collectors()
+    collectors = _collectors()  # (a KeyError here: the monitor renamed a prefix)
     for prefix, cls in SOURCES.items():
         walk(cls, Found(f"{prefix}_", ()), collectors[prefix].label)
     return found
@@ -165,15 +165,7 @@ def _type(hint: Any) -> str:
     return str(getattr(bare, "__name__", bare))
 
 
-def _kind(hint: Any) -> StatKind | None:
-    for extra in getattr(hint, "__metadata__", ()):
-        if isinstance(extra, StatKind):
-            return extra
-    return None
-
-
-def _description(cls: type, field: str, hint: Any) -> str:
-    kind = _kind(hint)
+def _description(cls: type, field: str, hint: Any, kind: StatKind | None) -> str:
     if kind is not None:
         # The HELP text says what the metric holds, in base units.
         scaled = f" The metric is the field times {kind.scale:g}." if kind.scale != 1 else ""
@@ -199,8 +191,9 @@ def _metric(where: Found, field: str, kind: StatKind) -> str:
 def stats_table(cls: type[msgspec.Struct], where: Found) -> str:
     """The fields of ``cls``: type, kind, exported metric, description."""
     rows = []
+    kinds = declared_kinds(cls)
     for field, hint in _hints(cls).items():
-        kind = _kind(hint)
+        kind = kinds.get(field)
         if kind is not None:
             kind_name, metric = _kind_name(kind), f"`{_metric(where, field, kind)}`"
         else:
@@ -210,7 +203,7 @@ def stats_table(cls: type[msgspec.Struct], where: Found) -> str:
                 inner = stats_structs()[nested]
                 labels = f"{{{','.join(inner.labels)}}}" if labelled else ""
                 metric = f"`{inner.prefix}…{labels}`"
-        description = _description(cls, field, hint)
+        description = _description(cls, field, hint, kind)
         rows.append((f"`{field}`", f"`{_type(hint)}`", kind_name, metric, description))
     return _table(("field", "type", "kind", "metric", "what"), rows)
 
