@@ -27,7 +27,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from perfkit import _units
-from perfkit.metrics.routes import UNMATCHED
+from perfkit.http.routes import UNMATCHED
 
 __all__ = ["RouteMiddleware"]
 
