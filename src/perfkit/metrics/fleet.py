@@ -135,7 +135,7 @@ class FleetView:
 
     @property
     def metrics(self) -> list[MetricSnapshot]:
-        """Every metric merged (see :func:`perfkit.metrics.merge`)."""
+        """Every metric merged (see :func:`perfkit.metrics.snapshot.merge`)."""
         if self._metrics is None:
             self._metrics = merge(
                 ProcessSnapshot(s.info.process, s.info.published, s.metrics) for s in self._all
