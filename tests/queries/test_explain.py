@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import structlog
 
-from perfkit.metrics import Thresholds, recommend
+from perfkit.metrics import Thresholds
+from perfkit.metrics.recommendations import recommend
 from perfkit.queries import (
     AsyncTimedPool,
     ExplainSettings,

@@ -35,15 +35,13 @@ from perfkit.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
     StatsCollector,
-    memory_limit,
-    render,
-    resident_memory,
     wants_openmetrics,
 )
+from perfkit.metrics.exposition import render
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.job_metrics import job_snapshots
 from perfkit.metrics.monitor import PerformanceReport
-from perfkit.metrics.system import process_start_time
+from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.queries import DatabaseSource, NPlusOne, QueryStatsSnapshot, get_n_plus_one_detector
 
 __all__ = ["Ask", "Handlers"]
