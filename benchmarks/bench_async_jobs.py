@@ -32,7 +32,7 @@ from _common import delete_rq_keys, redis_server, rotated_orders
 from rq import Queue
 from rq.registry import FinishedJobRegistry
 
-from perfkit.jobs import JobSerializer
+from perfkit.jobs.serializer import JobSerializer
 from perfkit.settings import redacted_url
 
 if __name__ == "__main__":

@@ -47,14 +47,9 @@ from rq import Queue, Retry, SimpleWorker, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import DefaultSerializer
 
-from perfkit.jobs import (
-    ForkingJobWorker,
-    JobSerializer,
-    JobService,
-    JobWorker,
-    allow_jobs,
-    processor,
-)
+from perfkit.jobs import JobService, allow_jobs, processor
+from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from perfkit.settings import redacted_url
 
 if __name__ == "__main__":

@@ -11,17 +11,19 @@ import pytest
 
 from perfkit import _defaults
 from perfkit.cache import RedisService, get_default_cache, set_default_cache
-from perfkit.jobs import (
+from perfkit.jobs.allowlist import allowed_jobs
+from perfkit.jobs.builtins import (
     LogEmailSender,
     LogNotificationSink,
-    allowed_jobs,
+    export,
+    mail,
+    notify,
     register_email_template,
-    schedule,
     set_email_sender,
     set_export_directory,
     set_notification_sink,
 )
-from perfkit.jobs.builtins import export, mail, notify
+from perfkit.jobs.periodic import schedule
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "perfkit"
 
