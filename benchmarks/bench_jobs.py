@@ -115,7 +115,8 @@ QUICK = Plan(
 
 # RQ's SimpleWorker as a process of its own, configured as a perfkit worker's queue needs.
 RQ_SIMPLE_WORKER = (
-    "import os, sys, redis; from rq import SimpleWorker; from perfkit.jobs import JobSerializer; "
+    "import os, sys, redis; from rq import SimpleWorker; "
+    "from perfkit.jobs.serializer import JobSerializer; "
     "SimpleWorker([sys.argv[1]], connection=redis.Redis.from_url(os.environ['REDIS_URL']), "
     "serializer=JobSerializer).work(logging_level='WARNING')"
 )

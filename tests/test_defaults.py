@@ -104,7 +104,7 @@ def test_reset_with_declarations_forgets_them_too() -> None:
     # In a process of its own: forgetting declarations would break the tests that follow.
     code = (
         "from perfkit import _defaults\n"
-        "from perfkit.jobs import allow_jobs, allowed_jobs\n"
+        "from perfkit.jobs import allow_jobs\nfrom perfkit.jobs.allowlist import allowed_jobs\n"
         "allow_jobs('myapp.tasks')\n"
         "_defaults.reset()\n"
         "assert allowed_jobs() == {'myapp.tasks'}, allowed_jobs()\n"
