@@ -40,8 +40,8 @@ import msgspec
 
 from perfkit import Settings
 from perfkit._stat_kinds import DurationField, StatKind
-from perfkit.admin import ROUTES
 from perfkit.admin.openapi import document
+from perfkit.admin.routes import ROUTES
 from perfkit.admin.schemas import CHOICES
 from perfkit.admin.spec import Route
 from perfkit.cache import CacheStats

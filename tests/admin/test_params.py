@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from perfkit.admin import AdminError
+from perfkit.admin.http import AdminError
 from perfkit.admin.openapi import document
 from perfkit.admin.params import QUEUE, Choices, Integer, Text
 from perfkit.admin.schemas import ResetResult

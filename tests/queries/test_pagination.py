@@ -160,20 +160,3 @@ async def test_async_pagination_matches_sync(apool: AsyncTimedPool, pool: TimedP
     assert async_keyset == sync_keyset
     assert async_next == sync_next
     assert async_offset == sync_offset
-
-
-async def test_fetch_async_is_a_deprecated_alias_of_the_async_twins_fetch(
-    apool: AsyncTimedPool, pool: TimedPool
-) -> None:
-    keyset = KeysetPagination(TABLE, ["price"], sort_key="price")
-    offset = OffsetPagination(TABLE, ["price"], order_by=["price", "id"])
-    with pool.connection() as conn:
-        make_table(conn, 12)
-        expected_keyset = keyset.fetch(conn, limit=5)
-        expected_offset = offset.fetch(conn, page=2, per_page=5, with_total=True)
-    async with apool.connection() as aconn:
-        with pytest.warns(DeprecationWarning, match=r"AsyncKeysetPagination\(\.\.\.\)\.fetch"):
-            assert await keyset.fetch_async(aconn, limit=5) == expected_keyset
-        with pytest.warns(DeprecationWarning, match=r"AsyncOffsetPagination\(\.\.\.\)\.fetch"):
-            found = await offset.fetch_async(aconn, page=2, per_page=5, with_total=True)
-    assert found == expected_offset

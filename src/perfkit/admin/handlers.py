@@ -30,7 +30,8 @@ from perfkit.admin.http import AdminError, Request, Response
 from perfkit.admin.params import QUEUE
 from perfkit.admin.source import AdminSource
 from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, RedisService
-from perfkit.jobs import JobService, JobStats, periodic_runs
+from perfkit.jobs import JobService, JobStats
+from perfkit.jobs.periodic import periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
