@@ -14,7 +14,6 @@ import pytest
 import perfkit.cache
 import perfkit.metrics
 from perfkit.cache import AsyncRedisService, CacheStats, RedisService
-from perfkit.metrics import PerformanceMonitor, StatsSource
 from perfkit.queries import TimedPool
 from perfkit.settings import Settings
 
@@ -65,20 +64,3 @@ async def test_async_cache_metrics_and_reset_metrics(redis_url: str, namespace: 
 def test_cache_metrics_struct_name() -> None:
     with pytest.warns(DeprecationWarning, match=r"CacheMetrics .* use perfkit\.cache\.CacheStats"):
         assert perfkit.cache.CacheMetrics is CacheStats
-
-
-@pytest.mark.parametrize("old", ["CacheSource", "PoolSource", "JobsSource"])
-def test_the_three_source_protocols(old: str) -> None:
-    with pytest.warns(
-        DeprecationWarning, match=rf"perfkit\.metrics\.{old} is deprecated.*StatsSource"
-    ):
-        assert getattr(perfkit.metrics, old) is StatsSource
-
-
-def test_monitor_reads_every_part_through_stats(cache: RedisService, pool: TimedPool) -> None:
-    # Not an alias: the new protocol the aliases point to, on real parts.
-    monitor = PerformanceMonitor(cache=cache, pool=pool, settings=Settings())
-    monitor.refresh()
-    assert monitor.cache_collector is not None and monitor.pool_collector is not None
-    assert isinstance(monitor.cache_collector.latest, CacheStats)
-    assert monitor.pool_collector.latest.pool.name == pool.name
