@@ -4,9 +4,10 @@ at the standalone server directly (raw client, URL) run on standalone only."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -43,6 +44,20 @@ def eventually(
         if time.perf_counter() - start > timeout:
             raise AssertionError("condition not met in time")
         time.sleep(pause)
+    return time.perf_counter() - start
+
+
+async def aeventually(
+    condition: Callable[[], Awaitable[object]],
+    timeout: float = 2.0,  # noqa: ASYNC109 (eventually's twin: the same arguments)
+    pause: float = 0.001,
+) -> float:
+    """``eventually`` for a condition that is awaited (tools/async_to_sync.py renames it)."""
+    start = time.perf_counter()
+    while not await condition():
+        if time.perf_counter() - start > timeout:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(pause)
     return time.perf_counter() - start
 
 
