@@ -179,6 +179,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_tags_async.py"),
     _test_twin("tests/cache/test_fallback_async.py"),
     _test_twin("tests/cache/test_hit_path_async.py"),
+    _test_twin("tests/cache/test_values_async.py"),
 ]
 
 
