@@ -10,7 +10,8 @@ tree (comments kept, through ``ast_comments``) is rewritten to the sync API and 
 What the transform does, for any module listed in ``TWINS``:
 
 - ``async def`` / ``async for`` / ``async with`` become ``def`` / ``for`` / ``with``;
-  ``await x`` becomes ``x``; ``Awaitable[T]`` and ``Coroutine[Any, Any, T]`` become ``T``.
+  ``await x`` becomes ``x``; ``Awaitable[T]`` and ``Coroutine[Any, Any, T]`` become ``T``;
+  ``asyncio.to_thread(f, *args)`` becomes ``f(*args)``.
 - Names, attributes, imports and words in docstrings and comments are renamed by ``RENAMES``
   (``AsyncRedisService`` -> ``RedisService``, ``__aenter__`` -> ``__enter__``,
   ``asyncio.sleep`` -> ``time.sleep``, ``redis.asyncio`` -> ``redis`` ...).
@@ -180,6 +181,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_fallback_async.py"),
     _test_twin("tests/cache/test_hit_path_async.py"),
     _test_twin("tests/cache/test_values_async.py"),
+    _test_twin("tests/cache/test_decorator_async.py"),
 ]
 
 
@@ -235,6 +237,14 @@ class AsyncToSync(ast.NodeTransformer):
 
     def visit_Await(self, node: ast.Await) -> ast.AST:
         return self.visit(node.value)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        # asyncio.to_thread(f, *args) -> f(*args): the sync twin is on a thread already.
+        if _dotted(node.func) == "asyncio.to_thread" and node.args:
+            function, *args = node.args
+            return self.visit(ast.Call(function, args, node.keywords))
+        self.generic_visit(node)
+        return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         # Awaitable[T] -> T; Coroutine[Any, Any, T] -> T.
