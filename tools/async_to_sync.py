@@ -182,6 +182,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_hit_path_async.py"),
     _test_twin("tests/cache/test_values_async.py"),
     _test_twin("tests/cache/test_decorator_async.py"),
+    _test_twin("tests/cache/test_l1_async.py"),
 ]
 
 
