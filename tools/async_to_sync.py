@@ -89,6 +89,7 @@ RENAMES: dict[str, str] = {
 TEST_RENAMES: dict[str, str] = {
     "acache": "cache",
     "aeventually": "eventually",
+    "areads": "reads",
 }
 
 # Markers that make pytest run a coroutine function: a sync test has none to run.
@@ -183,6 +184,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_values_async.py"),
     _test_twin("tests/cache/test_decorator_async.py"),
     _test_twin("tests/cache/test_l1_async.py"),
+    _test_twin("tests/cache/test_hostile_async.py"),
 ]
 
 

@@ -61,6 +61,21 @@ async def aeventually(
     return time.perf_counter() - start
 
 
+def reads(cache: RedisService, key: str, value: object) -> Callable[[], bool]:
+    """A condition for ``eventually``: ``cache`` reads ``value`` at ``key`` (``"miss"``:
+    nothing)."""
+    return lambda: cache.get(key, "miss") == value
+
+
+def areads(cache: AsyncRedisService, key: str, value: object) -> Callable[[], Awaitable[bool]]:
+    """``reads`` for ``aeventually`` (tools/async_to_sync.py renames it)."""
+
+    async def condition() -> bool:
+        return await cache.get(key, "miss") == value
+
+    return condition
+
+
 # A test asking for one of these inspects the standalone server itself.
 _STANDALONE_ONLY = {"redis_client", "redis_url", "private_redis"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -18,7 +18,7 @@ import redis
 import perfkit._compat.redis
 from perfkit.cache import RedisService, cached_query
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, eventually
+from tests.cache.conftest import TEST_SETTINGS, eventually, reads
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -61,16 +61,6 @@ def l1_service(url: str) -> RedisService:
     service = RedisService(url, namespace="app", settings=TEST_SETTINGS, l1=True)
     assert service.wait_l1_ready()
     return service
-
-
-def reads(cache: RedisService, key: str, value: object) -> Callable[[], bool]:
-    """A condition for ``eventually``: ``cache`` reads ``value`` (``"miss"`` if none) at
-    ``key``."""
-
-    def condition() -> bool:
-        return cache.get(key, "miss") == value
-
-    return condition
 
 
 def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -18,7 +18,7 @@ import redis
 import perfkit._compat.redis
 from perfkit.cache import AsyncRedisService, cached_query
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, aeventually, eventually
+from tests.cache.conftest import TEST_SETTINGS, aeventually, areads, eventually
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -61,16 +61,6 @@ async def l1_service(url: str) -> AsyncRedisService:
     service = AsyncRedisService(url, namespace="app", settings=TEST_SETTINGS, l1=True)
     assert await asyncio.to_thread(service.wait_l1_ready)
     return service
-
-
-def reads(cache: AsyncRedisService, key: str, value: object) -> Callable[[], Awaitable[bool]]:
-    """A condition for ``aeventually``: ``cache`` reads ``value`` (``"miss"`` if none) at
-    ``key``."""
-
-    async def condition() -> bool:
-        return await cache.get(key, "miss") == value
-
-    return condition
 
 
 async def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) -> None:
@@ -119,16 +109,16 @@ async def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) 
     assert (await cache.stats()).l1_entries == 3
 
     await other.set("u", "new")
-    delay = await aeventually(reads(cache, "u", "new"))
+    delay = await aeventually(areads(cache, "u", "new"))
     await other.invalidate_tags(["product:1"])
-    await aeventually(reads(cache, "k", "miss"))
+    await aeventually(areads(cache, "k", "miss"))
     await other.invalidate_pattern("p:*")
-    await aeventually(reads(cache, "p:1", "miss"))
+    await aeventually(areads(cache, "p:1", "miss"))
     # Any writer, not only perfkit: tracking covers the whole namespace.
     raw = redis.Redis.from_url(server.url)
     assert await cache.get("u") == "new"
     raw.delete("app:u")
-    await aeventually(reads(cache, "u", "miss"))
+    await aeventually(areads(cache, "u", "miss"))
     assert delay < 1.0
     raw.close()
     await other.close()
@@ -223,5 +213,5 @@ async def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
         ]
     )
     await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code, server.url], check=True)
-    await aeventually(reads(cache, "k", "new"))
+    await aeventually(areads(cache, "k", "new"))
     await cache.close()
