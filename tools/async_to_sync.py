@@ -9,7 +9,8 @@ tree (comments kept, through ``ast_comments``) is rewritten to the sync API and 
 
 What the transform does, for any module listed in ``TWINS``:
 
-- ``async def`` / ``async for`` / ``async with`` become ``def`` / ``for`` / ``with``;
+- ``async def`` / ``async for`` / ``async with`` (and ``async for`` in a comprehension) become
+  ``def`` / ``for`` / ``with``;
   ``await x`` becomes ``x``; ``Awaitable[T]`` and ``Coroutine[Any, Any, T]`` become ``T``;
   ``asyncio.to_thread(f, *args)`` becomes ``f(*args)``.
 - Names, attributes, imports and words in docstrings and comments are renamed by ``RENAMES``
@@ -69,6 +70,7 @@ RENAMES: dict[str, str] = {
     "AsyncCursor": "Cursor",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncServerCursor": "ServerCursor",
+    "AsyncClientCursor": "ClientCursor",
     "asynccontextmanager": "contextmanager",
     "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncTimedPool": "TimedPool",
@@ -90,6 +92,7 @@ TEST_RENAMES: dict[str, str] = {
     "acache": "cache",
     "aeventually": "eventually",
     "areads": "reads",
+    "apool": "pool",
 }
 
 # Markers that make pytest run a coroutine function: a sync test has none to run.
@@ -185,6 +188,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_decorator_async.py"),
     _test_twin("tests/cache/test_l1_async.py"),
     _test_twin("tests/cache/test_hostile_async.py"),
+    _test_twin("tests/queries/test_pool_async.py"),
 ]
 
 
@@ -236,6 +240,11 @@ class AsyncToSync(ast.NodeTransformer):
         if isinstance(inner, ast.With):
             node.items += inner.items
             node.body = inner.body
+        return node
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        node.is_async = 0  # [x async for x in y] -> [x for x in y]
+        self.generic_visit(node)
         return node
 
     def visit_Await(self, node: ast.Await) -> ast.AST:
