@@ -93,6 +93,7 @@ TEST_RENAMES: dict[str, str] = {
     "aeventually": "eventually",
     "areads": "reads",
     "apool": "pool",
+    "async_wait_until": "wait_until",
 }
 
 # Markers that make pytest run a coroutine function: a sync test has none to run.
@@ -190,6 +191,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_hostile_async.py"),
     _test_twin("tests/queries/test_pool_async.py"),
     _test_twin("tests/queries/test_pagination_async.py"),
+    _test_twin("tests/queries/test_explain_async.py"),
 ]
 
 
