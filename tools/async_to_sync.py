@@ -189,6 +189,7 @@ TEST_TWINS = [
     _test_twin("tests/cache/test_decorator_async.py"),
     _test_twin("tests/cache/test_l1_async.py"),
     _test_twin("tests/cache/test_hostile_async.py"),
+    _test_twin("tests/cache/test_cluster_async.py"),
     _test_twin("tests/queries/test_pool_async.py"),
     _test_twin("tests/queries/test_pagination_async.py"),
     _test_twin("tests/queries/test_explain_async.py"),
