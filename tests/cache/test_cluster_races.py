@@ -10,24 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
-from tests._servers import PrivateCluster
-from tests.cache.conftest import TEST_SETTINGS
 
-
-@pytest.fixture
-def cache(cluster: PrivateCluster) -> Iterator[RedisService]:
-    service = RedisService(
-        cluster.url, namespace=f"c{uuid.uuid4().hex[:8]}", settings=TEST_SETTINGS
-    )
-    yield service
-    service.clear()
-    service.close()
+# The cache fixtures on the session's cluster only.
+pytestmark = pytest.mark.parametrize("server_kind", ["cluster"])
 
 
 def test_slow_loader_racing_invalidation(cache: RedisService) -> None:
@@ -73,10 +62,9 @@ def test_stampede_and_decorator(cache: RedisService) -> None:
     assert report("mon") == {"orders": 1} and len(calls) == 2
 
 
-async def test_async_service_on_the_cluster(cluster: PrivateCluster) -> None:
-    cache = AsyncRedisService(cluster.url, namespace="casync", settings=TEST_SETTINGS)
-    await cache.set_many({f"a{i}": i for i in range(50)}, tags=["t"])
-    assert await cache.get_many([f"a{i}" for i in range(50)]) == {f"a{i}": i for i in range(50)}
+async def test_tasks_run_the_loader_once(acache: AsyncRedisService) -> None:
+    await acache.set_many({f"a{i}": i for i in range(50)}, tags=["t"])
+    assert await acache.get_many([f"a{i}" for i in range(50)]) == {f"a{i}": i for i in range(50)}
     calls: list[int] = []
 
     async def loader() -> int:
@@ -85,11 +73,9 @@ async def test_async_service_on_the_cluster(cluster: PrivateCluster) -> None:
         return 7
 
     assert (
-        await asyncio.gather(*(cache.get_or_set("g", loader, tags=["t"]) for _ in range(20)))
+        await asyncio.gather(*(acache.get_or_set("g", loader, tags=["t"]) for _ in range(20)))
         == [7] * 20
     )
     assert len(calls) == 1
-    await cache.invalidate_tags(["t"])
-    assert await cache.get("a1") is None and await cache.get("g") is None
-    await cache.clear()
-    await cache.close()
+    await acache.invalidate_tags(["t"])
+    assert await acache.get("a1") is None and await acache.get("g") is None

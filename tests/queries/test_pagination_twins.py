@@ -6,10 +6,6 @@ Hand-written: each test needs both twins. The rest of the pagination tests come 
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime, timedelta
-
-import psycopg
 import pytest
 
 from perfkit.queries import (
@@ -20,24 +16,7 @@ from perfkit.queries import (
     OffsetPagination,
     TimedPool,
 )
-
-TABLE = "Shop Products"
-
-
-def make_table(conn: psycopg.Connection[object], count: int) -> None:
-    conn.execute(
-        'CREATE TABLE "Shop Products" (id serial PRIMARY KEY, price int NOT NULL, '
-        "category text NOT NULL, created timestamptz NOT NULL, secret text)"
-    )
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    rows = [
-        (random.randint(1, 20), random.choice("ab"), start + timedelta(minutes=i % 37))
-        for i in range(count)
-    ]
-    with conn.cursor() as cur:
-        cur.executemany(
-            'INSERT INTO "Shop Products" (price, category, created) VALUES (%s, %s, %s)', rows
-        )
+from tests.queries.test_pagination import TABLE, make_table  # the generated module's
 
 
 async def test_async_pagination_matches_sync(apool: AsyncTimedPool, pool: TimedPool) -> None:
