@@ -193,6 +193,7 @@ TEST_TWINS = [
     _test_twin("tests/queries/test_pool_async.py"),
     _test_twin("tests/queries/test_pagination_async.py"),
     _test_twin("tests/queries/test_explain_async.py"),
+    _test_twin("tests/queries/test_retry_async.py"),
 ]
 
 
