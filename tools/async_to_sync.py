@@ -194,6 +194,7 @@ TEST_TWINS = [
     _test_twin("tests/queries/test_pagination_async.py"),
     _test_twin("tests/queries/test_explain_async.py"),
     _test_twin("tests/queries/test_retry_async.py"),
+    _test_twin("tests/queries/test_bounded_waits_async.py"),
 ]
 
 
