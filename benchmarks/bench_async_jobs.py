@@ -32,7 +32,7 @@ from _common import delete_rq_keys, redis_server, rotated_orders
 from rq import Queue
 from rq.registry import FinishedJobRegistry
 
-from perfkit.jobs import JobSerializer
+from perfkit.jobs.serializer import JobSerializer
 from perfkit.settings import redacted_url
 
 if __name__ == "__main__":
@@ -47,7 +47,8 @@ CONCURRENCIES = (1, 16, 50)
 # Seconds each job awaits, and how many jobs a measurement runs (RQ runs them one by one).
 SLEEPS = {0.05: 100, 0.0: 400}
 RQ_SIMPLE_WORKER = (
-    "import os, sys, redis; from rq import SimpleWorker; from perfkit.jobs import JobSerializer; "
+    "import os, sys, redis; from rq import SimpleWorker; "
+    "from perfkit.jobs.serializer import JobSerializer; "
     "SimpleWorker([sys.argv[1]], connection=redis.Redis.from_url(os.environ['REDIS_URL']), "
     "serializer=JobSerializer).work(logging_level='WARNING')"
 )

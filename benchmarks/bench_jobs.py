@@ -47,14 +47,9 @@ from rq import Queue, Retry, SimpleWorker, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import DefaultSerializer
 
-from perfkit.jobs import (
-    ForkingJobWorker,
-    JobSerializer,
-    JobService,
-    JobWorker,
-    allow_jobs,
-    processor,
-)
+from perfkit.jobs import JobService, allow_jobs, processor
+from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from perfkit.settings import redacted_url
 
 if __name__ == "__main__":
@@ -120,7 +115,8 @@ QUICK = Plan(
 
 # RQ's SimpleWorker as a process of its own, configured as a perfkit worker's queue needs.
 RQ_SIMPLE_WORKER = (
-    "import os, sys, redis; from rq import SimpleWorker; from perfkit.jobs import JobSerializer; "
+    "import os, sys, redis; from rq import SimpleWorker; "
+    "from perfkit.jobs.serializer import JobSerializer; "
     "SimpleWorker([sys.argv[1]], connection=redis.Redis.from_url(os.environ['REDIS_URL']), "
     "serializer=JobSerializer).work(logging_level='WARNING')"
 )

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import rotated_orders
 
 from perfkit.embedded import EmbeddedRedis
-from perfkit.jobs import Concurrency, JobService, Rate, make_worker, processor
-from perfkit.jobs.limits import Limit
+from perfkit.jobs import JobService, make_worker, processor
+from perfkit.jobs.limits import Concurrency, Limit, Rate
 
 if __name__ == "__main__":
     # The worker finds the processor below in the module `bench_limits`.

@@ -32,17 +32,15 @@ from typing import Any
 import prometheus_client
 from _common import interleave
 
-from perfkit.metrics import (
+from perfkit.http import (
     BROTLI_AVAILABLE,
-    DEFAULT_BUCKETS,
     CompressionMiddleware,
-    HistogramChild,
     MetricsMiddleware,
-    MetricsRegistry,
-    RequestMetrics,
     WSGICompressionMiddleware,
     WSGIMetricsMiddleware,
 )
+from perfkit.metrics import DEFAULT_BUCKETS, MetricsRegistry, RequestMetrics
+from perfkit.metrics.registry import HistogramChild
 
 ROUNDS = 7
 

@@ -11,17 +11,19 @@ import pytest
 
 from perfkit import _defaults
 from perfkit.cache import RedisService, get_default_cache, set_default_cache
-from perfkit.jobs import (
+from perfkit.jobs.allowlist import allowed_jobs
+from perfkit.jobs.builtins import (
     LogEmailSender,
     LogNotificationSink,
-    allowed_jobs,
+    export,
+    mail,
+    notify,
     register_email_template,
-    schedule,
     set_email_sender,
     set_export_directory,
     set_notification_sink,
 )
-from perfkit.jobs.builtins import export, mail, notify
+from perfkit.jobs.periodic import schedule
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "perfkit"
 
@@ -102,7 +104,7 @@ def test_reset_with_declarations_forgets_them_too() -> None:
     # In a process of its own: forgetting declarations would break the tests that follow.
     code = (
         "from perfkit import _defaults\n"
-        "from perfkit.jobs import allow_jobs, allowed_jobs\n"
+        "from perfkit.jobs import allow_jobs\nfrom perfkit.jobs.allowlist import allowed_jobs\n"
         "allow_jobs('myapp.tasks')\n"
         "_defaults.reset()\n"
         "assert allowed_jobs() == {'myapp.tasks'}, allowed_jobs()\n"

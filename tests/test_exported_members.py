@@ -14,6 +14,7 @@ PACKAGES = [
     "perfkit.jobs",
     "perfkit.jobs.builtins",
     "perfkit.metrics",
+    "perfkit.http",
     "perfkit.admin",
 ]
 

@@ -29,12 +29,8 @@ import msgspec
 
 from perfkit import Settings
 from perfkit.cache import RedisService
-from perfkit.jobs import (
-    processor,
-    register_email_template,
-    register_export_query,
-    set_export_pool,
-)
+from perfkit.jobs import processor
+from perfkit.jobs.builtins import register_email_template, register_export_query, set_export_pool
 from perfkit.queries import TimedPool
 
 __all__ = [

@@ -1,7 +1,8 @@
 """perfkit: backend performance primitives (cache, queries, jobs, metrics, admin).
 
 The parts live in their subpackages: :mod:`perfkit.cache`, :mod:`perfkit.queries`,
-:mod:`perfkit.jobs`, :mod:`perfkit.metrics`, :mod:`perfkit.admin`. This package exports
+:mod:`perfkit.jobs`, :mod:`perfkit.metrics`, :mod:`perfkit.http` (the ASGI/WSGI
+middleware), :mod:`perfkit.admin`. This package exports
 the settings, the exception tree they share, and :class:`Perfkit`, which wires the parts
 together and serves the admin API.
 """

@@ -4,23 +4,24 @@ Every piece of state that lives for the whole process is a :class:`Slot` declare
 the module that uses it, so the list below is complete and one :func:`reset` puts it all
 back (what tests call between cases):
 
-=============================  ============================================================
+=============================  =================================================================
 slot                           set by
-=============================  ============================================================
+=============================  =================================================================
 ``cache.default``              ``perfkit.cache.set_default_cache`` (``cached_query``'s
                                service when given none, sync and async)
 ``cache.default_warmer``       ``perfkit.cache.register_warmer`` (a declaration)
 ``queries.n_plus_one``         ``perfkit.queries.set_n_plus_one_detector`` (made from
                                ``N_PLUS_ONE_THRESHOLD``)
-``jobs.email_templates``       ``perfkit.jobs.register_email_template`` (a declaration)
-``jobs.email_sender``          ``perfkit.jobs.set_email_sender``
-``jobs.notification_sink``     ``perfkit.jobs.set_notification_sink``
-``jobs.export_queries``        ``perfkit.jobs.register_export_query`` (a declaration)
-``jobs.export_directory``      ``perfkit.jobs.set_export_directory``
-``jobs.export_pool``           ``perfkit.jobs.set_export_pool`` (or created on first export)
+``jobs.email_templates``       ``perfkit.jobs.builtins.register_email_template`` (a declaration)
+``jobs.email_sender``          ``perfkit.jobs.builtins.set_email_sender``
+``jobs.notification_sink``     ``perfkit.jobs.builtins.set_notification_sink``
+``jobs.export_queries``        ``perfkit.jobs.builtins.register_export_query`` (a declaration)
+``jobs.export_directory``      ``perfkit.jobs.builtins.set_export_directory``
+``jobs.export_pool``           ``perfkit.jobs.builtins.set_export_pool`` (or created on
+                               the first export)
 ``jobs.allowlist``             ``perfkit.jobs.allow_jobs``  (a declaration)
 ``jobs.schedule``              ``perfkit.jobs.periodic``    (a declaration)
-=============================  ============================================================
+=============================  =================================================================
 
 *Declarations* are made once, when a module is imported (a warmer, a template, an export
 query, a periodic job, the modules workers may run): :func:`reset` keeps them unless

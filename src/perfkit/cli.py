@@ -119,8 +119,8 @@ def _run_worker(args: argparse.Namespace) -> int:
 
 
 def _periodic_scheduler(args: argparse.Namespace, settings: Settings) -> Any:
-    from perfkit.jobs import JobService, PeriodicScheduler
-    from perfkit.jobs.periodic import default_schedule
+    from perfkit.jobs import JobService
+    from perfkit.jobs.periodic import PeriodicScheduler, default_schedule
 
     service = JobService.from_settings(settings, connection=_connection(args, settings))
     return PeriodicScheduler(service, default_schedule(settings))
@@ -258,7 +258,7 @@ def _jobs_stats(args: argparse.Namespace) -> int:
 
 
 def _jobs_schedule(args: argparse.Namespace) -> int:
-    from perfkit.jobs import periodic_runs
+    from perfkit.jobs.periodic import periodic_runs
 
     runs = periodic_runs(_service(args))
     if args.json:

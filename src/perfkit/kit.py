@@ -10,7 +10,6 @@ import redis
 import structlog
 
 from perfkit._acompat import is_async_callable
-from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit.admin.asgi import ASGIAdmin
 from perfkit.admin.auth import Authorize, Guard
@@ -71,7 +70,7 @@ class Perfkit:
     FastAPI/Starlette lifespan: the warming schedule runs as a task of the loop), or
     ``with kit:`` / :meth:`start` and :meth:`stop` (threads).
 
-    The kit is the admin API's :class:`~perfkit.admin.AdminSource`.
+    The kit is the admin API's :class:`~perfkit.admin.source.AdminSource`.
     """
 
     def __init__(
@@ -305,16 +304,6 @@ class Perfkit:
         for part in self._owned:
             part.close()
 
-    async def astart(self) -> None:
-        """Deprecated: ``async with kit:`` (or ``await kit.__aenter__()``)."""
-        renamed("Perfkit.astart()", "async with kit:")
-        await self.__aenter__()
-
-    async def astop(self) -> None:
-        """Deprecated: the end of ``async with kit:`` (or ``await kit.__aexit__()``)."""
-        renamed("Perfkit.astop()", "async with kit:")
-        await self.__aexit__(None, None, None)
-
     def _stop_fleet(self) -> None:
         self.fleet.stop()
         if self._fleet_client_owned:
@@ -343,16 +332,19 @@ def _fleet_client(
 
 
 def _queues(jobs: JobService | None, queues: Iterable[str] | None) -> tuple[str, ...]:
-    """The base queues the kit reports on: the job service's."""
+    """The base queues the kit reports on: the job service's (``queues``, if given, must
+    be the same), else ``queues``."""
     given = tuple(dict.fromkeys(queues)) if queues is not None else None
     if given is not None and not given:
         raise ConfigError("queues must name at least one queue")
     if jobs is None:
         return given or DEFAULT_QUEUES
     if given is not None and given != jobs.queues:
-        # Deprecated: the kit's queues told the monitor what to read; the service knows.
-        renamed("Perfkit(queues=...) with a JobService", "JobService(queues=...)", stacklevel=4)
-        jobs.queues = given
+        # The service reads its own queues: two lists would disagree about what is reported.
+        raise ConfigError(
+            f"queues {list(given)} differ from the JobService's {list(jobs.queues)}: "
+            "give the queues to JobService(queues=...)"
+        )
     return jobs.queues
 
 

@@ -9,7 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from perfkit import ConfigError, Perfkit, Settings
-from perfkit.admin import ROUTES, Request
+from perfkit.admin import Request
+from perfkit.admin.routes import ROUTES
 from tests.admin.conftest import AUTH, TOKEN, Client, asgi_client, wsgi_client
 
 ALL_ROUTES = [(route.method, route.path.lstrip("/")) for route in ROUTES]

@@ -28,7 +28,7 @@ from schemathesis.checks import (
 )
 
 from perfkit import Perfkit
-from perfkit.admin import ROUTES
+from perfkit.admin.routes import ROUTES
 from tests.admin.conftest import AUTH, make_traffic
 
 CHECKS = [

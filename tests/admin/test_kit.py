@@ -7,9 +7,11 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from perfkit import ConfigError, Perfkit, Settings
 from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, CacheWarmer
+from perfkit.jobs import JobService
 from perfkit.metrics import PerformanceMonitor
 from perfkit.queries import AsyncTimedPool, QueryStats, TimedPool
 from tests._servers import PrivateRedis
@@ -76,6 +78,15 @@ def test_bad_options_are_refused() -> None:
         Perfkit(settings=Settings(), required=("cache",))
     with pytest.raises(ConfigError, match="max_body"):
         Perfkit(settings=Settings(), max_body=0)
+
+
+def test_queues_other_than_the_job_service_s_are_refused(redis_client: redis.Redis) -> None:
+    jobs = JobService(redis_client, queues=["email"])
+    with pytest.raises(ConfigError, match=r"\['analytics'\] differ .* JobService\(queues="):
+        Perfkit(jobs=jobs, settings=Settings(), queues=["analytics"], fleet=False)
+    assert jobs.queues == ("email",)
+    kit = Perfkit(jobs=jobs, settings=Settings(), queues=["email"], fleet=False)
+    assert kit.queues == ("email",)
 
 
 def test_a_monitor_of_your_own() -> None:

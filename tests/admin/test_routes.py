@@ -180,7 +180,7 @@ def test_state_changes_are_post_only(client: Client) -> None:
 def test_jobs_route_shows_the_periodic_schedule_with_last_and_next_runs(
     client: Client, kit: Perfkit
 ) -> None:
-    from perfkit.jobs import Periodic, PeriodicScheduler
+    from perfkit.jobs.periodic import Periodic, PeriodicScheduler
 
     assert kit.jobs is not None
     assert get_json(client, "jobs")["periodic"] == []

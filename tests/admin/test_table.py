@@ -13,9 +13,12 @@ import pytest
 
 import perfkit
 from perfkit import Perfkit, Settings
-from perfkit.admin import ROUTES, AdminCore, AdminSource, Dependency, Guard, openapi_document
 from perfkit.admin.asgi import ASGIAdmin
+from perfkit.admin.auth import Guard
 from perfkit.admin.calls import ThreadCaller
+from perfkit.admin.core import AdminCore
+from perfkit.admin.routes import ROUTES, openapi_document
+from perfkit.admin.source import AdminSource, Dependency
 from perfkit.cache import AsyncRedisService, CacheWarmer, RedisService
 from perfkit.jobs import JobService
 from perfkit.metrics import PerformanceMonitor

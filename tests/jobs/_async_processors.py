@@ -10,7 +10,8 @@ import msgspec
 import redis
 import rq
 
-from perfkit.jobs import Concurrency, check_cancelled, processor, report_progress
+from perfkit.jobs import check_cancelled, processor, report_progress
+from perfkit.jobs.limits import Concurrency
 
 
 def _redis() -> redis.Redis:

@@ -12,7 +12,8 @@ import msgspec
 import redis
 import rq
 
-from perfkit.jobs import Concurrency, Rate, processor
+from perfkit.jobs import processor
+from perfkit.jobs.limits import Concurrency, Rate
 
 
 class Work(msgspec.Struct, kw_only=True):

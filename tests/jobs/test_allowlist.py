@@ -9,7 +9,8 @@ import redis
 from rq import Callback, Retry
 
 from perfkit import ConfigError
-from perfkit.jobs import JobService, allow_jobs, allowed_jobs
+from perfkit.jobs import JobService, allow_jobs
+from perfkit.jobs.allowlist import allowed_jobs
 from tests.jobs._processors import Mark
 from tests.jobs.conftest import StartWorker, run_burst
 

@@ -13,7 +13,8 @@ import pytest
 import redis
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
-from perfkit.jobs import AsyncJobWorker, JobService, allow_jobs, make_worker
+from perfkit.jobs import JobService, allow_jobs, make_worker
+from perfkit.jobs.asyncrunner import AsyncJobWorker
 from perfkit.jobs.queues import worker_queue_names
 from tests.jobs import _async_processors
 from tests.jobs._async_processors import Nap, Steps

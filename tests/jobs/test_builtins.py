@@ -18,8 +18,8 @@ from rq.job import Job
 
 from perfkit import JobError, _defaults
 from perfkit.cache import default_warmer
-from perfkit.jobs import (
-    JobService,
+from perfkit.jobs import JobService
+from perfkit.jobs.builtins import (
     RedisNotificationSink,
     SMTPEmailSender,
     register_email_template,

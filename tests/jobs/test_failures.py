@@ -9,8 +9,8 @@ import redis
 from rq import Retry
 
 from perfkit import PayloadError, PermanentJobError, Settings
-from perfkit.jobs import JobService, retry_intervals
-from perfkit.jobs.retry import rq_retry
+from perfkit.jobs import JobService
+from perfkit.jobs.retry import retry_intervals, rq_retry
 from tests.jobs._processors import Picky
 from tests.jobs.conftest import StartWorker
 

@@ -18,17 +18,9 @@ import redis.asyncio
 from rq.job import Job
 
 from perfkit import ConfigError, JobArgumentError
-from perfkit.jobs import (
-    Concurrency,
-    JobSerializer,
-    JobService,
-    Rate,
-    _gate,
-    _gate_async,
-    make_worker,
-    processor,
-)
-from perfkit.jobs.limits import WAKES_KEY, fill_buckets
+from perfkit.jobs import JobService, _gate, _gate_async, make_worker, processor
+from perfkit.jobs.limits import WAKES_KEY, Concurrency, Rate, fill_buckets
+from perfkit.jobs.serializer import JobSerializer
 from tests._servers import PrivateRedis
 from tests.jobs import _limited_processors
 from tests.jobs._limited_processors import Work

@@ -15,7 +15,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from rq.command import send_stop_job_command
 
 import perfkit.otel
-from perfkit.jobs import JobSerializer, JobService
+from perfkit.jobs import JobService
+from perfkit.jobs.serializer import JobSerializer
 from tests.jobs._processors import Block, Flaky, Mark, Once, Picky
 from tests.jobs.conftest import AUTH, StartWorker, run_burst, wait_for
 from tests.metrics.test_prometheus import promtool_check

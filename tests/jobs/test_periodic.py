@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from perfkit import ConfigError, PayloadError, Settings
-from perfkit.jobs import JobService, Periodic, PeriodicScheduler, periodic_runs
-from perfkit.jobs.periodic import default_schedule
+from perfkit.jobs import JobService
+from perfkit.jobs.periodic import Periodic, PeriodicScheduler, default_schedule, periodic_runs
 from tests._servers import PrivateRedis
 from tests.jobs.conftest import ROOT, StartWorker, wait_for
 

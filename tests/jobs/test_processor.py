@@ -7,7 +7,8 @@ import pytest
 import redis
 
 from perfkit import JobError, PayloadError
-from perfkit.jobs import JobService, get_processor, processor, processors
+from perfkit.jobs import JobService, processor
+from perfkit.jobs.processor import get_processor, processors
 from perfkit.jobs.serializer import JobSerializer
 from tests.jobs._processors import Flaky, Mark, flaky, plain_add, record
 

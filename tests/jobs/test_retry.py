@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from perfkit import ConfigError
-from perfkit.jobs import retry_intervals
-from perfkit.jobs.retry import rq_retry
+from perfkit.jobs.retry import retry_intervals, rq_retry
 
 
 def test_exponential_backoff_doubles_from_the_base_delay() -> None:

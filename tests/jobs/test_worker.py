@@ -11,7 +11,8 @@ import time
 import pytest
 import redis
 
-from perfkit.jobs import ForkingJobWorker, JobService, JobWorker, make_worker
+from perfkit.jobs import JobService, make_worker
+from perfkit.jobs.worker import ForkingJobWorker, JobWorker
 from tests.jobs._processors import Block, Hold, Mark
 from tests.jobs.conftest import StartWorker, wait_for
 

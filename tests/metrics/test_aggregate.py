@@ -14,15 +14,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from perfkit.metrics import (
-    AsyncSnapshotStore,
-    MetricSnapshot,
-    ProcessSnapshot,
-    Sample,
-    SnapshotStore,
-    merge,
-)
-from perfkit.metrics.snapshot import ProcessName
+from perfkit.metrics import AsyncSnapshotStore, MetricSnapshot, Sample, SnapshotStore
+from perfkit.metrics._store import ProcessName
+from perfkit.metrics.snapshot import ProcessSnapshot, merge
 from tests.metrics.test_registry import families
 
 WORKER = Path(__file__).with_name("push_worker.py")

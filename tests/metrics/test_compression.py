@@ -11,12 +11,8 @@ import brotli
 import httpx
 import pytest
 
-from perfkit.metrics import (
-    CompressionMiddleware,
-    WSGICompressionMiddleware,
-    choose_encoding,
-    etag_matches,
-)
+from perfkit.http import CompressionMiddleware, WSGICompressionMiddleware
+from perfkit.http.negotiation import choose_encoding, etag_matches
 from perfkit.types import Message, Receive, Scope, Send
 from tests.metrics.apps import (
     IMAGE_BODY,

@@ -15,8 +15,9 @@ import pytest
 import redis
 
 from perfkit._stat_kinds import GaugeField
-from perfkit.metrics import PerformanceMonitor, StatsCollector, estimate_quantile
+from perfkit.metrics import PerformanceMonitor, StatsCollector
 from perfkit.metrics.fleet import RETIRED, TOP_STATEMENTS, TREND_BUCKETS, Fleet
+from perfkit.metrics.trends import estimate_quantile
 from perfkit.queries import QueryStats
 from perfkit.queries._merge import export_query_stats
 from tests._servers import PrivateRedis
@@ -239,7 +240,7 @@ def test_without_redis_the_view_is_this_process_alone() -> None:
     view = fleet.read()
     assert view.scope == "process" and view.requests().requests == 2
     fleet.start()  # nothing to publish to: no thread
-    assert fleet._thread is None
+    assert fleet._publisher.thread is None
 
 
 def test_bad_settings_name_what_was_wrong() -> None:

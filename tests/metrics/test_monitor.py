@@ -112,27 +112,6 @@ async def test_an_async_source_is_refreshed_by_the_async_monitor() -> None:
     assert collector.latest == Queue("q", 1, 0)
 
 
-async def test_collector_arefresh_is_a_deprecated_alias() -> None:
-    async def fetch() -> Queue:
-        return Queue("q", 1, 0)
-
-    collector = StatsCollector("a", fetch)
-    with pytest.warns(DeprecationWarning, match=r"StatsCollector\.arefresh\(\) is deprecated"):
-        assert await collector.arefresh() == Queue("q", 1, 0)
-    assert collector.latest == Queue("q", 1, 0)
-
-
-def test_the_monitors_old_collector_names_are_deprecated_aliases() -> None:
-    class Jobs:
-        def stats(self) -> Queue:
-            return Queue("q", 1, 0)
-
-    monitor = PerformanceMonitor(cache=Jobs(), pool=Jobs(), jobs=Jobs())
-    for old in ("cache", "pool", "jobs"):
-        with pytest.warns(DeprecationWarning, match=rf"PerformanceMonitor\.{old} is deprecated"):
-            assert getattr(monitor, old) is getattr(monitor, f"{old}_collector")
-
-
 def test_monitor_reads_real_cache_pool_and_jobs(
     redis_url: str, namespace: str, database_url: str, redis_client: redis.Redis
 ) -> None:
@@ -212,19 +191,3 @@ def test_monitor_reads_its_settings_from_the_environment(
     # Like every other part: PerformanceMonitor() defaults to Settings.from_env().
     monkeypatch.setenv("SLOW_REQUEST_MS", "250")
     assert PerformanceMonitor().settings.slow_request_ms == 250
-
-
-async def test_arefresh_and_aexposition_are_deprecated_aliases_of_the_async_twin() -> None:
-    class AsyncJobs:  # an async source: what a StatsSource's stats() may be
-        async def stats(self) -> Queue:
-            return Queue("q", 3, 1)
-
-    monitor = PerformanceMonitor(jobs=AsyncJobs())
-    with pytest.warns(DeprecationWarning, match=r"AsyncPerformanceMonitor\.of\(monitor\)\.refresh"):
-        await monitor.arefresh()
-    assert monitor.jobs_collector is not None
-    assert monitor.jobs_collector.latest == Queue("q", 3, 1)
-    with pytest.warns(DeprecationWarning, match=r"\.exposition\(\)"):
-        text = await monitor.aexposition()
-    waiting = [line for line in text.splitlines() if line.startswith("perfkit_jobs_waiting")]
-    assert waiting == ["perfkit_jobs_waiting 3.0"]

@@ -14,7 +14,7 @@ import flask
 import httpx
 import pytest
 
-import perfkit.metrics.middleware
+import perfkit.http.middleware
 import perfkit.metrics.requests
 from perfkit import Perfkit, Settings
 from perfkit._histogram import DEFAULT_BOUNDS, FLOOR, relative_error
@@ -109,7 +109,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     # admin runs as it does in production.
     made = Clock()
     fake = types.SimpleNamespace(perf_counter=made.perf_counter, time=time.time)
-    monkeypatch.setattr(perfkit.metrics.middleware, "time", fake)
+    monkeypatch.setattr(perfkit.http.middleware, "time", fake)
     monkeypatch.setattr(perfkit.metrics.requests, "time", fake)
     yield made
 

@@ -8,7 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from perfkit import ConfigError, MetricsError
-from perfkit.metrics import OVERFLOW, MetricsRegistry
+from perfkit.metrics import MetricsRegistry
+from perfkit.metrics.registry import OVERFLOW
 
 
 def families(text: str) -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:

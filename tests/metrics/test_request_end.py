@@ -20,14 +20,9 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from perfkit.metrics import (
-    PENDING,
-    MetricsMiddleware,
-    MetricsRegistry,
-    PerformanceMonitor,
-    RequestMetrics,
-    WSGIMetricsMiddleware,
-)
+from perfkit.http import MetricsMiddleware, WSGIMetricsMiddleware
+from perfkit.http.routes import PENDING
+from perfkit.metrics import MetricsRegistry, PerformanceMonitor, RequestMetrics
 from perfkit.types import Environ, Receive, Scope, Send, StartResponse
 from tests.metrics.test_request_metrics import value
 from tests.metrics.test_wsgi_servers import scrape, serve  # noqa: F401  (the fixture)

@@ -9,13 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from perfkit.metrics import (
-    OVERFLOW,
-    MetricsMiddleware,
-    MetricsRegistry,
-    RequestMetrics,
-    WSGIMetricsMiddleware,
-)
+from perfkit.http import MetricsMiddleware, WSGIMetricsMiddleware
+from perfkit.metrics import MetricsRegistry, RequestMetrics
+from perfkit.metrics.registry import OVERFLOW
 from perfkit.types import Message, Receive, Scope, Send
 from tests.metrics.apps import SLOW_SECONDS, asgi_app, wsgi_app
 

@@ -11,16 +11,10 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from perfkit.metrics import (
-    PerformanceLog,
-    PerformanceMonitor,
-    Thresholds,
-    Trends,
-    estimate_quantile,
-    memory_limit,
-    recommend,
-    resident_memory,
-)
+from perfkit.metrics import PerformanceLog, PerformanceMonitor, Thresholds, Trends
+from perfkit.metrics.recommendations import recommend
+from perfkit.metrics.system import memory_limit, resident_memory
+from perfkit.metrics.trends import estimate_quantile
 
 
 class Clock:

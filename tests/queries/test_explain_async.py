@@ -16,7 +16,8 @@ import psycopg
 import pytest
 import structlog
 
-from perfkit.metrics import Thresholds, recommend
+from perfkit.metrics import Thresholds
+from perfkit.metrics.recommendations import recommend
 from perfkit.queries import AsyncTimedPool, ExplainSettings, QueryStats
 from perfkit.queries._merge import export_query_stats, merge_query_exports, query_snapshot
 from perfkit.queries._plan import PlanNode

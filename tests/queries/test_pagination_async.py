@@ -1,8 +1,8 @@
 """Keyset and limit/offset pagination over a real table.
 
 Written once, for both twins: ``test_pagination.py`` is generated from
-``test_pagination_async.py`` (tools/async_to_sync.py). The two twins' pages compared, and the
-deprecated ``fetch_async``, are in ``test_pagination_twins.py``."""
+``test_pagination_async.py`` (tools/async_to_sync.py). The two twins' pages compared are in
+``test_pagination_twins.py``."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def test_pool_stats_show_use_and_utilization(database_url: str) -> None:
         assert stats.requests == 2 and stats.connections >= 2 and (stats.connection_errors == 0)
 
 
-def test_get_stats_is_a_struct_that_encodes_to_json(pool: TimedPool) -> None:
+def test_stats_is_a_struct_that_encodes_to_json(pool: TimedPool) -> None:
     with pool.connection() as conn:
         conn.execute("SELECT 1")
     stats = pool.stats()

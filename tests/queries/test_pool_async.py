@@ -176,7 +176,7 @@ async def test_pool_stats_show_use_and_utilization(database_url: str) -> None:
         assert stats.requests == 2 and stats.connections >= 2 and stats.connection_errors == 0
 
 
-async def test_get_stats_is_a_struct_that_encodes_to_json(apool: AsyncTimedPool) -> None:
+async def test_stats_is_a_struct_that_encodes_to_json(apool: AsyncTimedPool) -> None:
     async with apool.connection() as conn:
         await conn.execute("SELECT 1")
     stats = apool.stats()

@@ -29,19 +29,18 @@ from perfkit.admin.dashboard import DASHBOARD
 from perfkit.admin.http import AdminError, Request, Response
 from perfkit.admin.source import AdminSource
 from perfkit.cache import AsyncCacheWarmer, AsyncRedisService, RedisService
-from perfkit.jobs import JobService, JobStats, periodic_runs
+from perfkit.jobs import JobService, JobStats
+from perfkit.jobs.periodic import periodic_runs
 from perfkit.metrics import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
     StatsCollector,
-    memory_limit,
-    render,
-    resident_memory,
     wants_openmetrics,
 )
+from perfkit.metrics.exposition import render
 from perfkit.metrics.fleet import FleetView
 from perfkit.metrics.job_metrics import job_snapshots
-from perfkit.metrics.system import process_start_time
+from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.queries import DatabaseSource, get_n_plus_one_detector
 
 __all__ = ["Ask", "Handlers"]

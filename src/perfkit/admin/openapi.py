@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the admin API, built from the route table and the msgspec
 schemas (so it cannot drift from what the handlers answer).
 
-:func:`perfkit.admin.openapi_document` gives it for an app; :func:`document` builds it
+:func:`perfkit.admin.routes.openapi_document` gives it for an app; :func:`document` builds it
 from any table of :class:`~perfkit.admin.spec.Route`."""
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ import msgspec
 
 from perfkit.cache import CacheStats, WarmResult
 from perfkit.cache.warmer import WarmRecord
-from perfkit.jobs import FailedJob, JobMetrics, PeriodicRun, QueueStats, RunningJob
+from perfkit.jobs import JobMetrics, QueueStats
+from perfkit.jobs.failed import FailedJob
+from perfkit.jobs.periodic import PeriodicRun
+from perfkit.jobs.progress import RunningJob
 from perfkit.metrics import Finding, RequestSummary, SlowRequest, TrendPoint
 from perfkit.metrics.fleet import FleetProcess
 from perfkit.queries import NPlusOne, PoolStats, QueryStatsSnapshot

@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perfkit._compat.sqlalchemy import max_overflow
-from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit.queries import ExplainSettings, PoolStats, QueryStats, TimedPoolStats
 from perfkit.queries._explain import Explainer
@@ -171,11 +170,6 @@ class EngineInstrumentation:
             self._checkouts = self._connects = 0
         self.query_stats.reset()
 
-    def get_stats(self, top: int | None = None) -> TimedPoolStats:
-        """Deprecated: :meth:`stats`."""
-        renamed("EngineInstrumentation.get_stats()", "stats()")
-        return self.stats(top)
-
 
 def _call(pool: Any, method: str) -> int:
     # NullPool, StaticPool... have no counters: they read as 0.
@@ -188,7 +182,6 @@ def instrument(
     *,
     query_stats: QueryStats | None = None,
     name: str | None = None,
-    stats: QueryStats | None = None,
     explain: ExplainSettings | bool = False,
 ) -> EngineInstrumentation:
     """Time every statement ``engine`` runs (an ``AsyncEngine`` too: its sync core's events).
@@ -196,7 +189,7 @@ def instrument(
     ``query_stats``: the :class:`QueryStats` to record into (share one with perfkit's
     pools and the admin to see everything together; default: a new one with the
     ``SLOW_QUERY_MS`` setting). ``name``: the pool name in statistics and slow-query logs.
-    ``stats`` is the deprecated name of ``query_stats``. ``explain`` (``True`` or
+    ``explain`` (``True`` or
     :class:`~perfkit.queries.ExplainSettings`): EXPLAIN the slow statements
     (:meth:`EngineInstrumentation.explain`).
     """
@@ -206,9 +199,6 @@ def instrument(
         raise TypeError(
             f"instrument() takes a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}"
         )
-    if stats is not None:
-        renamed("instrument(stats=...)", "query_stats=...")
-        query_stats = stats
     if query_stats is None:
         query_stats = QueryStats(slow_query_ms=Settings.from_env(part="queries").slow_query_ms)
     instrumentation = EngineInstrumentation(

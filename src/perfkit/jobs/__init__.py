@@ -4,117 +4,44 @@
 retries, priorities and delays, and reports queue statistics and failed jobs;
 :func:`make_worker` (or ``perfkit worker``) runs them, ``async def`` ones many at once
 (``--concurrency``); :meth:`JobService.cancel` stops one. Job data is JSON, never pickle.
+
+This package exports what an application writes jobs with; the rest is in the public
+submodules: the limits (:mod:`perfkit.jobs.limits`), the periodic scheduler
+(:mod:`perfkit.jobs.periodic`), the processor registry (:mod:`perfkit.jobs.processor`),
+the worker classes (:mod:`perfkit.jobs.worker`, :mod:`perfkit.jobs.asyncrunner`), failed
+jobs and progress (:mod:`perfkit.jobs.failed`, :mod:`perfkit.jobs.progress`), queue names,
+retries and the serializer, and the built-in processors (:mod:`perfkit.jobs.builtins`).
 """
 
 from perfkit._errors import PermanentJobError
-from perfkit.jobs._metrics import JobMetrics, record_outcome
-from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
-from perfkit.jobs.asyncrunner import AsyncJobWorker
 
-# The built-in processors (mail, notifications, export, cache warming) live in
-# perfkit.jobs.builtins: the jobs core does not import the cache or the queries.
-from perfkit.jobs.builtins import (
-    CacheWarmPayload,
-    DataExportPayload,
-    DeliveryReport,
-    EmailMessage,
-    EmailPayload,
-    EmailSender,
-    ExportReport,
-    LogEmailSender,
-    LogNotificationSink,
-    NotificationPayload,
-    NotificationSink,
-    RedisNotificationSink,
-    SMTPEmailSender,
-    export_data,
-    register_email_template,
-    register_export_query,
-    send_email,
-    send_notification,
-    set_email_sender,
-    set_export_directory,
-    set_export_pool,
-    set_notification_sink,
-    warm_cache,
-)
+# Imported for their registration: the built-in processors (email.send, notification.send,
+# data.export, cache.warm) are known by name as soon as perfkit.jobs is, as
+# JobService.add_email_job() expects. The jobs core does not import them (nor the cache or
+# the queries they use); their names are exported by perfkit.jobs.builtins.
+from perfkit.jobs import builtins  # noqa: F401
+from perfkit.jobs._metrics import JobMetrics
+from perfkit.jobs.allowlist import allow_jobs
 from perfkit.jobs.cancel import check_cancelled
-from perfkit.jobs.failed import FailedJob, FailedJobsPage
-from perfkit.jobs.limits import Concurrency, Rate
-from perfkit.jobs.periodic import (
-    Periodic,
-    PeriodicRun,
-    PeriodicScheduler,
-    periodic,
-    periodic_runs,
-    schedule,
-)
-from perfkit.jobs.processor import Processor, get_processor, processor, processors
-from perfkit.jobs.progress import JobProgress, RunningJob, report_progress
-from perfkit.jobs.queues import Priority, priority_queue, worker_queue_names
-from perfkit.jobs.retry import retry_intervals
-from perfkit.jobs.serializer import JobSerializer
+from perfkit.jobs.periodic import periodic
+from perfkit.jobs.processor import processor
+from perfkit.jobs.progress import report_progress
+from perfkit.jobs.queues import Priority
 from perfkit.jobs.service import JobService
 from perfkit.jobs.stats import JobStats, QueueStats
-from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
+from perfkit.jobs.worker import make_worker
 
 __all__ = [
-    "AsyncJobWorker",
-    "CacheWarmPayload",
-    "Concurrency",
-    "DataExportPayload",
-    "DeliveryReport",
-    "EmailMessage",
-    "EmailPayload",
-    "EmailSender",
-    "ExportReport",
-    "FailedJob",
-    "FailedJobsPage",
-    "ForkingJobWorker",
     "JobMetrics",
-    "JobProgress",
-    "JobSerializer",
     "JobService",
     "JobStats",
-    "JobWorker",
-    "LogEmailSender",
-    "LogNotificationSink",
-    "NotificationPayload",
-    "NotificationSink",
-    "Periodic",
-    "PeriodicRun",
-    "PeriodicScheduler",
     "PermanentJobError",
     "Priority",
-    "Processor",
     "QueueStats",
-    "Rate",
-    "RedisNotificationSink",
-    "RunningJob",
-    "SMTPEmailSender",
     "allow_jobs",
-    "allowed_jobs",
     "check_cancelled",
-    "export_data",
-    "get_processor",
     "make_worker",
     "periodic",
-    "periodic_runs",
-    "priority_queue",
     "processor",
-    "processors",
-    "record_outcome",
-    "register_email_template",
-    "register_export_query",
     "report_progress",
-    "retry_intervals",
-    "schedule",
-    "send_email",
-    "send_notification",
-    "set_email_sender",
-    "set_export_directory",
-    "set_export_pool",
-    "set_notification_sink",
-    "warm_cache",
-    "worker_queue_names",
 ]

@@ -1,7 +1,7 @@
 """Native async jobs: many at once on one event loop of the worker.
 
 :class:`AsyncJobWorker` (``perfkit worker --concurrency N``, the non-forking worker) is a
-:class:`~perfkit.jobs.JobWorker` whose async jobs, an ``async def`` processor or
+:class:`~perfkit.jobs.worker.JobWorker` whose async jobs, an ``async def`` processor or
 function, run as tasks on an event loop of the worker, up to ``concurrency`` at once
 (the loop has a thread of its own when ``concurrency`` > 1; with 1, the main thread runs
 it, one job at a time, as it runs a sync job). Everything else is the sync worker's:

@@ -138,8 +138,8 @@ def processor(
     Registering a name twice with another function raises :class:`JobError`.
     ``retry_on`` / ``no_retry_on`` (exception classes) say which failures are retried:
     by default every exception but :class:`~perfkit.PermanentJobError` (and so
-    :class:`PayloadError`) is. ``limits`` (:class:`~perfkit.jobs.Concurrency`,
-    :class:`~perfkit.jobs.Rate`) apply to every job of the processor, across all workers.
+    :class:`PayloadError`) is. ``limits`` (:class:`~perfkit.jobs.limits.Concurrency`,
+    :class:`~perfkit.jobs.limits.Rate`) apply to every job of the processor, across all workers.
     """
     checked_limits = check_limits(f"processor {name!r}", limits)
     retried = None if retry_on is None else _exception_types(name, "retry_on", retry_on)

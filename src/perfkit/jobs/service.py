@@ -24,7 +24,6 @@ from rq.results import Result
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from perfkit import _telemetry
-from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError, JobArgumentError, JobError, PayloadError
 from perfkit.jobs import _gate
 from perfkit.jobs._metrics import DUE_KEY, JobMetrics, Series, read_series, summarize
@@ -225,9 +224,9 @@ class JobService:
         ``depends_on`` (job ids) defers the job until they all finish (RQ's dependencies;
         a worker checks the dependent like any job when it runs); not with ``delay`` or
         ``job_id``.
-        ``limits`` (:class:`~perfkit.jobs.Concurrency`, :class:`~perfkit.jobs.Rate`) add to
-        the processor's own; a key template naming a field the payload lacks raises
-        :class:`JobArgumentError` before anything is written.
+        ``limits`` (:class:`~perfkit.jobs.limits.Concurrency`,
+        :class:`~perfkit.jobs.limits.Rate`) add to the processor's own; a key template naming
+        a field the payload lacks raises :class:`JobArgumentError` before anything is written.
         """
         parents: list[Dependency | Job | str] = (
             [depends_on] if isinstance(depends_on, str) else list(depends_on or ())
@@ -319,15 +318,9 @@ class JobService:
 
     # -- statistics ----------------------------------------------------------------
 
-    def stats(self, queues: Iterable[str] | None = None) -> JobStats:
+    def stats(self) -> JobStats:
         """Counts and health of each of the service's queues, in two round trips whatever
-        the job count.
-
-        Deprecated: ``stats(queues)`` answers the old ``list[QueueStats]`` of ``queues``
-        (use ``JobService(queues=...)``)."""
-        if queues is not None:
-            renamed("JobService.stats(queues) -> list", "JobService(queues=...).stats().queues")
-            return self._queue_stats(queues)  # type: ignore[return-value]
+        the job count."""
         return JobStats(queues=self._queue_stats(self.queues))
 
     def job_metrics(self) -> list[JobMetrics]:

@@ -9,12 +9,12 @@ once and merges it: one HGETALL however many processes, instead of one file per 
 A process whose liveness key expired is folded into the ``retired`` field (its counters
 and histograms only; gauges of the dead make no sense), in a WATCH/MULTI transaction so
 that two scrapes cannot fold it twice. Totals therefore never go down when workers are
-recycled, and the hash holds one field per live process plus one.
+recycled, and the hash holds one field per live process plus one. The hash, the liveness
+keys and the fold are :mod:`perfkit.metrics._store`'s, shared with the fleet view.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -22,29 +22,29 @@ import msgspec
 import structlog
 
 from perfkit._errors import ConfigError
+from perfkit.metrics._store import (
+    RETIRED,
+    AsyncProcessStore,
+    Entries,
+    ProcessName,
+    ProcessStore,
+    Publisher,
+    SkippedEntries,
+    alive_key,
+)
 from perfkit.metrics.exposition import render
 from perfkit.metrics.registry import MetricsRegistry
-from perfkit.metrics.snapshot import (
-    MetricSnapshot,
-    ProcessName,
-    ProcessSnapshot,
-    Sample,
-    SkippedEntries,
-    merge,
-    read_entries,
-)
+from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, Sample, merge
 
 __all__ = ["AsyncSnapshotStore", "SnapshotPusher", "SnapshotStore"]
 
-RETIRED = "retired"
-
 _log = structlog.get_logger("perfkit.metrics")
-_encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(ProcessSnapshot)
 
 
 class _Keys:
-    """Key names and the merge/fold arithmetic shared by the pusher and the stores."""
+    """The namespace, the TTL and the count of unreadable entries the pusher and the
+    stores share."""
 
     def __init__(self, namespace: str, ttl: float) -> None:
         if not namespace:
@@ -60,58 +60,28 @@ class _Keys:
         self.skipped = SkippedEntries(self.skipped_total, "metrics.snapshot_unreadable")
 
     def alive_key(self, process: str) -> str:
-        return f"{self.hash_key}:alive:{process}"
+        """The liveness key of ``process``."""
+        return alive_key(self.hash_key, process)
 
-    def _entries(self, raw: dict[Any, bytes]) -> dict[str, ProcessSnapshot | None]:
-        return read_entries(raw, _decoder, self.skipped)
-
-    def _split(
-        self, entries: dict[str, ProcessSnapshot | None], alive: list[Any]
-    ) -> tuple[list[ProcessSnapshot], dict[str, ProcessSnapshot | None], ProcessSnapshot | None]:
-        """Live snapshots, dead processes (field -> snapshot) and the retired snapshot."""
-        processes = [f for f in entries if f != RETIRED]
-        live: list[ProcessSnapshot] = []
-        gone: dict[str, ProcessSnapshot | None] = {}
-        for process, flag in zip(processes, alive, strict=True):
-            snapshot = entries[process]
-            if flag is None:
-                gone[process] = snapshot
-            elif snapshot is not None:
-                live.append(snapshot)
-        return live, gone, entries.get(RETIRED)
-
-    def _alive_keys(self, entries: dict[str, ProcessSnapshot | None]) -> list[str]:
-        return [self.alive_key(f) for f in entries if f != RETIRED]
-
-    def _skipped_metric(self) -> MetricSnapshot:
-        return MetricSnapshot(
+    def _merged(self, entries: Entries[ProcessSnapshot]) -> list[MetricSnapshot]:
+        retired = [entries.retired] if entries.retired is not None else []
+        skipped = MetricSnapshot(
             "perfkit_metrics_entries_skipped_total",
             "counter",
             "Entries of the metrics hash a scrape skipped (not UTF-8, not perfkit's encoding).",
             (),
             [Sample((), float(self.skipped_total.value))],
         )
+        return [*merge([*entries.live, *retired]), skipped]
 
-    def _fold_queued(
-        self, pipe: Any, entries: dict[str, ProcessSnapshot | None], alive: list[Any]
-    ) -> ProcessSnapshot | None:
-        """Queue (after MULTI) the folding of the dead processes into ``retired``."""
-        _, gone, retired = self._split(entries, alive)
-        if not gone:
-            return None
-        parts = [s for s in (retired, *gone.values()) if s is not None]
-        kept = [m for m in merge(parts) if m.kind != "gauge"]
-        folded = ProcessSnapshot(RETIRED, time.time(), kept)
-        pipe.multi()
-        pipe.hset(self.hash_key, RETIRED, _encoder.encode(folded))
-        pipe.hdel(self.hash_key, *gone)
-        return folded
 
-    def _merged(
-        self, live: list[ProcessSnapshot], retired: ProcessSnapshot | None
-    ) -> list[MetricSnapshot]:
-        merged = merge([*live, *([retired] if retired is not None else [])])
-        return [*merged, self._skipped_metric()]
+def _fold(entries: Entries[ProcessSnapshot]) -> tuple[list[str], ProcessSnapshot] | None:
+    """Every dead process into the retired totals: counters and histograms, not gauges."""
+    if not entries.dead:
+        return None
+    parts = [s for s in (entries.retired, *entries.dead.values()) if s is not None]
+    kept = [m for m in merge(parts) if m.kind != "gauge"]
+    return list(entries.dead), ProcessSnapshot(RETIRED, time.time(), kept)
 
 
 class _SkipCount:
@@ -147,9 +117,11 @@ class SnapshotPusher(_Keys):
         self.registry = registry
         self.client = client
         self.interval = interval
+        self._store = ProcessStore(client, self.hash_key, self.ttl, _decoder, self.skipped)
         self._name = ProcessName()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._publisher = Publisher(
+            self.push, interval, name="perfkit-metrics-push", event="metrics.push_failed"
+        )
 
     @property
     def process(self) -> str:
@@ -159,42 +131,25 @@ class SnapshotPusher(_Keys):
     def push(self) -> None:
         """Write the registry's snapshot now and refresh the liveness key."""
         process = self.process
-        snapshot = ProcessSnapshot(process, time.time(), self.registry.snapshot())
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.hash_key, process, _encoder.encode(snapshot))
-        pipe.set(self.alive_key(process), b"1", px=int(self.ttl * 1000))
-        pipe.execute()
+        self._store.publish(
+            process, ProcessSnapshot(process, time.time(), self.registry.snapshot())
+        )
 
     def start(self) -> None:
         """Start pushing in a daemon thread (no-op when already started)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="perfkit-metrics-push", daemon=True)
-        self._thread.start()
+        if self._publisher.thread is None:
+            self._publisher.start()
 
     def stop(self, *, retire: bool = True) -> None:
         """Stop the thread; push a last snapshot and, with ``retire``, drop the liveness key
         so that the next scrape folds this process into the retired totals."""
-        thread, self._thread = self._thread, None
-        self._stop.set()
-        if thread is not None:
-            thread.join()
+        self._publisher.stop()
         try:
             self.push()
             if retire:
-                self.client.delete(self.alive_key(self.process))
+                self._store.leave(self.process)
         except Exception as exc:
             _log.warning("metrics.push_failed", error=repr(exc))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.push()
-            except Exception as exc:
-                # Redis away: keep counting locally, the next push carries the totals.
-                _log.warning("metrics.push_failed", error=repr(exc))
-            self._stop.wait(self.interval)
 
 
 class SnapshotStore(_Keys):
@@ -203,14 +158,14 @@ class SnapshotStore(_Keys):
     def __init__(self, client: Any, *, namespace: str = "perfkit", ttl: float = 15.0) -> None:
         super().__init__(namespace, ttl)
         self.client = client
+        self._store = ProcessStore(client, self.hash_key, ttl, _decoder, self.skipped)
 
     def collect(self) -> list[MetricSnapshot]:
         """The merged metrics of the live processes plus the retired totals."""
-        entries = self._entries(self.client.hgetall(self.hash_key))
-        live, dead, retired = self._split(entries, self._alive(self.client, entries))
-        if dead:
-            retired = self._retire() or retired
-        return self._merged(live, retired)
+        entries = self._store.read()
+        if entries.dead:
+            entries = entries._replace(retired=self._store.fold(_fold) or entries.retired)
+        return self._merged(entries)
 
     def exposition(self) -> str:
         """The Prometheus text format of :meth:`collect`."""
@@ -218,22 +173,7 @@ class SnapshotStore(_Keys):
 
     def processes(self) -> list[str]:
         """The processes that pushed and are still alive."""
-        entries = self._entries(self.client.hgetall(self.hash_key))
-        return [p.process for p in self._split(entries, self._alive(self.client, entries))[0]]
-
-    def _alive(self, client: Any, entries: dict[str, ProcessSnapshot | None]) -> list[Any]:
-        keys = self._alive_keys(entries)
-        return list(client.mget(keys)) if keys else []
-
-    def _retire(self) -> ProcessSnapshot | None:
-        folded: list[ProcessSnapshot | None] = []
-
-        def fold(pipe: Any) -> None:
-            entries = self._entries(pipe.hgetall(self.hash_key))
-            folded.append(self._fold_queued(pipe, entries, self._alive(pipe, entries)))
-
-        self.client.transaction(fold, self.hash_key)
-        return folded[-1]
+        return [snapshot.process for snapshot in self._store.read().live]
 
 
 class AsyncSnapshotStore(_Keys):
@@ -242,14 +182,14 @@ class AsyncSnapshotStore(_Keys):
     def __init__(self, client: Any, *, namespace: str = "perfkit", ttl: float = 15.0) -> None:
         super().__init__(namespace, ttl)
         self.client = client
+        self._store = AsyncProcessStore(client, self.hash_key, ttl, _decoder, self.skipped)
 
     async def collect(self) -> list[MetricSnapshot]:
         """The merged metrics of the live processes plus the retired totals."""
-        entries = self._entries(await self.client.hgetall(self.hash_key))
-        live, dead, retired = self._split(entries, await self._alive(self.client, entries))
-        if dead:
-            retired = await self._retire() or retired
-        return self._merged(live, retired)
+        entries = await self._store.read()
+        if entries.dead:
+            entries = entries._replace(retired=await self._store.fold(_fold) or entries.retired)
+        return self._merged(entries)
 
     async def exposition(self) -> str:
         """The Prometheus text format of :meth:`collect`."""
@@ -257,20 +197,4 @@ class AsyncSnapshotStore(_Keys):
 
     async def processes(self) -> list[str]:
         """The processes that pushed and are still alive."""
-        entries = self._entries(await self.client.hgetall(self.hash_key))
-        alive = await self._alive(self.client, entries)
-        return [p.process for p in self._split(entries, alive)[0]]
-
-    async def _alive(self, client: Any, entries: dict[str, ProcessSnapshot | None]) -> list[Any]:
-        keys = self._alive_keys(entries)
-        return list(await client.mget(keys)) if keys else []
-
-    async def _retire(self) -> ProcessSnapshot | None:
-        folded: list[ProcessSnapshot | None] = []
-
-        async def fold(pipe: Any) -> None:
-            entries = self._entries(await pipe.hgetall(self.hash_key))
-            folded.append(self._fold_queued(pipe, entries, await self._alive(pipe, entries)))
-
-        await self.client.transaction(fold, self.hash_key)
-        return folded[-1]
+        return [snapshot.process for snapshot in (await self._store.read()).live]

@@ -25,8 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from perfkit._acompat import discard_awaitable, resolve
-from perfkit._deprecation import renamed
+from perfkit._acompat import discard_awaitable
 from perfkit._errors import MetricsError
 from perfkit._stat_kinds import StatKind
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
@@ -70,12 +69,6 @@ class StatsCollector:
             )
         return self.keep(value)
 
-    async def arefresh(self) -> Any:
-        """Deprecated: ``collector.keep(await source.stats())``, or ``await
-        AsyncPerformanceMonitor.of(monitor).refresh()`` for every source."""
-        renamed("StatsCollector.arefresh()", "AsyncPerformanceMonitor.of(monitor).refresh()")
-        return self.keep(await resolve(self.fetch()))
-
     def keep(self, value: Any) -> Any:
         """Store ``value``, fetched by the caller (sync or async), as the latest; returns it."""
         self.latest = value
@@ -87,18 +80,11 @@ class StatsCollector:
         latest = self.latest
         if latest is None:
             return []
-        found: dict[str, _Found] = {}
-        _exported(latest, f"{self.prefix}_", (), (), self.label, found)
+        walk = _Walk(self.label)
+        walk.value(latest, f"{self.prefix}_", (), ())
         return [
-            MetricSnapshot(
-                name=name,
-                kind=kind.kind,
-                help=kind.help,
-                labelnames=labelnames,
-                samples=samples,
-                mode=kind.mode,
-            )
-            for name, (kind, labelnames, samples) in found.items()
+            MetricSnapshot(name, kind.kind, kind.help, labelnames, samples, mode=kind.mode)
+            for name, (kind, labelnames, samples) in walk.found.items()
         ]
 
 
@@ -129,50 +115,53 @@ _kinds: dict[type, dict[str, StatKind]] = {}
 _Found = tuple[StatKind, tuple[str, ...], list[Sample]]
 
 
-def _exported(
-    value: Any,
-    prefix: str,
-    labelnames: tuple[str, ...],
-    labels: tuple[str, ...],
-    label: str,
-    out: dict[str, _Found],
-) -> None:
-    """Add the declared fields of ``value`` to ``out``: a Struct's own, or, for a mapping or
-    list of Structs, each one's with a ``label`` (the key, or the Struct's ``label`` field)."""
-    if isinstance(value, msgspec.Struct):
-        _declared_fields(value, prefix, labelnames, labels, label, out)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            name = str(getattr(item, label, ""))
-            _exported(item, prefix, (*labelnames, label), (*labels, name), label, out)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _exported(item, prefix, (*labelnames, label), (*labels, str(key)), label, out)
+class _Walk:
+    """One walk through a stats value: ``label`` names the items of a list or mapping of
+    Structs; ``found`` gathers the metrics of the declared fields met."""
 
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.found: dict[str, _Found] = {}
 
-def _declared_fields(
-    value: msgspec.Struct,
-    prefix: str,
-    labelnames: tuple[str, ...],
-    labels: tuple[str, ...],
-    label: str,
-    out: dict[str, _Found],
-) -> None:
-    kinds = declared_kinds(type(value))
-    for field in value.__struct_fields__:
-        item = getattr(value, field)
-        kind = kinds.get(field)
-        if kind is not None:
-            if isinstance(item, bool | int | float):
-                name = exported_name(prefix, field, kind)
-                sample = Sample(labels, item * kind.scale)
-                out.setdefault(name, (kind, labelnames, []))[2].append(sample)
-        elif isinstance(item, msgspec.Struct):
-            _declared_fields(item, f"{prefix}{field}_", labelnames, labels, label, out)
-        elif item and isinstance(item, list | tuple | dict):
-            # The Structs a field holds, one per label value (JobStats.queues).
-            first = next(iter(item.values())) if isinstance(item, dict) else item[0]
-            # (Lists of Structs without declared fields, like a pool's statements, are
-            # left out at once rather than walked on every scrape.)
-            if isinstance(first, msgspec.Struct) and declared_kinds(type(first)):
-                _exported(item, prefix, labelnames, labels, label, out)
+    def value(
+        self, value: Any, prefix: str, labelnames: tuple[str, ...], labels: tuple[str, ...]
+    ) -> None:
+        """Add the declared fields of ``value``: a Struct's own, or, for a mapping or list
+        of Structs, each one's with a ``label`` (the key, or the Struct's ``label`` field)."""
+        label = self.label
+        if isinstance(value, msgspec.Struct):
+            self.fields(value, prefix, labelnames, labels)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                name = str(getattr(item, label, ""))
+                self.value(item, prefix, (*labelnames, label), (*labels, name))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                self.value(item, prefix, (*labelnames, label), (*labels, str(key)))
+
+    def fields(
+        self,
+        value: msgspec.Struct,
+        prefix: str,
+        labelnames: tuple[str, ...],
+        labels: tuple[str, ...],
+    ) -> None:
+        """Add the declared fields of the Struct ``value``, and of the Structs it holds."""
+        kinds = declared_kinds(type(value))
+        for field in value.__struct_fields__:
+            item = getattr(value, field)
+            kind = kinds.get(field)
+            if kind is not None:
+                if isinstance(item, bool | int | float):
+                    name = exported_name(prefix, field, kind)
+                    sample = Sample(labels, item * kind.scale)
+                    self.found.setdefault(name, (kind, labelnames, []))[2].append(sample)
+            elif isinstance(item, msgspec.Struct):
+                self.fields(item, f"{prefix}{field}_", labelnames, labels)
+            elif item and isinstance(item, list | tuple | dict):
+                # The Structs a field holds, one per label value (JobStats.queues).
+                first = next(iter(item.values())) if isinstance(item, dict) else item[0]
+                # (Lists of Structs without declared fields, like a pool's statements, are
+                # left out at once rather than walked on every scrape.)
+                if isinstance(first, msgspec.Struct) and declared_kinds(type(first)):
+                    self.value(item, prefix, labelnames, labels)

@@ -21,14 +21,18 @@ the dead make no sense). Its state is kept as it is for ``retire_after`` seconds
 minutes) — so a process that only stalled, and publishes again, replaces its own numbers
 instead of being counted twice — and then folded into the ``retired`` field, in a
 WATCH/MULTI transaction so that two readers cannot fold it twice. The hash therefore holds
-the live processes, those gone in the last minutes, and one more.
+the live processes, those gone in the last minutes, and one more. The hash, the liveness
+keys and the fold are :mod:`perfkit.metrics._store`'s, shared with the multi-process
+exposition (:mod:`perfkit.metrics.aggregate`).
+
+The fleet merges statement statistics, so this module imports :mod:`perfkit.queries`
+(and psycopg); ``import perfkit.metrics`` does not import it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -37,16 +41,18 @@ import msgspec
 import structlog
 
 from perfkit._errors import ConfigError
+from perfkit.metrics._store import (
+    RETIRED,
+    Entries,
+    ProcessName,
+    ProcessStore,
+    Publisher,
+    SkippedEntries,
+    alive_key,
+)
 from perfkit.metrics.monitor import PerformanceMonitor
 from perfkit.metrics.requests import RequestSummary, SlowRequest, summarize
-from perfkit.metrics.snapshot import (
-    MetricSnapshot,
-    ProcessName,
-    ProcessSnapshot,
-    SkippedEntries,
-    merge,
-    read_entries,
-)
+from perfkit.metrics.snapshot import MetricSnapshot, ProcessSnapshot, merge
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import TrendBucket, TrendPoint, merge_buckets, merge_trends
 from perfkit.queries._merge import (
@@ -59,7 +65,6 @@ from perfkit.queries._stats import QueryStatsSnapshot
 
 __all__ = ["Fleet", "FleetProcess", "FleetView", "ProcessState"]
 
-RETIRED = "retired"
 # What one process publishes is bounded: this many statements (by total time), the last
 # hour of trend buckets and its slowest requests.
 TOP_STATEMENTS = 100
@@ -97,7 +102,6 @@ class ProcessState(msgspec.Struct, array_like=True, frozen=True):
     queries: QueryExport | None = None
 
 
-_encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(ProcessState)
 
 
@@ -131,7 +135,7 @@ class FleetView:
 
     @property
     def metrics(self) -> list[MetricSnapshot]:
-        """Every metric merged (see :func:`perfkit.metrics.merge`)."""
+        """Every metric merged (see :func:`perfkit.metrics.snapshot.merge`)."""
         if self._metrics is None:
             self._metrics = merge(
                 ProcessSnapshot(s.info.process, s.info.published, s.metrics) for s in self._all
@@ -217,9 +221,15 @@ class Fleet:
             ),
             "metrics.fleet_state_unreadable",
         )
+        self._store = ProcessStore(client, self.hash_key, self.ttl, _decoder, self.skipped)
         self._name = ProcessName()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._publisher = Publisher(
+            self.publish,
+            interval,
+            name="perfkit-fleet",
+            event="metrics.fleet_publish_failed",
+            error=lambda exc: type(exc).__name__,
+        )
 
     @property
     def process(self) -> str:
@@ -228,7 +238,7 @@ class Fleet:
 
     def alive_key(self, process: str) -> str:
         """The liveness key of ``process`` (expires ``ttl`` after its last publish)."""
-        return f"{self.hash_key}:alive:{process}"
+        return alive_key(self.hash_key, process)
 
     # -- this process -----------------------------------------------------------------------
 
@@ -262,42 +272,25 @@ class Fleet:
         if self.client is None:
             return
         state = self.state()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.hash_key, state.info.process, _encoder.encode(state))
-        pipe.set(self.alive_key(state.info.process), b"1", px=int(self.ttl * 1000))
-        pipe.execute()
+        self._store.publish(state.info.process, state)
 
     def start(self) -> None:
         """Publish every ``interval`` in a daemon thread (no-op without a client or when
         already started in this process)."""
-        if self.client is None or (self._thread is not None and self._thread.is_alive()):
+        if self.client is None or self._publishing():
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="perfkit-fleet", daemon=True)
-        self._thread.start()
+        self._publisher.start()
 
     def stop(self) -> None:
         """Stop publishing: a last publish, then the liveness key is dropped so that the
         next read folds this process into the retired totals."""
-        thread, self._thread = self._thread, None
-        self._stop.set()
-        if thread is None:
+        if self._publisher.stop() is None:
             return
-        thread.join()
         try:
             self.publish()
-            self.client.delete(self.alive_key(self.process))
+            self._store.leave(self.process)
         except Exception as exc:
             _log.warning("metrics.fleet_publish_failed", error=type(exc).__name__)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.publish()
-            except Exception as exc:
-                # Redis away: keep counting locally; the next publish carries the totals.
-                _log.warning("metrics.fleet_publish_failed", error=type(exc).__name__)
-            self._stop.wait(self.interval)
 
     # -- the fleet --------------------------------------------------------------------------
 
@@ -311,11 +304,11 @@ class Fleet:
         local = self.state()
         if self.client is None:
             return FleetView(self.monitor, [local], None, scope="process")
-        live, dead, retired = self._read()
+        live, dead, retired = self._store.read()
         if self._stale(dead):
             # Folded by this reader or a concurrent one: read what the fold left.
-            self._retire()
-            live, dead, retired = self._read()
+            self._store.fold(self._fold)
+            live, dead, retired = self._store.read()
         own = local.info.process
         # This process's live numbers replace whatever it published (even if its liveness
         # key expired while its thread stalled): never counted twice.
@@ -324,19 +317,16 @@ class Fleet:
         others = [state for state in live if state.info.process != own]
         totals = _retired(gone) if gone else None
         # Only this process's numbers, and it does not publish them: not a fleet's view.
-        publishing = self._thread is not None and self._thread.is_alive()
         scope: Literal["fleet", "process"] = (
-            "fleet" if publishing or others or totals is not None else "process"
+            "fleet" if self._publishing() or others or totals is not None else "process"
         )
         return FleetView(self.monitor, [local, *others], totals, scope=scope)
 
-    def _read(
-        self,
-    ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
-        return self._split(self.client, self._entries(self.client.hgetall(self.hash_key)))
-
-    def _entries(self, raw: dict[Any, bytes]) -> dict[str, ProcessState | None]:
-        return read_entries(raw, _decoder, self.skipped)
+    def _publishing(self) -> bool:
+        """Whether this process's publisher thread runs (started here, not in a parent
+        before a fork)."""
+        thread = self._publisher.thread
+        return thread is not None and thread.is_alive()
 
     def _stale(self, dead: dict[str, ProcessState | None]) -> list[str]:
         """The dead processes gone for longer than ``retire_after`` (by their last publish)."""
@@ -346,40 +336,13 @@ class Fleet:
             p for p, s in dead.items() if p != own and (s is None or s.info.published <= oldest)
         ]
 
-    def _split(
-        self, client: Any, entries: dict[str, ProcessState | None]
-    ) -> tuple[list[ProcessState], dict[str, ProcessState | None], ProcessState | None]:
-        """Live states, dead processes (field -> state, ``None`` if unreadable: folded
-        away like the others) and the retired state."""
-        processes = [field for field in entries if field != RETIRED]
-        alive = list(client.mget([self.alive_key(p) for p in processes])) if processes else []
-        live: list[ProcessState] = []
-        dead: dict[str, ProcessState | None] = {}
-        for process, flag in zip(processes, alive, strict=True):
-            state = entries[process]
-            if flag is not None:
-                if state is not None:
-                    live.append(state)
-            else:
-                dead[process] = state
-        return live, dead, entries.get(RETIRED)
-
-    def _retire(self) -> None:
-        """Fold the processes dead for longer than ``retire_after`` into ``retired`` (a
-        WATCH/MULTI transaction, retried when another reader changed the hash meanwhile)."""
-
-        def fold(pipe: Any) -> None:
-            _, dead, retired = self._split(pipe, self._entries(pipe.hgetall(self.hash_key)))
-            stale = self._stale(dead)
-            if not stale:
-                return
-            states = [s for s in (retired, *(dead[p] for p in stale)) if s is not None]
-            state = _retired(states)
-            pipe.multi()
-            pipe.hset(self.hash_key, RETIRED, _encoder.encode(state))
-            pipe.hdel(self.hash_key, *stale)
-
-        self.client.transaction(fold, self.hash_key)
+    def _fold(self, entries: Entries[ProcessState]) -> tuple[list[str], ProcessState] | None:
+        """The processes dead for longer than ``retire_after`` into the retired totals."""
+        stale = self._stale(entries.dead)
+        if not stale:
+            return None
+        states = [s for s in (entries.retired, *(entries.dead[p] for p in stale)) if s is not None]
+        return stale, _retired(states)
 
 
 def _retired(states: list[ProcessState]) -> ProcessState:

@@ -5,27 +5,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
 from perfkit._acompat import resolve
-from perfkit._deprecation import renamed
+from perfkit.http.compression import CompressionMiddleware, WSGICompressionMiddleware
+from perfkit.http.middleware import MetricsMiddleware, WSGIMetricsMiddleware
+from perfkit.http.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.collectors import StatsCollector, StatsSource
-from perfkit.metrics.compression import CompressionMiddleware, WSGICompressionMiddleware
-from perfkit.metrics.middleware import MetricsMiddleware, WSGIMetricsMiddleware
-from perfkit.metrics.nplusone import n_plus_one_metrics
+from perfkit.metrics.nplusone import n_plus_one_detector, n_plus_one_metrics
 from perfkit.metrics.recommendations import Finding, Thresholds, recommend, recommend_n_plus_one
 from perfkit.metrics.registry import DEFAULT_BUCKETS, MetricsRegistry
 from perfkit.metrics.requests import RequestMetrics, RequestSummary, SlowRequest
-from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude
 from perfkit.metrics.system import memory_limit, process_start_time, resident_memory
 from perfkit.metrics.trends import TrendPoint, Trends
-from perfkit.queries import NPlusOne, get_n_plus_one_detector
-from perfkit.queries._plan import QueryPlan
 from perfkit.settings import Settings
 from perfkit.types import ASGIApp, WSGIApp
+
+if TYPE_CHECKING:  # perfkit.queries (and psycopg) is not imported with the metrics
+    from perfkit.queries import NPlusOne
+    from perfkit.queries._plan import QueryPlan
 
 __all__ = ["AsyncPerformanceMonitor", "PerformanceMonitor", "PerformanceReport"]
 
@@ -106,25 +107,6 @@ class PerformanceMonitor:
         collectors = (self.cache_collector, self.pool_collector, self.jobs_collector)
         return [c for c in collectors if c is not None]
 
-    # Deprecated: the collectors' old names, which the kit's parts also have.
-    @property
-    def cache(self) -> StatsCollector | None:
-        """Deprecated: :attr:`cache_collector`."""
-        renamed("PerformanceMonitor.cache", "PerformanceMonitor.cache_collector")
-        return self.cache_collector
-
-    @property
-    def pool(self) -> StatsCollector | None:
-        """Deprecated: :attr:`pool_collector`."""
-        renamed("PerformanceMonitor.pool", "PerformanceMonitor.pool_collector")
-        return self.pool_collector
-
-    @property
-    def jobs(self) -> StatsCollector | None:
-        """Deprecated: :attr:`jobs_collector`."""
-        renamed("PerformanceMonitor.jobs", "PerformanceMonitor.jobs_collector")
-        return self.jobs_collector
-
     def asgi(
         self,
         app: ASGIApp,
@@ -174,18 +156,6 @@ class PerformanceMonitor:
         self.refresh()
         return self.registry.exposition(openmetrics=openmetrics)
 
-    async def arefresh(self) -> None:
-        """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).refresh()`` (removed in
-        the next release)."""
-        _deprecated("arefresh")
-        await AsyncPerformanceMonitor.of(self).refresh()
-
-    async def aexposition(self, *, openmetrics: bool = False) -> str:
-        """Deprecated: ``await AsyncPerformanceMonitor.of(monitor).exposition()`` (removed
-        in the next release)."""
-        _deprecated("aexposition")
-        return await AsyncPerformanceMonitor.of(self).exposition(openmetrics=openmetrics)
-
     def report(
         self,
         *,
@@ -217,10 +187,11 @@ class PerformanceMonitor:
             thresholds=self.thresholds,
             plans=plans if plans is not None else self.query_plans(),
         )
-        detector = get_n_plus_one_detector()
-        findings += recommend_n_plus_one(
-            n_plus_one if n_plus_one is not None else detector.findings(), detector.threshold
-        )
+        detector = n_plus_one_detector()
+        if detector is not None:
+            findings += recommend_n_plus_one(
+                n_plus_one if n_plus_one is not None else detector.findings(), detector.threshold
+            )
         now = time.time()
         return PerformanceReport(
             at=now,
@@ -288,13 +259,6 @@ class PerformanceMonitor:
     def trend_points(self, *, last: int | None = None) -> list[TrendPoint]:
         """The trends, oldest bucket first (see :meth:`Trends.points`)."""
         return self.trends.points(last=last)
-
-
-def _deprecated(old: str) -> None:
-    new = old.removeprefix("a")
-    renamed(
-        f"PerformanceMonitor.{old}()", f"AsyncPerformanceMonitor.of(monitor).{new}()", stacklevel=4
-    )
 
 
 class AsyncPerformanceMonitor:

@@ -9,14 +9,13 @@ the limit, any failed job), else ``warning``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from perfkit.queries._plan import QueryPlan, seq_scans
-
-__all__ = ["Finding", "Thresholds", "recommend"]
-from perfkit.queries import NPlusOne
+if TYPE_CHECKING:  # perfkit.queries (and psycopg) is not imported with the metrics
+    from perfkit.queries import NPlusOne
+    from perfkit.queries._plan import QueryPlan
 
 __all__ = ["Finding", "Thresholds", "recommend", "recommend_n_plus_one"]
 
@@ -35,10 +34,6 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     failed_jobs: Annotated[int, msgspec.Meta(ge=0)] = 0
     # A sequential scan with a filter over a table this big (rows) is worth an index hint.
     seq_scan_rows: Annotated[int, msgspec.Meta(ge=0)] = 10_000
-
-
-# Index hints given at most (the biggest tables first).
-MAX_INDEX_HINTS = 5
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,9 +96,17 @@ def recommend(
     return findings + index_hints(plans, t.seq_scan_rows)
 
 
+# Index hints given at most (the biggest tables first).
+MAX_INDEX_HINTS = 5
+
+
 def index_hints(plans: Sequence[QueryPlan], min_rows: int) -> list[Finding]:
     """A finding per sequential scan, with a filter, of a table of at least ``min_rows``
     rows in ``plans``, naming the filter's columns."""
+    if not plans:  # no statement plans: no need to import perfkit.queries to say so
+        return []
+    from perfkit.queries._plan import seq_scans
+
     findings = []
     for scan in seq_scans(plans, min_rows)[:MAX_INDEX_HINTS]:
         columns = ", ".join(scan.columns)

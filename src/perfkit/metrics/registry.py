@@ -54,14 +54,29 @@ _RESERVED_LABELS = frozenset({"le", "quantile"})
 _log = structlog.get_logger("perfkit.metrics")
 
 
-class CounterChild:
-    """One label set of a counter."""
+class _Number:
+    """What a counter's and a gauge's children hold: one number, and the lock its
+    read-modify-write updates take (``+=`` on a float is not atomic across threads)."""
 
     __slots__ = ("_lock", "_value")
 
     def __init__(self) -> None:
         self._value = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def value(self) -> float:
+        """The current value (a counter's total)."""
+        return self._value
+
+    def _sample(self, labels: tuple[str, ...]) -> Sample:
+        return Sample(labels, self._value)
+
+
+class CounterChild(_Number):
+    """One label set of a counter."""
+
+    __slots__ = ()
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (must not be negative)."""
@@ -70,23 +85,11 @@ class CounterChild:
         with self._lock:
             self._value += amount
 
-    @property
-    def value(self) -> float:
-        """The current total."""
-        return self._value
 
-    def _sample(self, labels: tuple[str, ...]) -> Sample:
-        return Sample(labels, self._value)
-
-
-class GaugeChild:
+class GaugeChild(_Number):
     """One label set of a gauge."""
 
-    __slots__ = ("_lock", "_value")
-
-    def __init__(self) -> None:
-        self._value = 0.0
-        self._lock = threading.Lock()
+    __slots__ = ()
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
@@ -101,14 +104,6 @@ class GaugeChild:
         """Subtract ``amount``."""
         with self._lock:
             self._value -= amount
-
-    @property
-    def value(self) -> float:
-        """The current value."""
-        return self._value
-
-    def _sample(self, labels: tuple[str, ...]) -> Sample:
-        return Sample(labels, self._value)
 
 
 class HistogramChild:

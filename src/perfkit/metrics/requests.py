@@ -24,13 +24,13 @@ from typing import Any
 import msgspec
 
 from perfkit._errors import MetricsError
+from perfkit.http.routes import PENDING, route_label, route_template
 from perfkit.metrics.registry import (
     DEFAULT_BUCKETS,
     CounterChild,
     HistogramChild,
     MetricsRegistry,
 )
-from perfkit.metrics.routes import PENDING, route_label, route_template
 from perfkit.metrics.snapshot import MetricSnapshot, Sample
 from perfkit.metrics.system import process_start_time, resident_memory
 from perfkit.metrics.trends import Trends, estimate_quantile

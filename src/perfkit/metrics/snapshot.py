@@ -8,12 +8,9 @@ processes into one list for a single exposition.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterable
+from typing import Literal
 
 import msgspec
 import structlog
@@ -24,12 +21,9 @@ __all__ = [
     "GaugeMode",
     "MetricKind",
     "MetricSnapshot",
-    "ProcessName",
     "ProcessSnapshot",
     "Sample",
-    "SkippedEntries",
     "merge",
-    "read_entries",
 ]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
@@ -38,10 +32,6 @@ MetricKind = Literal["counter", "gauge", "histogram"]
 GaugeMode = Literal["sum", "max", "min", "mean", "all"]
 
 _log = structlog.get_logger("perfkit.metrics")
-T = TypeVar("T")
-# Field names logged as unreadable, per reader: bounded (a hash full of junk must not
-# grow a reader's memory), reset wholesale when full.
-_LOGGED_CAP = 1024
 
 
 class Sample(msgspec.Struct, array_like=True, frozen=True):
@@ -173,67 +163,3 @@ def _combine(
     if metric.mode == "min":
         return Sample(labels, min(numbers))
     return Sample(labels, sum(numbers) / len(numbers))
-
-
-class ProcessName:
-    """This process's field name in a shared hash (``name()``): host, pid and a random
-    suffix, since pids get reused; made anew in a forked child. Every thread gets the same
-    name, however many ask first at once."""
-
-    def __init__(self) -> None:
-        self._names: dict[int, str] = {}  # pid -> name: one entry per fork generation
-
-    def __call__(self) -> str:
-        pid = os.getpid()
-        name = self._names.get(pid)
-        if name is None:
-            # Two threads can both get here (a fleet publisher's first publish, a request
-            # reading the fleet): setdefault is atomic, so both return the first one's
-            # name. Each returning its own made one process two fields, counted twice.
-            candidate = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
-            name = self._names.setdefault(pid, candidate)
-        return name
-
-
-class SkippedEntries:
-    """Counts the entries of a shared hash a reader could not read (another program's
-    bytes, another perfkit version's), logging each field once as ``event``.
-
-    ``counter`` is a registry counter (``inc()``) the skips are added to.
-    """
-
-    def __init__(self, counter: Any, event: str) -> None:
-        self.counter = counter
-        self.event = event
-        self._logged: set[str] = set()
-
-    def skip(self, field: str, reason: str) -> None:
-        """Count one skipped entry; log it the first time this field is skipped."""
-        self.counter.inc()
-        if field in self._logged:
-            return
-        if len(self._logged) >= _LOGGED_CAP:
-            self._logged.clear()
-        self._logged.add(field)
-        _log.warning(self.event, field=field, reason=reason)
-
-
-def read_entries(
-    raw: Mapping[Any, bytes], decoder: msgspec.msgpack.Decoder[T], skipped: SkippedEntries
-) -> dict[str, T | None]:
-    """The entries of a hash read with HGETALL, by field name: decoded, or ``None`` for a
-    value that does not decode. A field name that is not UTF-8 is left out. Both are
-    counted and logged by ``skipped``."""
-    entries: dict[str, T | None] = {}
-    for field, value in raw.items():
-        try:
-            name = field.decode() if isinstance(field, bytes) else field
-        except UnicodeDecodeError:
-            skipped.skip(repr(field), "field name not UTF-8")
-            continue
-        try:
-            entries[name] = decoder.decode(value)
-        except msgspec.DecodeError:  # ValidationError too: the wrong shape
-            skipped.skip(name, "value not perfkit's encoding")
-            entries[name] = None
-    return entries

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import msgspec
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 
-from perfkit._deprecation import renamed
 from perfkit._errors import QueryError
 
 __all__ = ["BaseKeysetPagination", "BaseOffsetPagination", "KeysetPage", "OffsetPage"]
@@ -52,10 +51,6 @@ def _identifier(name: str | Sequence[str]) -> sql.Identifier:
 def _check_size(name: str, value: int) -> None:
     if not 1 <= value <= MAX_PAGE_SIZE:
         raise QueryError(f"{name}={value!r} must be between 1 and {MAX_PAGE_SIZE}")
-
-
-def _deprecated(owner: str, replacement: str) -> None:
-    renamed(f"{owner}.fetch_async()", f"{replacement}(...).fetch()", stacklevel=4)
 
 
 class _Pagination:
@@ -160,23 +155,6 @@ class BaseKeysetPagination(_Pagination):
         rows = rows[:limit]
         return KeysetPage(rows=rows, next_cursor=self.encode_cursor(rows[-1]))
 
-    async def fetch_async(
-        self,
-        conn: AsyncConnection[Any],
-        *,
-        after: str | None = None,
-        limit: int = 20,
-        where: Mapping[str, Any] | None = None,
-    ) -> KeysetPage:
-        """Deprecated: use :class:`AsyncKeysetPagination`'s ``fetch`` (removed in the next
-        release)."""
-        from perfkit.queries._pagination_async import AsyncKeysetPagination
-
-        _deprecated(type(self).__name__, "AsyncKeysetPagination")
-        return await AsyncKeysetPagination.fetch(
-            cast(AsyncKeysetPagination, self), conn, after=after, limit=limit, where=where
-        )
-
 
 class BaseOffsetPagination(_Pagination):
     """Limit/offset pagination over ``table`` ordered by ``order_by`` (unique, ideally).
@@ -227,27 +205,4 @@ class BaseOffsetPagination(_Pagination):
             per_page=per_page,
             has_next=len(rows) > per_page,
             total=total,
-        )
-
-    async def fetch_async(
-        self,
-        conn: AsyncConnection[Any],
-        *,
-        page: int = 1,
-        per_page: int = 20,
-        where: Mapping[str, Any] | None = None,
-        with_total: bool = False,
-    ) -> OffsetPage:
-        """Deprecated: use :class:`AsyncOffsetPagination`'s ``fetch`` (removed in the next
-        release)."""
-        from perfkit.queries._pagination_async import AsyncOffsetPagination
-
-        _deprecated(type(self).__name__, "AsyncOffsetPagination")
-        return await AsyncOffsetPagination.fetch(
-            cast(AsyncOffsetPagination, self),
-            conn,
-            page=page,
-            per_page=per_page,
-            where=where,
-            with_total=with_total,
         )

@@ -151,7 +151,7 @@ class AsyncTimedPool(BaseTimedPool):
 
     :param conninfo: a libpq conninfo string or ``postgresql://`` URL.
     :param query_stats: where statements are recorded (shareable; the pool's
-        ``query_stats`` attribute); a new one by default. (``stats=`` is its deprecated name.)
+        ``query_stats`` attribute); a new one by default.
     :param min_size: connections kept open (``DB_POOL_MIN``).
     :param max_size: most connections (``DB_POOL_MAX``).
     :param max_idle: seconds an extra connection may stay idle (``DB_POOL_IDLE_TIMEOUT``).

@@ -25,7 +25,6 @@ from psycopg import (
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
 from perfkit.queries._cursor import TimedCursor, TimedServerCursor
@@ -259,9 +258,6 @@ class BaseTimedPool:
         **pool_kwargs: Any,
     ) -> None:
         _check_sizes(min_size, max_size, max_idle, timeout, max_waiting)
-        if "stats" in pool_kwargs:
-            renamed(f"{type(self).__name__}(stats=...)", "query_stats=...")
-            query_stats = pool_kwargs.pop("stats")
         # The statement recorder (shareable by several pools); stats() reports it.
         self.query_stats = query_stats if query_stats is not None else QueryStats()
         self.name = name or f"perfkit-pool-{next(_names)}"
@@ -337,11 +333,6 @@ class BaseTimedPool:
         self.pool.pop_stats()
         self._watch.reset()
         self.query_stats.reset()
-
-    def get_stats(self, top: int | None = None) -> TimedPoolStats:
-        """Deprecated: :meth:`stats`."""
-        renamed(f"{type(self).__name__}.get_stats()", "stats()")
-        return self.stats(top)
 
     @property
     def closed(self) -> bool:

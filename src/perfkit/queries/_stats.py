@@ -21,7 +21,6 @@ import structlog
 from psycopg import sql
 
 from perfkit import _telemetry, _units
-from perfkit._deprecation import renamed
 from perfkit._errors import ConfigError
 from perfkit._histogram import DEFAULT_BOUNDS, FLOOR, quantile
 from perfkit._stat_kinds import CounterField, DurationField, GaugeField
@@ -225,7 +224,7 @@ class QueryStats:
         in the slow list, logged).
     :param max_fingerprints: statement shapes kept at most; when full, the least recently
         seen tenth is evicted.
-    :param slowest: how many slow statements :meth:`get_stats` lists, slowest first.
+    :param slowest: how many slow statements :meth:`stats` lists, slowest first.
     :param slow_history: how many recent slow statements the slowest are chosen from.
     :param sql_cache_size: distinct SQL texts whose fingerprint is remembered.
     """
@@ -474,11 +473,6 @@ class QueryStats:
                 slowest=slowest[: self.slowest],
                 plans=self.plans.plans() if self.plans is not None else None,
             )
-
-    def get_stats(self, top: int | None = None) -> QueryStatsSnapshot:
-        """Deprecated: :meth:`stats`."""
-        renamed("QueryStats.get_stats()", "stats()")
-        return self.stats(top)
 
     def reset_stats(self) -> None:
         """Forget every statement and counter (as :meth:`reset`)."""

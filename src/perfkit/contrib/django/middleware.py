@@ -11,7 +11,7 @@ wrap the application with perfkit's request metrics as usual::
 
 The template (``/authors/<str:name>/books``) is stored as ``perfkit.route`` in the WSGI
 environ (``request.META`` is the environ) or the ASGI scope, which
-:func:`perfkit.metrics.route_template` reads first. A request no URL pattern matched
+:func:`perfkit.http.routes.route_template` reads first. A request no URL pattern matched
 gets none, and is counted as ``<unmatched>`` when answered 404.
 
 Each request is a unit of work (see docs/queries.md, "N+1 detection"): statements
@@ -27,7 +27,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from perfkit import _units
-from perfkit.metrics.routes import UNMATCHED
+from perfkit.http.routes import UNMATCHED
 
 __all__ = ["RouteMiddleware"]
 

@@ -3,14 +3,16 @@
 They sit apart from the jobs core (service, worker, queues, processors, periodic) because
 they use the other parts: ``cache.warm`` runs the cache's warmer, ``data.export`` reads
 through a :class:`~perfkit.queries.TimedPool`. The core never imports them (an
-import-linter contract checks it); :mod:`perfkit.jobs` re-exports their public names.
+import-linter contract checks it); importing :mod:`perfkit.jobs` registers them. This
+package exports what an application configures them with (templates, senders, sinks, the
+export pool and directory) and their payloads and reports; the processor functions are in
+their modules (``perfkit.jobs.builtins.mail.send_email`` ...).
 """
 
 from perfkit.jobs.builtins.delivery import DeliveryReport
 from perfkit.jobs.builtins.export import (
     DataExportPayload,
     ExportReport,
-    export_data,
     register_export_query,
     set_export_directory,
     set_export_pool,
@@ -22,7 +24,6 @@ from perfkit.jobs.builtins.mail import (
     LogEmailSender,
     SMTPEmailSender,
     register_email_template,
-    send_email,
     set_email_sender,
 )
 from perfkit.jobs.builtins.notify import (
@@ -30,10 +31,9 @@ from perfkit.jobs.builtins.notify import (
     NotificationPayload,
     NotificationSink,
     RedisNotificationSink,
-    send_notification,
     set_notification_sink,
 )
-from perfkit.jobs.builtins.warming import CacheWarmPayload, warm_cache
+from perfkit.jobs.builtins.warming import CacheWarmPayload
 
 __all__ = [
     "CacheWarmPayload",
@@ -49,14 +49,10 @@ __all__ = [
     "NotificationSink",
     "RedisNotificationSink",
     "SMTPEmailSender",
-    "export_data",
     "register_email_template",
     "register_export_query",
-    "send_email",
-    "send_notification",
     "set_email_sender",
     "set_export_directory",
     "set_export_pool",
     "set_notification_sink",
-    "warm_cache",
 ]

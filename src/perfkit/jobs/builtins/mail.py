@@ -142,7 +142,7 @@ def render(payload: EmailPayload) -> EmailMessage:
     if template is None:
         raise PermanentJobError(
             f"no email template named {payload.template!r}: register it with "
-            "perfkit.jobs.register_email_template() in the worker"
+            "perfkit.jobs.builtins.register_email_template() in the worker"
         )
     try:
         body = template.substitute(payload.data)

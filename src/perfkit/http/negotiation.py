@@ -1,6 +1,6 @@
 """HTTP pieces of the compression middleware: Accept-Encoding, encoders, ETags, policies.
 
-Nothing here does I/O; the ASGI and WSGI middleware in :mod:`perfkit.metrics.compression`
+Nothing here does I/O; the ASGI and WSGI middleware in :mod:`perfkit.http.compression`
 share it.
 """
 

@@ -10,36 +10,67 @@ read only its first chunk and drop it (which ends the request too).
 The route label is read from the host after it routed: for ASGI when the app returns
 (Starlette/FastAPI/Litestar leave the route in the scope), for WSGI when the app calls
 ``start_response``, before Flask's teardown clears ``werkzeug.request``. Paths matching
-``exclude`` (default :data:`~perfkit.metrics.routes.DEFAULT_EXCLUDE`: the admin API,
+``exclude`` (default :data:`~perfkit.http.routes.DEFAULT_EXCLUDE`: the admin API,
 ``/metrics``, health checks) are passed through unmeasured.
+
+What a request is recorded into is a :class:`RequestRecorder`: in perfkit,
+:class:`perfkit.metrics.RequestMetrics` (this module does not import the metrics, which
+sit a layer above HTTP).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from perfkit import _units
-from perfkit.metrics.requests import RequestMetrics
-from perfkit.metrics.routes import DEFAULT_EXCLUDE, Exclude, exclusion, route_label
+from perfkit.http.routes import DEFAULT_EXCLUDE, Exclude, exclusion, route_label
 from perfkit.types import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse, WSGIApp
 
-__all__ = ["MetricsMiddleware", "WSGIMetricsMiddleware"]
+__all__ = ["MetricsMiddleware", "RequestRecorder", "WSGIMetricsMiddleware"]
+
+App = TypeVar("App")
 
 
-class MetricsMiddleware:
-    """ASGI middleware recording every HTTP request into ``metrics``.
+class RequestRecorder(Protocol):
+    """Where the middleware records requests (:class:`perfkit.metrics.RequestMetrics`)."""
 
-    ``exclude``: path prefixes or a predicate on the path; those requests are not measured.
-    """
+    def begin(self, scope: Mapping[str, Any], *, root_path: str = "") -> float:
+        """Note a request as in flight; return its start time (``perf_counter``)."""
+        ...
+
+    def end(
+        self,
+        scope: Mapping[str, Any],
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        *,
+        failed: bool = False,
+        route: str | None = None,
+    ) -> None:
+        """Record a finished request."""
+        ...
+
+
+class _Measuring(Generic[App]):
+    """What the ASGI and WSGI middleware hold: the app, the recorder, the exclusion."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: RequestMetrics, exclude: Exclude | None = DEFAULT_EXCLUDE
+        self, app: App, *, metrics: RequestRecorder, exclude: Exclude | None = DEFAULT_EXCLUDE
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.excluded = exclusion(exclude)
+
+
+class MetricsMiddleware(_Measuring[ASGIApp]):
+    """ASGI middleware recording every HTTP request into ``metrics``.
+
+    ``exclude``: path prefixes or a predicate on the path; those requests are not measured.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,18 +111,9 @@ class MetricsMiddleware:
         _units.end(unit, route)
 
 
-class WSGIMetricsMiddleware:
-    """WSGI middleware recording every request into ``metrics``.
-
-    ``exclude``: path prefixes or a predicate on the path; those requests are not measured.
-    """
-
-    def __init__(
-        self, app: WSGIApp, *, metrics: RequestMetrics, exclude: Exclude | None = DEFAULT_EXCLUDE
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.excluded = exclusion(exclude)
+class WSGIMetricsMiddleware(_Measuring[WSGIApp]):
+    """WSGI middleware recording every request into ``metrics`` (the options of
+    :class:`MetricsMiddleware`)."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from perfkit._errors import ConfigError
-from perfkit.metrics.negotiation import (
+from perfkit.http.negotiation import (
     BROTLI_AVAILABLE,
     DEFAULT_CACHE_RULES,
     CacheRule,
@@ -26,7 +26,7 @@ from perfkit.metrics.negotiation import (
     etag_matches,
     make_encoder,
 )
-from perfkit.metrics.routes import route_template
+from perfkit.http.routes import route_template
 from perfkit.types import ASGIApp, Environ, Message, Receive, Scope, Send, StartResponse, WSGIApp
 
 __all__ = ["CompressionMiddleware", "WSGICompressionMiddleware"]
