@@ -7,37 +7,15 @@ retries, priorities and delays, and reports queue statistics and failed jobs;
 """
 
 from perfkit._errors import PermanentJobError
+from perfkit.jobs import builtins
 from perfkit.jobs._metrics import JobMetrics, record_outcome
 from perfkit.jobs.allowlist import allow_jobs, allowed_jobs
 from perfkit.jobs.asyncrunner import AsyncJobWorker
 
 # The built-in processors (mail, notifications, export, cache warming) live in
-# perfkit.jobs.builtins: the jobs core does not import the cache or the queries.
-from perfkit.jobs.builtins import (
-    CacheWarmPayload,
-    DataExportPayload,
-    DeliveryReport,
-    EmailMessage,
-    EmailPayload,
-    EmailSender,
-    ExportReport,
-    LogEmailSender,
-    LogNotificationSink,
-    NotificationPayload,
-    NotificationSink,
-    RedisNotificationSink,
-    SMTPEmailSender,
-    export_data,
-    register_email_template,
-    register_export_query,
-    send_email,
-    send_notification,
-    set_email_sender,
-    set_export_directory,
-    set_export_pool,
-    set_notification_sink,
-    warm_cache,
-)
+# perfkit.jobs.builtins: the jobs core does not import the cache or the queries. Their public
+# names are exported here too, as builtins.__all__ lists them.
+from perfkit.jobs.builtins import *  # noqa: F403
 from perfkit.jobs.cancel import check_cancelled
 from perfkit.jobs.failed import FailedJob, FailedJobsPage
 from perfkit.jobs.limits import Concurrency, Rate
@@ -60,14 +38,7 @@ from perfkit.jobs.worker import ForkingJobWorker, JobWorker, make_worker
 
 __all__ = [
     "AsyncJobWorker",
-    "CacheWarmPayload",
     "Concurrency",
-    "DataExportPayload",
-    "DeliveryReport",
-    "EmailMessage",
-    "EmailPayload",
-    "EmailSender",
-    "ExportReport",
     "FailedJob",
     "FailedJobsPage",
     "ForkingJobWorker",
@@ -77,10 +48,6 @@ __all__ = [
     "JobService",
     "JobStats",
     "JobWorker",
-    "LogEmailSender",
-    "LogNotificationSink",
-    "NotificationPayload",
-    "NotificationSink",
     "Periodic",
     "PeriodicRun",
     "PeriodicScheduler",
@@ -89,13 +56,10 @@ __all__ = [
     "Processor",
     "QueueStats",
     "Rate",
-    "RedisNotificationSink",
     "RunningJob",
-    "SMTPEmailSender",
     "allow_jobs",
     "allowed_jobs",
     "check_cancelled",
-    "export_data",
     "get_processor",
     "make_worker",
     "periodic",
@@ -104,17 +68,10 @@ __all__ = [
     "processor",
     "processors",
     "record_outcome",
-    "register_email_template",
-    "register_export_query",
     "report_progress",
     "retry_intervals",
     "schedule",
-    "send_email",
-    "send_notification",
-    "set_email_sender",
-    "set_export_directory",
-    "set_export_pool",
-    "set_notification_sink",
-    "warm_cache",
     "worker_queue_names",
 ]
+__all__ += builtins.__all__
+__all__.sort()  # sorted, as every package's (tests/test_exported_members.py)
