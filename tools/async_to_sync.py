@@ -9,8 +9,10 @@ tree (comments kept, through ``ast_comments``) is rewritten to the sync API and 
 
 What the transform does, for any module listed in ``TWINS``:
 
-- ``async def`` / ``async for`` / ``async with`` become ``def`` / ``for`` / ``with``;
-  ``await x`` becomes ``x``; ``Awaitable[T]`` and ``Coroutine[Any, Any, T]`` become ``T``.
+- ``async def`` / ``async for`` / ``async with`` (and ``async for`` in a comprehension) become
+  ``def`` / ``for`` / ``with``;
+  ``await x`` becomes ``x``; ``Awaitable[T]`` and ``Coroutine[Any, Any, T]`` become ``T``;
+  ``asyncio.to_thread(f, *args)`` becomes ``f(*args)``.
 - Names, attributes, imports and words in docstrings and comments are renamed by ``RENAMES``
   (``AsyncRedisService`` -> ``RedisService``, ``__aenter__`` -> ``__enter__``,
   ``asyncio.sleep`` -> ``time.sleep``, ``redis.asyncio`` -> ``redis`` ...).
@@ -20,6 +22,14 @@ What the transform does, for any module listed in ``TWINS``:
   sync code (dead in the async module; CPython compiles the test away).
 - Imports that the sync code no longer uses are dropped.
 - The module docstring is replaced by the twin's own, under a "generated, do not edit" header.
+- A module a renamed name needs (``time`` for ``asyncio.sleep``) is imported if it is not.
+
+Tests are twins too (psycopg converts ``tests/pool/*_async.py``): ``tests/**/test_*_async.py``
+listed in ``TEST_TWINS`` is the source of the sync test module beside it. On top of the rules
+above, ``TEST_RENAMES`` names the async fixtures and helpers' sync counterparts (``acache`` ->
+``cache``), a ``pytest.mark.asyncio`` / ``pytest.mark.anyio`` decorator is dropped, and the test
+module keeps its own docstring, renamed. A test that is about one twin only (threads,
+``auto_pipeline``) is marked ``# async only`` or lives in a hand-written module.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ RENAMES: dict[str, str] = {
     "AsyncCursor": "Cursor",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncServerCursor": "ServerCursor",
+    "AsyncClientCursor": "ClientCursor",
     "asynccontextmanager": "contextmanager",
     "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncTimedPool": "TimedPool",
@@ -76,6 +87,18 @@ RENAMES: dict[str, str] = {
     "perfkit.queries._explain_async": "perfkit.queries._explain",
 }
 
+# The tests' own vocabulary, on top of RENAMES: fixtures and helpers of tests/**/conftest.py.
+TEST_RENAMES: dict[str, str] = {
+    "acache": "cache",
+    "aeventually": "eventually",
+    "areads": "reads",
+    "apool": "pool",
+    "async_wait_until": "wait_until",
+}
+
+# Markers that make pytest run a coroutine function: a sync test has none to run.
+_ASYNC_MARKERS = {"pytest.mark.asyncio", "pytest.mark.anyio"}
+
 # Marks a statement that has no sync counterpart (dropped), or an `if True:` whose `else:`
 # holds the sync code.
 _ASYNC_ONLY = re.compile(r"#\s*async only\b")
@@ -85,11 +108,12 @@ _ASYNC_WORDS = re.compile(r"(?<=``)(?:async (?=with|for|def)|await )")
 
 @dataclass(frozen=True)
 class Twin:
-    """One generated module: its async source, its sync target and the target's docstring."""
+    """One generated module: its async source, its sync target and the target's docstring
+    (None: the source's, renamed)."""
 
     source: str
     target: str
-    docstring: str
+    docstring: str | None = None
     renames: dict[str, str] = field(default_factory=dict)
 
 
@@ -151,6 +175,29 @@ TWINS = [
 ]
 
 
+def _test_twin(source: str) -> Twin:
+    """A test module ``tests/.../test_x_async.py``, the source of ``tests/.../test_x.py``."""
+    return Twin(source=source, target=source.replace("_async.py", ".py"), renames=TEST_RENAMES)
+
+
+TEST_TWINS = [
+    _test_twin("tests/cache/test_service_async.py"),
+    _test_twin("tests/cache/test_tags_async.py"),
+    _test_twin("tests/cache/test_fallback_async.py"),
+    _test_twin("tests/cache/test_hit_path_async.py"),
+    _test_twin("tests/cache/test_values_async.py"),
+    _test_twin("tests/cache/test_decorator_async.py"),
+    _test_twin("tests/cache/test_l1_async.py"),
+    _test_twin("tests/cache/test_hostile_async.py"),
+    _test_twin("tests/cache/test_cluster_async.py"),
+    _test_twin("tests/queries/test_pool_async.py"),
+    _test_twin("tests/queries/test_pagination_async.py"),
+    _test_twin("tests/queries/test_explain_async.py"),
+    _test_twin("tests/queries/test_retry_async.py"),
+    _test_twin("tests/queries/test_bounded_waits_async.py"),
+]
+
+
 class AsyncToSync(ast.NodeTransformer):
     """Rewrite an async module's tree into its sync twin's."""
 
@@ -159,6 +206,7 @@ class AsyncToSync(ast.NodeTransformer):
         self.words = re.compile(
             r"\b(" + "|".join(re.escape(k) for k in sorted(renames, key=len, reverse=True)) + r")\b"
         )
+        self.modules: set[str] = set()  # modules that renamed dotted names refer to
 
     def rename_text(self, text: str) -> str:
         """Rename the async words in free text (docstrings, comments)."""
@@ -172,6 +220,11 @@ class AsyncToSync(ast.NodeTransformer):
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         node.name = self.renames.get(node.name, node.name)
+        node.decorator_list = [
+            d
+            for d in node.decorator_list
+            if _dotted(d.func if isinstance(d, ast.Call) else d) not in _ASYNC_MARKERS
+        ]
         self.generic_visit(node)
         return node
 
@@ -195,8 +248,21 @@ class AsyncToSync(ast.NodeTransformer):
             node.body = inner.body
         return node
 
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        node.is_async = 0  # [x async for x in y] -> [x for x in y]
+        self.generic_visit(node)
+        return node
+
     def visit_Await(self, node: ast.Await) -> ast.AST:
         return self.visit(node.value)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        # asyncio.to_thread(f, *args) -> f(*args): the sync twin is on a thread already.
+        if _dotted(node.func) == "asyncio.to_thread" and node.args:
+            function, *args = node.args
+            return self.visit(ast.Call(function, args, node.keywords))
+        self.generic_visit(node)
+        return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         # Awaitable[T] -> T; Coroutine[Any, Any, T] -> T.
@@ -221,7 +287,9 @@ class AsyncToSync(ast.NodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         dotted = _dotted(node)
         if dotted is not None and dotted in self.renames:
-            return ast.copy_location(_parse_expr(self.renames[dotted]), node)
+            new = self.renames[dotted]
+            self.modules.add(new.split(".")[0])
+            return ast.copy_location(_parse_expr(new), node)
         self.generic_visit(node)
         node.attr = self.renames.get(node.attr, node.attr)
         return node
@@ -350,6 +418,31 @@ def drop_unused_imports(before: set[str], tree: ast.Module) -> None:
     tree.body = body
 
 
+def add_missing_imports(modules: set[str], tree: ast.Module) -> None:
+    """Import each module a renamed name refers to (``time`` for ``time.sleep``) if it is not
+    bound yet; ruff sorts the import in."""
+    bound = {
+        alias.asname or alias.name.split(".")[0]
+        for stmt in tree.body
+        if isinstance(stmt, ast.Import | ast.ImportFrom)
+        for alias in stmt.names
+    }
+    used = _used_names(tree)
+    missing = sorted(name for name in modules if name in used and name not in bound)
+    if missing:
+        tree.body.insert(_first_import(tree), ast.Import([ast.alias(n) for n in missing]))
+
+
+def _first_import(tree: ast.Module) -> int:
+    """Where an import may go: after the docstring and ``from __future__`` imports."""
+    for index, stmt in enumerate(tree.body):
+        docstring = index == 0 and isinstance(stmt, ast.Expr)
+        future = isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"
+        if not (docstring or future or _is_comment(stmt)):
+            return index
+    return len(tree.body)
+
+
 def _used_names(tree: ast.AST) -> set[str]:
     used: set[str] = set()
     for node in ast.walk(tree):
@@ -370,23 +463,31 @@ def generate(twin: Twin) -> str:
 
 
 def to_sync(
-    source: str, *, source_name: str, target: str, docstring: str, renames: dict[str, str]
+    source: str,
+    *,
+    source_name: str,
+    target: str,
+    docstring: str | None,
+    renames: dict[str, str],
 ) -> str:
     """The sync twin of the async module text ``source``, formatted for ``target``."""
     tree = ast_comments.parse(source)
     before = _used_names(tree)
     drop_async_only(tree, source)
-    tree = AsyncToSync({**RENAMES, **renames}).visit(tree)
+    transform = AsyncToSync({**RENAMES, **renames})
+    tree = transform.visit(tree)
     drop_unused_imports(before, tree)
-    first = tree.body[0] if tree.body else None
-    if (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
-        first.value.value = docstring
-    else:
-        tree.body.insert(0, ast.Expr(ast.Constant(docstring)))
+    add_missing_imports(transform.modules, tree)
+    if docstring is not None:
+        first = tree.body[0] if tree.body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            first.value.value = docstring
+        else:
+            tree.body.insert(0, ast.Expr(ast.Constant(docstring)))
     header = f"# Generated from {source_name} by tools/async_to_sync.py: do not edit.\n"
     text = header + ast_comments.unparse(tree) + "\n"
     # Imports sorted, the parentheses ast.unparse adds removed, then formatted as `ruff format`
@@ -409,7 +510,7 @@ def _ruff(text: str, target: str, *command: str) -> str:
 def main() -> int:
     check = "--check" in sys.argv
     stale = []
-    for twin in TWINS:
+    for twin in [*TWINS, *TEST_TWINS]:
         text = generate(twin)
         target = ROOT / twin.target
         if check:

@@ -9,20 +9,8 @@ together and serves the admin API.
 
 import typing as _typing
 
-from perfkit._errors import (
-    ArgumentError,
-    ArgumentTypeError,
-    CacheError,
-    ConfigError,
-    JobArgumentError,
-    JobCancelledError,
-    JobError,
-    MetricsError,
-    PayloadError,
-    PerfkitError,
-    PermanentJobError,
-    QueryError,
-)
+from perfkit import _errors
+from perfkit._errors import *  # noqa: F403 (the exception tree, as _errors.__all__ lists it)
 from perfkit.settings import Settings
 
 if _typing.TYPE_CHECKING:
@@ -30,23 +18,9 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArgumentError",
-    "ArgumentTypeError",
-    "CacheError",
-    "ConfigError",
-    "JobArgumentError",
-    "JobCancelledError",
-    "JobError",
-    "MetricsError",
-    "PayloadError",
-    "Perfkit",
-    "PerfkitError",
-    "PermanentJobError",
-    "QueryError",
-    "Settings",
-    "__version__",
-]
+__all__ = ["Perfkit", "Settings", "__version__"]
+__all__ += _errors.__all__
+__all__.sort()  # sorted, as every package's (tests/test_exported_members.py)
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -108,15 +108,8 @@ def subscribe(
     job_outcome: Callable[[str, str, str, float | None, float | None], None] | None = None,
 ) -> None:
     """Fill every tracing slot with the hook given (``None``: empty it)."""
-    hooks = globals()
-    hooks.update(
-        cache_operation=cache_operation,
-        statement=statement,
-        job_send=job_send,
-        job_meta=job_meta,
-        job_process=job_process,
-        job_outcome=job_outcome,
-    )
+    # Each parameter is the slot of its name, and nothing else is local yet.
+    globals().update(locals())
 
 
 def subscribe_metrics(
@@ -125,7 +118,7 @@ def subscribe_metrics(
     db_operation: Callable[[Callable[[], str], float, bool, str], None] | None = None,
 ) -> None:
     """Fill every metrics slot with the hook given (``None``: empty it)."""
-    globals().update(db_connection=db_connection, db_operation=db_operation)
+    globals().update(locals())  # each parameter is the slot of its name
 
 
 def reset() -> None:

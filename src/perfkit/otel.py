@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import Any
 
 try:
@@ -137,14 +136,9 @@ class _Span:
         self._span = self._manager.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         # The span records an exception and ends; the exception goes on.
-        self._manager.__exit__(exc_type, exc, tb)
+        self._manager.__exit__(*exc_info)
 
     def set_attribute(self, key: str, value: bool | int | str, /) -> None:
         self._span.set_attribute(key, value)

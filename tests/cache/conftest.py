@@ -4,9 +4,10 @@ at the standalone server directly (raw client, URL) run on standalone only."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -44,6 +45,35 @@ def eventually(
             raise AssertionError("condition not met in time")
         time.sleep(pause)
     return time.perf_counter() - start
+
+
+async def aeventually(
+    condition: Callable[[], Awaitable[object]],
+    timeout: float = 2.0,  # noqa: ASYNC109 (eventually's twin: the same arguments)
+    pause: float = 0.001,
+) -> float:
+    """``eventually`` for a condition that is awaited (tools/async_to_sync.py renames it)."""
+    start = time.perf_counter()
+    while not await condition():
+        if time.perf_counter() - start > timeout:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(pause)
+    return time.perf_counter() - start
+
+
+def reads(cache: RedisService, key: str, value: object) -> Callable[[], bool]:
+    """A condition for ``eventually``: ``cache`` reads ``value`` at ``key`` (``"miss"``:
+    nothing)."""
+    return lambda: cache.get(key, "miss") == value
+
+
+def areads(cache: AsyncRedisService, key: str, value: object) -> Callable[[], Awaitable[bool]]:
+    """``reads`` for ``aeventually`` (tools/async_to_sync.py renames it)."""
+
+    async def condition() -> bool:
+        return await cache.get(key, "miss") == value
+
+    return condition
 
 
 # A test asking for one of these inspects the standalone server itself.

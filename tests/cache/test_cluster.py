@@ -1,10 +1,13 @@
+# Generated from test_cluster_async.py by tools/async_to_sync.py: do not edit.
 """The cache on a Redis Cluster (3 primaries on loopback, started by the test): the same
-behaviour as on a single server, with keys, tags and locks spread over the slots."""
+behaviour as on a single server, with keys, tags and locks spread over the slots.
+
+Written once, for both services: ``test_cluster.py`` is generated from
+``test_cluster_async.py`` (tools/async_to_sync.py). Loaders racing on the cluster, in each
+twin's own concurrency, are in ``test_cluster_races.py``."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from perfkit.cache import AsyncRedisService, RedisService, cached_query
+from perfkit.cache import RedisService
 from tests._servers import PrivateCluster
 from tests.cache.conftest import TEST_SETTINGS
 
@@ -56,73 +59,8 @@ def test_pattern_invalidation_scans_every_primary(cache: RedisService) -> None:
     assert metrics.keys == 1 and metrics.used_memory and metrics.connected_clients
 
 
-def test_slow_loader_racing_invalidation(cache: RedisService) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def slow() -> str:
-        started.set()
-        release.wait(5)
-        return "old"
-
-    worker = threading.Thread(target=lambda: cache.get_or_set("p", slow, tags=["products", "c:1"]))
-    worker.start()
-    assert started.wait(5)
-    cache.invalidate_tags(["c:1"])
-    release.set()
-    worker.join(5)
-    assert cache.get("p", "miss") == "miss"
-    assert cache.get_or_set("p", lambda: "new", tags=["products", "c:1"]) == "new"
-    assert cache.get("p") == "new"
-
-
-def test_stampede_and_decorator(cache: RedisService) -> None:
-    calls: list[int] = []
-    barrier = threading.Barrier(30)
-
-    @cached_query(ttl=60, tags=["report:{day}"], cache=cache)
-    def report(day: str) -> dict[str, int]:
-        calls.append(1)
-        time.sleep(0.2)
-        return {"orders": 1}
-
-    def call() -> None:
-        barrier.wait()
-        report("mon")
-
-    threads = [threading.Thread(target=call) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(calls) == 1
-    cache.invalidate_tags(["report:mon"])
-    assert report("mon") == {"orders": 1} and len(calls) == 2
-
-
-async def test_async_service_on_the_cluster(cluster: PrivateCluster) -> None:
-    cache = AsyncRedisService(cluster.url, namespace="casync", settings=TEST_SETTINGS)
-    await cache.set_many({f"a{i}": i for i in range(50)}, tags=["t"])
-    assert await cache.get_many([f"a{i}" for i in range(50)]) == {f"a{i}": i for i in range(50)}
-    calls: list[int] = []
-
-    async def loader() -> int:
-        calls.append(1)
-        await asyncio.sleep(0.1)
-        return 7
-
-    assert (
-        await asyncio.gather(*(cache.get_or_set("g", loader, tags=["t"]) for _ in range(20)))
-        == [7] * 20
-    )
-    assert len(calls) == 1
-    await cache.invalidate_tags(["t"])
-    assert await cache.get("a1") is None and await cache.get("g") is None
-    await cache.clear()
-    await cache.close()
-
-
 def test_existing_cluster_client(cluster: PrivateCluster) -> None:
-    client = raw(cluster)
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
     cache = RedisService(client, namespace="given", settings=TEST_SETTINGS)
     cache.set("k", 1)
     assert cache.get("k") == 1

@@ -1,24 +1,32 @@
-"""When Redis goes away: memory fallback, no errors to the caller, and back again."""
+# Generated from test_fallback_async.py by tools/async_to_sync.py: do not edit.
+"""When Redis goes away: memory fallback, no errors to the caller, and back again.
+
+Written once, for both services: ``test_fallback.py`` is generated from
+``test_fallback_async.py`` (tools/async_to_sync.py). A
+change racing a recovery probe in another thread is in ``test_fallback_probe.py``."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 from structlog.testing import capture_logs
 
-from perfkit.cache import AsyncRedisService, RedisService
+from perfkit import Settings
+from perfkit.cache import RedisService
 from tests._servers import PrivateRedis
 from tests.cache.conftest import TEST_SETTINGS, eventually
 
 
 def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -> None:
     cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+
+    def recovered() -> bool:
+        return not cache.stats().fallback_active
+
     with capture_logs() as logs:
         cache.set("before", "v1", tags=["t"])
         cache.set("kept", "k")
         assert cache.get("before") == "v1"
-
         private_redis.kill()
         # No exception reaches the caller; the service works from memory.
         assert cache.get("before", "miss") == "miss"
@@ -33,9 +41,8 @@ def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -
         assert metrics.used_memory is None and metrics.errors >= 1
         for _ in range(20):
             cache.get("before")
-
         private_redis.start()
-        eventually(lambda: not cache.stats().fallback_active, timeout=10, pause=0.05)
+        eventually(recovered, timeout=10, pause=0.05)
         # Nothing from before or during the outage is served stale: the value written in
         # memory is gone from memory, and Redis lost the old one and the deleted one.
         assert cache.get("before", "miss") == "miss"
@@ -51,6 +58,10 @@ def test_outage_falls_back_to_memory_and_recovers(private_redis: PrivateRedis) -
 
 def test_tag_invalidated_during_outage_is_replayed(private_redis: PrivateRedis) -> None:
     cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+
+    def recovered() -> bool:
+        return not cache.stats().fallback_active
+
     cache.set("p", "old price", tags=["product:1"])
     private_redis.kill()
     # The process invalidates while Redis is down; the server keeps "p" (no persistence
@@ -60,7 +71,7 @@ def test_tag_invalidated_during_outage_is_replayed(private_redis: PrivateRedis) 
     private_redis.start()
     seeder = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
     seeder.set("p", "old price", tags=["product:1"])
-    eventually(lambda: not cache.stats().fallback_active, timeout=10, pause=0.05)
+    eventually(recovered, timeout=10, pause=0.05)
     assert cache.get("p", "miss") == "miss"
     assert seeder.get("p", "miss") == "miss"
     seeder.close()
@@ -79,8 +90,6 @@ def test_unreachable_from_the_start(private_redis: PrivateRedis) -> None:
 
 
 def test_memory_fallback_is_bounded(private_redis: PrivateRedis) -> None:
-    from perfkit import Settings
-
     settings = Settings(
         redis_socket_timeout=0.2, redis_connect_timeout=0.2, cache_fallback_max_entries=10
     )
@@ -90,70 +99,3 @@ def test_memory_fallback_is_bounded(private_redis: PrivateRedis) -> None:
     assert cache.stats().fallback_entries == 10
     assert cache.get_many([f"k{i}" for i in range(100)]) == {f"k{i}": i for i in range(90, 100)}
     cache.close()
-
-
-@pytest.mark.timeout(60)
-async def test_async_outage_and_recovery(private_redis: PrivateRedis) -> None:
-    import asyncio
-
-    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    await cache.set("k", 1)
-    private_redis.kill()
-    assert await cache.get("k", "miss") == "miss"
-    await cache.set("k", 2)
-    assert await cache.get("k") == 2
-    assert (await cache.stats()).fallback_active
-    private_redis.start()
-    for _ in range(200):
-        if not (await cache.stats()).fallback_active:
-            break
-        await asyncio.sleep(0.05)
-    assert not (await cache.stats()).fallback_active
-    assert await cache.get("k", "miss") == "miss"
-    await cache.set("k", 3)
-    assert await cache.get("k") == 3
-    await cache.close()
-
-
-@pytest.mark.parametrize("operation", ["set", "delete", "invalidate_tags"])
-def test_change_recorded_as_a_probe_recovers_still_reaches_redis(
-    private_redis: PrivateRedis, operation: str
-) -> None:
-    """A thread chooses memory (fallback), then another thread's probe finds Redis back,
-    replays the pending changes and leaves fallback, and only then is the first thread's
-    change recorded in memory: it must still reach Redis before the call returns (it was
-    left in the pending record, which nothing replays once out of fallback, and other
-    processes read the value it replaced until the key changed again)."""
-    import redis
-
-    cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    other = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    other.set("k", "old", tags=["t"])
-    # Deterministic: no background worker, and no probe due until the interleaving below.
-    cache._replaying = True
-    cache._fall_back(redis.ConnectionError("simulated outage"))
-    cache._next_probe = time.monotonic() + 60
-    memory = cache._memory
-    record = getattr(memory, operation)
-
-    def recorded_after_a_probe(*args: object) -> object:
-        # What another thread's probe does in between: Redis is back.
-        cache._probe_soon()
-        assert not cache._use_memory()
-        assert not cache.fallback_active
-        return record(*args)
-
-    setattr(memory, operation, recorded_after_a_probe)
-    if operation == "set":
-        cache.set("k", "new", tags=["t"])
-    elif operation == "delete":
-        cache.delete("k")
-    else:
-        cache.invalidate_tags(["t"])
-    setattr(memory, operation, record)
-    # Another process no longer reads the value the change replaced.
-    assert other.get("k", "miss") in ("miss", "new")
-    assert not memory.pending
-    cache._replaying = False
-    cache.close()
-    other.close()

@@ -1,15 +1,16 @@
+# Generated from test_hit_path_async.py by tools/async_to_sync.py: do not edit.
 """The services' own MGET (``_send_mget``): sent on a pooled connection without
-``execute_command``, and every failure handled as redis-py and the service handled it before."""
+``execute_command``, and every failure handled as redis-py and the service handled it before.
+
+Written once, for both services: ``test_hit_path.py`` is generated from
+``test_hit_path_async.py`` (tools/async_to_sync.py)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import redis
-import redis.asyncio
 
-from perfkit.cache import AsyncRedisService, RedisService
+from perfkit.cache import RedisService
 from tests._servers import PrivateRedis
 from tests.cache.conftest import TEST_SETTINGS
 
@@ -37,28 +38,12 @@ def test_a_read_that_times_out_once_is_sent_again_not_a_fallback(
     admin.client_pause(450, all=True)
     assert cache.get("k") == "v"
     assert cache.fallback_active is False
-    assert cache._stats.errors == 0
+    assert cache.stats().errors == 0
     cache.close()
     admin.close()
 
 
-async def test_a_read_that_times_out_once_is_sent_again_not_a_fallback_async(
-    private_redis: PrivateRedis,
-) -> None:
-    admin = redis.Redis.from_url(private_redis.url)
-    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    await cache.set("k", "v")
-    admin.client_pause(450, all=True)
-    assert await cache.get("k") == "v"
-    assert cache.fallback_active is False
-    assert cache._stats.errors == 0
-    await cache.close()
-    admin.close()
-
-
-def test_a_refused_read_is_sent_once_and_keeps_its_connection(
-    private_redis: PrivateRedis,
-) -> None:
+def test_a_refused_read_is_sent_once_and_keeps_its_connection(private_redis: PrivateRedis) -> None:
     admin = redis.Redis.from_url(private_redis.url)
     admin.set("app:secret", b"\x00")
     # A user that may read only the app:ok* keys: an MGET of app:secret is refused.
@@ -72,44 +57,18 @@ def test_a_refused_read_is_sent_once_and_keeps_its_connection(
     # Each refusal counted once, and not sent again through execute_command; the
     # connection that carried it (whole reply read) went back to the pool.
     assert _mget_stats(admin).get("rejected_calls") == 3
-    assert cache._stats.errors == 3
-    assert cache.fallback_active is False
     assert _clients_of(admin, "reader") == 1
+    assert cache.fallback_active is False
+    assert cache.stats().errors == 3
     cache.close()
     admin.close()
 
 
-async def test_a_cancelled_read_leaves_no_reply_in_the_pool(
-    private_redis: PrivateRedis,
+def test_a_single_connection_client_reads_through_execute_command(
+    redis_url: str, namespace: str
 ) -> None:
-    admin = redis.Redis.from_url(private_redis.url)
-    cache = AsyncRedisService(
-        private_redis.url, namespace="app", settings=TEST_SETTINGS, auto_pipeline=False
-    )
-    await cache.set_many({"a": "value of a", "b": "value of b"})
-    # The server holds every command for a while: the read of "a" is sent, then cancelled
-    # before its reply arrives.
-    admin.client_pause(400, all=True)
-    reading = asyncio.create_task(cache.get("a"))
-    await asyncio.sleep(0.1)
-    reading.cancel()
-    try:
-        await reading
-    except asyncio.CancelledError:
-        pass
-    else:
-        raise AssertionError("the read finished before it was cancelled")
-    admin.ping()  # returns when the pause ends
-    # Had the connection gone back to the pool with a's reply pending, b would read it.
-    assert await cache.get("b") == "value of b"
-    assert await cache.get("a") == "value of a"
-    await cache.close()
-    admin.close()
-
-
-def test_a_single_connection_client_reads_through_execute_command(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, single_connection_client=True)
-    cache = RedisService(client, namespace="single", settings=TEST_SETTINGS)
+    cache = RedisService(client, namespace=namespace, settings=TEST_SETTINGS)
     assert cache._pool is None
     cache.set("k", [1, 2])
     assert cache.get("k") == [1, 2]
@@ -118,16 +77,3 @@ def test_a_single_connection_client_reads_through_execute_command(redis_url: str
     cache.clear()
     cache.close()
     client.close()
-
-
-async def test_a_single_connection_client_reads_through_execute_command_async(
-    redis_url: str,
-) -> None:
-    client = redis.asyncio.Redis.from_url(redis_url, single_connection_client=True)
-    cache = AsyncRedisService(client, namespace="single-async", settings=TEST_SETTINGS)
-    assert cache._pool is None
-    await cache.set("k", [1, 2])
-    assert await cache.get("k") == [1, 2]
-    await cache.clear()
-    await cache.close()
-    await client.aclose()

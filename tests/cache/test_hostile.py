@@ -1,6 +1,10 @@
+# Generated from test_hostile_async.py by tools/async_to_sync.py: do not edit.
 """A Redis that answers, but badly: full, read-only, a key of the wrong type, bytes another
 client wrote, invalidation pushes that cannot be read, changes made while it was stalled.
-Each test reproduces one failure of issue #12 through the public API, on a private server."""
+Each test reproduces one failure of issue #12 through the public API, on a private server.
+
+Written once, for both services: ``test_hostile.py`` is generated from
+``test_hostile_async.py`` (tools/async_to_sync.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from perfkit.cache import AsyncRedisService, RedisService, cached_query
+from perfkit.cache import RedisService, cached_query
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, eventually
+from tests.cache.conftest import TEST_SETTINGS, eventually, reads
 
 
 @pytest.fixture
@@ -65,23 +69,19 @@ def test_full_redis_loads_and_refused_writes_never_serve_the_old_value(
     cache.close()
 
 
-async def test_full_redis_async(private_redis: PrivateRedis, raw: redis.Redis) -> None:
-    cache = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    await cache.set("k", "old")
-    fill_up(raw)
-    assert await cache.get_or_set("fresh", lambda: 1) == 1
-    assert await cache.get_or_set("t", lambda: 2, tags=["a"]) == 2
-    await cache.set("k", "new")
-    assert await cache.get("k", "miss") == "miss"
-    await cache.close()
-
-
 @pytest.mark.parametrize("l1", [False, True])
 def test_read_only_redis_blocks_refused_changes_until_applied(
     private_redis: PrivateRedis, raw: redis.Redis, l1: bool
 ) -> None:
     cache = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS, l1=l1)
     other = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+
+    def others_miss_gone_and_p() -> bool:
+        return other.get("gone", "miss") == other.get("p", "miss") == "miss"
+
+    def back_to_redis() -> bool:
+        return not cache.stats().fallback_active and cache.get("x", 1) == 1
+
     if l1:
         assert cache.wait_l1_ready()
     cache.set("k", "old")
@@ -90,7 +90,6 @@ def test_read_only_redis_blocks_refused_changes_until_applied(
     cache.set("q:1", "old q")
     for key in ("k", "gone", "p", "q:1"):  # in L1 too, when on
         assert cache.get(key) is not None
-
     demote(raw)
     cache.set("k", "new")  # READONLY, and the delete is refused too
     assert cache.delete("gone") == 0
@@ -105,15 +104,14 @@ def test_read_only_redis_blocks_refused_changes_until_applied(
     # Another process still reads the old value from the demoted server: the documented
     # bound is until it is writable again (a failover's end).
     assert other.get("k") == "old"
-
     raw.execute_command("REPLICAOF", "NO", "ONE")
     # The background worker applies the changes within 2 s, with this process idle.
-    waited = eventually(lambda: other.get("k", "miss") == "miss", timeout=5, pause=0.01)
+    waited = eventually(reads(other, "k", "miss"), timeout=5, pause=0.01)
     assert waited < 2.0 + 1.0  # the bound, plus slack for a loaded machine
     # Keys, tags, then patterns: each within the bound, in that order, not all at once.
-    eventually(lambda: other.get("gone", "miss") == other.get("p", "miss") == "miss")
-    eventually(lambda: other.get("q:1", "miss") == "miss")
-    eventually(lambda: not cache.stats().fallback_active and cache.get("x", 1) == 1)
+    eventually(others_miss_gone_and_p)
+    eventually(reads(other, "q:1", "miss"))
+    eventually(back_to_redis)
     cache.set("k", "newest")
     assert cache.get("k") == "newest" and other.get("k") == "newest"
     cache.close()
@@ -129,15 +127,19 @@ def test_a_tag_key_of_another_type_is_a_miss_not_an_error(
     assert cache.get_or_set("k", lambda: 2, tags=["t"]) == 2
     cache.set("k", 3, tags=["t"])
     assert cache.get("k", "miss") == "miss"
-    cache.close()
+    cache.close()  # a key that is not UTF-8
 
 
+# perfkit's header, not MessagePack after it
+# a tag name that is not UTF-8
+# no header at all
+# a generation that is not UTF-8
 FOREIGN = [
-    (b"app:\xff\xfe", b"\x00\x01"),  # a key that is not UTF-8
-    (b"app:bad-payload", b"\x00\xc1"),  # perfkit's header, not MessagePack after it
-    (b"app:bad-tag", b"\x01\xff\x1f1.2\x1d\x01"),  # a tag name that is not UTF-8
-    (b"app:not-ours", b"hello"),  # no header at all
-    (b"app:__perfkit__:tag:t", b"\xff\xfe"),  # a generation that is not UTF-8
+    (b"app:\xff\xfe", b"\x00\x01"),
+    (b"app:bad-payload", b"\x00\xc1"),
+    (b"app:bad-tag", b"\x01\xff\x1f1.2\x1d\x01"),
+    (b"app:not-ours", b"hello"),
+    (b"app:__perfkit__:tag:t", b"\xff\xfe"),
 ]
 
 
@@ -170,15 +172,22 @@ def test_an_unreadable_push_flushes_the_near_cache(
     private_redis: PrivateRedis, raw: redis.Redis
 ) -> None:
     reader = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+
+    def kept_or_invalidated() -> bool:
+        return reader.stats().l1_entries == 1 or reader.get("k") is None
+
+    def flushed() -> bool:
+        return reader.stats().l1_flushes >= 1
+
     assert reader.wait_l1_ready()
     reader.set("k", "old")
     assert reader.get("k") == "old"
-    eventually(lambda: reader.stats().l1_entries == 1 or reader.get("k") is None)
+    eventually(kept_or_invalidated)
     # One push naming a key that is not UTF-8 and the real one.
     raw.mset({b"app:\xff": b"x", b"app:k": b"\x00" + b"\xa3new"})
-    eventually(lambda: reader.get("k") == "new", timeout=2)
+    eventually(reads(reader, "k", "new"), timeout=2)
     # Counted by the listener thread, which may count it just after the read above.
-    eventually(lambda: reader.stats().l1_flushes >= 1, timeout=5)
+    eventually(flushed, timeout=5)
     reader.close()
 
 
@@ -187,6 +196,13 @@ def test_changes_made_while_redis_stalled_reach_it_without_another_call(
 ) -> None:
     writer = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
     reader = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
+
+    def both_miss() -> bool:
+        return reader.get("k", "miss") == reader.get("p", "miss") == "miss"
+
+    def writer_recovered() -> bool:
+        return not writer.fallback_active
+
     writer.set("k", "old")
     writer.set("p", "old", tags=["product:1"])
     pid = private_redis._process.pid  # type: ignore[union-attr]
@@ -201,36 +217,12 @@ def test_changes_made_while_redis_stalled_reach_it_without_another_call(
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed = time.perf_counter()
-    # The writer makes no further call; its background worker applies the changes.
-    eventually(lambda: reader.get("k", "miss") == reader.get("p", "miss") == "miss", timeout=10)
+    # The writer makes no further call; its background worker applies the changes (the
+    # async one's is a task: eventually leaves the loop free for it).
+    eventually(both_miss, timeout=10)
     assert time.perf_counter() - resumed < 2.0 + 1.0
-    eventually(lambda: not writer.fallback_active, timeout=5)
+    eventually(writer_recovered, timeout=5)
     writer.close()
-    reader.close()
-
-
-async def test_changes_made_while_redis_stalled_async(private_redis: PrivateRedis) -> None:
-    writer = AsyncRedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    reader = RedisService(private_redis.url, namespace="app", settings=TEST_SETTINGS)
-    await writer.set("k", "old")
-    await writer.set("p", "old", tags=["product:1"])
-    pid = private_redis._process.pid  # type: ignore[union-attr]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        # The first command reaches the stalled server's socket (and runs when it resumes);
-        # it times out, and the next ones are kept in memory.
-        await writer.set("x", 1)
-        assert writer.fallback_active
-        await writer.delete("k")
-        await writer.invalidate_tags(["product:1"])
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    deadline = time.monotonic() + 10
-    # The loop stays free for the worker task.
-    while reader.get("k", "miss") != "miss" or reader.get("p", "miss") != "miss":
-        assert time.monotonic() < deadline
-        await __import__("asyncio").sleep(0.01)
-    await writer.close()
     reader.close()
 
 
@@ -243,14 +235,14 @@ def test_tag_generation_keys_expire_after_their_entries(
         cache.get_or_set(f"q:{i}", lambda: 1, ttl=2, tags=[f"query:{i}"])
     cache.set("forever", 1, ttl=0, tags=["pinned"])
     ttls = {key: raw.pttl(key) for key in raw.scan_iter(match=b"app:*")}
-    permanent = sorted(key for key, ttl in ttls.items() if ttl < 0)
+    permanent = sorted((key for key, ttl in ttls.items() if ttl < 0))
     assert permanent == [b"app:__perfkit__:tag:pinned", b"app:forever"]
     tag_ttls = [t for k, t in ttls.items() if b":tag:" in k and k != permanent[0]]
-    assert len(tag_ttls) == 100 and all(2_000 < t <= 62_000 for t in tag_ttls)
+    assert len(tag_ttls) == 100 and all(2000 < t <= 62000 for t in tag_ttls)
     # A longer entry extends its tag; a shorter one never shortens it.
     cache.set("long", 1, ttl=600, tags=["product:1"])
     cache.set("short", 1, ttl=1, tags=["product:1"])
-    assert raw.pttl("app:__perfkit__:tag:product:1") > 600_000
+    assert raw.pttl("app:__perfkit__:tag:product:1") > 600000
     cache.close()
 
 

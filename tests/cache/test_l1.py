@@ -1,11 +1,14 @@
+# Generated from test_l1_async.py by tools/async_to_sync.py: do not edit.
 """The L1 near cache: hits without a round trip, invalidation from other services and
-processes through Redis's tracking pushes, bypassed while the push channel is down."""
+processes through Redis's tracking pushes, bypassed while the push channel is down.
+
+Written once, for both services: ``test_l1.py`` is generated from ``test_l1_async.py``
+(tools/async_to_sync.py). NearCache on its own is in ``test_near_cache.py``."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import msgspec
@@ -13,10 +16,9 @@ import pytest
 import redis
 
 import perfkit._compat.redis
-from perfkit.cache import AsyncRedisService, NearCache, RedisService, cached_query
-from perfkit.cache._codec import MISSING
+from perfkit.cache import RedisService, cached_query
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, eventually
+from tests.cache.conftest import TEST_SETTINGS, eventually, reads
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -37,12 +39,12 @@ def server() -> Iterator[PrivateRedis]:
     private.close()
 
 
-def settle(cache: RedisService | AsyncRedisService, url: str) -> None:
+def settle(cache: RedisService, url: str) -> None:
     """Wait until the tracking pushes of our own last writes were handled: a value read
     while an invalidation is in flight is (rightly) not kept in L1. A marker entry put in
     L1 and then written in Redis leaves L1 when its push is handled, which is after every
     push the server sent before it (one connection, in order)."""
-    near, marker = cache._near, "app:__settle__"
+    near, marker = (cache._near, "app:__settle__")
     assert near is not None
 
     def marked() -> bool:
@@ -105,18 +107,17 @@ def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) -> Non
     settle(cache, server.url)
     assert [cache.get(k) for k in ("k", "u", "p:1")] == ["old"] * 3
     assert cache.stats().l1_entries == 3
-
     other.set("u", "new")
-    delay = eventually(lambda: cache.get("u") == "new")
+    delay = eventually(reads(cache, "u", "new"))
     other.invalidate_tags(["product:1"])
-    eventually(lambda: cache.get("k") is None)
+    eventually(reads(cache, "k", "miss"))
     other.invalidate_pattern("p:*")
-    eventually(lambda: cache.get("p:1") is None)
+    eventually(reads(cache, "p:1", "miss"))
     # Any writer, not only perfkit: tracking covers the whole namespace.
     raw = redis.Redis.from_url(server.url)
     assert cache.get("u") == "new"
     raw.delete("app:u")
-    eventually(lambda: cache.get("u") is None)
+    eventually(reads(cache, "u", "miss"))
     assert delay < 1.0
     raw.close()
     other.close()
@@ -144,25 +145,32 @@ def test_cached_query_uses_l1_unless_told_not_to(server: PrivateRedis) -> None:
     uncached_in_l1(2)
     settle(cache, server.url)
     uncached_in_l1(2)
-    reads = commands(client, "mget")
+    mgets = commands(client, "mget")
     uncached_in_l1(2)
-    assert commands(client, "mget") == reads + 1
+    assert commands(client, "mget") == mgets + 1
     cache.close()
     client.close()
 
 
 def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
     cache = l1_service(server.url)
+
+    def l1_off() -> bool:
+        return not cache.stats().l1_active
+
+    def recovered() -> bool:
+        return not cache.stats().fallback_active
+
     cache.set("k", "before")
     assert cache.get("k") == "before"
     server.kill()
     # Once the listener sees its connection close, L1 is emptied and bypassed.
-    eventually(lambda: not cache.stats().l1_active)
+    eventually(l1_off)
     assert cache.stats().l1_entries == 0
     assert cache.get("k", "miss") == "miss"
     server.start()
     assert cache.wait_l1_ready(10)
-    eventually(lambda: not cache.stats().fallback_active, timeout=10)
+    eventually(recovered, timeout=10)
     cache.set("k", "after")
     settle(cache, server.url)
     assert cache.get("k") == "after"
@@ -183,7 +191,8 @@ def test_without_a_push_hook_l1_stays_off_and_reads_go_to_redis(
     other.set("k", "new")
     assert cache.get("k") == "new"  # at once: no near copy to go stale
     assert cache.wait_l1_ready(0.5) is False
-    assert cache.stats().l1_active is False and cache.stats().l1_hits == 0
+    metrics = cache.stats()
+    assert metrics.l1_active is False and metrics.l1_hits == 0
     other.close()
     cache.close()
 
@@ -194,50 +203,14 @@ def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
     settle(cache, server.url)
     assert cache.get("k") == "old"
     assert cache.stats().l1_entries == 1
-    code = (
-        "import sys\n"
-        "from perfkit import Settings\n"
-        "from perfkit.cache import RedisService\n"
-        "RedisService(sys.argv[1], namespace='app', settings=Settings()).set('k', 'new')\n"
+    code = "\n".join(
+        [
+            "import sys",
+            "from perfkit import Settings",
+            "from perfkit.cache import RedisService",
+            "RedisService(sys.argv[1], namespace='app', settings=Settings()).set('k', 'new')",
+        ]
     )
     subprocess.run([sys.executable, "-c", code, server.url], check=True)
-    eventually(lambda: cache.get("k") == "new")
+    eventually(reads(cache, "k", "new"))
     cache.close()
-
-
-async def test_async_service_with_l1(server: PrivateRedis) -> None:
-    cache = AsyncRedisService(server.url, namespace="app", settings=TEST_SETTINGS, l1=True)
-    assert cache.wait_l1_ready()
-    other = RedisService(server.url, namespace="app", settings=TEST_SETTINGS)
-    await cache.set("k", 1, tags=["t"])
-    settle(cache, server.url)
-    assert await cache.get("k") == 1
-    assert await cache.get("k") == 1
-    assert (await cache.stats()).l1_hits == 1
-    other.invalidate_tags(["t"])
-    start = time.perf_counter()
-    while await cache.get("k") is not None:
-        assert time.perf_counter() - start < 2
-    other.close()
-    await cache.close()
-
-
-def test_near_cache_bounds_and_stale_epoch() -> None:
-    near = NearCache(max_entries=3, max_bytes=100, ttl=60)
-    near.enabled = True
-    for i in range(5):
-        near.put(f"k{i}", None, i, [], 10, near.epoch)
-    assert len(near) == 3 and near.get("k0", None) is MISSING and near.get("k4", None) == 4
-    near.put("big", None, "x", [], 101, near.epoch)
-    assert near.get("big", None) is MISSING
-    epoch = near.epoch
-    near.evict(["unrelated"])  # an invalidation arrived while a value was being read
-    near.put("late", None, "stale?", [], 10, epoch)
-    assert near.get("late", None) is MISSING
-    near.learn({"t": b"1"}, near.epoch)
-    near.put("tagged", None, "v", [("t", b"1")], 10, near.epoch)
-    assert near.get("tagged", None) == "v"
-    near.forget_tags(["t"])
-    assert near.get("tagged", None) is MISSING
-    with pytest.raises(ValueError, match="max_entries"):
-        NearCache(max_entries=0)

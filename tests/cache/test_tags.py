@@ -1,15 +1,17 @@
-"""Tag invalidation: O(1) per tag, and race-free against loaders that straddle it."""
+# Generated from test_tags_async.py by tools/async_to_sync.py: do not edit.
+"""Tag invalidation: O(1) per tag, every tag checked, generations that outlive their entries.
+
+Written once, for both services: ``test_tags.py`` is generated from
+``test_tags_async.py`` (tools/async_to_sync.py). Loaders
+racing an invalidation are in ``test_tag_races.py``, in each twin's own concurrency."""
 
 from __future__ import annotations
-
-import asyncio
-import threading
 
 import pytest
 import redis
 
-from perfkit.cache import AsyncRedisService, RedisService
-from tests.cache.conftest import eventually
+from perfkit.cache import RedisService
+from tests.cache.conftest import TEST_SETTINGS
 
 
 def test_invalidating_a_tag_misses_every_entry_it_guards(cache: RedisService) -> None:
@@ -29,7 +31,7 @@ def test_invalidating_a_tag_misses_every_entry_it_guards(cache: RedisService) ->
 def test_invalidation_cost_does_not_depend_on_tagged_keys(
     cache: RedisService, redis_client: redis.Redis, namespace: str
 ) -> None:
-    cache.set_many({f"k{i}": i for i in range(5_000)}, tags=["big"])
+    cache.set_many({f"k{i}": i for i in range(5000)}, tags=["big"])
     commands_before = redis_client.info("commandstats").get("cmdstat_del", {}).get("calls", 0)
     keys_before = redis_client.dbsize()
     cache.invalidate_tags(["big"])
@@ -37,12 +39,10 @@ def test_invalidation_cost_does_not_depend_on_tagged_keys(
     # One DEL of the tag's generation key, nothing per tagged entry.
     assert commands_after - commands_before <= 2  # other tests may DEL concurrently
     assert redis_client.dbsize() >= keys_before - 1 - 10
-    assert cache.get_many([f"k{i}" for i in range(0, 5_000, 250)]) == {}
+    assert cache.get_many([f"k{i}" for i in range(0, 5000, 250)]) == {}
 
 
-def test_stale_entry_is_replaced_on_the_next_fill(
-    cache: RedisService, redis_client: redis.Redis, namespace: str
-) -> None:
+def test_stale_entry_is_replaced_on_the_next_fill(cache: RedisService) -> None:
     cache.set("p", 1, tags=["t"])
     cache.invalidate_tags(["t"])
     assert cache.get("p") is None
@@ -55,17 +55,23 @@ def test_entry_read_with_other_tags_than_written_is_still_checked(cache: RedisSe
     # The caller expects tag "c" but the entry carries "a" and "b": those are checked.
     assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 1
     cache.invalidate_tags(["b"])
-    assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 9
+    assert cache.get_or_set("p", lambda: 9, tags=["c"]) == 9  # the header comparison
+
+
+# other order: parsed and checked tag by tag
+# fewer tags than written
+# more tags than written
+# format characters in tags
 
 
 @pytest.mark.parametrize(
     ("written", "read"),
     [
-        (["a", "b"], ["a", "b"]),  # the header comparison
-        (["a", "b"], ["b", "a"]),  # other order: parsed and checked tag by tag
-        (["a", "b"], ["a"]),  # fewer tags than written
-        (["a"], ["a", "b"]),  # more tags than written
-        (["100%", "%b%s"], ["100%", "%b%s"]),  # format characters in tags
+        (["a", "b"], ["a", "b"]),
+        (["a", "b"], ["b", "a"]),
+        (["a", "b"], ["a"]),
+        (["a"], ["a", "b"]),
+        (["100%", "%b%s"], ["100%", "%b%s"]),
     ],
 )
 def test_hit_is_checked_against_every_tag_it_was_written_with(
@@ -90,58 +96,16 @@ def test_lost_generation_key_never_revives_old_entries(
     assert cache.get("p") == 2
 
 
-def test_slow_loader_racing_invalidation_is_not_served(cache: RedisService) -> None:
-    started, release = threading.Event(), threading.Event()
-    results: list[object] = []
-
-    def slow_loader() -> str:
-        started.set()
-        release.wait(5)
-        return "filled before the invalidation"
-
-    worker = threading.Thread(
-        target=lambda: results.append(cache.get_or_set("p", slow_loader, tags=["products"]))
-    )
-    worker.start()
-    assert started.wait(5)
-    cache.invalidate_tags(["products"])  # while the loader runs
-    release.set()
-    worker.join(5)
-    assert results == ["filled before the invalidation"]  # its caller gets what it computed
-    # ...but no later reader may: the next read misses and loads afresh.
-    assert cache.get("p", "miss") == "miss"
-    assert cache.get_or_set("p", lambda: "fresh", tags=["products"]) == "fresh"
-    assert cache.get("p") == "fresh"
-
-
 def test_plain_set_after_invalidation_is_served(cache: RedisService) -> None:
     cache.invalidate_tags(["t"])
     cache.set("k", "v", tags=["t"])
     assert cache.get("k") == "v"
 
 
-async def test_async_slow_loader_racing_invalidation(acache: AsyncRedisService) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow_loader() -> str:
-        started.set()
-        await release.wait()
-        return "old"
-
-    task = asyncio.create_task(acache.get_or_set("p", slow_loader, tags=["products"]))
-    await asyncio.wait_for(started.wait(), 5)
-    await acache.invalidate_tags(["products"])
-    release.set()
-    assert await task == "old"
-    assert await acache.get("p", "miss") == "miss"
-
-
 @pytest.mark.parametrize("other_process_writes", [False, True])
 def test_invalidation_reaches_other_services(
     cache: RedisService, redis_url: str, namespace: str, other_process_writes: bool
 ) -> None:
-    from tests.cache.conftest import TEST_SETTINGS
-
     other = RedisService(redis_url, namespace=namespace, settings=TEST_SETTINGS)
     try:
         writer, reader = (other, cache) if other_process_writes else (cache, other)
@@ -155,51 +119,13 @@ def test_invalidation_reaches_other_services(
 
 def test_huge_tagged_batch_neither_times_out_nor_falls_back(cache: RedisService) -> None:
     # 0.3 s socket timeout (TEST_SETTINGS): one script for all 20 000 keys would outlast it.
-    cache.set_many({f"big:{i}": i for i in range(20_000)}, tags=["bulk"])
+    cache.set_many({f"big:{i}": i for i in range(20000)}, tags=["bulk"])
     metrics = cache.stats()
     assert not metrics.fallback_active and metrics.errors == 0
-    assert metrics.sets == 20_000
-    assert cache.get_many([f"big:{i}" for i in range(0, 20_000, 1_000)]) == {
-        f"big:{i}": i for i in range(0, 20_000, 1_000)
+    assert metrics.sets == 20000
+    assert cache.get_many([f"big:{i}" for i in range(0, 20000, 1000)]) == {
+        f"big:{i}": i for i in range(0, 20000, 1000)
     }
-
-
-def test_caller_joining_a_loader_after_invalidation_gets_a_fresh_value(
-    cache: RedisService,
-) -> None:
-    """A caller that starts after invalidate_tags returned, while a loader that began
-    before it still runs, must not be handed that loader's (old) value."""
-    started, release = threading.Event(), threading.Event()
-    version = {"price": 1}
-    calls: list[int] = []
-
-    def loader() -> int:
-        calls.append(version["price"])
-        if len(calls) == 1:
-            started.set()
-            release.wait(5)
-            return 1  # read before the update below
-        return version["price"]
-
-    results: dict[str, object] = {}
-    first = threading.Thread(
-        target=lambda: results.update(first=cache.get_or_set("p", loader, tags=["t"]))
-    )
-    first.start()
-    assert started.wait(5)
-    version["price"] = 2
-    cache.invalidate_tags(["t"])
-    late = threading.Thread(
-        target=lambda: results.update(late=cache.get_or_set("p", loader, tags=["t"]))
-    )
-    late.start()
-    # The late caller joins the first caller's loader (in this process: its single flight).
-    eventually(lambda: cache._flights.waiting(cache._key("p")) == 1, timeout=30)
-    release.set()
-    first.join(5)
-    late.join(5)
-    assert results == {"first": 1, "late": 2}
-    assert cache.get("p") == 2
 
 
 def test_tag_generations_outlive_their_entries_and_then_expire(cache: RedisService) -> None:
@@ -207,9 +133,9 @@ def test_tag_generations_outlive_their_entries_and_then_expire(cache: RedisServi
     cache.set("a", 1, ttl=5, tags=["written"])
     cache.get_or_set("b", lambda: 2, ttl=5, tags=["loaded"])
     for tag in ("written", "loaded"):
-        assert 5_000 < cache.client.pttl(cache._tag_prefix + tag) <= 65_000
+        assert 5000 < cache.client.pttl(cache._tag_prefix + tag) <= 65000
     cache.set("c", 3, ttl=600, tags=["written"])
-    assert cache.client.pttl(cache._tag_prefix + "written") > 600_000
+    assert cache.client.pttl(cache._tag_prefix + "written") > 600000
     cache.set("d", 4, ttl=0, tags=["loaded"])  # no expiry: nor for its tag
     assert cache.client.pttl(cache._tag_prefix + "loaded") == -1
     assert cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3, "d": 4}

@@ -1,5 +1,9 @@
+# Generated from test_bounded_waits_async.py by tools/async_to_sync.py: do not edit.
 """Bounded waits (DB_POOL_TIMEOUT, DB_POOL_MAX_WAITING, DB_STATEMENT_TIMEOUT) and the
-checkout that verifies suspect connections, on the shared server."""
+checkout that verifies suspect connections, on the shared server.
+
+Written once, for both pools: ``test_bounded_waits.py`` is generated from
+``test_bounded_waits_async.py`` (tools/async_to_sync.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from psycopg import errors
 from psycopg_pool import TooManyRequests
 
 from perfkit import ConfigError
-from perfkit.queries import AsyncTimedPool, TimedPool
+from perfkit.queries import TimedPool
 from perfkit.queries._watch import POLL_AFTER_IDLE
 
 
@@ -27,7 +31,8 @@ def test_env_sets_max_waiting_and_statement_timeout(database_url: str) -> None:
         with pool.connection() as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("250ms",)
             # the test's own options (its search_path) are kept alongside
-            assert conn.execute("SHOW search_path").fetchone() == (database_url.split("=")[-1],)
+            search_path = conn.execute("SHOW search_path").fetchone()
+            assert search_path == (database_url.split("=")[-1],)
 
 
 @pytest.mark.parametrize(
@@ -56,8 +61,12 @@ def test_statement_timeout_cancels_a_long_statement(database_url: str) -> None:
 
 def test_one_waiter_too_many_is_refused_at_once_and_counted(database_url: str) -> None:
     with TimedPool(database_url, min_size=1, max_size=1, timeout=5, max_waiting=1) as pool:
+
+        def take_and_give_back() -> None:
+            pool.putconn(pool.getconn())
+
         held = pool.getconn()
-        waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn()))
+        waiter = threading.Thread(target=take_and_give_back)
         waiter.start()
         deadline = time.monotonic() + 10
         while pool.stats().pool.waiting < 1:
@@ -89,9 +98,9 @@ def test_a_terminated_idle_connection_is_replaced_before_use(database_url: str) 
             pool.putconn(conn)
         returned = time.monotonic()
         _terminate(database_url, pids)
-        # A reaper kills connections that sat idle; a checkout polls only those.
-        while time.monotonic() - returned <= POLL_AFTER_IDLE:
-            time.sleep(0.01)
+        # A reaper kills connections that sat idle; a checkout polls only those: sitting
+        # idle past POLL_AFTER_IDLE is the behaviour under test.
+        time.sleep(max(0.0, returned + POLL_AFTER_IDLE - time.monotonic()) + 0.01)
         for _ in range(6):
             with pool.connection() as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -121,21 +130,21 @@ def test_after_one_dead_connection_the_others_are_verified_once(database_url: st
         assert stats.connections_replaced == 0
 
 
-async def test_read_only_refusal_replaces_every_connection(database_url: str) -> None:
-    async with AsyncTimedPool(database_url, min_size=2, max_size=2) as pool:
-        await pool.wait(10)
-        async with pool.connection() as conn:
+def test_read_only_refusal_replaces_every_connection(database_url: str) -> None:
+    with TimedPool(database_url, min_size=2, max_size=2) as pool:
+        pool.wait(10)
+        with pool.connection() as conn:
             first = conn.info.backend_pid
-            await conn.execute("CREATE TABLE t (x int)")
-        async with pool.connection() as conn:
-            await conn.execute("SET default_transaction_read_only = on")
-            await conn.commit()
+            conn.execute("CREATE TABLE t (x int)")
+        with pool.connection() as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            conn.commit()
             with pytest.raises(errors.ReadOnlySqlTransaction):
-                await conn.execute("INSERT INTO t VALUES (1)")
+                conn.execute("INSERT INTO t VALUES (1)")
         pids = set()
         for _ in range(4):
-            async with pool.connection() as conn:
-                await conn.execute("INSERT INTO t VALUES (1)")
+            with pool.connection() as conn:
+                conn.execute("INSERT INTO t VALUES (1)")
                 pids.add(conn.info.backend_pid)
         assert first not in pids  # every connection made before the refusal was replaced
         assert pool.stats().pool.connections_replaced == 2

@@ -1,9 +1,13 @@
+# Generated from test_explain_async.py by tools/async_to_sync.py: do not edit.
 """Plans of slow statements, captured on real PostgreSQL: once per fingerprint, within the
-budget, never ANALYZE of a write, never a parameter value kept."""
+budget, never ANALYZE of a write, never a parameter value kept.
+
+Written once, for both pools: ``test_explain.py`` is generated from ``test_explain_async.py``
+(tools/async_to_sync.py). What needs no pool (which statements are reads, the explain
+session's own refusal) is in ``test_explain_session.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,56 +18,20 @@ import structlog
 
 from perfkit.metrics import Thresholds
 from perfkit.metrics.recommendations import recommend
-from perfkit.queries import (
-    AsyncTimedPool,
-    ExplainSettings,
-    Fingerprint,
-    PlanSampler,
-    QueryPlan,
-    QueryStats,
-    TimedPool,
-)
-from perfkit.queries._explain import Explainer
-from perfkit.queries._explain_base import Job
+from perfkit.queries import ExplainSettings, QueryStats, TimedPool
 from perfkit.queries._merge import export_query_stats, merge_query_exports, query_snapshot
-from perfkit.queries._plan import PlanNode, statement_kind
-
-SECRET = "sekrit-7f3a9c"
-BIG_ROWS = 50_000
+from perfkit.queries._plan import PlanNode
+from tests.queries.conftest import BIG_ROWS, SECRET
 
 
-@pytest.fixture
-def big(database_url: str) -> str:
-    """``database_url``, whose schema has ``big`` (50,000 rows, no index on ``email``)
-    and a few small tables for writes; analyzed, so that the planner knows their size."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE big (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);"
-            "INSERT INTO big SELECT i, 'user' || i || '@example.com', i % 7"
-            f" FROM generate_series(1, {BIG_ROWS}) i;"
-            "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL);"
-            "INSERT INTO counter VALUES (1, 0);"
-            "CREATE TABLE log (id serial PRIMARY KEY, note text);"
-            "INSERT INTO log (note) SELECT 'row ' || i FROM generate_series(1, 10) i;"
-            "ANALYZE big; ANALYZE counter; ANALYZE log"
-        )
-    return database_url
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Until ``condition()`` holds, for 20 s at most; the async pool's explainer is a task,
+    so the loop is left free between looks."""
+    deadline = time.monotonic() + 20
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
-
-
-async def async_wait_until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # 20 s
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -72,13 +40,9 @@ def stats() -> QueryStats:
     return QueryStats(slow_query_ms=0)
 
 
-def explaining_pool(url: str, stats: QueryStats, **settings: object) -> TimedPool:
+def explaining_pool(url: str, stats: QueryStats, **settings: object) -> TimedPool:  # type: ignore[arg-type]
     return TimedPool(
-        url,
-        query_stats=stats,
-        min_size=1,
-        max_size=2,
-        explain=ExplainSettings(**settings),  # type: ignore[arg-type]
+        url, query_stats=stats, min_size=1, max_size=2, explain=ExplainSettings(**settings)
     )
 
 
@@ -146,7 +110,7 @@ def test_a_write_is_never_analyzed(big: str, stats: QueryStats) -> None:
         ("DELETE FROM log WHERE id IN (SELECT min(id) FROM log WHERE note <> %s)", ("x",)),
         (
             "WITH gone AS (DELETE FROM log WHERE id IN (SELECT max(id) FROM log WHERE id > %s)"
-            " RETURNING id) SELECT count(*) FROM gone",
+            + " RETURNING id) SELECT count(*) FROM gone",
             (0,),
         ),
         ("SELECT * FROM big WHERE id = %s FOR UPDATE", (5,)),
@@ -190,18 +154,8 @@ def test_the_recommendation_names_the_filter_column(big: str, stats: QueryStats)
     (finding,) = findings
     assert finding.value == BIG_ROWS
     assert "big (email)" in finding.advice and "CREATE INDEX ON" in finding.advice
-    assert not [f for f in recommend(plans=plans, thresholds=Thresholds(seq_scan_rows=10**6))
-                if f.metric == "seq_scan"]  # fmt: skip
-
-
-async def test_the_async_pool_explains_in_a_task(big: str, stats: QueryStats) -> None:
-    async with AsyncTimedPool(big, query_stats=stats, min_size=1, max_size=2, explain=True) as pool:
-        for i in range(5):
-            await pool.fetch("SELECT id FROM big WHERE email = %s", (f"user{i}@example.com",))
-        await async_wait_until(settled(stats, 1))
-        plans = (pool.stats()).queries.plans
-    assert [p.fingerprint for p in plans] == ["SELECT id FROM big WHERE email = ?"]
-    assert isinstance(plans[0], QueryPlan)
+    lenient = Thresholds(seq_scan_rows=10**6)
+    assert not [f for f in recommend(plans=plans, thresholds=lenient) if f.metric == "seq_scan"]
 
 
 def test_fleet_merge_keeps_the_newest_plan_per_fingerprint(big: str, stats: QueryStats) -> None:
@@ -215,60 +169,6 @@ def test_fleet_merge_keeps_the_newest_plan_per_fingerprint(big: str, stats: Quer
     wire = msgspec.msgpack.decode(msgspec.msgpack.encode(other), type=type(export))
     merged = merge_query_exports([export, wire], 10)
     assert merged.plans == [plan]
-
-
-@pytest.mark.parametrize(
-    ("sql", "kind"),
-    [
-        ("SELECT * FROM t WHERE a = %s", "read"),
-        ("with x as (select 1) select * from x", "read"),
-        ("SELECT count(*), lower(name) FROM t -- DELETE in a comment", "read"),
-        ("SELECT 'DELETE FROM t' FROM t", "read"),
-        ("(SELECT 1) UNION (SELECT 2);", "read"),
-        ("SELECT * FROM t FOR UPDATE", "write"),
-        ("SELECT * FROM t FOR KEY SHARE", "write"),
-        ("SELECT * FROM t FOR NO KEY UPDATE", "write"),
-        ("WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d", "write"),
-        ("SELECT nextval('s')", "write"),
-        ("SELECT my_function(1)", "write"),
-        ("SELECT public.lower(x) FROM t", "write"),
-        ('SELECT "Lower"(x) FROM t', "write"),
-        ("SELECT * INTO new_t FROM t", "write"),
-        ("UPDATE t SET a = 1", "write"),
-        ("merge into t using s on true when matched then delete", None),
-        ("INSERT INTO t VALUES (1)", "write"),
-        ("SELECT 1; DELETE FROM t", None),
-        ("EXPLAIN SELECT 1", None),
-        ("SET search_path = x", None),
-        ("BEGIN", None),
-    ],
-)
-def test_statement_kind_is_conservative(sql: str, kind: str | None) -> None:
-    assert statement_kind(sql) == kind
-
-
-def test_the_explain_session_refuses_to_analyze_a_write(big: str) -> None:
-    """Should a write ever be judged a read, its EXPLAIN ANALYZE runs in a read-only
-    transaction: refused by the server, nothing written; the error (which quotes the
-    value) is logged by its class and SQLSTATE only."""
-    sampler = PlanSampler(ExplainSettings())
-    explainer = Explainer(big, sampler)
-    writes = [
-        ("UPDATE counter SET n = n + 1 WHERE id = %s", (1,)),
-        ("SELECT id FROM big WHERE id = %s::int", (SECRET,)),  # fails: quotes the value
-    ]
-    with structlog.testing.capture_logs() as logs:
-        for sql, params in writes:
-            job = Job(Fingerprint.of(sql), sql, params, True, 1.0, "test")
-            assert explainer.submit(job)
-        wait_until(lambda: sampler.stats().failures == 2)
-        explainer.close()
-    assert sampler.stats().explains == 0 and sampler.plans() == []
-    errors = sorted(entry["sqlstate"] for entry in logs if entry["event"] == "explain_failed")
-    assert errors == ["22P02", "25006"]  # invalid text; read-only transaction
-    assert SECRET not in repr(logs)
-    with psycopg.connect(big) as conn:
-        assert conn.execute("SELECT n FROM counter").fetchone() == (0,)
 
 
 def test_after_the_interval_a_changed_plan_is_seen(big: str, stats: QueryStats) -> None:
@@ -290,8 +190,13 @@ def test_after_the_interval_a_changed_plan_is_seen(big: str, stats: QueryStats) 
 
 
 def test_from_env_reads_the_explain_settings(big: str) -> None:
-    environ = {"DATABASE_URL": big, "DB_EXPLAIN": "1", "DB_EXPLAIN_PER_MINUTE": "2",
-               "DB_EXPLAIN_ANALYZE": "true", "DB_POOL_MIN": "0"}  # fmt: skip
+    environ = {
+        "DATABASE_URL": big,
+        "DB_EXPLAIN": "1",
+        "DB_EXPLAIN_PER_MINUTE": "2",
+        "DB_EXPLAIN_ANALYZE": "true",
+        "DB_POOL_MIN": "0",
+    }
     with TimedPool.from_env(environ) as pool:
         sampler = pool.query_stats.plans
         assert pool.explainer is not None and sampler is not None

@@ -1,4 +1,9 @@
-"""Keyset and limit/offset pagination over a real table."""
+# Generated from test_pagination_async.py by tools/async_to_sync.py: do not edit.
+"""Keyset and limit/offset pagination over a real table.
+
+Written once, for both twins: ``test_pagination.py`` is generated from
+``test_pagination_async.py`` (tools/async_to_sync.py). The two twins' pages compared are in
+``test_pagination_twins.py``."""
 
 from __future__ import annotations
 
@@ -9,22 +14,16 @@ import psycopg
 import pytest
 
 from perfkit import QueryError
-from perfkit.queries import (
-    AsyncKeysetPagination,
-    AsyncOffsetPagination,
-    AsyncTimedPool,
-    KeysetPagination,
-    OffsetPagination,
-    TimedPool,
-)
+from perfkit.queries import KeysetPagination, OffsetPagination, TimedPool
 
 TABLE = "Shop Products"  # needs quoting: a space and capitals
 
 
 def make_table(conn: psycopg.Connection[object], count: int) -> None:
+    # `+`, not implicit concatenation: the generated twin would join that into one long line.
     conn.execute(
         'CREATE TABLE "Shop Products" (id serial PRIMARY KEY, price int NOT NULL, '
-        "category text NOT NULL, created timestamptz NOT NULL, secret text)"
+        + "category text NOT NULL, created timestamptz NOT NULL, secret text)"
     )
     start = datetime(2024, 1, 1, tzinfo=UTC)
     rows = [
@@ -45,7 +44,7 @@ def test_keyset_pages_never_skip_or_repeat_while_rows_are_inserted_behind(
         TABLE, ["price", "category"], sort_key="price", descending=descending
     )
     with pool.connection() as conn:
-        conn.autocommit = True
+        conn.set_autocommit(True)
         make_table(conn, 100)
         original = {row[0] for row in conn.execute('SELECT id FROM "Shop Products"')}
         seen: list[int] = []
@@ -90,9 +89,7 @@ def test_keyset_pages_are_in_order_with_a_timestamp_key_and_filters(pool: TimedP
     assert rows and all(row["category"] == "a" for row in rows)
 
 
-def test_keyset_statement_quotes_names_and_passes_values_as_parameters(
-    pool: TimedPool,
-) -> None:
+def test_keyset_statement_quotes_names_and_passes_values_as_parameters(pool: TimedPool) -> None:
     pagination = KeysetPagination(TABLE, ["price"], sort_key="price")
     with pool.connection() as conn:
         make_table(conn, 5)
@@ -103,8 +100,9 @@ def test_keyset_statement_quotes_names_and_passes_values_as_parameters(
     texts = {e.fingerprint for e in pool.stats().queries.by_fingerprint}
     assert (
         'SELECT "price", "id" FROM "Shop Products" WHERE ("price", "id") > (?, ?) '
-        'ORDER BY "price", "id" LIMIT ?'
-    ) in texts
+        + 'ORDER BY "price", "id" LIMIT ?'
+        in texts
+    )
     assert not any("DROP" in text for text in texts)
 
 
@@ -139,24 +137,5 @@ def test_offset_pages_total_and_has_next(pool: TimedPool) -> None:
     assert (first.total, first.has_next, first.page, first.per_page) == (25, True, 1, 10)
     assert [row["id"] for row in last.rows] == list(range(21, 26))
     assert (last.has_next, last.total) == (False, None)
-    assert beyond.rows == [] and not beyond.has_next
+    assert beyond.rows == [] and (not beyond.has_next)
     assert count_b is not None and only_b.total == count_b[0] == len(only_b.rows)
-
-
-async def test_async_pagination_matches_sync(apool: AsyncTimedPool, pool: TimedPool) -> None:
-    keyset = KeysetPagination(TABLE, ["price"], sort_key="price")
-    offset = OffsetPagination(TABLE, ["price"], order_by=["price", "id"])
-    akeyset = AsyncKeysetPagination(TABLE, ["price"], sort_key="price")
-    aoffset = AsyncOffsetPagination(TABLE, ["price"], order_by=["price", "id"])
-    with pool.connection() as conn:
-        make_table(conn, 30)
-        sync_keyset = keyset.fetch(conn, limit=8)
-        sync_next = keyset.fetch(conn, after=sync_keyset.next_cursor, limit=8)
-        sync_offset = offset.fetch(conn, page=2, per_page=8, with_total=True)
-    async with apool.connection() as aconn:
-        async_keyset = await akeyset.fetch(aconn, limit=8)
-        async_next = await akeyset.fetch(aconn, after=async_keyset.next_cursor, limit=8)
-        async_offset = await aoffset.fetch(aconn, page=2, per_page=8, with_total=True)
-    assert async_keyset == sync_keyset
-    assert async_next == sync_next
-    assert async_offset == sync_offset

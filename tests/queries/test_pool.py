@@ -1,14 +1,18 @@
-"""TimedPool on a real PostgreSQL: every way of running a statement is timed and counted."""
+# Generated from test_pool_async.py by tools/async_to_sync.py: do not edit.
+"""TimedPool on a real PostgreSQL: every way of running a statement is timed and counted.
+
+Written once, for both pools: ``test_pool.py`` is generated from ``test_pool_async.py``
+(tools/async_to_sync.py). Statements from many threads or tasks, and both pools at once, are
+in ``test_pool_twins.py``."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import msgspec
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import ClientCursor, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 from structlog.testing import capture_logs
 
@@ -23,9 +27,7 @@ def by_text(pool: TimedPool) -> dict[str, StatementStats]:
     return {entry.fingerprint: entry for entry in pool.stats().queries.by_fingerprint}
 
 
-def test_connection_is_a_real_psycopg_connection_and_pool_is_psycopg_pool(
-    pool: TimedPool,
-) -> None:
+def test_connection_is_a_real_psycopg_connection_and_pool_is_psycopg_pool(pool: TimedPool) -> None:
     assert isinstance(pool.pool, ConnectionPool)
     with pool.connection() as conn:
         assert isinstance(conn, psycopg.Connection)
@@ -39,7 +41,8 @@ def test_every_way_of_running_a_statement_is_timed(pool: TimedPool) -> None:
             cur.executemany("INSERT INTO items VALUES (%s, %s)", [(i, f"n{i}") for i in range(10)])
             cur.execute("SELECT * FROM items WHERE id < %s", (4,))
             assert len(cur.fetchall()) == 4
-            assert len(list(cur.stream("SELECT id FROM items WHERE id >= %s", (3,)))) == 7
+            streamed = [row for row in cur.stream("SELECT id FROM items WHERE id >= %s", (3,))]
+            assert len(streamed) == 7
             with cur.copy("COPY items (id, name) FROM STDIN") as copy:
                 copy.write_row((100, "copied"))
                 copy.write_row((101, "copied"))
@@ -47,7 +50,7 @@ def test_every_way_of_running_a_statement_is_timed(pool: TimedPool) -> None:
             named.execute("SELECT id FROM items ORDER BY id")
             assert named.fetchone() == (0,)
             assert len(named.fetchmany(3)) == 3
-            assert len(list(named)) == 8
+            assert len([row for row in named]) == 8
     stats = by_text(pool)
     assert stats["INSERT INTO items VALUES (?, ?)"].rows == 10
     assert stats["SELECT * FROM items WHERE id < ?"].rows == 4
@@ -151,7 +154,7 @@ def test_pool_exhaustion_raises_pool_timeout_and_is_counted(database_url: str) -
 def test_pool_stats_show_use_and_utilization(database_url: str) -> None:
     with TimedPool(database_url, min_size=2, max_size=4) as pool:
         pool.wait(10)
-        one, two = pool.getconn(), pool.getconn()
+        one, two = (pool.getconn(), pool.getconn())
         stats = pool.stats().pool
         assert (stats.size, stats.in_use, stats.idle) == (2, 2, 0)
         assert stats.utilization_pct == pytest.approx(50)
@@ -159,7 +162,7 @@ def test_pool_stats_show_use_and_utilization(database_url: str) -> None:
         pool.putconn(one)
         pool.putconn(two)
         stats = pool.stats().pool
-        assert stats.requests == 2 and stats.connections >= 2 and stats.connection_errors == 0
+        assert stats.requests == 2 and stats.connections >= 2 and (stats.connection_errors == 0)
 
 
 def test_stats_is_a_struct_that_encodes_to_json(pool: TimedPool) -> None:
@@ -191,36 +194,25 @@ def test_one_query_stats_shared_by_two_pools(database_url: str) -> None:
         assert one.stats().pool.name == "a"
 
 
-def test_statements_from_many_threads_are_all_counted(pool: TimedPool) -> None:
-    def work() -> None:
-        for _ in range(20):
-            with pool.connection() as conn:
-                conn.execute("SELECT 1")
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert by_text(pool)["SELECT ?"].count == 80
-
-
 def test_extra_arguments_reach_psycopg_pool_and_connections(database_url: str) -> None:
-    from psycopg import ClientCursor
-
     configured: list[object] = []
+
+    def configure(conn: psycopg.Connection[object]) -> None:
+        configured.append(conn)
+
     with TimedPool(
         database_url,
         min_size=1,
         check=ConnectionPool.check_connection,
         reconnect_timeout=7.5,
         kwargs={"cursor_factory": ClientCursor, "application_name": "perfkit-test"},
-        configure=configured.append,
+        configure=configure,
     ) as pool:
         assert pool.pool.reconnect_timeout == 7.5
         assert pool.pool._check is ConnectionPool.check_connection
         with pool.connection() as conn:
-            assert issubclass(conn.cursor_factory, ClientCursor)  # still a ClientCursor
+            # Still the caller's cursor class.
+            assert issubclass(conn.cursor_factory, ClientCursor)
             name = conn.execute("SELECT current_setting('application_name')").fetchone()
             assert name == ("perfkit-test",)
             composed = sql.SQL("SELECT {}").format(sql.Literal(5))
@@ -249,10 +241,28 @@ def test_from_env_reads_the_settings(database_url: str) -> None:
     assert pool.closed  # not opened until asked
 
 
+def test_configure_runs_on_a_pool_from_env(database_url: str) -> None:
+    seen: list[psycopg.Connection[object]] = []
+
+    def configure(conn: psycopg.Connection[object]) -> None:
+        seen.append(conn)
+
+    pool = TimedPool.from_env(
+        {"DATABASE_URL": database_url, "DB_POOL_MIN": "1", "SLOW_QUERY_MS": "5"},
+        configure=configure,
+    )
+    assert pool.query_stats.slow_query_ms == 5
+    with pool:
+        with pool.connection() as conn:
+            conn.execute("SELECT 1")
+        assert seen
+
+
 @pytest.mark.parametrize(
     ("environ", "variable"),
     [
         ({"DB_POOL_MAX": "lots"}, "DB_POOL_MAX"),
+        ({"DB_POOL_MAX": "0"}, "DB_POOL_MAX"),
         ({"DB_POOL_MIN": "-1"}, "DB_POOL_MIN"),
         ({"DB_POOL_IDLE_TIMEOUT": "0"}, "DB_POOL_IDLE_TIMEOUT"),
         ({"DB_POOL_TIMEOUT": "soon"}, "DB_POOL_TIMEOUT"),
@@ -276,9 +286,9 @@ def test_bad_sizes_raise_config_error(arguments: dict[str, int]) -> None:
 
 
 def test_connection_block_commits_rolls_back_returns_and_counts_usage(pool: TimedPool) -> None:
-    """``with pool.connection()`` keeps psycopg_pool's behaviour: the block's transaction is
-    committed on success and rolled back on an exception, the connection goes back to the
-    pool either way, and the time it was lent out is counted in ``usage_ms``."""
+    """``with pool.connection()`` keeps psycopg_pool's behaviour: the block's
+    transaction is committed on success and rolled back on an exception, the connection goes
+    back to the pool either way, and the time it was lent out is counted in ``usage_ms``."""
     with pool.connection() as conn:
         conn.execute("CREATE TABLE kept (x int)")
         conn.execute("INSERT INTO kept VALUES (1)")

@@ -1,5 +1,9 @@
+# Generated from test_retry_async.py by tools/async_to_sync.py: do not edit.
 """``pool.fetch()``: a statement whose connection dies under it runs once more on a fresh
-connection when that is safe (read-only, or marked ``retry_safe``), never otherwise."""
+connection when that is safe (read-only, or marked ``retry_safe``), never otherwise.
+
+Written once, for both pools: ``test_retry.py`` is generated from ``test_retry_async.py``
+(tools/async_to_sync.py). Which statements are judged read-only is in ``test_read_only.py``."""
 
 from __future__ import annotations
 
@@ -13,36 +17,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from perfkit.queries import AsyncTimedPool, TimedPool
-from perfkit.queries._watch import read_only
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("SELECT * FROM t WHERE id = %s", True),
-        ("  (select 1) union (select 2)", True),
-        ("WITH x AS (SELECT 1) SELECT * FROM x", True),
-        ("SHOW statement_timeout", True),
-        ("SELECT * FROM t WHERE id IN (1, 2)", True),
-        ("INSERT INTO t VALUES (1)", False),
-        ("UPDATE t SET x = 1", False),
-        ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", False),
-        ("SELECT * INTO t2 FROM t", False),
-        ("SELECT * FROM t FOR UPDATE", False),
-        ("SELECT * FROM t FOR NO KEY UPDATE", False),
-        ("SELECT nextval('s')", False),
-        ("SELECT pg_advisory_lock(1)", False),
-        ("BEGIN", False),
-    ],
-)
-def test_read_only_is_judged_by_the_statement_words(text: str, expected: bool) -> None:
-    assert read_only(text) is expected
+from perfkit.queries import TimedPool
 
 
 def _kill_when_running(database_url: str, marker: str) -> threading.Thread:
     """Terminate the backend running the statement tagged ``marker`` once it runs."""
-
     admin = psycopg.connect(database_url, autocommit=True)  # ready before the statement runs
 
     def kill() -> None:
@@ -51,7 +30,7 @@ def _kill_when_running(database_url: str, marker: str) -> threading.Thread:
             while time.monotonic() < deadline:
                 killed = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE query LIKE %s AND pid <> pg_backend_pid() AND state = 'active'",
+                    + " WHERE query LIKE %s AND pid <> pg_backend_pid() AND state = 'active'",
                     (f"%{marker}%",),
                 ).fetchall()
                 if killed:
@@ -111,8 +90,7 @@ def test_retry_safe_false_never_retries_a_read(database_url: str) -> None:
         pytest.raises(psycopg.OperationalError),
     ):
         _killed_once(
-            database_url,
-            lambda m: pool.fetch(f"SELECT pg_sleep(1) /* {m} */", retry_safe=False),
+            database_url, lambda m: pool.fetch(f"SELECT pg_sleep(1) /* {m} */", retry_safe=False)
         )
 
 
@@ -121,17 +99,3 @@ def test_a_failing_statement_on_a_live_connection_is_not_retried(database_url: s
         with pytest.raises(psycopg.errors.QueryCanceled):
             pool.fetch("SELECT pg_sleep(2)")
         assert pool.stats().pool.statements_retried == 0
-
-
-async def test_the_async_pool_runs_a_killed_read_again(database_url: str) -> None:
-    import asyncio
-
-    async with AsyncTimedPool(database_url, min_size=2, max_size=2) as pool:
-        marker = uuid.uuid4().hex
-        killer = await asyncio.to_thread(_kill_when_running, database_url, marker)
-        try:
-            rows = await pool.fetch(f"SELECT 7, pg_sleep(1) /* {marker} */")
-        finally:
-            await asyncio.to_thread(killer.join, 30)
-        assert rows == [(7, "")]
-        assert pool.stats().pool.statements_retried == 1

@@ -101,3 +101,50 @@ def test_every_generated_twin_is_current() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+TEST_SOURCE = '''"""AsyncRedisService's tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.cache.conftest import aeventually
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("n", [1, 2])
+async def test_sleeps(acache: object, n: int) -> None:
+    async def ready() -> bool:
+        return True
+
+    await asyncio.sleep(n)
+    await aeventually(ready)
+
+
+@pytest.mark.anyio(backend="asyncio")
+async def test_only_async(acache: object) -> None:  # async only
+    await asyncio.sleep(0)
+'''
+
+
+def test_a_test_module_becomes_its_sync_twin() -> None:
+    tool = load_tool("async_to_sync")
+    text = tool.to_sync(
+        TEST_SOURCE,
+        source_name="test_thing_async.py",
+        target="tests/test_thing.py",
+        docstring=None,
+        renames=tool.TEST_RENAMES,
+    )
+    # The test module keeps its own docstring; the async markers and the async-only test go.
+    assert '"""RedisService\'s tests."""' in text
+    assert "asyncio" not in text and "anyio" not in text and "only_async" not in text
+    assert '@pytest.mark.parametrize("n", [1, 2])\ndef test_sleeps(cache: object, n: int)' in text
+    # asyncio.sleep is time.sleep, and `time` is imported for it; the helpers are renamed.
+    assert "import time\n" in text and "time.sleep(n)" in text
+    assert "from tests.cache.conftest import eventually\n" in text
+    assert "eventually(ready)" in text
+    compile(text, "test_thing.py", "exec")

@@ -38,11 +38,16 @@ def test_every_stats_field_is_in_a_table_with_its_metric() -> None:
     tool = load_tool("gen_docs")
     from perfkit.cache import CacheStats
     from perfkit.jobs import QueueStats
+    from perfkit.queries import PoolStats
 
     structs = tool.stats_structs()
     cache = tool.stats_table(CacheStats, structs[CacheStats])
     for field in CacheStats.__struct_fields__:
         assert f"| `{field}` |" in cache
     assert "| `hits` | `int` | counter | `perfkit_cache_hits_total` |" in cache
+    pool = tool.stats_table(PoolStats, structs[PoolStats])
+    assert len(pool.splitlines()) == 2 + len(PoolStats.__struct_fields__)
+    opened = "`perfkit_db_pool_connections_opened_total`"
+    assert f"| `connections` | `int` | counter | {opened} |" in pool
     queues = tool.stats_table(QueueStats, structs[QueueStats])
     assert "| `waiting` | `int` | gauge | `perfkit_jobs_waiting{queue}` |" in queues

@@ -217,6 +217,23 @@ local function wake_at_earliest(base)
     end
 end
 
+-- Take a slot for job in the bucket at base: a Rate start (per > 0) leaves the window
+-- per ms from now, a Concurrency slot (per 0) is held for lease ms (its heartbeat extends it).
+local function take_slot(base, job, per, lease)
+    local expiry = now + lease
+    if per > 0 then
+        expiry = now + per
+    end
+    redis.call('ZADD', base .. ':run', expiry, job)
+end
+
+-- Park job on the full bucket at base (n and per kept for the wake-up pass).
+local function park(base, job, n, per)
+    redis.call('HSET', base, 'n', n, 'per', per)
+    redis.call('RPUSH', base .. ':wait', job)
+    wake_at_earliest(base)
+end
+
 local function promote(base, n, per, reserve)
     local free = room(base, n)
     while free > 0 do
@@ -227,11 +244,7 @@ local function promote(base, n, per, reserve)
         -- perfkit_cancel: the mark JobService.cancel sets before it cancels the job.
         local fields = redis.call('HMGET', job_prefix .. job, 'origin', 'status', 'perfkit_cancel')
         if fields[1] and fields[2] == 'queued' and not fields[3] then
-            local expiry = now + reserve
-            if per > 0 then
-                expiry = now + per
-            end
-            redis.call('ZADD', base .. ':run', expiry, job)
+            take_slot(base, job, per, reserve)
             redis.call('RPUSH', queue_prefix .. fields[1], job)
             free = free - 1
         end
@@ -274,20 +287,11 @@ if blocked then
             promote(base, tonumber(ARGV[5 + 2 * (i - 1)]), tonumber(ARGV[6 + 2 * (i - 1)]), reserve)
         end
     end
-    local base = KEYS[blocked]
-    local n, per = ARGV[5 + 2 * (blocked - 1)], ARGV[6 + 2 * (blocked - 1)]
-    redis.call('HSET', base, 'n', n, 'per', per)
-    redis.call('RPUSH', base .. ':wait', job)
-    wake_at_earliest(base)
+    park(KEYS[blocked], job, ARGV[5 + 2 * (blocked - 1)], ARGV[6 + 2 * (blocked - 1)])
     return 0
 end
 for i = 2, #KEYS do
-    local per = tonumber(ARGV[6 + 2 * (i - 1)])
-    local expiry = now + lease
-    if per > 0 then
-        expiry = now + per
-    end
-    redis.call('ZADD', KEYS[i] .. ':run', expiry, job)
+    take_slot(KEYS[i], job, tonumber(ARGV[6 + 2 * (i - 1)]), lease)
 end
 return 1
 """
@@ -314,12 +318,7 @@ for i = 2, #KEYS do
 end
 if not blocked then
     for i = 2, #KEYS do
-        local per = tonumber(ARGV[6 + 2 * (i - 1)])
-        local expiry = now + reserve
-        if per > 0 then
-            expiry = now + per
-        end
-        redis.call('ZADD', KEYS[i] .. ':run', expiry, job)
+        take_slot(KEYS[i], job, tonumber(ARGV[6 + 2 * (i - 1)]), reserve)
     end
     return 1
 end
@@ -328,10 +327,7 @@ end
 if redis.call('LREM', queue, -1, job) == 0 then
     return 1
 end
-local base = KEYS[blocked]
-redis.call('HSET', base, 'n', ARGV[5 + 2 * (blocked - 1)], 'per', ARGV[6 + 2 * (blocked - 1)])
-redis.call('RPUSH', base .. ':wait', job)
-wake_at_earliest(base)
+park(KEYS[blocked], job, ARGV[5 + 2 * (blocked - 1)], ARGV[6 + 2 * (blocked - 1)])
 return 0
 """
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import msgspec
@@ -44,6 +45,7 @@ def _validation_error(name: str, exc: msgspec.ValidationError) -> PayloadError:
     return PayloadError(f"payload for processor {name!r} is not valid: {exc}")
 
 
+@dataclass(eq=False, repr=False)
 class Processor(Generic[P, R]):
     """A registered processor: call it with a payload (Struct or mapping) to run it.
 
@@ -51,26 +53,15 @@ class Processor(Generic[P, R]):
     fail at once. :class:`~perfkit.PermanentJobError` always fails at once.
     """
 
-    def __init__(
-        self,
-        name: str,
-        func: Callable[[P], R],
-        payload_type: type[P],
-        queue: str,
-        path: str,
-        *,
-        retry_on: ExceptionTypes | None = None,
-        no_retry_on: ExceptionTypes = (),
-        limits: tuple[Limit, ...] = (),
-    ) -> None:
-        self.name = name
-        self.func = func
-        self.payload_type = payload_type
-        self.queue = queue
-        self.path = path
-        self.retry_on = retry_on
-        self.no_retry_on = no_retry_on
-        self.limits = limits
+    name: str
+    func: Callable[[P], R]
+    payload_type: type[P]
+    queue: str
+    path: str
+    _: KW_ONLY
+    retry_on: ExceptionTypes | None = None
+    no_retry_on: ExceptionTypes = ()
+    limits: tuple[Limit, ...] = ()
 
     def retries(self, exc: BaseException) -> bool:
         """Whether a failure with ``exc`` is worth retrying (transient) for this processor."""

@@ -287,17 +287,10 @@ class ForkingJobWorker(_BoundedRecovery, Worker):
         die_with_parent(self._worker_pid)
         super().main_work_horse(job, queue)
 
-    def handle_job_failure(
-        self,
-        job: Job,
-        queue: Queue,
-        started_job_registry: Any = None,
-        exc_string: str = "",
-        execution: Execution | None = None,
-    ) -> None:
+    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         """RQ's; called in the worker itself (not the horse) when the horse died before it
         could count its job (stopped, killed, crashed), which is then counted here."""
-        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        super().handle_job_failure(job, queue, *args, **kwargs)
         if os.getpid() == self._worker_pid and job.started_at is not None:
             started = job.started_at.timestamp()
             duration = time.time() - started

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from time import monotonic, time
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -121,26 +122,16 @@ class ExplainStats(msgspec.Struct, frozen=True, kw_only=True):
     plans: int
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Job:
     """One EXPLAIN to run: the statement, its parameters (held until it ran), how."""
 
-    __slots__ = ("analyze", "duration", "fingerprint", "params", "pool", "sql")
-
-    def __init__(
-        self,
-        fingerprint: Fingerprint,
-        sql: str,
-        params: Any,
-        analyze: bool,
-        duration: float,
-        pool: str,
-    ) -> None:
-        self.fingerprint = fingerprint
-        self.sql = sql
-        self.params = params
-        self.analyze = analyze
-        self.duration = duration
-        self.pool = pool
+    fingerprint: Fingerprint
+    sql: str
+    params: Any
+    analyze: bool
+    duration: float
+    pool: str
 
     def __repr__(self) -> str:  # never the parameters
         return f"Job({self.fingerprint.id}, analyze={self.analyze}, pool={self.pool!r})"

@@ -121,18 +121,8 @@ def merge_query_exports(exports: list[QueryExport], top: int) -> QueryExport:
             entry = by_id.get(statement.fingerprint_id)
             if entry is None:
                 by_id[statement.fingerprint_id] = _entry(statement, same_layout)
-                continue
-            entry.count += statement.count
-            entry.errors += statement.errors
-            entry.slow += statement.slow
-            entry.rows += statement.rows
-            entry.total += statement.total
-            entry.min = min(entry.min, statement.min)
-            entry.max = max(entry.max, statement.max)
-            entry.last_seen = max(entry.last_seen, statement.last_seen)
-            for index, count in statement.buckets.items() if same_layout else ():
-                if 0 <= index < BUCKET_COUNT:
-                    entry.buckets[index] += count
+            else:
+                _add(entry, statement, same_layout)
     slowest = heapq.nlargest(
         max((len(e.slowest) for e in exports), default=0),
         (query for export in exports for query in export.slowest),
@@ -182,15 +172,21 @@ def _entry(statement: StatementExport, same_layout: bool) -> _Entry:
     """The table entry of an export, so its percentiles are computed the one way (its
     buckets left out when they are in another layout)."""
     entry = _Entry(Fingerprint(statement.fingerprint, statement.fingerprint_id))
-    entry.count = statement.count
-    entry.errors = statement.errors
-    entry.slow = statement.slow
-    entry.rows = statement.rows
-    entry.total = statement.total
-    entry.min = statement.min
-    entry.max = statement.max
-    entry.last_seen = statement.last_seen
+    _add(entry, statement, same_layout)  # to an empty entry: its numbers become the export's
+    return entry
+
+
+def _add(entry: _Entry, statement: StatementExport, same_layout: bool) -> None:
+    """Add an export's numbers to a table entry (counts and buckets summed, min/max/last
+    seen combined; its buckets left out when they are in another layout)."""
+    entry.count += statement.count
+    entry.errors += statement.errors
+    entry.slow += statement.slow
+    entry.rows += statement.rows
+    entry.total += statement.total
+    entry.min = min(entry.min, statement.min)
+    entry.max = max(entry.max, statement.max)
+    entry.last_seen = max(entry.last_seen, statement.last_seen)
     for index, count in statement.buckets.items() if same_layout else ():
         if 0 <= index < BUCKET_COUNT:
-            entry.buckets[index] = count
-    return entry
+            entry.buckets[index] += count

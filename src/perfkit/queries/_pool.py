@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from time import monotonic
-from types import TracebackType
 from typing import Any, Self
 
 from psycopg import Connection, OperationalError
@@ -45,15 +44,10 @@ class _Checkout:
             self._pool.putconn(conn)
             raise
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         pool, conn = (self._pool, self._conn)
         try:
-            conn.__exit__(exc_type, exc, tb)
+            conn.__exit__(*exc_info)
         finally:
             pool.putconn(conn)
             # getconn stamped _pk_taken when it handed the connection out: psycopg_pool's t0.
@@ -247,10 +241,5 @@ class TimedPool(BaseTimedPool):
         self.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

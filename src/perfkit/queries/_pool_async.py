@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from time import monotonic
-from types import TracebackType
 from typing import Any, Self
 
 from psycopg import AsyncConnection, OperationalError
@@ -45,15 +44,10 @@ class _AsyncCheckout:
             await self._pool.putconn(conn)
             raise
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         pool, conn = self._pool, self._conn
         try:
-            await conn.__aexit__(exc_type, exc, tb)
+            await conn.__aexit__(*exc_info)
         finally:
             await pool.putconn(conn)
             # getconn stamped _pk_taken when it handed the connection out: psycopg_pool's t0.
@@ -250,10 +244,5 @@ class AsyncTimedPool(BaseTimedPool):
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()

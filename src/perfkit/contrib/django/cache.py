@@ -95,6 +95,9 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
     def _names(self, keys: Iterable[str], version: int | None) -> dict[str, str]:
         return {self._name(key, version): key for key in keys}
 
+    def _named(self, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
+        return {self._name(key, version): value for key, value in data.items()}
+
     # -- Django's API: each method, then its a* twin on the running loop's service --------
 
     def add(
@@ -190,8 +193,7 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
     ) -> list[str]:
         """Cache every item in one round trip; returns the keys that failed (none)."""
         if data:
-            named = {self._name(key, version): value for key, value in data.items()}
-            self._ops.set_many(named, self.get_backend_timeout(timeout), tags)
+            self._ops.set_many(self._named(data, version), self.get_backend_timeout(timeout), tags)
         return []
 
     async def aset_many(
@@ -203,7 +205,7 @@ class PerfkitCache(BaseCache):  # type: ignore[misc]  # Django has no type infor
         tags: Iterable[str] = (),
     ) -> list[str]:
         if data:
-            named = {self._name(key, version): value for key, value in data.items()}
+            named = self._named(data, version)
             ops = await self._shared.async_ops()
             await ops.set_many(named, self.get_backend_timeout(timeout), tags)
         return []

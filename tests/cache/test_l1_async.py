@@ -1,0 +1,217 @@
+"""The L1 near cache: hits without a round trip, invalidation from other services and
+processes through Redis's tracking pushes, bypassed while the push channel is down.
+
+Written once, for both services: ``test_l1.py`` is generated from ``test_l1_async.py``
+(tools/async_to_sync.py). NearCache on its own is in ``test_near_cache.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+import redis
+
+import perfkit._compat.redis
+from perfkit.cache import AsyncRedisService, cached_query
+from tests._servers import PrivateRedis
+from tests.cache.conftest import TEST_SETTINGS, aeventually, areads, eventually
+
+
+class Product(msgspec.Struct, frozen=True):
+    id: int
+    price: float
+
+
+def commands(client: redis.Redis, name: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{name}", {})
+    return int(stats.get("calls", 0))
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateRedis]:
+    # A private server: the command counts below must be ours alone.
+    private = PrivateRedis()
+    yield private
+    private.close()
+
+
+def settle(cache: AsyncRedisService, url: str) -> None:
+    """Wait until the tracking pushes of our own last writes were handled: a value read
+    while an invalidation is in flight is (rightly) not kept in L1. A marker entry put in
+    L1 and then written in Redis leaves L1 when its push is handled, which is after every
+    push the server sent before it (one connection, in order)."""
+    near, marker = cache._near, "app:__settle__"
+    assert near is not None
+
+    def marked() -> bool:
+        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
+        return marker in near._entries  # (get would count a hit)
+
+    eventually(marked, timeout=30)
+    with redis.Redis.from_url(url) as client:
+        client.set(marker, 1)  # no TTL: its expiry would be one more push, at any time
+    eventually(lambda: marker not in near._entries, timeout=30)
+
+
+async def l1_service(url: str) -> AsyncRedisService:
+    service = AsyncRedisService(url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    assert await asyncio.to_thread(service.wait_l1_ready)
+    return service
+
+
+async def test_hits_are_served_from_memory_without_a_round_trip(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+    client = redis.Redis.from_url(server.url)
+    await cache.set("k", {"v": 1}, tags=["t"])
+    settle(cache, server.url)
+    assert await cache.get("k") == {"v": 1}  # from Redis, now kept in L1
+    before = commands(client, "get") + commands(client, "mget")
+    for _ in range(100):
+        assert await cache.get("k") == {"v": 1}
+    assert commands(client, "get") + commands(client, "mget") == before
+    metrics = await cache.stats()
+    assert metrics.l1_hits == 100 and metrics.l1_entries == 1 and metrics.l1_active
+    await cache.close()
+    client.close()
+
+
+async def test_writes_in_this_process_are_seen_at_once(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+    await cache.set("k", 1, tags=["t"])
+    assert await cache.get("k") == 1
+    await cache.set("k", 2, tags=["t"])
+    assert await cache.get("k") == 2
+    await cache.invalidate_tags(["t"])
+    assert await cache.get("k") is None
+    await cache.set("p:1", 1)
+    assert await cache.get("p:1") == 1
+    await cache.invalidate_pattern("p:*")
+    assert await cache.get("p:1") is None
+    await cache.set("d", 1)
+    assert await cache.get("d") == 1
+    await cache.delete("d")
+    assert await cache.get("d") is None
+    await cache.close()
+
+
+async def test_other_services_invalidations_reach_this_l1(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+    other = AsyncRedisService(server.url, namespace="app", settings=TEST_SETTINGS)
+    await cache.set("k", "old", tags=["product:1"])
+    await cache.set("u", "old")
+    await cache.set("p:1", "old")
+    settle(cache, server.url)
+    assert [await cache.get(k) for k in ("k", "u", "p:1")] == ["old"] * 3
+    assert (await cache.stats()).l1_entries == 3
+
+    await other.set("u", "new")
+    delay = await aeventually(areads(cache, "u", "new"))
+    await other.invalidate_tags(["product:1"])
+    await aeventually(areads(cache, "k", "miss"))
+    await other.invalidate_pattern("p:*")
+    await aeventually(areads(cache, "p:1", "miss"))
+    # Any writer, not only perfkit: tracking covers the whole namespace.
+    raw = redis.Redis.from_url(server.url)
+    assert await cache.get("u") == "new"
+    raw.delete("app:u")
+    await aeventually(areads(cache, "u", "miss"))
+    assert delay < 1.0
+    raw.close()
+    await other.close()
+    await cache.close()
+
+
+async def test_cached_query_uses_l1_unless_told_not_to(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+    client = redis.Redis.from_url(server.url)
+
+    @cached_query(tags=["product:{id}"], cache=cache)
+    async def product(id: int) -> Product:
+        return Product(id=id, price=9.5)
+
+    @cached_query(cache=cache, l1=False)
+    async def uncached_in_l1(id: int) -> int:
+        return id
+
+    assert await product(1) == Product(id=1, price=9.5)
+    settle(cache, server.url)
+    assert await product(1) == Product(id=1, price=9.5)  # from Redis, kept in L1 as a Product
+    before = commands(client, "mget")
+    assert await product(1) is await product(1)
+    assert commands(client, "mget") == before
+    await uncached_in_l1(2)
+    settle(cache, server.url)
+    await uncached_in_l1(2)
+    mgets = commands(client, "mget")
+    await uncached_in_l1(2)
+    assert commands(client, "mget") == mgets + 1
+    await cache.close()
+    client.close()
+
+
+async def test_lost_push_channel_clears_and_bypasses_l1(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+
+    async def l1_off() -> bool:
+        return not (await cache.stats()).l1_active
+
+    async def recovered() -> bool:
+        return not (await cache.stats()).fallback_active
+
+    await cache.set("k", "before")
+    assert await cache.get("k") == "before"
+    server.kill()
+    # Once the listener sees its connection close, L1 is emptied and bypassed.
+    await aeventually(l1_off)
+    assert (await cache.stats()).l1_entries == 0
+    assert await cache.get("k", "miss") == "miss"
+    server.start()
+    assert await asyncio.to_thread(cache.wait_l1_ready, 10)
+    await aeventually(recovered, timeout=10)
+    await cache.set("k", "after")
+    settle(cache, server.url)
+    assert await cache.get("k") == "after"
+    assert await cache.get("k") == "after"
+    assert (await cache.stats()).l1_entries == 1
+    await cache.close()
+
+
+async def test_without_a_push_hook_l1_stays_off_and_reads_go_to_redis(
+    server: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A redis-py whose connections take no invalidation handler (perfkit._compat.redis).
+    monkeypatch.setattr(perfkit._compat.redis, "PUSH_HANDLER", False)
+    cache = AsyncRedisService(server.url, namespace="app", settings=TEST_SETTINGS, l1=True)
+    other = AsyncRedisService(server.url, namespace="app", settings=TEST_SETTINGS)
+    await cache.set("k", "old")
+    assert await cache.get("k") == "old"
+    await other.set("k", "new")
+    assert await cache.get("k") == "new"  # at once: no near copy to go stale
+    assert await asyncio.to_thread(cache.wait_l1_ready, 0.5) is False
+    metrics = await cache.stats()
+    assert metrics.l1_active is False and metrics.l1_hits == 0
+    await other.close()
+    await cache.close()
+
+
+async def test_other_process_write_reaches_l1(server: PrivateRedis) -> None:
+    cache = await l1_service(server.url)
+    await cache.set("k", "old")
+    settle(cache, server.url)
+    assert await cache.get("k") == "old"
+    assert (await cache.stats()).l1_entries == 1
+    code = "\n".join(
+        [
+            "import sys",
+            "from perfkit import Settings",
+            "from perfkit.cache import RedisService",
+            "RedisService(sys.argv[1], namespace='app', settings=Settings()).set('k', 'new')",
+        ]
+    )
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code, server.url], check=True)
+    await aeventually(areads(cache, "k", "new"))
+    await cache.close()
