@@ -34,7 +34,7 @@ NOT_DEFAULTS = {
     "contrib/django/db.py": {"_stats"},  # Django's connections' stats, per process
     "otel.py": {"_tracer", "_explicit_provider", "_job_meters"},  # reset by uninstrument()
     "metrics/collectors.py": {"_kinds"},  # a cache of each Struct's field kinds
-    "metrics/routes.py": {"_collapsed", "_mounted"},  # caches of route templates
+    "http/routes.py": {"_collapsed", "_mounted"},  # caches of route templates
     "jobs/processor.py": {"_REGISTRY", "_BY_PATH"},  # definitions (see _defaults)
     "admin/core.py": {"_BY_PATH"},  # the route table by path, built at import
     "cache/_aio.py": {"_NO_PAIRS"},  # a shared empty list, never mutated
