@@ -105,6 +105,7 @@ CALLS: dict[str, Callable[[RedisService], object]] = {
     "invalidate_tags": lambda cache: cache.invalidate_tags(["t"]),
     "invalidate_pattern": lambda cache: cache.invalidate_pattern("k*"),
     "clear": lambda cache: cache.clear(),
+    "touch": lambda cache: cache.touch("k", 60),
 }
 # What each call's span says (on top of db.system.name and db.operation.name).
 ATTRIBUTES = {
@@ -119,6 +120,7 @@ ATTRIBUTES = {
     "invalidate_tags": {"perfkit.cache.tags": 1},
     "invalidate_pattern": {"perfkit.cache.removed": 1},
     "clear": {"perfkit.cache.removed": 2},  # the entry and its tag's generation
+    "touch": {"perfkit.cache.keys": 1, "perfkit.cache.hit": True},
 }
 
 
