@@ -166,7 +166,7 @@ SET = Operation(
     adds="sets",
     before=_written,
     down=Down.REPLAY,
-    note="replayed as a delete of the key: its old value must not come back",
+    note="stored in memory; replayed as a delete of the key (its old value must not come back)",
 )
 SET_MANY = Operation(
     "set_many",
@@ -248,3 +248,12 @@ OPERATIONS: tuple[Operation, ...] = (
     CLEAR,
     TOUCH,
 )
+
+
+def policy_table() -> str:
+    """The Markdown table of what each operation does while Redis is down (docs/cache.md
+    holds it, checked current by tests/cache/test_pipeline.py)."""
+    rows = ["| operation | while Redis is down | in detail |", "| --- | --- | --- |"]
+    for operation in OPERATIONS:
+        rows.append(f"| `{operation.name}` | {operation.down.name.lower()} | {operation.note} |")
+    return "\n".join(rows) + "\n"
