@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import redis
 import redis.asyncio as driver
@@ -42,7 +42,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
 from perfkit.cache._near import NearCache
-from perfkit.cache._stale import Refreshes, StalePolicy
+from perfkit.cache._stale import Refreshes, StaleOptions, StalePolicy
 from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
@@ -616,9 +616,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -630,9 +628,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -644,9 +640,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: type[T],
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     async def get_or_set(

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import redis
 import redis as driver
@@ -40,7 +40,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import Flights, call_loader
 from perfkit.cache._near import NearCache
-from perfkit.cache._stale import Refreshes, StalePolicy
+from perfkit.cache._stale import Refreshes, StaleOptions, StalePolicy
 from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
@@ -599,9 +599,7 @@ class RedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -613,9 +611,7 @@ class RedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: type[T],
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     def get_or_set(

@@ -371,6 +371,20 @@ def cached_query(
 
         load = func if serializer is None else _dumping(func, serializer, is_async)
 
+        def refresh(*args: Any, **kwargs: Any) -> Any:
+            # The async service's _load returns a coroutine, which the caller awaits: one
+            # function serves both kinds.
+            cache_key, filled = resolve(args, kwargs)
+            return service()._load(
+                cache_key,
+                lambda: load(*args, **kwargs),
+                ttl,
+                filled,
+                None,
+                refresh=True,
+                policy=policy,
+            )
+
         if is_async:
 
             @functools.wraps(func)
@@ -396,21 +410,8 @@ def cached_query(
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
                 await service().delete(resolve(args, kwargs)[0])
 
-            async def async_refresh(*args: Any, **kwargs: Any) -> Any:
-                cache_key, filled = resolve(args, kwargs)
-                return await service()._load(
-                    cache_key,
-                    lambda: load(*args, **kwargs),
-                    ttl,
-                    filled,
-                    None,
-                    refresh=True,
-                    policy=policy,
-                )
-
             wrapper: Any = async_wrapper
             wrapper.invalidate = async_invalidate
-            wrapper.refresh = async_refresh
         else:
 
             @functools.wraps(func)
@@ -435,21 +436,9 @@ def cached_query(
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
                 service().delete(resolve(args, kwargs)[0])
 
-            def sync_refresh(*args: Any, **kwargs: Any) -> Any:
-                cache_key, filled = resolve(args, kwargs)
-                return service()._load(
-                    cache_key,
-                    lambda: load(*args, **kwargs),
-                    ttl,
-                    filled,
-                    None,
-                    refresh=True,
-                    policy=policy,
-                )
-
             wrapper = sync_wrapper
             wrapper.invalidate = sync_invalidate
-            wrapper.refresh = sync_refresh
+        wrapper.refresh = refresh
         if serializer is not None:
             wrapper = _loading(wrapper, serializer, is_async)
         wrapper.cache_key = lambda *args, **kwargs: resolve(args, kwargs)[0]
