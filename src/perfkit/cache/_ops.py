@@ -54,7 +54,7 @@ from typing import Any
 
 from perfkit.cache._codec import MISSING
 
-__all__ = ["OPERATIONS", "Down", "Operation"]
+__all__ = ["OPERATIONS", "Down", "Operation", "policy_table"]
 
 Attributes = Mapping[str, bool | int | str]
 
