@@ -196,3 +196,20 @@ def test_the_inlined_lookup_decides_as_the_pipeline(private_redis: PrivateRedis)
         cache.close()
         admin.close()
         private_redis.start()
+
+
+def test_a_refused_lookup_is_a_miss_on_both_lanes(private_redis: PrivateRedis) -> None:
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.set("app:secret", b"\x00\x01")
+    # A user that may read only the app:ok* keys: an MGET of app:secret is refused.
+    admin.acl_setuser("reader", enabled=True, passwords=["+pw"], commands=["+@all"],
+                      keys=["~app:ok*"])  # fmt: skip
+    url = private_redis.url.replace("redis://", "redis://reader:pw@")
+    cache = RedisService(url, namespace="app", settings=TEST_SETTINGS)
+    try:
+        assert _lookups(cache, "secret") == (None, None)
+        stats = cache.stats()
+        assert (stats.errors, cache.fallback_active) == (2, False)  # one per lane
+    finally:
+        cache.close()
+        admin.close()
