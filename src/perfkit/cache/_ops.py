@@ -14,7 +14,9 @@ The pipeline. Every public operation of a service (``_aio.py`` and its generated
 4. fallback and stats: ``_apply(operation, on_redis, in_memory, refused)`` sends the Redis
    call, or -- while Redis is down -- the memory store's, as ``down`` declares; a Redis
    refusal is counted in ``errors``, logged and answered by ``refused``; the result of
-   either call is added to the counter ``adds`` names.
+   either call is added to the counter ``adds`` names. (Lookups, ``hits`` and ``misses``,
+   are counted where they are timed, from after the L1 step to the answer: ``_get``,
+   ``_get_many`` and ``_get_or_load`` call ``CacheCounters.lookup``.)
 5. Redis: the operation's own call (``on_redis``).
 
 A new operation is its entry here (add it to ``OPERATIONS``), its method (key check, L1
