@@ -24,10 +24,8 @@ NOT_OPERATIONS = {
     "default_ttl",
     "fallback_active",
     "from_env",
-    "metrics",
     "namespace",
     "ping",
-    "reset_metrics",
     "reset_stats",
     "settings",
     "stats",
@@ -105,6 +103,7 @@ CALLS: dict[str, Callable[[RedisService], object]] = {
     "invalidate_tags": lambda cache: cache.invalidate_tags(["t"]),
     "invalidate_pattern": lambda cache: cache.invalidate_pattern("k*"),
     "clear": lambda cache: cache.clear(),
+    "touch": lambda cache: cache.touch("k", 60),
 }
 # What each call's span says (on top of db.system.name and db.operation.name).
 ATTRIBUTES = {
@@ -119,6 +118,7 @@ ATTRIBUTES = {
     "invalidate_tags": {"perfkit.cache.tags": 1},
     "invalidate_pattern": {"perfkit.cache.removed": 1},
     "clear": {"perfkit.cache.removed": 2},  # the entry and its tag's generation
+    "touch": {"perfkit.cache.keys": 1, "perfkit.cache.hit": True},
 }
 
 

@@ -102,30 +102,6 @@ async def test_async_twin_runs_the_schedule_as_a_task_and_warms_on_demand() -> N
     assert len(runs) == count + 1
 
 
-async def test_awarm_astart_astop_are_deprecated_aliases_of_the_async_twin() -> None:
-    warmer = CacheWarmer(delay=0, interval=0.1)
-    runs: list[int] = []
-    twice = asyncio.Event()
-
-    async def tick() -> int:
-        runs.append(1)
-        if len(runs) >= 3:  # the on-demand warm, then two scheduled rounds
-            twice.set()
-        return 1
-
-    warmer.register("tick", tick)
-    with pytest.warns(DeprecationWarning, match=r"AsyncCacheWarmer\.of\(warmer\)\.warm\(\)"):
-        results = await warmer.awarm()
-    assert [r.keys_written for r in results] == [1]
-    with pytest.warns(DeprecationWarning, match=r"\.start\(\)"):
-        await warmer.astart()
-    await asyncio.wait_for(twice.wait(), timeout=30)
-    schedule = AsyncCacheWarmer.of(warmer)._task
-    with pytest.warns(DeprecationWarning, match=r"\.stop\(\)"):
-        await warmer.astop()
-    assert schedule is not None and schedule.done()  # astop stopped what astart started
-
-
 def test_register_warmer_uses_the_default_warmer() -> None:
     @register_warmer("test_default_registration")
     def warm() -> int:

@@ -2,7 +2,8 @@
 fallback (:class:`RedisService`, :class:`AsyncRedisService`), the :func:`cached_query`
 decorator, and cache warming. See docs/cache.md."""
 
-from perfkit.cache._aio import AsyncRedisService
+import typing as _typing
+
 from perfkit.cache._near import NearCache
 from perfkit.cache._stats import CacheStats
 from perfkit.cache._sync import RedisService
@@ -22,6 +23,9 @@ from perfkit.cache.warmer import (
     default_warmer,
     register_warmer,
 )
+
+if _typing.TYPE_CHECKING:
+    from perfkit.cache._aio import AsyncRedisService
 
 __all__ = [
     "AsyncCacheWarmer",
@@ -44,10 +48,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Deprecated names, one release (see CHANGELOG.md).
-    if name == "CacheMetrics":
-        from perfkit._deprecation import renamed
+    # The async service (redis.asyncio's client, the MGET batcher...) is imported on first
+    # use: a sync-only application never loads it (tests/cache/test_import_cost.py).
+    if name == "AsyncRedisService":
+        from perfkit.cache._aio import AsyncRedisService
 
-        renamed("perfkit.cache.CacheMetrics", "perfkit.cache.CacheStats")
-        return CacheStats
+        return AsyncRedisService
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,14 +10,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import redis
 import redis.asyncio as driver
 
 from perfkit import _telemetry
 from perfkit._compat.redis import direct_pool
-from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _ops, _scripts
 from perfkit.cache._background import AsyncWorkers, aspawn, astop
@@ -43,7 +42,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import AsyncFlights, acall_loader
 from perfkit.cache._near import NearCache
-from perfkit.cache._stale import Refreshes, StalePolicy
+from perfkit.cache._stale import Refreshes, StaleOptions, StalePolicy
 from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
@@ -169,6 +168,50 @@ class AsyncRedisService(BaseCacheService):
                 span.set_attribute(name, value)
             return result
 
+    async def _apply(
+        self,
+        operation: _ops.Operation,
+        on_redis: Callable[[], Awaitable[T]],
+        in_memory: Callable[[], T],
+        refused: Callable[[], Awaitable[T]],
+    ) -> T:
+        """The fallback and stats layers of ``operation`` (see ``_ops.py``): ``on_redis()``;
+        while Redis is down, or when it goes down under that call, ``in_memory()`` (the
+        memory store: never I/O), then for a change replayed later (``Down.REPLAY``) its
+        replay at once if Redis is back meanwhile (``_settle``). A refusal (full,
+        read-only...) is counted in ``errors``, logged and answered by ``refused()``. What
+        ``on_redis`` or ``in_memory`` returned (a count) is added to ``operation.adds``."""
+        if not await self._use_memory():
+            try:
+                result = await on_redis()
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except REDIS_ERRORS as exc:
+                self._error(operation.name, exc)
+                return await refused()
+            else:
+                self._add(operation, result)
+                return result
+        result = in_memory()
+        self._add(operation, result)
+        if operation.down is _ops.Down.REPLAY:
+            await self._settle()
+        return result
+
+    async def _refuse(
+        self,
+        answer: T,
+        keys: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        everything: bool = False,
+    ) -> T:
+        """The ``answer`` to an operation Redis refused; what its change covers is blocked
+        until the background worker applies it (``_block``)."""
+        if keys or tags or patterns or everything:
+            self._block(keys, tags, patterns, everything=everything)
+        return answer
+
     # -- reading ----------------------------------------------------------------------------
 
     @overload
@@ -256,22 +299,24 @@ class AsyncRedisService(BaseCacheService):
     async def _lookup(self, fulls: list[str]) -> list[Entry | None]:
         """Each key's payload and tag generations, or None when missing or guarded by a tag
         that moved on."""
-        if self._fallback_since is not None and await self._use_memory():
-            return [self._memory_entry(full) for full in fulls]
-        try:
-            epoch = self._near_epoch()
-            return await self._guard(fulls, await self._mget(fulls), {}, epoch)
-        except CONNECTION_ERRORS as exc:
-            self._fall_back(exc)
-            return [self._memory_entry(full) for full in fulls]
-        except REDIS_ERRORS as exc:
-            self._error("get", exc)
-            return [None] * len(fulls)
+        misses: list[Entry | None] = [None] * len(fulls)
+        return await self._apply(
+            _ops.GET,
+            functools.partial(self._read, fulls),
+            lambda: [self._memory_entry(full) for full in fulls],
+            functools.partial(self._refuse, misses),
+        )
+
+    async def _read(self, fulls: list[str]) -> list[Entry | None]:
+        epoch = self._near_epoch()
+        return await self._guard(fulls, await self._mget(fulls), {}, epoch)
 
     async def _lookup_one(self, full: str, plan: ReadPlan) -> Entry | None:
         """As :meth:`_lookup` for one key whose callers expect ``plan``'s tags: their
         generations come in the same MGET, so a tagged hit is one round trip like an
-        untagged one."""
+        untagged one. The read of every Redis hit: ``_apply``'s layers with ``GET``'s
+        policy inline (a call and a closure are a good part of a hit); the pipeline test
+        checks that both decide alike."""
         if self._fallback_since is not None and await self._use_memory():
             return self._memory_entry(full)
         try:
@@ -362,67 +407,65 @@ class AsyncRedisService(BaseCacheService):
     ) -> None:
         """Write encoded entries. ``gens``: the tag generations read before the values were
         computed (empty: take the current ones)."""
-        if not await self._use_memory():
-            try:
-                header = None
-                if tags and self._cluster:
-                    # No script across slots: read (or make) the generations first. A value
-                    # computed before an invalidation may then be written, but readers
-                    # check the generations and never serve it.
-                    current = await self._current_gens(tags, gens, ttl_ms)
-                    if current is None:
-                        return
-                    header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
-                # One round trip; tagged entries in several short scripts, so that a huge
-                # batch neither blocks Redis for long nor outlasts the socket timeout.
-                pipe = self._client.pipeline(transaction=False)
-                items = list(payloads.items())
-                chunks = [
-                    items[start : start + _STORE_BATCH]
-                    for start in range(0, len(items), _STORE_BATCH)
-                ]
-                for chunk in chunks:
-                    if tags and header is None:
-                        await self._store_tagged(
-                            keys=[full for full, _ in chunk],
-                            args=self._store_args(
-                                ttl_ms, tags, gens or [b""] * len(tags), [p for _, p in chunk]
-                            ),
-                            client=pipe,
-                        )
-                    else:
-                        prefix = header or _codec.entry_prefix([])
-                        for full, payload in chunk:
-                            pipe.set(full, prefix + payload, px=ttl_ms or None)
-                if header is not None:
-                    # The tags must outlive the entries (the script does this elsewhere).
-                    for tag in tags:
-                        if ttl_ms:
-                            pipe.pexpire(self._tag_prefix + tag, tag_ttl_ms(ttl_ms), gt=True)
-                        else:
-                            pipe.persist(self._tag_prefix + tag)
-                written = await pipe.execute()
-                self._near_evict(list(payloads))
-                if tags and header is None:
-                    # A script writes nothing (0) when its generations were outdated.
-                    self._stats.count(
-                        sets=sum(len(c) for c, ok in zip(chunks, written, strict=True) if ok)
-                    )
-                else:
-                    self._stats.count(sets=len(items))
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                # Refused (full, read-only...): the entries it replaces must not be served.
-                self._error("set", exc)
-                await self._drop_or_block(list(payloads))
-                return
+        await self._apply(
+            _ops.SET,
+            functools.partial(self._write, payloads, ttl_ms, tags, gens),
+            functools.partial(self._store_in_memory, payloads, ttl_ms, tags),
+            # Refused (full, read-only...): the entries it replaces must not be served.
+            functools.partial(self._drop_or_block, list(payloads)),
+        )
+
+    async def _write(
+        self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[bytes]
+    ) -> int:
+        """:meth:`_store` on Redis; returns how many entries were written."""
+        header = None
+        if tags and self._cluster:
+            # No script across slots: read (or make) the generations first. A value
+            # computed before an invalidation may then be written, but readers
+            # check the generations and never serve it.
+            current = await self._current_gens(tags, gens, ttl_ms)
+            if current is None:
+                return 0
+            header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
+        # One round trip; tagged entries in several short scripts, so that a huge
+        # batch neither blocks Redis for long nor outlasts the socket timeout.
+        pipe = self._client.pipeline(transaction=False)
+        items = list(payloads.items())
+        chunks = [
+            items[start : start + _STORE_BATCH] for start in range(0, len(items), _STORE_BATCH)
+        ]
+        for chunk in chunks:
+            if tags and header is None:
+                await self._store_tagged(
+                    keys=[full for full, _ in chunk],
+                    args=self._store_args(
+                        ttl_ms, tags, gens or [b""] * len(tags), [p for _, p in chunk]
+                    ),
+                    client=pipe,
+                )
+            else:
+                prefix = header or _codec.entry_prefix([])
+                for full, payload in chunk:
+                    pipe.set(full, prefix + payload, px=ttl_ms or None)
+        if header is not None:
+            # The tags must outlive the entries (the script does this elsewhere).
+            self._extend_tags(pipe, tags, ttl_ms)
+        written = await pipe.execute()
         self._near_evict(list(payloads))
-        for full, payload in payloads.items():
-            self._memory.set(full, payload, ttl_ms / 1000, tags)
-        self._stats.count(sets=len(payloads))
-        await self._settle()
+        if tags and header is None:
+            # A script writes nothing (0) when its generations were outdated.
+            return sum(len(c) for c, ok in zip(chunks, written, strict=True) if ok)
+        return len(items)
+
+    def _extend_tags(self, pipe: Any, tags: Iterable[str], ttl_ms: int) -> None:
+        """Queue on ``pipe`` what makes the generation keys of ``tags`` outlive an entry of
+        ``ttl_ms`` (0: no expiry) written or touched under them."""
+        for tag in tags:
+            if ttl_ms:
+                pipe.pexpire(self._tag_prefix + tag, tag_ttl_ms(ttl_ms), gt=True)
+            else:
+                pipe.persist(self._tag_prefix + tag)
 
     async def delete(self, *keys: str) -> int:
         """Remove ``keys``; returns how many existed."""
@@ -432,21 +475,48 @@ class AsyncRedisService(BaseCacheService):
         if not fulls:
             return 0
         self._near_evict(fulls)
-        if not await self._use_memory():
-            try:
-                removed: int = await self._client.unlink(*fulls)
-                self._stats.count(deletes=removed)
-                return removed
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("delete", exc)
-                self._block(keys=fulls)
-                return 0
-        removed = self._memory.delete(fulls)
-        self._stats.count(deletes=removed)
-        await self._settle()
-        return removed
+        return await self._apply(
+            _ops.DELETE,
+            functools.partial(self._unlink_counted, fulls),
+            functools.partial(self._memory.delete, fulls),
+            functools.partial(self._refuse, 0, keys=fulls),
+        )
+
+    # -- expiry -----------------------------------------------------------------------------
+
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Keep ``key`` for ``ttl`` seconds from now (None: the default, 0: no expiry)
+        without rewriting it; returns whether it existed. Its tags' generation keys are
+        extended to outlive it. An entry written with a stale window keeps the freshness
+        its value carries: ``touch`` changes when the key leaves Redis, not when it goes
+        stale. While Redis is down it answers from the memory store (docs/cache.md)."""
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        return await self._run(_ops.TOUCH, self._touch, self._key(key), ttl_ms)
+
+    async def _touch(self, full: str, ttl_ms: int) -> bool:
+        return await self._apply(
+            _ops.TOUCH,
+            functools.partial(self._expire, full, ttl_ms),
+            lambda: self._memory.get(full) is not None,
+            functools.partial(self._refuse, False),
+        )
+
+    async def _expire(self, full: str, ttl_ms: int) -> bool:
+        """Set the expiry of ``full`` (and of its tags' generation keys, which must outlive
+        it): one round trip, two for a tagged entry."""
+        pipe = self._client.pipeline(transaction=False)
+        if ttl_ms:
+            pipe.pexpire(full, ttl_ms)
+        else:
+            pipe.persist(full)
+        pipe.get(full)
+        raw = (await pipe.execute())[1]
+        entry = None if raw is None else _codec.split_entry(raw)
+        if entry is not None and entry[1]:
+            pipe = self._client.pipeline(transaction=False)
+            self._extend_tags(pipe, [tag for tag, _ in entry[1]], ttl_ms)
+            await pipe.execute()
+        return raw is not None
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -462,18 +532,12 @@ class AsyncRedisService(BaseCacheService):
             return
         if self._near is not None:
             self._near.forget_tags(list(checked))
-        if not await self._use_memory():
-            try:
-                await self._client.delete(*[self._tag_prefix + tag for tag in checked])
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("invalidate_tags", exc)
-                self._block(tags=checked)
-                return
-        self._memory.invalidate_tags(checked)
-        await self._settle()
+        await self._apply(
+            _ops.INVALIDATE_TAGS,
+            functools.partial(self._client.delete, *[self._tag_prefix + tag for tag in checked]),
+            functools.partial(self._memory.invalidate_tags, checked),
+            functools.partial(self._refuse, None, tags=checked),
+        )
 
     async def invalidate_pattern(self, pattern: str) -> int:
         """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
@@ -485,21 +549,12 @@ class AsyncRedisService(BaseCacheService):
     async def _invalidate_pattern(self, full_pattern: str) -> int:
         if self._near is not None:
             self._near.evict_matching(full_pattern)
-        if not await self._use_memory():
-            try:
-                removed = await self._unlink_matching(full_pattern, keep_internal=True)
-                self._stats.count(deletes=removed)
-                return removed
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("invalidate_pattern", exc)
-                self._block(patterns=[full_pattern])
-                return 0
-        removed = self._memory.invalidate_pattern(full_pattern)
-        self._stats.count(deletes=removed)
-        await self._settle()
-        return removed
+        return await self._apply(
+            _ops.INVALIDATE_PATTERN,
+            functools.partial(self._unlink_matching, full_pattern, keep_internal=True),
+            functools.partial(self._memory.invalidate_pattern, full_pattern),
+            functools.partial(self._refuse, 0, patterns=[full_pattern]),
+        )
 
     async def clear(self) -> int:
         """Delete everything in this namespace, tag generations included; returns how many
@@ -509,22 +564,12 @@ class AsyncRedisService(BaseCacheService):
     async def _clear(self) -> int:
         if self._near is not None:
             self._near.clear()
-        if await self._use_memory():
-            self._memory.clear()
-            self._memory.pending.overflow = True  # drop the namespace once Redis is back
-            await self._settle()
-            return 0
-        try:
-            return await self._unlink_matching(self._prefix + "*", keep_internal=False)
-        except CONNECTION_ERRORS as exc:
-            self._fall_back(exc)
-            self._memory.pending.overflow = True
-            await self._settle()
-            return 0
-        except REDIS_ERRORS as exc:
-            self._error("clear", exc)
-            self._block(everything=True)
-            return 0
+        return await self._apply(
+            _ops.CLEAR,
+            functools.partial(self._unlink_matching, self._prefix + "*", keep_internal=False),
+            self._drop_memory,
+            functools.partial(self._refuse, 0, everything=True),
+        )
 
     async def _unlink_matching(self, full_pattern: str, *, keep_internal: bool) -> int:
         removed = 0
@@ -540,18 +585,25 @@ class AsyncRedisService(BaseCacheService):
             removed += await self._client.unlink(*batch)
         return removed
 
+    async def _unlink_counted(self, fulls: list[str]) -> int:
+        """UNLINK ``fulls`` (one call); how many existed."""
+        removed: int = await self._client.unlink(*fulls)
+        return removed
+
     async def _unlink(self, fulls: list[str]) -> None:
         for start in range(0, len(fulls), _UNLINK_BATCH):
             await self._client.unlink(*fulls[start : start + _UNLINK_BATCH])
 
-    async def _drop_or_block(self, fulls: list[str]) -> None:
+    async def _drop_or_block(self, fulls: list[str]) -> int:
         """After Redis refused to overwrite ``fulls``: delete the old entries (a full Redis
-        still deletes), else block them until the background worker can."""
+        still deletes), else block them until the background worker can. Nothing was
+        written (0)."""
         try:
             await self._unlink(fulls)
             self._near_evict(fulls)
         except REDIS_ERRORS:
             self._block(keys=fulls)
+        return 0
 
     # -- get or load ------------------------------------------------------------------------
 
@@ -564,9 +616,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -578,9 +628,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -592,9 +640,7 @@ class AsyncRedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: type[T],
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     async def get_or_set(
@@ -1078,21 +1124,20 @@ class AsyncRedisService(BaseCacheService):
     ) -> None:
         """:meth:`_store` of one untagged entry and :meth:`_unlock` of its lock, in one
         script call (shared with concurrent ones)."""
-        if not await self._use_memory():
-            try:
-                entry = _codec.entry_prefix([]) + payload
-                await self._release_lock((lock_key, token, full, ttl_ms, entry))
-                self._near_evict([full])
-                self._stats.count(sets=1)
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("set", exc)
-                await self._drop_or_block([full])
-                return
-        await self._store({full: payload}, ttl_ms, (), ())
-        await self._unlock(lock_key, token)
+        entry = _codec.entry_prefix([]) + payload
+        await self._apply(
+            _ops.SET,
+            functools.partial(self._release_storing, (lock_key, token, full, ttl_ms, entry)),
+            functools.partial(self._store_in_memory, {full: payload}, ttl_ms, ()),
+            functools.partial(self._drop_or_block, [full]),
+        )
+        if self._fallback_since is not None:
+            await self._unlock(lock_key, token)  # stored in memory: the lock is apart
+
+    async def _release_storing(self, release: tuple[str, str, str, int, bytes]) -> int:
+        await self._release_lock(release)
+        self._near_evict([release[2]])
+        return 1
 
     async def _release_lock(self, release: tuple[str, str, str, int, bytes]) -> None:
         """Release a lock (its key and token), first storing the entry given with it
@@ -1239,11 +1284,6 @@ class AsyncRedisService(BaseCacheService):
             except REDIS_ERRORS as exc:
                 self._error("stats", exc)
         return self._stats_struct(used_memory, keys, estimated, clients)
-
-    async def metrics(self) -> CacheStats:
-        """Deprecated: :meth:`stats`."""
-        renamed(f"{type(self).__name__}.metrics()", "stats()")
-        return await self.stats()
 
     async def _info_total(self, section: str, field: str) -> int:
         """An INFO field, summed over the primaries of a cluster."""

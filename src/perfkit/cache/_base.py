@@ -18,9 +18,8 @@ import structlog
 
 from perfkit import _telemetry
 from perfkit._compat.redis import one_quick_retry
-from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
-from perfkit.cache import _codec
+from perfkit.cache import _codec, _ops
 from perfkit.cache._codec import MISSING, Entry, Payload
 from perfkit.cache._fallback import MemoryStore
 from perfkit.cache._near import ClusterTracker, NearCache, Tracker, cluster_tracker
@@ -504,6 +503,21 @@ class BaseCacheService:
         payload = self._memory.get(full)
         return None if payload is None else (payload, [])
 
+    def _store_in_memory(self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str]) -> int:
+        """Store's memory path (Redis is down): kept here and replayed as deletes; returns
+        how many entries."""
+        self._near_evict(list(payloads))
+        for full, payload in payloads.items():
+            self._memory.set(full, payload, ttl_ms / 1000, tags)
+        return len(payloads)
+
+    def _drop_memory(self) -> int:
+        """Clear's memory path: empty the memory store, and drop the whole namespace once
+        Redis is back."""
+        self._memory.clear()
+        self._memory.pending.overflow = True
+        return 0
+
     # -- values -----------------------------------------------------------------------------
 
     def _encode_many(self, mapping: Mapping[str, object]) -> dict[str, bytes]:
@@ -598,6 +612,12 @@ class BaseCacheService:
                 outage_seconds=round(time.time() - since, 3),
             )
 
+    def _add(self, operation: _ops.Operation, result: Any) -> None:
+        """The stats layer: add what an operation's call returned (a count) to the counter
+        it declares (``adds``)."""
+        if operation.adds is not None and result:
+            self._stats.count(**{operation.adds: int(result)})
+
     def _error(self, operation: str, exc: BaseException) -> None:
         """A Redis error that is not an outage: counted and logged, never raised."""
         self._stats.count(errors=1)
@@ -609,11 +629,6 @@ class BaseCacheService:
         """Zero the hit/miss/set/delete/error counters and the latency histogram."""
         self._stats.reset()
 
-    def reset_metrics(self) -> None:
-        """Deprecated: :meth:`reset_stats`."""
-        renamed(f"{type(self).__name__}.reset_metrics()", "reset_stats()")
-        self.reset_stats()
-
     def _stats_struct(
         self,
         used_memory: int | None,
@@ -621,16 +636,17 @@ class BaseCacheService:
         keys_estimated: bool,
         connected_clients: int | None,
     ) -> CacheStats:
+        # The counters of CacheCounters.count come over by name (COUNTED): a new one is
+        # its CacheStats field alone. The fields below are read from elsewhere.
         stats = self._stats
-        lookups = stats.hits + stats.misses
+        hits, misses = stats.hits, stats.misses
         avg, p95 = stats.latency()
+        near = self._near
         return CacheStats(
-            hits=stats.hits,
-            misses=stats.misses,
-            hit_rate=stats.hits / lookups if lookups else 0.0,
-            sets=stats.sets,
-            deletes=stats.deletes,
-            errors=stats.errors,
+            **stats.counted(),
+            hits=hits,
+            misses=misses,
+            hit_rate=hits / (hits + misses) if hits + misses else 0.0,
             avg_latency_ms=round(avg, 4),
             p95_latency_ms=p95,
             fallback_active=self._fallback_since is not None,
@@ -640,13 +656,10 @@ class BaseCacheService:
             keys=keys,
             keys_estimated=keys_estimated,
             connected_clients=connected_clients,
-            l1_active=self._near is not None and self._near.enabled,
-            l1_hits=0 if self._near is None else self._near.hits,
-            l1_entries=0 if self._near is None else len(self._near),
-            l1_flushes=0 if self._near is None else self._near.flushes,
-            stale_hits=stats.stale_hits,
-            background_refreshes=stats.background_refreshes,
-            stale_if_error_serves=stats.stale_if_error_serves,
+            l1_active=near is not None and near.enabled,
+            l1_hits=0 if near is None else near.hits,
+            l1_entries=0 if near is None else len(near),
+            l1_flushes=0 if near is None else near.flushes,
         )
 
 

@@ -16,8 +16,19 @@ import math
 import random
 import threading
 import time
+from typing import TypedDict
 
 from perfkit._errors import ArgumentError, ArgumentTypeError
+
+
+class StaleOptions(TypedDict, total=False):
+    """The stale-window keywords of ``get_or_set`` (what :meth:`StalePolicy.of` reads), for
+    its overloads."""
+
+    stale_ttl: float | None
+    stale_if_error: bool
+    early_refresh: float | None
+
 
 # Keys whose failed refresh this process remembers (stale_if_error serves are counted
 # against them) before starting over: bounded memory.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import typing
 from collections import deque
 from collections.abc import Callable
 from typing import Annotated
@@ -86,6 +87,19 @@ class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
     stale_if_error_serves: Annotated[
         int, CounterField("Stale values served after their refresh failed (stale_if_error).")
     ] = 0
+    touches: Annotated[int, CounterField("Keys whose expiry touch() reset (that existed).")] = 0
+
+
+# The counters filled from elsewhere than ``CacheCounters.count``: lookups (timed, folded in
+# when read) and the near cache's own. Every other ``CounterField`` of ``CacheStats`` is
+# counted by ``count(name=amount)``: a new counter is its field above, nothing more.
+_NOT_COUNTED = frozenset({"hits", "misses", "l1_hits", "l1_flushes"})
+COUNTED: tuple[str, ...] = tuple(
+    name
+    for name, hint in typing.get_type_hints(CacheStats, include_extras=True).items()
+    if name not in _NOT_COUNTED
+    and any(isinstance(marker, CounterField) for marker in getattr(hint, "__metadata__", ()))
+)
 
 
 class CacheCounters:
@@ -120,12 +134,7 @@ class CacheCounters:
             self._miss_times.clear()
             self._hits = 0
             self._misses = 0
-            self.stale_hits = 0
-            self.background_refreshes = 0
-            self.stale_if_error_serves = 0
-            self.sets = 0
-            self.deletes = 0
-            self.errors = 0
+            self._counts = dict.fromkeys(COUNTED, 0)
             self._latency_total = 0.0
             self._latency_counts = [0] * (len(LATENCY_BOUNDS) + 1)
             if self._l1_hits is not None:
@@ -175,23 +184,28 @@ class CacheCounters:
         self._fold()
         return self._misses
 
-    def count(
-        self,
-        *,
-        sets: int = 0,
-        deletes: int = 0,
-        errors: int = 0,
-        stale_hits: int = 0,
-        background_refreshes: int = 0,
-        stale_if_error_serves: int = 0,
-    ) -> None:
+    def count(self, **amounts: int) -> None:
+        """Add to the counters named (``count(sets=2, errors=1)``): any of ``COUNTED``."""
         with self._lock:
-            self.sets += sets
-            self.deletes += deletes
-            self.errors += errors
-            self.stale_hits += stale_hits
-            self.background_refreshes += background_refreshes
-            self.stale_if_error_serves += stale_if_error_serves
+            counts = self._counts
+            for name, amount in amounts.items():
+                if name not in counts:
+                    raise KeyError(f"{name!r} is not a counter of CacheStats ({COUNTED})")
+                counts[name] += amount
+
+    def __getattr__(self, name: str) -> int:
+        # Each counter of COUNTED reads as an attribute too (``counters.errors``).
+        counts = self.__dict__.get("_counts")
+        if counts is None or name not in counts:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        with self._lock:
+            value: int = counts[name]
+            return value
+
+    def counted(self) -> dict[str, int]:
+        """The ``COUNTED`` counters' values, by field name."""
+        with self._lock:
+            return dict(self._counts)
 
     def latency(self) -> tuple[float, float]:
         """Average and 95th percentile (interpolated in its bucket) lookup latency, in ms."""

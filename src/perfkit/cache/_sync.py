@@ -9,14 +9,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import redis
 import redis as driver
 
 from perfkit import _telemetry
 from perfkit._compat.redis import direct_pool
-from perfkit._deprecation import renamed
 from perfkit._errors import CacheError
 from perfkit.cache import _codec, _ops, _scripts
 from perfkit.cache._background import Workers, spawn, stop
@@ -41,7 +40,7 @@ from perfkit.cache._codec import MISSING, UNTAGGED, Entry, Payload
 from perfkit.cache._fallback import Pending
 from perfkit.cache._flight import Flights, call_loader
 from perfkit.cache._near import NearCache
-from perfkit.cache._stale import Refreshes, StalePolicy
+from perfkit.cache._stale import Refreshes, StaleOptions, StalePolicy
 from perfkit.cache._stats import CacheStats
 from perfkit.settings import Settings
 
@@ -162,6 +161,50 @@ class RedisService(BaseCacheService):
                 span.set_attribute(name, value)
             return result
 
+    def _apply(
+        self,
+        operation: _ops.Operation,
+        on_redis: Callable[[], T],
+        in_memory: Callable[[], T],
+        refused: Callable[[], T],
+    ) -> T:
+        """The fallback and stats layers of ``operation`` (see ``_ops.py``): ``on_redis()``;
+        while Redis is down, or when it goes down under that call, ``in_memory()`` (the
+        memory store: never I/O), then for a change replayed later (``Down.REPLAY``) its
+        replay at once if Redis is back meanwhile (``_settle``). A refusal (full,
+        read-only...) is counted in ``errors``, logged and answered by ``refused()``. What
+        ``on_redis`` or ``in_memory`` returned (a count) is added to ``operation.adds``."""
+        if not self._use_memory():
+            try:
+                result = on_redis()
+            except CONNECTION_ERRORS as exc:
+                self._fall_back(exc)
+            except REDIS_ERRORS as exc:
+                self._error(operation.name, exc)
+                return refused()
+            else:
+                self._add(operation, result)
+                return result
+        result = in_memory()
+        self._add(operation, result)
+        if operation.down is _ops.Down.REPLAY:
+            self._settle()
+        return result
+
+    def _refuse(
+        self,
+        answer: T,
+        keys: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        everything: bool = False,
+    ) -> T:
+        """The ``answer`` to an operation Redis refused; what its change covers is blocked
+        until the background worker applies it (``_block``)."""
+        if keys or tags or patterns or everything:
+            self._block(keys, tags, patterns, everything=everything)
+        return answer
+
     # -- reading ----------------------------------------------------------------------------
 
     @overload
@@ -249,22 +292,24 @@ class RedisService(BaseCacheService):
     def _lookup(self, fulls: list[str]) -> list[Entry | None]:
         """Each key's payload and tag generations, or None when missing or guarded by a tag
         that moved on."""
-        if self._fallback_since is not None and self._use_memory():
-            return [self._memory_entry(full) for full in fulls]
-        try:
-            epoch = self._near_epoch()
-            return self._guard(fulls, self._mget(fulls), {}, epoch)
-        except CONNECTION_ERRORS as exc:
-            self._fall_back(exc)
-            return [self._memory_entry(full) for full in fulls]
-        except REDIS_ERRORS as exc:
-            self._error("get", exc)
-            return [None] * len(fulls)
+        misses: list[Entry | None] = [None] * len(fulls)
+        return self._apply(
+            _ops.GET,
+            functools.partial(self._read, fulls),
+            lambda: [self._memory_entry(full) for full in fulls],
+            functools.partial(self._refuse, misses),
+        )
+
+    def _read(self, fulls: list[str]) -> list[Entry | None]:
+        epoch = self._near_epoch()
+        return self._guard(fulls, self._mget(fulls), {}, epoch)
 
     def _lookup_one(self, full: str, plan: ReadPlan) -> Entry | None:
         """As :meth:`_lookup` for one key whose callers expect ``plan``'s tags: their
         generations come in the same MGET, so a tagged hit is one round trip like an
-        untagged one."""
+        untagged one. The read of every Redis hit: ``_apply``'s layers with ``GET``'s
+        policy inline (a call and a closure are a good part of a hit); the pipeline test
+        checks that both decide alike."""
         if self._fallback_since is not None and self._use_memory():
             return self._memory_entry(full)
         try:
@@ -347,67 +392,65 @@ class RedisService(BaseCacheService):
     ) -> None:
         """Write encoded entries. ``gens``: the tag generations read before the values were
         computed (empty: take the current ones)."""
-        if not self._use_memory():
-            try:
-                header = None
-                if tags and self._cluster:
-                    # No script across slots: read (or make) the generations first. A value
-                    # computed before an invalidation may then be written, but readers
-                    # check the generations and never serve it.
-                    current = self._current_gens(tags, gens, ttl_ms)
-                    if current is None:
-                        return
-                    header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
-                # One round trip; tagged entries in several short scripts, so that a huge
-                # batch neither blocks Redis for long nor outlasts the socket timeout.
-                pipe = self._client.pipeline(transaction=False)
-                items = list(payloads.items())
-                chunks = [
-                    items[start : start + _STORE_BATCH]
-                    for start in range(0, len(items), _STORE_BATCH)
-                ]
-                for chunk in chunks:
-                    if tags and header is None:
-                        self._store_tagged(
-                            keys=[full for full, _ in chunk],
-                            args=self._store_args(
-                                ttl_ms, tags, gens or [b""] * len(tags), [p for _, p in chunk]
-                            ),
-                            client=pipe,
-                        )
-                    else:
-                        prefix = header or _codec.entry_prefix([])
-                        for full, payload in chunk:
-                            pipe.set(full, prefix + payload, px=ttl_ms or None)
-                if header is not None:
-                    # The tags must outlive the entries (the script does this elsewhere).
-                    for tag in tags:
-                        if ttl_ms:
-                            pipe.pexpire(self._tag_prefix + tag, tag_ttl_ms(ttl_ms), gt=True)
-                        else:
-                            pipe.persist(self._tag_prefix + tag)
-                written = pipe.execute()
-                self._near_evict(list(payloads))
-                if tags and header is None:
-                    # A script writes nothing (0) when its generations were outdated.
-                    self._stats.count(
-                        sets=sum((len(c) for c, ok in zip(chunks, written, strict=True) if ok))
-                    )
-                else:
-                    self._stats.count(sets=len(items))
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                # Refused (full, read-only...): the entries it replaces must not be served.
-                self._error("set", exc)
-                self._drop_or_block(list(payloads))
-                return
+        # Refused (full, read-only...): the entries it replaces must not be served.
+        self._apply(
+            _ops.SET,
+            functools.partial(self._write, payloads, ttl_ms, tags, gens),
+            functools.partial(self._store_in_memory, payloads, ttl_ms, tags),
+            functools.partial(self._drop_or_block, list(payloads)),
+        )
+
+    def _write(
+        self, payloads: dict[str, bytes], ttl_ms: int, tags: Sequence[str], gens: Sequence[bytes]
+    ) -> int:
+        """:meth:`_store` on Redis; returns how many entries were written."""
+        header = None
+        if tags and self._cluster:
+            # No script across slots: read (or make) the generations first. A value
+            # computed before an invalidation may then be written, but readers
+            # check the generations and never serve it.
+            current = self._current_gens(tags, gens, ttl_ms)
+            if current is None:
+                return 0
+            header = _codec.entry_prefix(list(zip(tags, current, strict=True)))
+        # One round trip; tagged entries in several short scripts, so that a huge
+        # batch neither blocks Redis for long nor outlasts the socket timeout.
+        pipe = self._client.pipeline(transaction=False)
+        items = list(payloads.items())
+        chunks = [
+            items[start : start + _STORE_BATCH] for start in range(0, len(items), _STORE_BATCH)
+        ]
+        for chunk in chunks:
+            if tags and header is None:
+                self._store_tagged(
+                    keys=[full for full, _ in chunk],
+                    args=self._store_args(
+                        ttl_ms, tags, gens or [b""] * len(tags), [p for _, p in chunk]
+                    ),
+                    client=pipe,
+                )
+            else:
+                prefix = header or _codec.entry_prefix([])
+                for full, payload in chunk:
+                    pipe.set(full, prefix + payload, px=ttl_ms or None)
+        if header is not None:
+            # The tags must outlive the entries (the script does this elsewhere).
+            self._extend_tags(pipe, tags, ttl_ms)
+        written = pipe.execute()
         self._near_evict(list(payloads))
-        for full, payload in payloads.items():
-            self._memory.set(full, payload, ttl_ms / 1000, tags)
-        self._stats.count(sets=len(payloads))
-        self._settle()
+        if tags and header is None:
+            # A script writes nothing (0) when its generations were outdated.
+            return sum((len(c) for c, ok in zip(chunks, written, strict=True) if ok))
+        return len(items)
+
+    def _extend_tags(self, pipe: Any, tags: Iterable[str], ttl_ms: int) -> None:
+        """Queue on ``pipe`` what makes the generation keys of ``tags`` outlive an entry of
+        ``ttl_ms`` (0: no expiry) written or touched under them."""
+        for tag in tags:
+            if ttl_ms:
+                pipe.pexpire(self._tag_prefix + tag, tag_ttl_ms(ttl_ms), gt=True)
+            else:
+                pipe.persist(self._tag_prefix + tag)
 
     def delete(self, *keys: str) -> int:
         """Remove ``keys``; returns how many existed."""
@@ -417,21 +460,48 @@ class RedisService(BaseCacheService):
         if not fulls:
             return 0
         self._near_evict(fulls)
-        if not self._use_memory():
-            try:
-                removed: int = self._client.unlink(*fulls)
-                self._stats.count(deletes=removed)
-                return removed
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("delete", exc)
-                self._block(keys=fulls)
-                return 0
-        removed = self._memory.delete(fulls)
-        self._stats.count(deletes=removed)
-        self._settle()
-        return removed
+        return self._apply(
+            _ops.DELETE,
+            functools.partial(self._unlink_counted, fulls),
+            functools.partial(self._memory.delete, fulls),
+            functools.partial(self._refuse, 0, keys=fulls),
+        )
+
+    # -- expiry -----------------------------------------------------------------------------
+
+    def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Keep ``key`` for ``ttl`` seconds from now (None: the default, 0: no expiry)
+        without rewriting it; returns whether it existed. Its tags' generation keys are
+        extended to outlive it. An entry written with a stale window keeps the freshness
+        its value carries: ``touch`` changes when the key leaves Redis, not when it goes
+        stale. While Redis is down it answers from the memory store (docs/cache.md)."""
+        ttl_ms = resolve_ttl(ttl, self.default_ttl)
+        return self._run(_ops.TOUCH, self._touch, self._key(key), ttl_ms)
+
+    def _touch(self, full: str, ttl_ms: int) -> bool:
+        return self._apply(
+            _ops.TOUCH,
+            functools.partial(self._expire, full, ttl_ms),
+            lambda: self._memory.get(full) is not None,
+            functools.partial(self._refuse, False),
+        )
+
+    def _expire(self, full: str, ttl_ms: int) -> bool:
+        """Set the expiry of ``full`` (and of its tags' generation keys, which must outlive
+        it): one round trip, two for a tagged entry."""
+        pipe = self._client.pipeline(transaction=False)
+        if ttl_ms:
+            pipe.pexpire(full, ttl_ms)
+        else:
+            pipe.persist(full)
+        pipe.get(full)
+        raw = pipe.execute()[1]
+        entry = None if raw is None else _codec.split_entry(raw)
+        if entry is not None and entry[1]:
+            pipe = self._client.pipeline(transaction=False)
+            self._extend_tags(pipe, [tag for tag, _ in entry[1]], ttl_ms)
+            pipe.execute()
+        return raw is not None
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -447,18 +517,12 @@ class RedisService(BaseCacheService):
             return
         if self._near is not None:
             self._near.forget_tags(list(checked))
-        if not self._use_memory():
-            try:
-                self._client.delete(*[self._tag_prefix + tag for tag in checked])
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("invalidate_tags", exc)
-                self._block(tags=checked)
-                return
-        self._memory.invalidate_tags(checked)
-        self._settle()
+        self._apply(
+            _ops.INVALIDATE_TAGS,
+            functools.partial(self._client.delete, *[self._tag_prefix + tag for tag in checked]),
+            functools.partial(self._memory.invalidate_tags, checked),
+            functools.partial(self._refuse, None, tags=checked),
+        )
 
     def invalidate_pattern(self, pattern: str) -> int:
         """Delete the keys of this namespace matching the glob ``pattern`` (SCAN + UNLINK in
@@ -468,21 +532,12 @@ class RedisService(BaseCacheService):
     def _invalidate_pattern(self, full_pattern: str) -> int:
         if self._near is not None:
             self._near.evict_matching(full_pattern)
-        if not self._use_memory():
-            try:
-                removed = self._unlink_matching(full_pattern, keep_internal=True)
-                self._stats.count(deletes=removed)
-                return removed
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("invalidate_pattern", exc)
-                self._block(patterns=[full_pattern])
-                return 0
-        removed = self._memory.invalidate_pattern(full_pattern)
-        self._stats.count(deletes=removed)
-        self._settle()
-        return removed
+        return self._apply(
+            _ops.INVALIDATE_PATTERN,
+            functools.partial(self._unlink_matching, full_pattern, keep_internal=True),
+            functools.partial(self._memory.invalidate_pattern, full_pattern),
+            functools.partial(self._refuse, 0, patterns=[full_pattern]),
+        )
 
     def clear(self) -> int:
         """Delete everything in this namespace, tag generations included; returns how many
@@ -492,22 +547,12 @@ class RedisService(BaseCacheService):
     def _clear(self) -> int:
         if self._near is not None:
             self._near.clear()
-        if self._use_memory():
-            self._memory.clear()
-            self._memory.pending.overflow = True  # drop the namespace once Redis is back
-            self._settle()
-            return 0
-        try:
-            return self._unlink_matching(self._prefix + "*", keep_internal=False)
-        except CONNECTION_ERRORS as exc:
-            self._fall_back(exc)
-            self._memory.pending.overflow = True
-            self._settle()
-            return 0
-        except REDIS_ERRORS as exc:
-            self._error("clear", exc)
-            self._block(everything=True)
-            return 0
+        return self._apply(
+            _ops.CLEAR,
+            functools.partial(self._unlink_matching, self._prefix + "*", keep_internal=False),
+            self._drop_memory,
+            functools.partial(self._refuse, 0, everything=True),
+        )
 
     def _unlink_matching(self, full_pattern: str, *, keep_internal: bool) -> int:
         removed = 0
@@ -523,18 +568,25 @@ class RedisService(BaseCacheService):
             removed += self._client.unlink(*batch)
         return removed
 
+    def _unlink_counted(self, fulls: list[str]) -> int:
+        """UNLINK ``fulls`` (one call); how many existed."""
+        removed: int = self._client.unlink(*fulls)
+        return removed
+
     def _unlink(self, fulls: list[str]) -> None:
         for start in range(0, len(fulls), _UNLINK_BATCH):
             self._client.unlink(*fulls[start : start + _UNLINK_BATCH])
 
-    def _drop_or_block(self, fulls: list[str]) -> None:
+    def _drop_or_block(self, fulls: list[str]) -> int:
         """After Redis refused to overwrite ``fulls``: delete the old entries (a full Redis
-        still deletes), else block them until the background worker can."""
+        still deletes), else block them until the background worker can. Nothing was
+        written (0)."""
         try:
             self._unlink(fulls)
             self._near_evict(fulls)
         except REDIS_ERRORS:
             self._block(keys=fulls)
+        return 0
 
     # -- get or load ------------------------------------------------------------------------
 
@@ -547,9 +599,7 @@ class RedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: None = None,
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     @overload
@@ -561,9 +611,7 @@ class RedisService(BaseCacheService):
         tags: Iterable[str] = (),
         *,
         type: type[T],
-        stale_ttl: float | None = None,
-        stale_if_error: bool = False,
-        early_refresh: float | None = None,
+        **stale: Unpack[StaleOptions],
     ) -> T: ...
 
     def get_or_set(
@@ -1038,21 +1086,20 @@ class RedisService(BaseCacheService):
     ) -> None:
         """:meth:`_store` of one untagged entry and :meth:`_unlock` of its lock, in one
         script call (shared with concurrent ones)."""
-        if not self._use_memory():
-            try:
-                entry = _codec.entry_prefix([]) + payload
-                self._release_lock((lock_key, token, full, ttl_ms, entry))
-                self._near_evict([full])
-                self._stats.count(sets=1)
-                return
-            except CONNECTION_ERRORS as exc:
-                self._fall_back(exc)
-            except REDIS_ERRORS as exc:
-                self._error("set", exc)
-                self._drop_or_block([full])
-                return
-        self._store({full: payload}, ttl_ms, (), ())
-        self._unlock(lock_key, token)
+        entry = _codec.entry_prefix([]) + payload
+        self._apply(
+            _ops.SET,
+            functools.partial(self._release_storing, (lock_key, token, full, ttl_ms, entry)),
+            functools.partial(self._store_in_memory, {full: payload}, ttl_ms, ()),
+            functools.partial(self._drop_or_block, [full]),
+        )
+        if self._fallback_since is not None:
+            self._unlock(lock_key, token)  # stored in memory: the lock is apart
+
+    def _release_storing(self, release: tuple[str, str, str, int, bytes]) -> int:
+        self._release_lock(release)
+        self._near_evict([release[2]])
+        return 1
 
     def _release_lock(self, release: tuple[str, str, str, int, bytes]) -> None:
         """Release a lock (its key and token), first storing the entry given with it
@@ -1196,11 +1243,6 @@ class RedisService(BaseCacheService):
             except REDIS_ERRORS as exc:
                 self._error("stats", exc)
         return self._stats_struct(used_memory, keys, estimated, clients)
-
-    def metrics(self) -> CacheStats:
-        """Deprecated: :meth:`stats`."""
-        renamed(f"{type(self).__name__}.metrics()", "stats()")
-        return self.stats()
 
     def _info_total(self, section: str, field: str) -> int:
         """An INFO field, summed over the primaries of a cluster."""

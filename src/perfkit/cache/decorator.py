@@ -5,21 +5,36 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import sys
 import threading
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import msgspec
 
 from perfkit import _defaults
 from perfkit._acompat import is_async_callable
 from perfkit._errors import ArgumentError, ArgumentTypeError
-from perfkit.cache._aio import AsyncRedisService
 from perfkit.cache._base import check_key, resolve_ttl, validate_tags
 from perfkit.cache._codec import MISSING
 from perfkit.cache._stale import StalePolicy
 from perfkit.cache._sync import RedisService
+
+if TYPE_CHECKING:
+    # Imported on first use (see _is_async_service): a sync-only application never loads
+    # the async service.
+    from perfkit.cache._aio import AsyncRedisService
 
 __all__ = [
     "AsyncCachedFunction",
@@ -139,14 +154,27 @@ _REQUIRED = object()  # a parameter without a default, not given yet
 _RECEIVERS = ("self", "cls")
 
 
+def _is_async_service(service: object) -> bool:
+    """Whether ``service`` is an AsyncRedisService, without importing that module: while it
+    is not loaded, nothing can be one."""
+    module = sys.modules.get("perfkit.cache._aio")
+    return module is not None and isinstance(service, module.AsyncRedisService)
+
+
 def get_default_cache(*, asynchronous: bool = False) -> RedisService | AsyncRedisService:
     """The service ``cached_query`` uses when given none: created from the environment on
     first use (one sync and one async service per process)."""
     with _defaults_lock:
-        service = _services.value.get(asynchronous)
-        if service is None:
-            service = AsyncRedisService.from_env() if asynchronous else RedisService.from_env()
-            _services.value[asynchronous] = service
+        found = _services.value.get(asynchronous)
+        if found is not None:
+            return found
+        if asynchronous:
+            from perfkit.cache._aio import AsyncRedisService
+
+            service: RedisService | AsyncRedisService = AsyncRedisService.from_env()
+        else:
+            service = RedisService.from_env()
+        _services.value[asynchronous] = service
         return service
 
 
@@ -156,7 +184,7 @@ def set_default_cache(service: RedisService | AsyncRedisService | None) -> None:
         if service is None:
             _services.value.clear()
         else:
-            _services.value[isinstance(service, AsyncRedisService)] = service
+            _services.value[_is_async_service(service)] = service
 
 
 def _argument_digest(name: str, arguments: dict[str, Any]) -> str:
@@ -271,7 +299,7 @@ def cached_query(
         name = f"{func.__module__}.{func.__qualname__}"
         skip = next(iter(signature.parameters), None)
         skip = skip if skip in _RECEIVERS else None
-        if cache is not None and isinstance(cache, AsyncRedisService) != is_async:
+        if cache is not None and _is_async_service(cache) != is_async:
             kind = "an async" if is_async else "a sync"
             raise ArgumentTypeError(
                 f"cached_query({name}): {kind} function needs "
@@ -343,6 +371,20 @@ def cached_query(
 
         load = func if serializer is None else _dumping(func, serializer, is_async)
 
+        def refresh(*args: Any, **kwargs: Any) -> Any:
+            # The async service's _load returns a coroutine, which the caller awaits: one
+            # function serves both kinds.
+            cache_key, filled = resolve(args, kwargs)
+            return service()._load(
+                cache_key,
+                lambda: load(*args, **kwargs),
+                ttl,
+                filled,
+                None,
+                refresh=True,
+                policy=policy,
+            )
+
         if is_async:
 
             @functools.wraps(func)
@@ -368,21 +410,8 @@ def cached_query(
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
                 await service().delete(resolve(args, kwargs)[0])
 
-            async def async_refresh(*args: Any, **kwargs: Any) -> Any:
-                cache_key, filled = resolve(args, kwargs)
-                return await service()._load(
-                    cache_key,
-                    lambda: load(*args, **kwargs),
-                    ttl,
-                    filled,
-                    None,
-                    refresh=True,
-                    policy=policy,
-                )
-
             wrapper: Any = async_wrapper
             wrapper.invalidate = async_invalidate
-            wrapper.refresh = async_refresh
         else:
 
             @functools.wraps(func)
@@ -407,21 +436,9 @@ def cached_query(
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
                 service().delete(resolve(args, kwargs)[0])
 
-            def sync_refresh(*args: Any, **kwargs: Any) -> Any:
-                cache_key, filled = resolve(args, kwargs)
-                return service()._load(
-                    cache_key,
-                    lambda: load(*args, **kwargs),
-                    ttl,
-                    filled,
-                    None,
-                    refresh=True,
-                    policy=policy,
-                )
-
             wrapper = sync_wrapper
             wrapper.invalidate = sync_invalidate
-            wrapper.refresh = sync_refresh
+        wrapper.refresh = refresh
         if serializer is not None:
             wrapper = _loading(wrapper, serializer, is_async)
         wrapper.cache_key = lambda *args, **kwargs: resolve(args, kwargs)[0]

@@ -21,7 +21,6 @@ import structlog
 
 from perfkit import _defaults
 from perfkit._acompat import is_async_callable, resolve, resolve_blocking
-from perfkit._deprecation import renamed
 from perfkit._errors import ArgumentError
 from perfkit.settings import Settings
 
@@ -229,27 +228,6 @@ class CacheWarmer:
     def _leased(self) -> bool:
         """Whether this process runs this round of the schedule (always, without a lease)."""
         return self.lease is None or self.lease.acquire(self.interval)
-
-    # -- deprecated: the async API is AsyncCacheWarmer's (removed in the next release) -------
-
-    async def awarm(self, names: Sequence[str] | None = None) -> list[WarmResult]:
-        """Deprecated: ``await AsyncCacheWarmer.of(warmer).warm(names)``."""
-        _deprecated("awarm", "warm")
-        return await AsyncCacheWarmer.of(self).warm(names)
-
-    async def astart(self) -> None:
-        """Deprecated: ``await AsyncCacheWarmer.of(warmer).start()``."""
-        _deprecated("astart", "start")
-        await AsyncCacheWarmer.of(self).start()
-
-    async def astop(self) -> None:
-        """Deprecated: ``await AsyncCacheWarmer.of(warmer).stop()``."""
-        _deprecated("astop", "stop")
-        await AsyncCacheWarmer.of(self).stop()
-
-
-def _deprecated(old: str, new: str) -> None:
-    renamed(f"CacheWarmer.{old}()", f"AsyncCacheWarmer.of(warmer).{new}()", stacklevel=4)
 
 
 class AsyncCacheWarmer:
