@@ -19,6 +19,8 @@ The regions (their names, after ``generated:``):
   exported metric and description (the marker's HELP, or ``msgspec.Meta(description=)``).
 - ``source-metrics``: every metric exported from the parts' stats, with its type, labels
   and HELP.
+- ``cache-down-policy``: what each cache operation does while Redis is down, from its
+  declaration in ``perfkit/cache/_ops.py``.
 
 Every region of the list must be somewhere in docs/ and every marker must name one of
 them, so a table can be neither lost nor misspelt.
@@ -45,6 +47,7 @@ from perfkit.admin.routes import ROUTES
 from perfkit.admin.schemas import CHOICES
 from perfkit.admin.spec import Route
 from perfkit.cache import CacheStats
+from perfkit.cache._ops import policy_table
 from perfkit.jobs import JobStats
 from perfkit.metrics import PerformanceMonitor
 from perfkit.metrics.collectors import StatsCollector, declared_kinds, exported_name
@@ -297,6 +300,7 @@ def regions() -> dict[str, Callable[[], str]]:
     found: dict[str, Callable[[], str]] = {
         "admin-routes": admin_routes,
         "source-metrics": source_metrics,
+        "cache-down-policy": policy_table,
     }
     for cls, where in stats_structs().items():
         found[f"stats {cls.__name__}"] = functools.partial(stats_table, cls, where)

@@ -253,8 +253,8 @@ OPERATIONS: tuple[Operation, ...] = (
 
 
 def policy_table() -> str:
-    """The Markdown table of what each operation does while Redis is down (docs/cache.md
-    holds it, checked current by tests/cache/test_pipeline.py)."""
+    """The Markdown table of what each operation does while Redis is down (docs/cache.md's
+    ``cache-down-policy`` region, written by tools/gen_docs.py)."""
     rows = ["| operation | while Redis is down | in detail |", "| --- | --- | --- |"]
     for operation in OPERATIONS:
         rows.append(f"| `{operation.name}` | {operation.down.name.lower()} | {operation.note} |")
