@@ -16,6 +16,7 @@ import argparse
 import gc
 import importlib
 import importlib.metadata
+import inspect
 import os
 import signal
 import sys
@@ -30,7 +31,7 @@ from perfkit import __version__
 from perfkit._errors import ConfigError, PerfkitError
 from perfkit.settings import Settings, check_redis_url, redacted_url
 
-__all__ = ["COMMANDS", "build_parser", "main", "run"]
+__all__ = ["COMMANDS", "add_command", "build_parser", "main", "run"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
@@ -48,6 +49,23 @@ def _import_option(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--import", dest="imports", action="append", default=[], metavar="MODULE", help=help
     )
+
+
+def add_command(
+    subparsers: Subparsers, name: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Add the command ``name``, which runs ``handler``; returns its parser for the options.
+
+    The command's help (one line in ``perfkit --help``) is the first paragraph of
+    ``handler``'s docstring, its description (``perfkit <name> --help``) the rest: the
+    command is described where it is implemented.
+    """
+    help, _, description = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description
+    )
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def _connection(args: argparse.Namespace, settings: Settings) -> redis.Redis:
@@ -83,6 +101,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    """run an RQ worker (with the scheduler) on perfkit's queues
+
+    Run a worker on QUEUES (default: email notifications analytics), taking every
+    high-priority queue first, then normal, then low. RQ's scheduler always runs, so
+    retries with backoff and delayed jobs are enqueued when due.
+    """
     from perfkit.jobs import allow_jobs, make_worker
 
     for module in args.imports:
@@ -127,6 +151,13 @@ def _periodic_scheduler(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _run_cron(args: argparse.Namespace) -> int:
+    """enqueue periodic jobs (the schedule of perfkit.jobs.periodic)
+
+    Enqueue the periodic jobs of the schedule (perfkit.jobs.periodic() in the --import
+    modules, plus cache.warm every CACHE_WARMUP_INTERVAL) when due. Any number of `perfkit
+    cron` and `perfkit worker --with-cron` processes may run: each period's job is enqueued
+    once.
+    """
     for module in args.imports:
         importlib.import_module(module)
     settings = Settings.from_env()
@@ -147,15 +178,7 @@ def _default_queues() -> tuple[str, ...]:
 def _add_worker(subparsers: Subparsers) -> None:
     from perfkit.jobs.worker import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAINTENANCE_INTERVAL
 
-    parser = subparsers.add_parser(
-        "worker",
-        help="run an RQ worker (with the scheduler) on perfkit's queues",
-        description=(
-            "Run a worker on QUEUES (default: email notifications analytics), taking every "
-            "high-priority queue first, then normal, then low. RQ's scheduler always runs, "
-            "so retries with backoff and delayed jobs are enqueued when due."
-        ),
-    )
+    parser = add_command(subparsers, "worker", _run_worker)
     parser.add_argument("queues", nargs="*", metavar="QUEUE", help="base queue names")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
     parser.add_argument(
@@ -209,23 +232,12 @@ def _add_worker(subparsers: Subparsers) -> None:
     parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     parser.add_argument("--log-level", default="INFO", help="default: %(default)s")
     _redis_url_option(parser)
-    parser.set_defaults(handler=_run_worker)
 
 
 def _add_cron(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "cron",
-        help="enqueue periodic jobs (the schedule of perfkit.jobs.periodic)",
-        description=(
-            "Enqueue the periodic jobs of the schedule (perfkit.jobs.periodic() in the "
-            "--import modules, plus cache.warm every CACHE_WARMUP_INTERVAL) when due. Any "
-            "number of `perfkit cron` and `perfkit worker --with-cron` processes may run: "
-            "each period's job is enqueued once."
-        ),
-    )
+    parser = add_command(subparsers, "cron", _run_cron)
     _import_option(parser, "import MODULE first (its periodic() entries, processors); repeatable")
     _redis_url_option(parser)
-    parser.set_defaults(handler=_run_cron)
 
 
 # -- perfkit jobs ...  ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import importlib.util
 from typing import Any
 
 from perfkit._errors import ConfigError
+from perfkit.cli import add_command
 
 __all__ = ["add_bench", "add_demo"]
 
@@ -71,6 +72,12 @@ def _seconds(text: str) -> float:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    """run the reference marketplace with its worker and dashboard
+
+    Serve the reference marketplace (examples/marketplace) with a worker, on DATABASE_URL /
+    REDIS_URL or on embedded PostgreSQL and Valkey started for the run. Loads the data (SF
+    0.1) when the database has none. Ctrl-C stops everything it started.
+    """
     require_examples("demo")
     from perfkit_demo.demo import run_demo
 
@@ -78,6 +85,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
+    """the seed's Before/After table, measured: caching off vs on
+
+    Load the marketplace (SF 0.1), then serve it twice - perfkit's caching off, then on -
+    under the same Zipf-distributed request mix from a concurrent HTTP client, after a
+    warm-up. Prints latency, throughput, cache hit rate, slow queries, pool utilisation and
+    the ratios; writes JSON and a PNG chart.
+    """
     require_examples("bench")
     from perfkit_demo.bench import run_bench
 
@@ -86,16 +100,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 def add_demo(subparsers: Any) -> None:
     """Add ``perfkit demo``."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="run the reference marketplace with its worker and dashboard",
-        description=(
-            "Serve the reference marketplace (examples/marketplace) with a worker, on "
-            "DATABASE_URL / REDIS_URL or on embedded PostgreSQL and Valkey started for the "
-            "run. Loads the data (SF 0.1) when the database has none. Ctrl-C stops "
-            "everything it started."
-        ),
-    )
+    parser = add_command(subparsers, "demo", _run_demo)
     _servers(parser)
     parser.add_argument(
         "--sf", type=float, help="scale factor to load when the database is empty (0.1)"
@@ -103,21 +108,11 @@ def add_demo(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     parser.add_argument("--log-level", default="warning", help="uvicorn's (default: warning)")
-    parser.set_defaults(handler=_run_demo)
 
 
 def add_bench(subparsers: Any) -> None:
     """Add ``perfkit bench``."""
-    parser = subparsers.add_parser(
-        "bench",
-        help="the seed's Before/After table, measured: caching off vs on",
-        description=(
-            "Load the marketplace (SF 0.1), then serve it twice - perfkit's caching off, "
-            "then on - under the same Zipf-distributed request mix from a concurrent HTTP "
-            "client, after a warm-up. Prints latency, throughput, cache hit rate, slow "
-            "queries, pool utilisation and the ratios; writes JSON and a PNG chart."
-        ),
-    )
+    parser = add_command(subparsers, "bench", _run_bench)
     _servers(parser)
     parser.add_argument("--sf", type=float, help="scale factor (default 0.1; --quick: 0.01)")
     parser.add_argument("--quick", action="store_true", help="a short run (SF 0.01, 3 s per phase)")
@@ -164,4 +159,3 @@ def add_bench(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
-    parser.set_defaults(handler=_run_bench)

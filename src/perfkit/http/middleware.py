@@ -42,16 +42,17 @@ class RequestRecorder(Protocol):
 
     def end(
         self,
-        scope: Mapping[str, Any],
+        scope: Scope | Environ,
         method: str,
         path: str,
         status: int,
         seconds: float,
         *,
-        failed: bool = False,
-        route: str | None = None,
+        failed: bool,
+        route: str,
     ) -> None:
-        """Record a finished request."""
+        """Record a finished request (the middleware always says whether it failed and
+        passes the route label it resolved)."""
         ...
 
 
@@ -107,7 +108,7 @@ class MetricsMiddleware(_Measuring[ASGIApp]):
             raise
         end = finished or time.perf_counter()
         route = route_label(scope, path, status, root_path)
-        metrics.end(scope, method, path, status, end - start, route=route)
+        metrics.end(scope, method, path, status, end - start, failed=False, route=route)
         _units.end(unit, route)
 
 

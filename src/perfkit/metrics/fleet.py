@@ -48,7 +48,6 @@ from perfkit.metrics._store import (
     ProcessStore,
     Publisher,
     SkippedEntries,
-    alive_key,
 )
 from perfkit.metrics.monitor import PerformanceMonitor
 from perfkit.metrics.requests import RequestSummary, SlowRequest, summarize
@@ -238,7 +237,7 @@ class Fleet:
 
     def alive_key(self, process: str) -> str:
         """The liveness key of ``process`` (expires ``ttl`` after its last publish)."""
-        return alive_key(self.hash_key, process)
+        return self._store.alive_key(process)
 
     # -- this process -----------------------------------------------------------------------
 
