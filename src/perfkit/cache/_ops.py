@@ -50,6 +50,7 @@ Invariants a change must keep:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,56 +75,40 @@ class Down(enum.Enum):
     MEMORY = "answered from the memory store (this process's own recent writes); no replay"
 
 
+@dataclasses.dataclass(slots=True, eq=False, repr=False)
 class Operation:
     """One public cache operation (see the module docstring).
 
     ``counters``: the ``CacheStats`` counters it may bump; ``adds``: the one its Redis (or
     memory) call's result, a count, is added to by ``_apply``; ``down``: its policy while
-    Redis is down, and ``note`` what that means for it (docs/cache.md's table)."""
+    Redis is down, and ``note`` what that means for it (docs/cache.md's table); ``before``
+    and ``after``: its span's attributes from its method's arguments and from its result."""
 
-    __slots__ = (
-        "_after",
-        "_before",
-        "adds",
-        "attributes",
-        "counters",
-        "down",
-        "name",
-        "note",
-        "span",
-    )
+    name: str
+    _: dataclasses.KW_ONLY
+    down: Down
+    note: str
+    counters: tuple[str, ...] = ()
+    adds: str | None = None
+    before: Callable[..., Attributes] | None = None
+    after: Callable[[Any], Attributes] | None = None
+    span: str = dataclasses.field(init=False)
+    attributes: Attributes = dataclasses.field(init=False)
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        down: Down,
-        note: str,
-        counters: tuple[str, ...] = (),
-        adds: str | None = None,
-        before: Callable[..., Attributes] | None = None,
-        after: Callable[[Any], Attributes] | None = None,
-    ) -> None:
-        self.name = name
-        self.span = f"cache {name}"
+    def __post_init__(self) -> None:
+        self.span = f"cache {self.name}"
         # OpenTelemetry's database conventions, then perfkit's own.
-        self.attributes: Attributes = {"db.system.name": "redis", "db.operation.name": name}
-        self.counters = counters
-        self.adds = adds
-        self.down = down
-        self.note = note
-        self._before = before
-        self._after = after
+        self.attributes = {"db.system.name": "redis", "db.operation.name": self.name}
 
     def start(self, args: tuple[Any, ...]) -> Attributes:
         """The span's attributes before the operation runs, from its method's ``args``."""
-        if self._before is None:
+        if self.before is None:
             return self.attributes
-        return {**self.attributes, **self._before(*args)}
+        return {**self.attributes, **self.before(*args)}
 
     def outcome(self, result: Any) -> Attributes:
         """The attributes learned from what the operation's method returned."""
-        return {} if self._after is None else self._after(result)
+        return {} if self.after is None else self.after(result)
 
     def __repr__(self) -> str:
         return f"Operation({self.name!r})"
@@ -170,14 +155,7 @@ SET = Operation(
     down=Down.REPLAY,
     note="stored in memory; replayed as a delete of the key (its old value must not come back)",
 )
-SET_MANY = Operation(
-    "set_many",
-    counters=("sets",),
-    adds="sets",
-    before=_written,
-    down=Down.REPLAY,
-    note="as set",
-)
+SET_MANY = dataclasses.replace(SET, name="set_many", note="as set")
 DELETE = Operation(
     "delete",
     counters=("deletes",),

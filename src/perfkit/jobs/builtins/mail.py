@@ -8,6 +8,7 @@ reports ``delivered=False``, never a fake success.
 
 from __future__ import annotations
 
+import dataclasses
 import smtplib
 import string
 from email.message import EmailMessage as MimeMessage
@@ -76,27 +77,18 @@ class LogEmailSender:
         return DeliveryReport(delivered=False, backend="log", detail="logged only, not sent")
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class SMTPEmailSender:
     """Sends through an SMTP server with :mod:`smtplib` (one connection per message)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        *,
-        sender: str,
-        username: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        timeout: float = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.username = username
-        self._password = password
-        self.starttls = starttls
-        self.timeout = timeout
+    host: str
+    port: int = 25
+    _: dataclasses.KW_ONLY
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 10.0
 
     def __repr__(self) -> str:  # never show the password
         return f"SMTPEmailSender({self.host!r}, {self.port}, sender={self.sender!r})"
@@ -112,7 +104,7 @@ class SMTPEmailSender:
             if self.starttls:
                 smtp.starttls()
             if self.username is not None:
-                smtp.login(self.username, self._password or "")
+                smtp.login(self.username, self.password or "")
             refused = smtp.send_message(mime)
         if refused:
             raise JobError(f"SMTP server refused recipients: {sorted(refused)}")
