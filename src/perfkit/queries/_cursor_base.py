@@ -105,11 +105,14 @@ class _ServerTiming(_Timing):
             self._pk_stats.record(query, self._pk_elapsed, rows or 0, failed, self._pk_pool, self)
 
 
-class _Clock:
-    """Times the block it is entered for and hands the seconds to :meth:`_stopped`, with
-    whether the block failed (ending an iteration is not a failure)."""
+class _Timer:
+    """Times one round trip of a cursor and tells the cursor how it went."""
 
-    __slots__ = ("_start",)
+    __slots__ = ("_cursor", "_query", "_start")
+
+    def __init__(self, cursor: _Timing, query: Any) -> None:
+        self._cursor = cursor
+        self._query = query
 
     def __enter__(self) -> None:
         self._start = perf_counter()
@@ -121,31 +124,15 @@ class _Clock:
         tb: TracebackType | None,
     ) -> None:
         failed = exc_type is not None and not issubclass(exc_type, _ENDS)
-        self._stopped(perf_counter() - self._start, failed, exc)
-
-    def _stopped(self, elapsed: float, failed: bool, exc: BaseException | None) -> None:
-        raise NotImplementedError
-
-
-class _Timer(_Clock):
-    """Times one round trip of a cursor and tells the cursor how it went."""
-
-    __slots__ = ("_cursor", "_query")
-
-    def __init__(self, cursor: _Timing, query: Any) -> None:
-        self._cursor = cursor
-        self._query = query
-
-    def _stopped(self, elapsed: float, failed: bool, exc: BaseException | None) -> None:
-        self._cursor._pk_done(self._query, elapsed, failed)
+        self._cursor._pk_done(self._query, perf_counter() - self._start, failed)
         if failed and exc is not None:
             self._cursor._pk_failed(exc)
 
 
-class _StreamClock(_Clock):
+class _StreamClock:
     """Time spent inside a streamed statement's fetches (not in the caller's loop body)."""
 
-    __slots__ = ("elapsed", "failed", "rows")
+    __slots__ = ("_start", "elapsed", "failed", "rows")
 
     def __init__(self) -> None:
         self.elapsed = 0.0
@@ -153,9 +140,17 @@ class _StreamClock(_Clock):
         self.failed = False
         self._start = 0.0
 
-    def _stopped(self, elapsed: float, failed: bool, exc: BaseException | None) -> None:
-        self.elapsed += elapsed
-        if failed:
+    def __enter__(self) -> None:
+        self._start = perf_counter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.elapsed += perf_counter() - self._start
+        if exc_type is not None and not issubclass(exc_type, _ENDS):
             self.failed = True
 
     def record(self, cursor: _Timing, query: Any) -> None:
