@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+import redis
 
 from perfkit import _telemetry
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
@@ -177,7 +178,7 @@ def test_a_failing_operation_ends_its_span_and_raises_unchanged(
     assert span.name == "cache set" and span.ended
 
 
-def _l1_scenario(cache: RedisService) -> list[object]:
+def _l1_scenario(cache: RedisService, url: str) -> list[object]:
     """Reads through both L1 fast lanes (get, @cached_query) and past them (a miss), then
     after an invalidation: what they answered and counted."""
 
@@ -194,7 +195,20 @@ def _l1_scenario(cache: RedisService) -> list[object]:
         return near.hits > hits
 
     cache.set("k", 1, tags=["t"])
-    # Kept in L1 once no push of our own writes is in flight (see test_l1.settle).
+    doubled(2)  # stored: its tracking push is in flight too
+    # Kept in L1 once no push of our own writes is in flight: the pushes of one connection
+    # come in order, so once a marker written after them has left L1, none is left (as
+    # test_l1.settle; without it a late push evicted one entry once under load: 8 hits of 9).
+    marker = f"{cache.namespace}:__settle__"
+
+    def marked() -> bool:
+        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
+        return marker in near._entries
+
+    eventually(marked, timeout=30)
+    with redis.Redis.from_url(url) as client:
+        client.set(marker, 1)
+    eventually(lambda: marker not in near._entries, timeout=30)
     eventually(lambda: from_l1(lambda: cache.get("k")) and from_l1(lambda: doubled(2)),
                timeout=5)  # fmt: skip
     cache.reset_stats()
@@ -216,7 +230,7 @@ def test_the_l1_fast_lanes_decide_as_the_traced_path(private_redis: PrivateRedis
         try:
             assert cache.wait_l1_ready()
             _telemetry.subscribe(cache_operation=hook)
-            results.append(_l1_scenario(cache))
+            results.append(_l1_scenario(cache, private_redis.url))
         finally:
             _telemetry.reset()
             cache.close()
