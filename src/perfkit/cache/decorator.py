@@ -371,23 +371,14 @@ def cached_query(
 
         load = func if serializer is None else _dumping(func, serializer, is_async)
 
-        def run_load(
-            svc: Any,
-            resolved: tuple[str, tuple[str, ...]],
-            args: Any,
-            kwargs: Any,
-            type_: Any,
-            **how: bool,
-        ) -> Any:
-            # The service's _load for one call (past a hit); the async service's returns a
-            # coroutine, which the caller awaits: one function serves both kinds.
-            cache_key, filled = resolved
-            return svc._load(
-                cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, policy=policy, **how
-            )
-
         def refresh(*args: Any, **kwargs: Any) -> Any:
-            return run_load(service(), resolve(args, kwargs), args, kwargs, None, refresh=True)
+            # The async service's _load returns a coroutine, which the caller awaits: one
+            # function serves both kinds.
+            cache_key, filled = resolve(args, kwargs)
+            return service()._load(
+                cache_key, lambda: load(*args, **kwargs), ttl, filled, None, refresh=True,
+                policy=policy,
+            )  # fmt: skip
 
         if is_async:
 
@@ -401,7 +392,11 @@ def cached_query(
                     value = svc._cached_hit(cache_key, type_)
                     if value is not MISSING:
                         return value
-                return await run_load(svc, (cache_key, filled), args, kwargs, type_, l1=l1)
+                # _load directly: a Redis hit is found inside it, so no frame in between.
+                return await svc._load(
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1,
+                    policy=policy,
+                )  # fmt: skip
 
             async def async_invalidate(*args: Any, **kwargs: Any) -> None:
                 await service().delete(resolve(args, kwargs)[0])
@@ -419,7 +414,10 @@ def cached_query(
                     value = svc._cached_hit(cache_key, type_)
                     if value is not MISSING:
                         return value
-                return run_load(svc, (cache_key, filled), args, kwargs, type_, l1=l1)
+                return svc._load(
+                    cache_key, lambda: load(*args, **kwargs), ttl, filled, type_, l1=l1,
+                    policy=policy,
+                )  # fmt: skip
 
             def sync_invalidate(*args: Any, **kwargs: Any) -> None:
                 service().delete(resolve(args, kwargs)[0])
