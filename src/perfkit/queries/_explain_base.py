@@ -232,8 +232,7 @@ class PlanSampler:
             if document is not None:
                 plan = parse_plan(
                     document,
-                    fingerprint=job.fingerprint.text,
-                    fingerprint_id=job.fingerprint.id,
+                    fingerprint=job.fingerprint,
                     analyzed=job.analyze,
                     captured_at=time(),
                     duration_ms=job.duration * 1000,

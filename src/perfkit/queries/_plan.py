@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from perfkit.queries._fingerprint import _KEYWORDS, _tokens, normalize_sql
+from perfkit.queries._fingerprint import _KEYWORDS, Fingerprint, _tokens, normalize_sql
 
 __all__ = [
     "PlanNode",
@@ -277,8 +277,7 @@ def _root(document: Any) -> dict[str, Any] | None:
 def parse_plan(
     document: Any,
     *,
-    fingerprint: str,
-    fingerprint_id: str,
+    fingerprint: Fingerprint,
     analyzed: bool,
     captured_at: float,
     duration_ms: float,
@@ -297,8 +296,8 @@ def parse_plan(
     shape = _shape(raw)
     changed = previous is not None and previous.shape != shape
     return QueryPlan(
-        fingerprint=fingerprint,
-        fingerprint_id=fingerprint_id,
+        fingerprint=fingerprint.text,
+        fingerprint_id=fingerprint.id,
         shape=shape,
         analyzed=analyzed,
         captured_at=captured_at,
