@@ -136,9 +136,10 @@ class _Span:
         self._span = self._manager.__enter__()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        # The span records an exception and ends; the exception goes on.
-        self._manager.__exit__(*exc_info)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # The span records an exception and ends; the exception goes on. (Three arguments,
+        # not *exc_info: a tuple packed and unpacked on every traced operation.)
+        self._manager.__exit__(exc_type, exc, tb)
 
     def set_attribute(self, key: str, value: bool | int | str, /) -> None:
         self._span.set_attribute(key, value)
