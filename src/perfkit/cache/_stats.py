@@ -193,15 +193,6 @@ class CacheCounters:
                     raise KeyError(f"{name!r} is not a counter of CacheStats ({COUNTED})")
                 counts[name] += amount
 
-    def __getattr__(self, name: str) -> int:
-        # Each counter of COUNTED reads as an attribute too (``counters.errors``).
-        counts = self.__dict__.get("_counts")
-        if counts is None or name not in counts:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        with self._lock:
-            value: int = counts[name]
-            return value
-
     def counted(self) -> dict[str, int]:
         """The ``COUNTED`` counters' values, by field name."""
         with self._lock:
