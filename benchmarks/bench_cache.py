@@ -170,7 +170,7 @@ def skipped(name: str, why: str) -> Row:
 
 def service_problem(service: RedisService | AsyncRedisService) -> str | None:
     """Why a service's numbers are not Redis's (it fell back to memory, or counted errors)."""
-    errors = service._stats.errors
+    errors = service._stats.counted()["errors"]
     if not service.fallback_active and not errors:
         return None
     state = "is in memory fallback" if service.fallback_active else "recovered"

@@ -218,7 +218,7 @@ async def throughput(url: str, ns: str, rounds: int, reads: int) -> dict[str, fl
             out["pipelining cost, 1 task: get with / without it (time)"] = paired(
                 times["plain"], times["perfkit"]
             )
-    if any(s._stats.errors or s.fallback_active for s in (service, plain)):
+    if any(s._stats.counted()["errors"] or s.fallback_active for s in (service, plain)):
         raise SystemExit("throughput: the service counted Redis errors")
     await raw.delete(raw_key)
     await service.clear()
