@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+import redis
 
 import perfkit._compat.redis
 from perfkit import Settings
@@ -59,6 +60,24 @@ async def aeventually(
             raise AssertionError("condition not met in time")
         await asyncio.sleep(pause)
     return time.perf_counter() - start
+
+
+def settle(cache: RedisService | AsyncRedisService, url: str) -> None:
+    """Wait until the tracking pushes of ``cache``'s own last writes were handled: a value
+    read while an invalidation is in flight is (rightly) not kept in L1. A marker entry put
+    in L1 and then written in Redis leaves L1 when its push is handled, which is after every
+    push the server sent before it (one connection, in order)."""
+    near, marker = cache._near, f"{cache.namespace}:__settle__"
+    assert near is not None
+
+    def marked() -> bool:
+        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
+        return marker in near._entries  # (get would count a hit)
+
+    eventually(marked, timeout=30)
+    with redis.Redis.from_url(url) as client:
+        client.set(marker, 1)  # no TTL: its expiry would be one more push, at any time
+    eventually(lambda: marker not in near._entries, timeout=30)
 
 
 def reads(cache: RedisService, key: str, value: object) -> Callable[[], bool]:

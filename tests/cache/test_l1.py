@@ -18,7 +18,7 @@ import redis
 import perfkit._compat.redis
 from perfkit.cache import RedisService, cached_query
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, eventually, reads
+from tests.cache.conftest import TEST_SETTINGS, eventually, reads, settle
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -37,24 +37,6 @@ def server() -> Iterator[PrivateRedis]:
     private = PrivateRedis()
     yield private
     private.close()
-
-
-def settle(cache: RedisService, url: str) -> None:
-    """Wait until the tracking pushes of our own last writes were handled: a value read
-    while an invalidation is in flight is (rightly) not kept in L1. A marker entry put in
-    L1 and then written in Redis leaves L1 when its push is handled, which is after every
-    push the server sent before it (one connection, in order)."""
-    near, marker = (cache._near, "app:__settle__")
-    assert near is not None
-
-    def marked() -> bool:
-        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
-        return marker in near._entries  # (get would count a hit)
-
-    eventually(marked, timeout=30)
-    with redis.Redis.from_url(url) as client:
-        client.set(marker, 1)  # no TTL: its expiry would be one more push, at any time
-    eventually(lambda: marker not in near._entries, timeout=30)
 
 
 def l1_service(url: str) -> RedisService:

@@ -9,13 +9,12 @@ from types import TracebackType
 from typing import Any
 
 import pytest
-import redis
 
 from perfkit import _telemetry
 from perfkit.cache import AsyncRedisService, RedisService, cached_query
 from perfkit.cache._ops import OPERATIONS
 from tests._servers import PrivateRedis
-from tests.cache.conftest import TEST_SETTINGS, eventually
+from tests.cache.conftest import TEST_SETTINGS, eventually, settle
 
 # Public names of the services that are not cache operations (life cycle, health, stats).
 NOT_OPERATIONS = {
@@ -196,19 +195,9 @@ def _l1_scenario(cache: RedisService, url: str) -> list[object]:
 
     cache.set("k", 1, tags=["t"])
     doubled(2)  # stored: its tracking push is in flight too
-    # Kept in L1 once no push of our own writes is in flight: the pushes of one connection
-    # come in order, so once a marker written after them has left L1, none is left (as
-    # test_l1.settle; without it a late push evicted one entry once under load: 8 hits of 9).
-    marker = f"{cache.namespace}:__settle__"
-
-    def marked() -> bool:
-        near.put(marker, None, 0, [], 1, near.epoch)  # refused while a push bumps the epoch
-        return marker in near._entries
-
-    eventually(marked, timeout=30)
-    with redis.Redis.from_url(url) as client:
-        client.set(marker, 1)
-    eventually(lambda: marker not in near._entries, timeout=30)
+    # Kept in L1 once no push of our own writes is in flight (without it a late push evicted
+    # one entry once under load: 8 hits of 9).
+    settle(cache, url)
     eventually(lambda: from_l1(lambda: cache.get("k")) and from_l1(lambda: doubled(2)),
                timeout=5)  # fmt: skip
     cache.reset_stats()
