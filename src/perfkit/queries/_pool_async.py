@@ -46,7 +46,7 @@ class _AsyncCheckout:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         # Three arguments, not *exc_info: a tuple packed and unpacked on every checkout
-        # cost ~2,000 instructions (benchmarks/instructions_queries.py).
+        # cost ~2,600 instructions (benchmarks/instructions_queries.py).
         pool, conn = self._pool, self._conn
         try:
             await conn.__aexit__(exc_type, exc, tb)
