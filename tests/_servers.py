@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -101,12 +102,20 @@ class PrivateSentinel:
 
 
 def cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    """A free port whose cluster bus port (port + 10000) is free too, both below the
+    kernel's ephemeral range: a port in that range can be taken by any outgoing connection
+    while its node is down, and a node reconnecting to a dead peer's bus port can then
+    connect to itself (Linux's TCP self-connect), hearing its own PONGs for the dead peer."""
     import random
     import socket
 
+    lowest_ephemeral = 32_768
+    with contextlib.suppress(OSError, ValueError):
+        lowest_ephemeral = int(
+            Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+        )
     for _ in range(100):
-        port = random.randint(20_000, 50_000)
+        port = random.randint(10_000, lowest_ephemeral - 10_001)
         try:
             for candidate in (port, port + 10_000):
                 with socket.socket() as sock:
