@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +35,43 @@ class PrivateRedis(EmbeddedRedis):
 
     def close(self) -> None:
         self.stop()
+
+
+class EchoServer:
+    """A TCP server on a free port that sends back whatever it is sent: what a client's socket
+    connected to itself does (Linux's self-connect: a reconnect to a dead server's port in the
+    ephemeral range can pick that very port as its own)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._peers: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                peer, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self._peers.append(peer)
+            threading.Thread(target=self._echo, args=(peer,), daemon=True).start()
+
+    @staticmethod
+    def _echo(peer: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := peer.recv(65536):
+                peer.sendall(data)
+
+    def close(self) -> None:
+        """Stop listening and drop every connection (the port is free again)."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close() does not
+        self._listener.close()
+        for peer in self._peers:
+            with contextlib.suppress(OSError):
+                peer.shutdown(socket.SHUT_RDWR)
+            peer.close()
 
 
 def env_first(*names: str) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from perfkit._compat.redis import checked_handshake
 from perfkit._errors import ConfigError
 
 __all__ = [
@@ -34,7 +35,9 @@ __all__ = [
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
     """True when a Redis server at ``url`` answers PING within ``timeout`` seconds."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, **checked_handshake(redis)
+    )
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from perfkit.cache import AsyncRedisService, cached_query
-from tests._servers import PrivateRedis
+from tests._servers import EchoServer, PrivateRedis
 from tests.cache.conftest import TEST_SETTINGS, aeventually, areads
 
 
@@ -301,3 +301,38 @@ async def test_a_value_loaded_without_its_generations_is_not_stored(
     assert await cache.get_or_set("k", lambda: "loaded", tags=["t"]) == "loaded"
     assert raw.exists("app:k") == 0
     await cache.close()
+
+
+async def test_a_peer_that_sends_back_what_it_is_sent_is_an_outage() -> None:
+    """A socket connected to itself answers the connection handshake with the handshake:
+    redis-py raised ``AttributeError`` from reading it, into the app, and the L1 listener's
+    thread died of it (L1 off for good). Now it is a connection error: reads and writes fall
+    back to memory, and once a real Redis answers on that port, the service and its L1 are
+    back on it."""
+    echo = EchoServer()
+    url = f"redis://127.0.0.1:{echo.port}/0"
+    cache = AsyncRedisService(url, namespace="echo", settings=TEST_SETTINGS, l1=True)
+    server: PrivateRedis | None = None
+    try:
+        await cache.set("k", "kept in memory")
+        assert await cache.get("k") == "kept in memory"
+        assert (await cache.stats()).fallback_active
+        await asyncio.sleep(1.0)  # the L1 listener tries, and is refused, several times
+        assert await cache.get("k") == "kept in memory"  # a probe that met the echo too
+        echo.close()
+        server = PrivateRedis(port=echo.port)
+
+        async def on_redis() -> bool:
+            await cache.get("k")
+            return not (await cache.stats()).fallback_active
+
+        await aeventually(on_redis, timeout=10, pause=0.05)
+        await cache.set("k", "in Redis")
+        with redis.Redis.from_url(url) as raw:
+            assert raw.exists("echo:k")
+        assert cache.wait_l1_ready(10)  # the listener lived through it
+    finally:
+        await cache.close()
+        echo.close()
+        if server is not None:
+            server.close()

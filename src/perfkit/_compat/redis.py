@@ -10,6 +10,8 @@ a reset connection, tests/faults/test_matrix.py).
   pushes to a handler on its parser (private ``Connection._parser``: redis-py 6-8 have no
   public per-connection hook); without it the near cache stays off.
 - :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns).
+- :func:`checked_handshake`: a connection's handshake whose reply is not Redis's raises the
+  ``ConnectionError`` it is (redis-py lets an ``AttributeError`` escape).
 - :func:`stop_pubsub_thread`: ``PubSubWorkerThread.stop()`` without 8.x's unbounded join.
 """
 
@@ -87,6 +89,45 @@ def one_quick_retry(driver: Any) -> dict[str, Any]:
     if driver is redis:
         return {"retry": redis.retry.Retry(NoBackoff(), 1)}
     return {"retry": redis.asyncio.retry.Retry(NoBackoff(), 1)}
+
+
+def checked_handshake(driver: Any) -> dict[str, Any]:
+    """Client options (``driver``: ``redis`` or ``redis.asyncio``) under which a connection
+    whose handshake reply is not Redis's fails with ``redis.ConnectionError``.
+
+    redis-py reads the reply to ``HELLO`` as a map and lets the ``AttributeError`` of any
+    other reply escape: from a peer that is not Redis, and from a socket connected to itself
+    (Linux connects a socket to its own port when a client reconnects to a dead server whose
+    port is in the ephemeral range and picks that very port: about once in 60,000 tries
+    here). Raised as it is, that error would reach the host app from a cache read, skip the
+    fallback to memory, and (in redis-py 6.x) leave the socket open in the pool. Redis
+    Cluster clients run their own hook: not for them."""
+    return {"redis_connect_func": _handshake if driver is redis else _ahandshake}
+
+
+def _handshake(connection: Any) -> None:
+    try:
+        connection.on_connect()
+    except redis.RedisError:
+        raise
+    except Exception as exc:
+        raise _not_redis(exc) from exc
+
+
+async def _ahandshake(connection: Any) -> None:
+    try:
+        await connection.on_connect()
+    except redis.RedisError:
+        raise
+    except Exception as exc:
+        raise _not_redis(exc) from exc
+
+
+def _not_redis(exc: Exception) -> redis.ConnectionError:
+    # The type only: the error's text may quote what the peer sent.
+    return redis.ConnectionError(
+        f"the server's reply to the connection handshake is not Redis's ({type(exc).__name__})"
+    )
 
 
 # redis-py 8 made PubSubWorkerThread.stop() join the thread (no timeout: until the thread's

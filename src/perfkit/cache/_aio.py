@@ -98,7 +98,8 @@ class AsyncRedisService(BaseCacheService):
                 connection = sentinel.client(driver, settings)
             elif url.startswith(CLUSTER_SCHEME):
                 connection = driver.RedisCluster.from_url(
-                    "redis://" + url[len(CLUSTER_SCHEME) :], **client_kwargs(settings, driver)
+                    "redis://" + url[len(CLUSTER_SCHEME) :],
+                    **client_kwargs(settings, driver, cluster=True),
                 )
             else:
                 connection = driver.Redis.from_url(url, **client_kwargs(settings, driver))

@@ -17,7 +17,7 @@ import redis.exceptions
 import structlog
 
 from perfkit import _telemetry
-from perfkit._compat.redis import one_quick_retry
+from perfkit._compat.redis import checked_handshake, one_quick_retry
 from perfkit._errors import ArgumentError, ArgumentTypeError, ConfigError
 from perfkit.cache import _codec, _ops
 from perfkit.cache._codec import MISSING, Entry, Payload
@@ -205,9 +205,10 @@ class SentinelURL(NamedTuple):
         }
 
 
-def client_kwargs(settings: Settings, driver: Any) -> dict[str, Any]:
+def client_kwargs(settings: Settings, driver: Any, *, cluster: bool = False) -> dict[str, Any]:
     """Options for clients the service creates with ``driver`` (``redis`` or
-    ``redis.asyncio``): short timeouts, one quick retry.
+    ``redis.asyncio``): short timeouts, one quick retry, and (but for a ``cluster`` client)
+    a handshake whose reply is not Redis's counted as a connection error.
 
     The retry survives a pooled connection that went stale (a server restart); more retries
     would only make an outage slower to detect before falling back to memory.
@@ -216,6 +217,7 @@ def client_kwargs(settings: Settings, driver: Any) -> dict[str, Any]:
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
         **one_quick_retry(driver),
+        **({} if cluster else checked_handshake(driver)),
     }
 
 

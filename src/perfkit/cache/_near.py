@@ -37,7 +37,7 @@ import redis
 import redis.connection
 import structlog
 
-from perfkit._compat.redis import on_invalidation
+from perfkit._compat.redis import checked_handshake, on_invalidation
 from perfkit.cache._codec import MISSING
 
 log = structlog.get_logger("perfkit.cache")
@@ -279,7 +279,7 @@ class Tracker:
                     log.info("cache.l1.tracking_restored", prefix=self._prefix, listener=self.name)
                 delay = 0.1
                 self._listen(conn)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # any: the thread ends only when closed
                 if self.connected.is_set() or delay == 0.1:
                     log.warning(
                         "cache.l1.tracking_lost",
@@ -367,6 +367,7 @@ def _connection(kwargs: dict[str, Any], socket_timeout: float = 5.0) -> Any:
     options = {k: v for k, v in kwargs.items() if k in accepted and k not in _DRIVER_INTERNALS}
     options["protocol"] = 3
     options["socket_timeout"] = socket_timeout
+    options.update(checked_handshake(redis))
     return cls(**options)
 
 
@@ -431,9 +432,12 @@ class ClusterTracker:
         conn = None
         try:
             while not self._stop.is_set():
-                conn, nodes = self._discover(conn)
-                if nodes is not None:
-                    self._follow(nodes)
+                try:
+                    conn, nodes = self._discover(conn)
+                    if nodes is not None:
+                        self._follow(nodes)
+                except Exception as exc:  # any: the thread ends only when closed
+                    log.warning("cache.l1.discovery_failed", error=f"{type(exc).__name__}: {exc}")
                 self._wake.wait(self.DISCOVER_EVERY)
                 self._wake.clear()
         finally:

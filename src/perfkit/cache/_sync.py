@@ -96,7 +96,8 @@ class RedisService(BaseCacheService):
                 connection = sentinel.client(driver, settings)
             elif url.startswith(CLUSTER_SCHEME):
                 connection = driver.RedisCluster.from_url(
-                    "redis://" + url[len(CLUSTER_SCHEME) :], **client_kwargs(settings, driver)
+                    "redis://" + url[len(CLUSTER_SCHEME) :],
+                    **client_kwargs(settings, driver, cluster=True),
                 )
             else:
                 connection = driver.Redis.from_url(url, **client_kwargs(settings, driver))
