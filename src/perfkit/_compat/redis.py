@@ -93,21 +93,27 @@ def one_quick_retry(driver: Any) -> dict[str, Any]:
 
 def checked_handshake(driver: Any) -> dict[str, Any]:
     """Client options (``driver``: ``redis`` or ``redis.asyncio``) under which a connection
-    whose handshake reply is not Redis's fails with ``redis.ConnectionError``.
+    whose peer does not answer as Redis does fails with ``redis.ConnectionError``.
 
-    redis-py reads the reply to ``HELLO`` as a map and lets the ``AttributeError`` of any
-    other reply escape: from a peer that is not Redis, and from a socket connected to itself
-    (Linux connects a socket to its own port when a client reconnects to a dead server whose
-    port is in the ephemeral range and picks that very port: about once in 60,000 tries
-    here). Raised as it is, that error would reach the host app from a cache read, skip the
-    fallback to memory, and (in redis-py 6.x) leave the socket open in the pool. Redis
-    Cluster clients run their own hook: not for them."""
+    redis-py reads the reply to ``HELLO`` (RESP3) as a map and lets the ``AttributeError`` of
+    any other reply escape; on RESP2 (redis-py 6's default) it reads nothing that could tell,
+    and the first command's reply is whatever came back. Both happen with a peer that is not
+    Redis, and with a socket connected to itself, which sends back what it is sent (Linux
+    connects a socket to its own port when a client reconnects to a dead server whose port
+    is in the ephemeral range and picks that very port: about once in 60,000 tries here).
+    So the handshake's errors are connection errors, and a RESP2 connection's first command
+    is a PING that must be answered PONG. Raised as it is, such an error reached the host
+    app from a cache call and skipped the fallback to memory. Redis Cluster clients run
+    their own hook: not for them."""
     return {"redis_connect_func": _handshake if driver is redis else _ahandshake}
 
 
 def _handshake(connection: Any) -> None:
     try:
         connection.on_connect()
+        if _resp2(connection):
+            connection.send_command("PING")
+            _expect_pong(connection.read_response())
     except redis.RedisError:
         raise
     except Exception as exc:
@@ -117,10 +123,22 @@ def _handshake(connection: Any) -> None:
 async def _ahandshake(connection: Any) -> None:
     try:
         await connection.on_connect()
+        if _resp2(connection):
+            await connection.send_command("PING")
+            _expect_pong(await connection.read_response())
     except redis.RedisError:
         raise
     except Exception as exc:
         raise _not_redis(exc) from exc
+
+
+def _resp2(connection: Any) -> bool:
+    return str(getattr(connection, "protocol", 2)) != "3"
+
+
+def _expect_pong(reply: object) -> None:
+    if reply not in (b"PONG", "PONG"):
+        raise ValueError("PING was not answered PONG")
 
 
 def _not_redis(exc: Exception) -> redis.ConnectionError:
