@@ -3,6 +3,7 @@ pool drops its connections to it, and with a multi-host conninfo finds the new p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -49,6 +50,17 @@ def demote(server: Cluster, how: str) -> None:
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET default_transaction_read_only = on")
             conn.execute("SELECT pg_reload_conf()")
+        # pg_reload_conf() only signals the postmaster, which reloads, then signals every
+        # backend. Until a new backend (forked from it) starts read-only, the pool's open
+        # ones may not have been told yet, and on a loaded machine took several more writes.
+        deadline = time.monotonic() + 10
+        while True:
+            with psycopg.connect(server.url) as conn:
+                setting = conn.execute("SHOW default_transaction_read_only").fetchone()
+            if setting == ("on",):
+                return
+            assert time.monotonic() < deadline, "the old primary did not reload its settings"
+            time.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", ["restarted as a standby", "made read-only in place"])
