@@ -146,7 +146,6 @@ def cluster_port() -> int:
     while its node is down, and a node reconnecting to a dead peer's bus port can then
     connect to itself (Linux's TCP self-connect), hearing its own PONGs for the dead peer."""
     import random
-    import socket
 
     lowest_ephemeral = 32_768
     with contextlib.suppress(OSError, ValueError):

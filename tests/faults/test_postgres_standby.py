@@ -3,7 +3,6 @@ pool drops its connections to it, and with a multi-host conninfo finds the new p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import psycopg
@@ -11,6 +10,7 @@ import pytest
 from psycopg import errors
 
 from perfkit.queries import TimedPool
+from tests.cache.conftest import eventually
 from tests.faults._postgres import Cluster
 
 pytestmark = pytest.mark.slow
@@ -53,14 +53,12 @@ def demote(server: Cluster, how: str) -> None:
         # pg_reload_conf() only signals the postmaster, which reloads, then signals every
         # backend. Until a new backend (forked from it) starts read-only, the pool's open
         # ones may not have been told yet, and on a loaded machine took several more writes.
-        deadline = time.monotonic() + 10
-        while True:
-            with psycopg.connect(server.url) as conn:
-                setting = conn.execute("SHOW default_transaction_read_only").fetchone()
-            if setting == ("on",):
-                return
-            assert time.monotonic() < deadline, "the old primary did not reload its settings"
-            time.sleep(0.01)
+        eventually(lambda: starts_read_only(server), timeout=10, pause=0.01)
+
+
+def starts_read_only(server: Cluster) -> bool:
+    with psycopg.connect(server.url) as conn:
+        return conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
 
 
 @pytest.mark.parametrize("how", ["restarted as a standby", "made read-only in place"])

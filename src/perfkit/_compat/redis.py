@@ -10,8 +10,9 @@ a reset connection, tests/faults/test_matrix.py).
   pushes to a handler on its parser (private ``Connection._parser``: redis-py 6-8 have no
   public per-connection hook); without it the near cache stays off.
 - :func:`one_quick_retry`: the ``Retry`` class a client of each driver expects (8.x warns).
-- :func:`checked_handshake`: a connection's handshake whose reply is not Redis's raises the
-  ``ConnectionError`` it is (redis-py lets an ``AttributeError`` escape).
+- :func:`checked_handshake`: a connection whose peer does not answer as Redis does fails
+  with ``ConnectionError`` (redis-py lets an ``AttributeError`` escape from ``HELLO``, and
+  on RESP2 reads nothing that could tell: a ``PING`` must be answered ``PONG``).
 - :func:`stop_pubsub_thread`: ``PubSubWorkerThread.stop()`` without 8.x's unbounded join.
 """
 
